@@ -163,7 +163,7 @@ func CheckInputs(infos []IOInfo, in []*Tensor) error {
 		if t == nil {
 			return fmt.Errorf("runtime: input %q is missing", info.Name)
 		}
-		if t.DType != info.DType {
+		if info.DType != graph.Undefined && t.DType != info.DType {
 			return fmt.Errorf("runtime: input %q: expected dtype %s, got %s", info.Name, info.DType, t.DType)
 		}
 		if info.Shape != nil {
