@@ -76,7 +76,7 @@ KServe v2 protocol.
 		Version:       versionString(),
 		SilenceUsage:  true,
 		SilenceErrors: true,
-		Args: cobra.ArbitraryArgs,
+		Args:          cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) > 0 {
 				return usageErr("unknown command %q for optictl", args[0])

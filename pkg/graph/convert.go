@@ -56,8 +56,13 @@ func (c *converter) model(p *onnxpb.ModelProto) (*Model, error) {
 		return nil, err
 	}
 	m.Graph = g
-	// Keep what is left (training_info, unknown fields) in a shell.
-	rest := &onnxpb.ModelProto{TrainingInfo: p.TrainingInfo}
+	// Keep what is left (training_info, unknown fields) in a shell, with the
+	// original opset_import entries (their unknown fields) and the presence
+	// of scalar fields whose value is the default, so Save writes back
+	// exactly what was read.
+	rest := &onnxpb.ModelProto{TrainingInfo: p.TrainingInfo, OpsetImport: p.OpsetImport,
+		IrVersion: p.IrVersion, ProducerName: p.ProducerName, ProducerVersion: p.ProducerVersion,
+		Domain: p.Domain, ModelVersion: p.ModelVersion, DocString: p.DocString}
 	setUnknown(rest, unknownOf(p))
 	m.rest = rest
 	return m, nil
@@ -317,13 +322,16 @@ func (c *converter) tensor(p *onnxpb.TensorProto) (*Tensor, error) {
 
 // typedToRaw converts the typed repeated fields into raw little-endian bytes.
 func typedToRaw(p *onnxpb.TensorProto, dt DType, n, want int64) ([]byte, error) {
+	// Every case checks the value count before raw is allocated, so a
+	// tensor that claims a huge shape but carries few values costs nothing.
+	var raw []byte
 	count := func(have int, per int64) error {
 		if int64(have) != n*per {
 			return fmt.Errorf("%d values for %d elements of %s", have, n, dt)
 		}
+		raw = make([]byte, 0, want)
 		return nil
 	}
-	raw := make([]byte, 0, want)
 	switch dt {
 	case Float, Complex64:
 		per := int64(1)
@@ -387,6 +395,7 @@ func typedToRaw(p *onnxpb.TensorProto, dt DType, n, want int64) ([]byte, error) 
 		if int64(len(p.Int32Data)) != want {
 			return nil, fmt.Errorf("%d packed values for %d elements of %s", len(p.Int32Data), n, dt)
 		}
+		raw = make([]byte, 0, want)
 		for _, v := range p.Int32Data {
 			raw = append(raw, byte(v))
 		}
@@ -413,23 +422,46 @@ func sp(s string) *string {
 	return &s
 }
 
+// keepEmpty is sp, except that an empty string is written as present when
+// the loaded model had it present.
+func keepEmpty(s string, orig *string) *string {
+	if s == "" && orig != nil {
+		return proto.String("")
+	}
+	return sp(s)
+}
+
 func (e *exporter) model(m *Model) (*onnxpb.ModelProto, error) {
 	p := &onnxpb.ModelProto{}
 	if m.rest != nil {
 		p.TrainingInfo = m.rest.TrainingInfo
 		setUnknown(p, unknownOf(m.rest))
 	}
-	p.IrVersion = proto.Int64(m.IRVersion)
-	for _, o := range m.Opsets {
+	orig := m.rest
+	if orig == nil {
+		orig = &onnxpb.ModelProto{}
+	}
+	if m.IRVersion != 0 || orig.IrVersion != nil || m.rest == nil {
+		p.IrVersion = proto.Int64(m.IRVersion)
+	}
+	for i, o := range m.Opsets {
+		if i < len(orig.OpsetImport) {
+			// Reuse the loaded entry (unknown fields, domain presence) while
+			// it still says the same thing.
+			if op := orig.OpsetImport[i]; op.GetDomain() == o.Domain && op.GetVersion() == o.Version {
+				p.OpsetImport = append(p.OpsetImport, op)
+				continue
+			}
+		}
 		p.OpsetImport = append(p.OpsetImport, &onnxpb.OperatorSetIdProto{Domain: proto.String(o.Domain), Version: proto.Int64(o.Version)})
 	}
-	p.ProducerName = sp(m.ProducerName)
-	p.ProducerVersion = sp(m.ProducerVersion)
-	p.Domain = sp(m.Domain)
-	if m.ModelVersion != 0 {
+	p.ProducerName = keepEmpty(m.ProducerName, orig.ProducerName)
+	p.ProducerVersion = keepEmpty(m.ProducerVersion, orig.ProducerVersion)
+	p.Domain = keepEmpty(m.Domain, orig.Domain)
+	if m.ModelVersion != 0 || orig.ModelVersion != nil {
 		p.ModelVersion = proto.Int64(m.ModelVersion)
 	}
-	p.DocString = sp(m.Doc)
+	p.DocString = keepEmpty(m.Doc, orig.DocString)
 	for _, kv := range m.Metadata {
 		p.MetadataProps = append(p.MetadataProps, &onnxpb.StringStringEntryProto{Key: proto.String(kv.Key), Value: proto.String(kv.Value)})
 	}
@@ -617,6 +649,11 @@ func (e *exporter) tensor(t *Tensor, omitRaw bool) (*onnxpb.TensorProto, error) 
 	if t.DType == String {
 		p.StringData = t.Strings
 		return p, nil
+	}
+	if t.Raw == nil && t.External != nil {
+		// Loaded with SkipExternal: writing raw_data would silently give an
+		// empty tensor.
+		return nil, fmt.Errorf("tensor %q: its external data (%q) was not read (LoadOptions.SkipExternal), so it cannot be saved", t.Name, t.External.Location)
 	}
 	if e.ext != nil {
 		entries, err := e.ext(t)

@@ -141,6 +141,9 @@ func readExternal(base string, files map[string]*os.File, t *Tensor, want int64)
 	if err != nil {
 		return nil, fmt.Errorf("tensor %q: %w", t.Name, err)
 	}
+	if info.Offset > st.Size() {
+		return nil, fmt.Errorf("tensor %q: external data offset %d is beyond the end of %q (%d bytes)", t.Name, info.Offset, info.Location, st.Size())
+	}
 	length := info.Length
 	if length < 0 {
 		length = st.Size() - info.Offset

@@ -52,11 +52,11 @@ type Attr struct {
 	Tensors []*Tensor
 	Graphs  []*Graph
 
-	Sparse      *onnxpb.SparseTensorProto
-	SparseList  []*onnxpb.SparseTensorProto
-	TP          *onnxpb.TypeProto
-	TPs         []*onnxpb.TypeProto
-	unknown     []byte
+	Sparse     *onnxpb.SparseTensorProto
+	SparseList []*onnxpb.SparseTensorProto
+	TP         *onnxpb.TypeProto
+	TPs        []*onnxpb.TypeProto
+	unknown    []byte
 }
 
 // Node is one operator application. Inputs and Outputs are value names; an

@@ -101,11 +101,6 @@ func (m *Model) SaveWith(path string, opts SaveOptions) error {
 			off += int64(len(t.Raw))
 			return entries, nil
 		}
-		defer func() {
-			if ok {
-				return
-			}
-		}()
 		w := bufio.NewWriterSize(tmp, 1<<20)
 		if err := m.write(w, e); err != nil {
 			return err
@@ -131,7 +126,15 @@ func (m *Model) SaveWith(path string, opts SaveOptions) error {
 	if err := tmp.Close(); err != nil {
 		return fmt.Errorf("graph: save: %w", err)
 	}
+	// os.CreateTemp makes files readable by their owner only; a saved model
+	// gets the mode of the file it replaces, or rw-r--r--.
+	if err := os.Chmod(tmpName, fileMode(path)); err != nil {
+		return fmt.Errorf("graph: save: %w", err)
+	}
 	if dataTmp != nil {
+		if err := os.Chmod(dataName, fileMode(dataFinal)); err != nil {
+			return fmt.Errorf("graph: save external data: %w", err)
+		}
 		if err := os.Rename(dataName, dataFinal); err != nil {
 			return fmt.Errorf("graph: save external data: %w", err)
 		}
@@ -141,6 +144,14 @@ func (m *Model) SaveWith(path string, opts SaveOptions) error {
 	}
 	ok = true
 	return nil
+}
+
+// fileMode is the permission bits of an existing file at path, or 0644.
+func fileMode(path string) os.FileMode {
+	if st, err := os.Stat(path); err == nil && st.Mode().IsRegular() {
+		return st.Mode().Perm()
+	}
+	return 0o644
 }
 
 // Marshal serializes the model to ONNX protobuf bytes (weights inline).
@@ -223,12 +234,25 @@ func (m *Model) write(w io.Writer, e *exporter) error {
 			if err := put(0x4A, uint64(len(raws[i]))); err != nil { // TensorProto.raw_data = 9
 				return fmt.Errorf("graph: save: %w", err)
 			}
-			if _, err := w.Write(raws[i]); err != nil {
+			if err := writeLarge(w, raws[i]); err != nil {
 				return fmt.Errorf("graph: save: %w", err)
 			}
 		}
 	}
 	return nil
+}
+
+// writeLarge writes p; when w is a bufio.Writer and p is at least its size,
+// the buffer is flushed first so that p goes to the file directly instead
+// of being copied through the buffer.
+func writeLarge(w io.Writer, p []byte) error {
+	if bw, ok := w.(*bufio.Writer); ok && len(p) >= bw.Size() && bw.Buffered() > 0 {
+		if err := bw.Flush(); err != nil {
+			return err
+		}
+	}
+	_, err := w.Write(p)
+	return err
 }
 
 func protoVarintLen(v uint64) int {

@@ -30,10 +30,10 @@ func (d Dim) String() string {
 }
 
 // FixedDim and SymDim build dimensions.
-func FixedDim(n int64) Dim     { return Dim{Size: n} }
-func SymDim(name string) Dim   { return Dim{Size: -1, Param: name} }
-func UnknownDim() Dim          { return Dim{Size: -1} }
-func DimsOf(s ...int64) Shape  { return ShapeOf(s) }
+func FixedDim(n int64) Dim    { return Dim{Size: n} }
+func SymDim(name string) Dim  { return Dim{Size: -1, Param: name} }
+func UnknownDim() Dim         { return Dim{Size: -1} }
+func DimsOf(s ...int64) Shape { return ShapeOf(s) }
 func ShapeOf(s []int64) Shape {
 	out := make(Shape, len(s))
 	for i, v := range s {

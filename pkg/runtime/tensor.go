@@ -192,4 +192,3 @@ func (t *Tensor) Equal(o *Tensor) bool {
 	}
 	return string(t.Raw) == string(o.Raw)
 }
-

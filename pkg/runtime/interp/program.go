@@ -31,6 +31,9 @@ type Program struct {
 	frame   []*runtime.Tensor
 	outBuf  []*runtime.Tensor
 	vinfo   map[string]*graph.ValueInfo
+	// constOf maps slots holding constants (initializers, folded nodes,
+	// constants imported from enclosing graphs); build-time only.
+	constOf map[int]*runtime.Tensor
 }
 
 type constSlot struct {
@@ -87,7 +90,7 @@ func (c *Call) Out(i int, dt graph.DType, shape []int64) (*runtime.Tensor, error
 	if i < 0 || i >= len(c.own) {
 		return nil, fmt.Errorf("interp: %s: output %d out of range", c.Node, i)
 	}
-	n, err := graph.NumElements(shape)
+	n, err := numElements(shape)
 	if err != nil {
 		return nil, fmt.Errorf("interp: %s output %d: %w", c.Node, i, err)
 	}
@@ -113,7 +116,7 @@ func (c *Call) Out(i int, dt graph.DType, shape []int64) (*runtime.Tensor, error
 				return nil, fmt.Errorf("interp: %s output %d needs %d bytes: over the memory bound of %d bytes (--max-memory)", c.Node, i, nb, sh.maxMemory)
 			}
 			if nb > 1<<36 {
-				return nil, fmt.Errorf("interp: %s output %d: %s%v is %d bytes, too large", c.Node, i, dt, shape, nb)
+				return nil, fmt.Errorf("interp: %s output %d: %s%v is %d bytes, too large", c.Node, i, dt, append([]int64(nil), shape...), nb)
 			}
 			sh.allocated += grow
 			words := make([]uint64, (nb+7)/8)
@@ -124,6 +127,19 @@ func (c *Call) Out(i int, dt graph.DType, shape []int64) (*runtime.Tensor, error
 	}
 	c.outs[i] = t
 	return t, nil
+}
+
+// numElements is graph.NumElements without letting shape escape (so that
+// kernels can pass shape literals to Out and Alias without allocating).
+func numElements(shape []int64) (int64, error) {
+	n := int64(1)
+	for _, d := range shape {
+		if d < 0 || d != 0 && n > graph.MaxElements/d {
+			return graph.NumElements(append([]int64(nil), shape...))
+		}
+		n *= d
+	}
+	return n, nil
 }
 
 // OutZero is Out with the data zeroed.
@@ -146,12 +162,12 @@ func (c *Call) SetOut(i int, t *runtime.Tensor) { c.outs[i] = t }
 // dtype, same element count), without copying. The header is reused across
 // runs.
 func (c *Call) Alias(i int, src *runtime.Tensor, shape []int64) error {
-	n, err := graph.NumElements(shape)
+	n, err := numElements(shape)
 	if err != nil {
 		return fmt.Errorf("interp: %s: %w", c.Node, err)
 	}
 	if int(n) != src.Len() {
-		return fmt.Errorf("interp: %s: cannot view %d elements as shape %v", c.Node, src.Len(), shape)
+		return fmt.Errorf("interp: %s: cannot view %d elements as shape %v", c.Node, src.Len(), append([]int64(nil), shape...))
 	}
 	h := c.aliasHeader(i)
 	h.DType = src.DType
@@ -200,12 +216,12 @@ func (c *Call) RunSubgraph(p *Program, inputs []*runtime.Tensor) ([]*runtime.Ten
 }
 
 // SubgraphInputs and SubgraphOutputs describe a compiled subgraph.
-func (p *Program) NumInputs() int  { return len(p.inputs) }
-func (p *Program) NumOutputs() int { return len(p.outputs) }
+func (p *Program) NumInputs() int      { return len(p.inputs) }
+func (p *Program) NumOutputs() int     { return len(p.outputs) }
 func (p *Program) Graph() *graph.Graph { return p.g }
 
 func newProgram(m *graph.Model, g *graph.Graph, parent *Program, sh *shared) *Program {
-	return &Program{g: g, model: m, parent: parent, shared: sh, slots: map[string]int{}}
+	return &Program{g: g, model: m, parent: parent, shared: sh, slots: map[string]int{}, constOf: map[int]*runtime.Tensor{}}
 }
 
 func (p *Program) valueInfo(name string) *graph.ValueInfo {
@@ -240,6 +256,13 @@ func (p *Program) resolve(name string) (int, bool) {
 		return 0, false
 	}
 	s := p.newSlot(name)
+	if c, ok := p.parent.constOf[outer]; ok {
+		// An outer constant is a constant here too: no copy at run time,
+		// and builders see it through BuildContext.Const.
+		p.consts = append(p.consts, constSlot{s, c})
+		p.constOf[s] = c
+		return s, true
+	}
 	p.imports = append(p.imports, importSlot{local: s, outer: outer})
 	return s, true
 }
@@ -270,7 +293,7 @@ func (p *Program) compile(top bool) error {
 		p.inputs = append(p.inputs, s)
 		p.inNames = append(p.inNames, v.Name)
 	}
-	constOf := map[int]*runtime.Tensor{}
+	constOf := p.constOf
 	for _, c := range p.consts {
 		constOf[c.slot] = c.t
 	}
@@ -314,20 +337,34 @@ func (p *Program) compile(top bool) error {
 			st.out[i] = p.newSlot(o)
 		}
 		st.call = Call{Node: n, In: make([]*runtime.Tensor, len(n.Inputs)), outs: make([]*runtime.Tensor, len(n.Outputs)), own: make([]*runtime.Tensor, len(n.Outputs)), prog: p}
-		// Constant nodes (and anything else whose kernel needs no inputs
-		// and is deterministic) could be folded here; Constant is handled
-		// by its kernel setting a prepared tensor.
-		if n.Is("Constant") {
+		// Constant nodes, and deterministic nodes whose inputs are all
+		// constants (weight reshuffles such as Slice/Concat/Transpose of
+		// initializers, shape arithmetic on constants), run once here; their
+		// outputs become constants and the node leaves the run-time schedule.
+		if p.foldable(n, st, constOf) {
 			c := &st.call
 			c.Ctx = context.Background()
-			if err := k(c); err != nil {
-				return fmt.Errorf("interp: node %s: %w", n, err)
+			for i, s := range st.in {
+				if s >= 0 {
+					c.In[i] = constOf[s]
+				}
 			}
-			if len(st.out) == 1 && st.out[0] >= 0 && c.outs[0] != nil {
-				constOf[st.out[0]] = c.outs[0]
-				p.consts = append(p.consts, constSlot{st.out[0], c.outs[0]})
+			if err := runKernel(k, c); err != nil {
+				if n.Is("Constant") {
+					return err
+				}
+				// Leave it to run time, which reports the error in context.
+			} else if outs := c.outs; allSet(outs, st.out) {
+				for i, s := range st.out {
+					if s >= 0 {
+						constOf[s] = outs[i]
+						p.consts = append(p.consts, constSlot{s, outs[i]})
+					}
+				}
 				continue // no step at run time
 			}
+			clear(c.In)
+			clear(c.outs)
 		}
 		p.steps = append(p.steps, st)
 	}
@@ -338,6 +375,7 @@ func (p *Program) compile(top bool) error {
 		}
 		p.outputs = append(p.outputs, s)
 	}
+	p.constOf = nil
 	p.frame = make([]*runtime.Tensor, p.nslots)
 	for _, c := range p.consts {
 		p.frame[c.slot] = c.t
@@ -347,8 +385,50 @@ func (p *Program) compile(top bool) error {
 	return nil
 }
 
+// noFold lists deterministic-looking ops whose results must not be
+// computed once at Open.
+var noFold = map[string]bool{
+	"RandomNormal": true, "RandomUniform": true, "RandomNormalLike": true, "RandomUniformLike": true,
+	"Multinomial": true, "Bernoulli": true, "If": true, "Loop": true, "Scan": true,
+}
+
+// foldable reports whether node n (built as st) can run at Open: a
+// default-domain op without subgraphs whose present inputs are constants.
+func (p *Program) foldable(n *graph.Node, st *step, constOf map[int]*runtime.Tensor) bool {
+	if n.Is("Constant") {
+		return true
+	}
+	if !n.IsDefaultDomain() || noFold[n.OpType] || len(n.Subgraphs()) > 0 {
+		return false
+	}
+	present := 0
+	for _, s := range st.in {
+		if s < 0 {
+			continue
+		}
+		if _, ok := constOf[s]; !ok {
+			return false
+		}
+		present++
+	}
+	return present > 0
+}
+
+// allSet reports whether every wanted output was produced.
+func allSet(outs []*runtime.Tensor, slots []int) bool {
+	for i, s := range slots {
+		if s >= 0 && (i >= len(outs) || outs[i] == nil) {
+			return false
+		}
+	}
+	return true
+}
+
 // exec runs the program. outer is the enclosing program's frame (nil at top).
-func (p *Program) exec(ctx context.Context, outer []*runtime.Tensor, inputs []*runtime.Tensor) ([]*runtime.Tensor, error) {
+// A kernel panic (a bug, or an input a kernel failed to validate) is
+// recovered here, once per execution rather than once per node, and
+// reported as an error naming the node.
+func (p *Program) exec(ctx context.Context, outer []*runtime.Tensor, inputs []*runtime.Tensor) (res []*runtime.Tensor, err error) {
 	if len(inputs) != len(p.inputs) {
 		return nil, fmt.Errorf("interp: graph %q takes %d inputs, got %d", p.g.Name, len(p.inputs), len(inputs))
 	}
@@ -359,10 +439,21 @@ func (p *Program) exec(ctx context.Context, outer []*runtime.Tensor, inputs []*r
 	for i, s := range p.inputs {
 		f[s] = inputs[i]
 	}
+	cur := -1
+	defer func() {
+		if r := recover(); r != nil {
+			name := "?"
+			if cur >= 0 && cur < len(p.steps) {
+				name = p.steps[cur].node.String()
+			}
+			res, err = nil, fmt.Errorf("interp: node %s: internal error: %v", name, r)
+		}
+	}()
 	for k, st := range p.steps {
 		if k&63 == 0 && ctx.Err() != nil {
 			return nil, fmt.Errorf("interp: %w", ctx.Err())
 		}
+		cur = k
 		c := &st.call
 		c.Ctx = ctx
 		for i, s := range st.in {
@@ -375,8 +466,8 @@ func (p *Program) exec(ctx context.Context, outer []*runtime.Tensor, inputs []*r
 		for i := range c.outs {
 			c.outs[i] = nil
 		}
-		if err := runKernel(st.kern, c); err != nil {
-			return nil, err
+		if err := st.kern(c); err != nil {
+			return nil, kernelErr(c, err)
 		}
 		for i, s := range st.out {
 			if s >= 0 {
@@ -393,6 +484,15 @@ func (p *Program) exec(ctx context.Context, outer []*runtime.Tensor, inputs []*r
 	return p.outBuf, nil
 }
 
+// kernelErr prefixes a kernel's error with the node unless it already
+// carries the package prefix (errors from nested subgraphs do).
+func kernelErr(c *Call, err error) error {
+	if strings.HasPrefix(err.Error(), "interp: ") {
+		return err
+	}
+	return fmt.Errorf("interp: node %s: %w", c.Node, err)
+}
+
 // runKernel converts a kernel panic (a bug, or an input the kernel failed
 // to validate) into an error naming the node, so one bad request never
 // takes the process down.
@@ -403,10 +503,7 @@ func runKernel(k Kernel, c *Call) (err error) {
 		}
 	}()
 	if err := k(c); err != nil {
-		if strings.HasPrefix(err.Error(), "interp: ") {
-			return err
-		}
-		return fmt.Errorf("interp: node %s: %w", c.Node, err)
+		return kernelErr(c, err)
 	}
 	return nil
 }

@@ -1,0 +1,359 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"runtime/debug"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/olekukonko/tablewriter"
+	"github.com/spf13/cobra"
+
+	"github.com/optictl/optictl/pkg/graph"
+	"github.com/optictl/optictl/pkg/passes"
+	"github.com/optictl/optictl/pkg/runtime"
+	_ "github.com/optictl/optictl/pkg/runtime/interp" // verification backends
+	_ "github.com/optictl/optictl/pkg/runtime/ort"
+	"github.com/optictl/optictl/pkg/tensorio"
+)
+
+func init() { commands = append(commands, newOptimizeCmd) }
+
+// optimizeOptions are the parsed flags of `optictl optimize`.
+type optimizeOptions struct {
+	Model     string
+	Out       string
+	Level     string
+	Target    string
+	Passes    []string
+	Disable   []string
+	DumpAfter []string
+	Shapes    []string
+	NoVerify  bool
+	Backend   string
+	Data      string
+	ATol      float64
+	RTol      float64
+	JSON      bool
+	FoldMax   int64
+	FoldGrow  bool
+	Freeze    bool
+}
+
+// parseShapes reads name=1x3x48x320 (or name=1,3,48,320) overrides.
+func parseShapeOverrides(specs []string) (map[string][]int64, error) {
+	out := map[string][]int64{}
+	for _, s := range specs {
+		name, dims, ok := strings.Cut(s, "=")
+		if !ok || name == "" || dims == "" {
+			return nil, fmt.Errorf("--shape %q: want name=DIMS, e.g. x=1x3x224x224", s)
+		}
+		var d []int64
+		for _, p := range strings.FieldsFunc(dims, func(r rune) bool { return r == 'x' || r == ',' }) {
+			v, err := strconv.ParseInt(strings.TrimSpace(p), 10, 64)
+			if err != nil || v < 0 {
+				return nil, fmt.Errorf("--shape %q: %q is not a dimension", s, p)
+			}
+			d = append(d, v)
+		}
+		if _, err := graph.NumElements(d); err != nil {
+			return nil, fmt.Errorf("--shape %q: %v", s, err)
+		}
+		if _, dup := out[name]; dup {
+			return nil, fmt.Errorf("--shape: %q given twice", name)
+		}
+		out[name] = d
+	}
+	return out, nil
+}
+
+// toPassOptions turns flags into passes.Options (usage errors for bad flags).
+func (o *optimizeOptions) toPassOptions() (passes.Options, error) {
+	var po passes.Options
+	lvl, err := passes.ParseLevel(o.Level)
+	if err != nil {
+		return po, usageErr("%v", err)
+	}
+	if o.Target != passes.TargetGeneric && o.Target != passes.TargetORTCPU {
+		return po, usageErr("--target %q: want %s or %s", o.Target, passes.TargetGeneric, passes.TargetORTCPU)
+	}
+	shapes, err := parseShapeOverrides(o.Shapes)
+	if err != nil {
+		return po, usageErr("%v", err)
+	}
+	if !o.NoVerify {
+		if _, err := runtime.Get(o.Backend); err != nil {
+			return po, usageErr("--backend: %v", err)
+		}
+	}
+	if o.ATol < 0 || o.RTol < 0 {
+		return po, usageErr("--atol and --rtol must not be negative")
+	}
+	po = passes.Options{
+		Level: lvl, Target: o.Target, Passes: o.Passes, Disable: o.Disable, DumpAfter: o.DumpAfter,
+		Shapes: shapes, Verify: !o.NoVerify, Backend: o.Backend,
+		Tolerance:    passes.Tolerance{ATol: o.ATol, RTol: o.RTol},
+		FoldMaxBytes: o.FoldMax, FoldGrow: o.FoldGrow, FreezeInitializers: o.Freeze,
+	}
+	if _, _, err := passes.ResolvePasses(po); err != nil {
+		return po, usageErr("%v", err)
+	}
+	return po, nil
+}
+
+// loadData reads the first test_data_set under dir (or dir itself) as
+// inputs named after the model's inputs.
+func loadData(dir string, m *graph.Model) (map[string]*runtime.Tensor, error) {
+	sets, err := tensorio.DataSets(dir)
+	if err != nil {
+		return nil, err
+	}
+	if len(sets) == 0 {
+		return nil, fmt.Errorf("--data %s: no input_K.pb files or test_data_set_* folders", dir)
+	}
+	var names []string
+	for _, v := range m.Graph.RealInputs() {
+		names = append(names, v.Name)
+	}
+	ds, err := tensorio.LoadDataSet(sets[0], names, nil)
+	if err != nil {
+		return nil, err
+	}
+	in := map[string]*runtime.Tensor{}
+	for _, n := range ds.Inputs {
+		in[n.Name] = n.Tensor
+	}
+	for _, name := range names {
+		if _, ok := in[name]; !ok {
+			return nil, fmt.Errorf("--data %s: no tensor for input %q", sets[0], name)
+		}
+	}
+	return in, nil
+}
+
+// softMemoryLimit asks the garbage collector to keep the heap near three
+// times the model's size (a soft limit: it makes collection more eager and
+// never fails an allocation), unless GOMEMLIMIT is set. Passes rewrite
+// whole weights and verification sessions copy them; without it the heap
+// may double before a collection.
+func softMemoryLimit(path string) {
+	if os.Getenv("GOMEMLIMIT") != "" {
+		return
+	}
+	st, err := os.Stat(path)
+	if err != nil {
+		return
+	}
+	debug.SetMemoryLimit(3*st.Size() + 128<<20)
+}
+
+type optimizeResult struct {
+	Model  string          `json:"model"`
+	Output string          `json:"output"`
+	Wrote  bool            `json:"wrote"`
+	Report *passes.Report  `json:"report"`
+	Error  string          `json:"error,omitempty"`
+	Failed *failedPassInfo `json:"failed,omitempty"`
+}
+
+type failedPassInfo struct {
+	Pass   string `json:"pass,omitempty"`
+	Output string `json:"output,omitempty"`
+}
+
+func runOptimize(g *globalOptions, o *optimizeOptions) error {
+	po, err := o.toPassOptions()
+	if err != nil {
+		return err
+	}
+	m, err := graph.Load(o.Model)
+	if err != nil {
+		return err
+	}
+	softMemoryLimit(o.Model)
+	if o.Data != "" {
+		if po.Inputs, err = loadData(o.Data, m); err != nil {
+			return usageErr("%v", err)
+		}
+	}
+	if len(po.DumpAfter) > 0 {
+		po.Dump = g.Stderr
+	}
+	out, rep, err := passes.Optimize(m, po)
+	res := optimizeResult{Model: o.Model, Output: o.Out, Report: rep}
+	var ve *passes.VerificationError
+	switch {
+	case errors.As(err, &ve):
+		res.Error = err.Error()
+		res.Failed = &failedPassInfo{Pass: ve.Pass, Output: ve.Output}
+		printOptimize(g, o, &res)
+		return failedErr(fmt.Errorf("%w; nothing was written", err))
+	case err != nil:
+		if strings.Contains(err.Error(), "--shape") {
+			return usageErr("%v", err)
+		}
+		return err
+	}
+	if len(rep.Rollbacks) > 0 {
+		// A rolled-back pass is a rewrite that broke the model: the model
+		// left is correct but the failure must not pass unnoticed.
+		rb := rep.Rollbacks[0]
+		msg := fmt.Sprintf("pass %s broke the model and was rolled back", rb.Pass)
+		if rb.Output != "" {
+			msg += fmt.Sprintf(" (output %q differed)", rb.Output)
+		}
+		if rb.Node != "" {
+			msg += " at node " + rb.Node
+		}
+		if n := len(rep.Rollbacks); n > 1 {
+			msg += fmt.Sprintf(", and %d more rollbacks", n-1)
+		}
+		err := fmt.Errorf("%s: %s; nothing was written (rerun with --disable %s to skip it)", msg, rb.Reason, rb.Pass)
+		res.Error = err.Error()
+		res.Failed = &failedPassInfo{Pass: rb.Pass, Output: rb.Output}
+		printOptimize(g, o, &res)
+		return failedErr(err)
+	}
+	if err := out.Verify(); err != nil {
+		return failedErr(fmt.Errorf("the optimized model fails verification, nothing was written: %w", err))
+	}
+	if err := out.Save(o.Out); err != nil {
+		return err
+	}
+	res.Wrote = true
+	return printOptimize(g, o, &res)
+}
+
+func printOptimize(g *globalOptions, o *optimizeOptions, res *optimizeResult) error {
+	if o.JSON {
+		enc := json.NewEncoder(g.Stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(res)
+	}
+	rep := res.Report
+	if rep == nil {
+		return nil
+	}
+	w := g.Stdout
+	t := tablewriter.NewTable(w)
+	t.Header("Pass", "Level", "Runs", "Changed", "Nodes -", "Nodes +", "Params Δ", "Bytes Δ", "FLOPs Δ", "Time", "Notes")
+	for _, st := range rep.Passes {
+		notes := strings.Join(st.Notes, "; ")
+		if st.RolledBack > 0 {
+			notes = fmt.Sprintf("ROLLED BACK x%d; %s", st.RolledBack, notes)
+		}
+		if len(notes) > 70 {
+			notes = notes[:67] + "..."
+		}
+		if err := t.Append([]string{st.Pass, st.Level, strconv.Itoa(st.Runs), strconv.Itoa(st.Changed),
+			strconv.Itoa(st.NodesRemoved), strconv.Itoa(st.NodesAdded), signed(st.ParamsDelta), signed(st.BytesDelta), signed(st.FLOPsDelta),
+			st.Time.Round(10 * time.Microsecond).String(), notes}); err != nil {
+			return err
+		}
+	}
+	if err := t.Render(); err != nil {
+		return err
+	}
+	printSummary(w, rep)
+	for _, rb := range rep.Rollbacks {
+		fmt.Fprintf(w, "rolled back: pass %s (round %d): %s\n", rb.Pass, rb.Round, rb.Reason)
+	}
+	for _, s := range rep.NumericSkips {
+		fmt.Fprintf(w, "checked structurally only: %s\n", s)
+	}
+	fmt.Fprintf(w, "verification: %s\n", rep.Numeric)
+	if res.Wrote {
+		fmt.Fprintf(w, "wrote %s (%s, %d rounds, %s)\n", res.Output, rep.Level, rep.Rounds, rep.Time.Round(time.Millisecond))
+	} else if res.Error != "" {
+		fmt.Fprintf(w, "FAILED: %s\n", res.Error)
+	}
+	return nil
+}
+
+func printSummary(w io.Writer, rep *passes.Report) {
+	fmt.Fprintf(w, "nodes   %d -> %d\n", rep.Before.Nodes, rep.After.Nodes)
+	fmt.Fprintf(w, "params  %d -> %d\n", rep.Before.Params, rep.After.Params)
+	fmt.Fprintf(w, "bytes   %d -> %d\n", rep.Before.Bytes, rep.After.Bytes)
+	fmt.Fprintf(w, "FLOPs   %d -> %d (cost model; dynamic dims as in --data or 1; ops it does not model count 0)\n", rep.Before.FLOPs, rep.After.FLOPs)
+	fmt.Fprintf(w, "peak activation memory %d -> %d bytes (cost model, as ordered)\n", rep.Before.PeakActivationBytes, rep.After.PeakActivationBytes)
+	var ops []string
+	seen := map[string]bool{}
+	for op := range rep.Before.Ops {
+		seen[op] = true
+	}
+	for op := range rep.After.Ops {
+		seen[op] = true
+	}
+	for op := range seen {
+		if rep.Before.Ops[op] != rep.After.Ops[op] {
+			ops = append(ops, fmt.Sprintf("%s %d->%d", op, rep.Before.Ops[op], rep.After.Ops[op]))
+		}
+	}
+	sort.Strings(ops)
+	if len(ops) > 0 {
+		fmt.Fprintf(w, "ops     %s\n", strings.Join(ops, ", "))
+	}
+}
+
+func signed(v int64) string {
+	if v > 0 {
+		return "+" + strconv.FormatInt(v, 10)
+	}
+	return strconv.FormatInt(v, 10)
+}
+
+func newOptimizeCmd(g *globalOptions) *cobra.Command {
+	o := &optimizeOptions{}
+	cmd := &cobra.Command{
+		Use:   "optimize MODEL -o OUT",
+		Short: "Rewrite a model into a faster one and verify it computes the same thing",
+		Long: `Rewrite MODEL with optictl's pass pipeline (see 'optictl passes') and write
+the result to OUT.
+
+Every pass is followed by a structural check and, unless --no-verify, a
+numeric check on seeded inputs (and --data inputs) against the original
+model; a pass that breaks either is rolled back and reported. If the final
+model still differs beyond --atol/--rtol, nothing is written and the exit
+code is 3.
+
+Levels: O0 nothing, O1 safe cleanups, O2 (default) + fusions and reordering,
+O3 + target-specific rewrites (--target ort-cpu: com.microsoft FusedConv,
+FusedGemm, Gelu).
+
+  optictl optimize model.onnx -o model.opt.onnx
+  optictl optimize model.onnx -o opt.onnx -O3 --target ort-cpu
+  optictl optimize model.onnx -o opt.onnx --shape x=1x3x48x320 --json`,
+		Args: exactArgs(1, "one model"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o.Model = args[0]
+			if o.Out == "" {
+				return usageErr("optimize needs -o OUT")
+			}
+			return runOptimize(g, o)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVarP(&o.Out, "output", "o", "", "where to write the optimized model")
+	f.StringVarP(&o.Level, "level", "O", "O2", "optimization level: O0, O1, O2 or O3")
+	f.StringVar(&o.Target, "target", passes.TargetGeneric, "target: generic or ort-cpu")
+	f.StringSliceVar(&o.Passes, "passes", nil, "run exactly these passes (comma-separated), whatever the level")
+	f.StringSliceVar(&o.Disable, "disable", nil, "passes to skip (comma-separated)")
+	f.StringSliceVar(&o.DumpAfter, "dump-after", nil, "print the model's text form to stderr after these passes")
+	f.StringArrayVar(&o.Shapes, "shape", nil, "fix an input's dims, name=1x3x48x320 (repeatable)")
+	f.BoolVar(&o.NoVerify, "no-verify", false, "skip numeric verification (structural checks still run)")
+	f.StringVar(&o.Backend, "backend", "interp", "backend for numeric verification: interp or ort")
+	f.StringVar(&o.Data, "data", "", "test_data_set folder (input_K.pb) for the final numeric check")
+	f.Float64Var(&o.ATol, "atol", passes.DefaultTolerance.ATol, "absolute tolerance")
+	f.Float64Var(&o.RTol, "rtol", passes.DefaultTolerance.RTol, "relative tolerance")
+	f.BoolVar(&o.JSON, "json", false, "print the report as one JSON object")
+	f.Int64Var(&o.FoldMax, "fold-max-bytes", 1<<20, "largest tensor constant folding may create")
+	f.BoolVar(&o.FoldGrow, "fold-grow", false, "let folding create constants larger than its inputs (e.g. ConstantOfShape weights)")
+	f.BoolVar(&o.Freeze, "freeze-initializers", false, "treat weights listed as graph inputs (IR < 4 files) as constants and drop them from the inputs")
+	return cmd
+}

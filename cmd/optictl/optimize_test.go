@@ -1,0 +1,253 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/optictl/optictl/pkg/graph"
+	"github.com/optictl/optictl/pkg/passes"
+)
+
+func TestParseShapeOverrides(t *testing.T) {
+	tests := []struct {
+		in   []string
+		want map[string][]int64
+		bad  bool
+	}{
+		{in: []string{"x=1x3x48x320"}, want: map[string][]int64{"x": {1, 3, 48, 320}}},
+		{in: []string{"a=2,3", "b=4"}, want: map[string][]int64{"a": {2, 3}, "b": {4}}},
+		{in: []string{"x"}, bad: true},
+		{in: []string{"x=1xq"}, bad: true},
+		{in: []string{"x=-1"}, bad: true},
+		{in: []string{"x=1", "x=2"}, bad: true},
+		{in: []string{"x=4294967296x4294967296"}, bad: true},
+	}
+	for _, tc := range tests {
+		got, err := parseShapeOverrides(tc.in)
+		if tc.bad {
+			if err == nil {
+				t.Errorf("%v: accepted", tc.in)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("%v: %v", tc.in, err)
+		}
+		for k, v := range tc.want {
+			if !equal(got[k], v) {
+				t.Errorf("%v: %s=%v, want %v", tc.in, k, got[k], v)
+			}
+		}
+	}
+}
+
+func equal(a, b []int64) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func TestOptimizeOptions(t *testing.T) {
+	base := optimizeOptions{Level: "O2", Target: "generic", Backend: "interp", ATol: 1e-4, RTol: 1e-3}
+	tests := []struct {
+		name string
+		mod  func(o *optimizeOptions)
+		bad  string
+	}{
+		{"defaults", func(o *optimizeOptions) {}, ""},
+		{"O3 ort", func(o *optimizeOptions) { o.Level = "3"; o.Target = "ort-cpu" }, ""},
+		{"bad level", func(o *optimizeOptions) { o.Level = "O9" }, "level"},
+		{"bad target", func(o *optimizeOptions) { o.Target = "tpu" }, "target"},
+		{"bad backend", func(o *optimizeOptions) { o.Backend = "nope" }, "backend"},
+		{"no-verify ignores backend", func(o *optimizeOptions) { o.Backend = "nope"; o.NoVerify = true }, ""},
+		{"unknown pass", func(o *optimizeOptions) { o.Passes = []string{"nope"} }, "valid passes"},
+		{"unknown disable", func(o *optimizeOptions) { o.Disable = []string{"nope"} }, "valid passes"},
+		{"negative tol", func(o *optimizeOptions) { o.ATol = -1 }, "negative"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			o := base
+			tc.mod(&o)
+			po, err := o.toPassOptions()
+			if tc.bad == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				if po.Verify == o.NoVerify {
+					t.Fatal("Verify not set from --no-verify")
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.bad) {
+				t.Fatalf("got %v, want an error about %s", err, tc.bad)
+			}
+			var ee *exitError
+			if !asExit(err, &ee) || ee.code != ExitUsage {
+				t.Fatalf("%v is not a usage error", err)
+			}
+		})
+	}
+}
+
+func asExit(err error, ee **exitError) bool {
+	e, ok := err.(*exitError)
+	*ee = e
+	return ok
+}
+
+// testModel writes a small model: Conv -> BatchNormalization -> Identity.
+func testModel(t *testing.T, dir string) string {
+	t.Helper()
+	f := func(name string, dims []int64, v float32) *graph.Tensor {
+		n, _ := graph.NumElements(dims)
+		d := make([]float32, n)
+		for i := range d {
+			d[i] = v + float32(i%5)/10
+		}
+		return graph.NewFloat32(name, dims, d)
+	}
+	g := &graph.Graph{Name: "t",
+		Inputs:       []*graph.ValueInfo{{Name: "x", DType: graph.Float, Shape: graph.DimsOf(1, 2, 4, 4), HasShape: true, HasType: true}},
+		Outputs:      []*graph.ValueInfo{{Name: "y", DType: graph.Float, Shape: graph.DimsOf(1, 3, 4, 4), HasShape: true, HasType: true}},
+		Initializers: []*graph.Tensor{f("w", []int64{3, 2, 3, 3}, -0.2), f("s", []int64{3}, 1), f("b", []int64{3}, 0.1), f("m", []int64{3}, 0), f("v", []int64{3}, 0.5)},
+		Nodes: []*graph.Node{
+			{Name: "conv", OpType: "Conv", Inputs: []string{"x", "w"}, Outputs: []string{"c"}, Attrs: []*graph.Attr{graph.IntsAttr("pads", 1, 1, 1, 1)}},
+			{Name: "bn", OpType: "BatchNormalization", Inputs: []string{"c", "s", "b", "m", "v"}, Outputs: []string{"n"}},
+			{Name: "id", OpType: "Identity", Inputs: []string{"n"}, Outputs: []string{"y"}},
+		}}
+	m := &graph.Model{IRVersion: 8, Opsets: []graph.OpsetImport{{Version: 13}}, Graph: g}
+	p := filepath.Join(dir, "m.onnx")
+	if err := m.Save(p); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestOptimizeCommand(t *testing.T) {
+	dir := t.TempDir()
+	in := testModel(t, dir)
+	out := filepath.Join(dir, "opt.onnx")
+	var so, se bytes.Buffer
+	if code := Execute([]string{"optimize", in, "-o", out, "-O2"}, &so, &se); code != ExitOK {
+		t.Fatalf("exit %d: %s", code, se.String())
+	}
+	for _, want := range []string{"FUSE-CONV-BATCHNORM", "fuse-conv-batchnorm", "nodes   3 -> 1", "wrote"} {
+		if !strings.Contains(so.String(), want) && !strings.Contains(strings.ToUpper(so.String()), strings.ToUpper(want)) {
+			t.Errorf("output lacks %q:\n%s", want, so.String())
+		}
+	}
+	m, err := graph.Load(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(m.Graph.Nodes) != 1 || m.Graph.Nodes[0].OpType != "Conv" || m.Graph.Outputs[0].Name != "y" {
+		t.Fatalf("unexpected result:\n%s", m.Format())
+	}
+	// Idempotent: optimizing the output again writes the same bytes.
+	out2 := filepath.Join(dir, "opt2.onnx")
+	so.Reset()
+	if code := Execute([]string{"optimize", out, "-o", out2, "--json"}, &so, &se); code != ExitOK {
+		t.Fatalf("exit %d: %s", code, se.String())
+	}
+	a, _ := os.ReadFile(out)
+	b, _ := os.ReadFile(out2)
+	if !bytes.Equal(a, b) {
+		t.Fatal("optimize is not idempotent on its own output")
+	}
+	// --dump-after prints the text form after the named pass, to stderr.
+	so.Reset()
+	se.Reset()
+	if code := Execute([]string{"optimize", in, "-o", filepath.Join(dir, "d.onnx"), "--dump-after", "fuse-conv-batchnorm", "--json"}, &so, &se); code != ExitOK {
+		t.Fatalf("exit %d: %s", code, se.String())
+	}
+	if !strings.Contains(se.String(), "=== after fuse-conv-batchnorm") || !strings.Contains(se.String(), "Conv \"conv\"") {
+		t.Fatalf("--dump-after wrote %q", se.String())
+	}
+	var res optimizeResult
+	if err := json.Unmarshal(so.Bytes(), &res); err != nil {
+		t.Fatalf("--json: %v\n%s", err, so.String())
+	}
+	if !res.Wrote || res.Report == nil || res.Report.After.Nodes != 1 {
+		t.Fatalf("--json result %+v", res)
+	}
+}
+
+func TestOptimizeCommandErrors(t *testing.T) {
+	dir := t.TempDir()
+	in := testModel(t, dir)
+	out := filepath.Join(dir, "o.onnx")
+	tests := []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"optimize", in}, ExitUsage, "-o"},
+		{[]string{"optimize", in, "-o", out, "--passes", "nope"}, ExitUsage, "fold-constants"},
+		{[]string{"optimize", in, "-o", out, "--level", "O7"}, ExitUsage, "level"},
+		{[]string{"optimize", in, "-o", out, "--shape", "q=1x2"}, ExitUsage, "not a graph input"},
+		{[]string{"optimize", filepath.Join(dir, "missing.onnx"), "-o", out}, ExitError, "missing.onnx"},
+	}
+	for _, tc := range tests {
+		var so, se bytes.Buffer
+		code := Execute(tc.args, &so, &se)
+		if code != tc.code || !strings.Contains(se.String(), tc.want) {
+			t.Errorf("%v: exit %d (want %d), stderr %q lacks %q", tc.args, code, tc.code, se.String(), tc.want)
+		}
+		if _, err := os.Stat(out); err == nil {
+			t.Fatalf("%v: wrote a model", tc.args)
+		}
+	}
+}
+
+func TestOptimizeRollbackFails(t *testing.T) {
+	p := &passes.Pass{Name: "test-cli-break", Doc: "Deliberately break the graph.", Level: passes.O2,
+		Run: func(c *passes.Context) (bool, error) {
+			c.Graph().Nodes = c.Graph().Nodes[1:]
+			return true, nil
+		}}
+	if err := passes.Register(p); err != nil {
+		t.Fatal(err)
+	}
+	defer passes.Unregister(p.Name)
+	dir := t.TempDir()
+	in := testModel(t, dir)
+	out := filepath.Join(dir, "o.onnx")
+	var so, se bytes.Buffer
+	code := Execute([]string{"optimize", in, "-o", out, "--passes", "test-cli-break"}, &so, &se)
+	if code != ExitFailed || !strings.Contains(se.String(), "test-cli-break") || !strings.Contains(se.String(), "nothing was written") {
+		t.Fatalf("exit %d, stderr %q", code, se.String())
+	}
+	if _, err := os.Stat(out); err == nil {
+		t.Fatal("wrote a model after a failed verification")
+	}
+}
+
+func TestPassesCommand(t *testing.T) {
+	var so, se bytes.Buffer
+	if code := Execute([]string{"passes"}, &so, &se); code != ExitOK {
+		t.Fatalf("exit %d: %s", code, se.String())
+	}
+	for _, p := range passes.All() {
+		if !strings.Contains(so.String(), p.Name) {
+			t.Errorf("passes output lacks %s", p.Name)
+		}
+	}
+	so.Reset()
+	if code := Execute([]string{"passes", "--json"}, &so, &se); code != ExitOK {
+		t.Fatal(se.String())
+	}
+	var list []passInfo
+	if err := json.Unmarshal(so.Bytes(), &list); err != nil || len(list) < 20 {
+		t.Fatalf("--json: %v (%d passes)", err, len(list))
+	}
+}

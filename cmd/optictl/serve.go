@@ -1,0 +1,163 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/optictl/optictl/pkg/serve"
+)
+
+func init() { commands = append(commands, newServeCmd) }
+
+type serveOptions struct {
+	http, grpc string
+	backend    string
+	threads    int
+	instances  int
+	maxBatch   int
+	queueDelay time.Duration
+	preferred  []int
+	queueSize  int
+	timeout    time.Duration
+	maxBody    int64
+	cacheBytes int64
+	cache      string
+	precompute string
+	variants   []string
+	sloP99     time.Duration
+	allowNaN   bool
+	version    string
+	logJSON    bool
+}
+
+func newServeCmd(g *globalOptions) *cobra.Command {
+	o := &serveOptions{}
+	cmd := &cobra.Command{
+		Use:   "serve [NAME=]MODEL.onnx ...",
+		Short: "Serve models over the KServe v2 protocol (HTTP and gRPC) with batching, caching and variants",
+		Long: `Serve one or more models over the KServe v2 / Open Inference Protocol.
+
+A bare path names the model after its file (or its folder for model.onnx).
+Requests are validated, looked up in the response cache, routed to a
+variant, merged into micro-batches for models with a dynamic batch
+dimension, and answered with the variant's name in the "variant" response
+parameter and the X-Optictl-Variant header.
+
+Variants (--variant NAME=PATH, repeatable, ordered from most accurate to
+fastest) apply to the single served model. With --slo-p99 the router moves
+unpinned traffic to the next faster variant when the rolling p99 or the
+queue says the SLO is at risk, and back when load falls. A client may ask
+for a variant with the request parameter "variant"; it is honoured unless
+that variant is overloaded.
+
+Endpoints: /v2/health/live, /v2/health/ready, /v2, /v2/models/NAME[/versions/V][/ready|/infer],
+/metrics (Prometheus). gRPC: inference.GRPCInferenceService and grpc.health.v1.
+
+SIGTERM or SIGINT stops accepting, finishes in-flight requests and exits 0.`,
+		Example: `  optictl serve ../shared/models/mnist/model.onnx --backend interp
+  optictl serve cls=model.onnx --variant int8=model.int8.onnx --slo-p99 10ms
+  optictl serve mlp=mlp.onnx --max-batch 32 --max-queue-delay 2ms --instances 2 --cache-bytes 64MiB`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return usageErr("serve needs at least one model")
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := o.config(args)
+			if err != nil {
+				return err
+			}
+			var h slog.Handler = slog.NewTextHandler(g.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo})
+			if o.logJSON {
+				h = slog.NewJSONHandler(g.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo})
+			}
+			cfg.Log = slog.New(h)
+			serve.Version = versionString()
+			srv, err := serve.New(cfg)
+			if err != nil {
+				return err
+			}
+			if err := srv.Listen(); err != nil {
+				return err
+			}
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			ha, ga := srv.Addrs()
+			fmt.Fprintf(g.Stdout, "optictl serve: http %s, grpc %s\n", ha, ga)
+			return srv.Serve(ctx)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.http, "http", ":8000", "HTTP listen address")
+	f.StringVar(&o.grpc, "grpc", ":8001", `gRPC listen address ("off" disables gRPC)`)
+	f.StringVar(&o.backend, "backend", "ort", "runtime backend: ort or interp")
+	f.IntVar(&o.threads, "threads", 1, "intra-op threads per session instance")
+	f.IntVar(&o.instances, "instances", 1, "parallel session instances per model variant")
+	f.IntVar(&o.maxBatch, "max-batch", 1, "largest micro-batch for models with a dynamic batch dim (1 = no batching)")
+	f.DurationVar(&o.queueDelay, "max-queue-delay", 2*time.Millisecond, "longest a request waits for others to batch with")
+	f.IntSliceVar(&o.preferred, "preferred-batch", nil, "batch sizes that are run as soon as they are reached")
+	f.IntVar(&o.queueSize, "queue", 256, "bounded queue per variant; when full, requests get 429 / RESOURCE_EXHAUSTED")
+	f.DurationVar(&o.timeout, "timeout", 30*time.Second, "per-request timeout (504 / DEADLINE_EXCEEDED)")
+	f.Int64Var(&o.maxBody, "max-body", 64<<20, "largest request body in bytes (413 above)")
+	f.Int64Var(&o.cacheBytes, "cache-bytes", 0, "in-process response cache size in bytes (0 = off)")
+	f.StringVar(&o.cache, "cache", "", "shared response cache, redis://host:port[/db]")
+	f.StringVar(&o.precompute, "precompute", "", "folder of requests (input_K.pb sets) to run at start and cache")
+	f.StringArrayVar(&o.variants, "variant", nil, "faster variant NAME=PATH of the served model (repeatable, most accurate first)")
+	f.DurationVar(&o.sloP99, "slo-p99", 0, "p99 latency objective that drives variant switching (0 = off)")
+	f.BoolVar(&o.allowNaN, "allow-nan", false, "accept NaN/Inf in float inputs")
+	f.StringVar(&o.version, "model-version", "1", "version reported for the served models")
+	f.BoolVar(&o.logJSON, "log-json", false, "structured logs as JSON lines")
+	return cmd
+}
+
+func (o *serveOptions) config(args []string) (serve.Config, error) {
+	cfg := serve.Config{
+		HTTPAddr: o.http, GRPCAddr: o.grpc, Backend: o.backend, Threads: o.threads,
+		Instances: o.instances, MaxBatch: o.maxBatch, MaxQueueDelay: o.queueDelay,
+		PreferredBatch: o.preferred, QueueSize: o.queueSize, Timeout: o.timeout,
+		MaxBodyBytes: o.maxBody, CacheBytes: o.cacheBytes, CacheURL: o.cache,
+		PrecomputeDir: o.precompute, SLOP99: o.sloP99, AllowNaN: o.allowNaN,
+	}
+	if o.backend != "ort" && o.backend != "interp" {
+		return cfg, usageErr("--backend must be ort or interp, not %q", o.backend)
+	}
+	for _, n := range []struct {
+		name string
+		v    int
+	}{{"--instances", o.instances}, {"--max-batch", o.maxBatch}, {"--queue", o.queueSize}} {
+		if n.v < 1 {
+			return cfg, usageErr("%s must be at least 1", n.name)
+		}
+	}
+	if o.cache != "" && !strings.HasPrefix(o.cache, "redis://") && !strings.HasPrefix(o.cache, "rediss://") {
+		return cfg, usageErr("--cache takes redis://host:port (use --cache-bytes for the in-process cache)")
+	}
+	if len(o.variants) > 0 && len(args) != 1 {
+		return cfg, usageErr("--variant applies to a single served model; %d given", len(args))
+	}
+	for _, a := range args {
+		name, path, err := serve.ParseModelArg(a)
+		if err != nil {
+			return cfg, usageErr("%v", err)
+		}
+		mc := serve.ModelConfig{Name: name, Version: o.version, Variants: []serve.VariantConfig{{Name: "default", Path: path}}}
+		cfg.Models = append(cfg.Models, mc)
+	}
+	for _, v := range o.variants {
+		i := strings.IndexByte(v, '=')
+		if i <= 0 || i == len(v)-1 {
+			return cfg, usageErr("--variant %q: want NAME=PATH", v)
+		}
+		cfg.Models[0].Variants = append(cfg.Models[0].Variants, serve.VariantConfig{Name: v[:i], Path: v[i+1:]})
+	}
+	return cfg, nil
+}

@@ -1,0 +1,94 @@
+package bench
+
+// SchemaVersion is the version of the JSON report; it changes when a field
+// changes meaning or disappears (adding fields does not change it).
+const SchemaVersion = 1
+
+// Report is everything one bench run measured; it is what --json writes.
+type Report struct {
+	SchemaVersion int     `json:"schema_version"`
+	Backend       string  `json:"backend"`
+	Device        string  `json:"device"`
+	Threads       int     `json:"threads"`
+	Mode          string  `json:"mode"`
+	Arrival       string  `json:"arrival,omitempty"`
+	Rate          float64 `json:"rate,omitempty"`
+	Iterations    int     `json:"iterations,omitempty"`
+	DurationS     float64 `json:"duration_s,omitempty"`
+	Warmup        int     `json:"warmup"`
+	Rounds        int     `json:"rounds"`
+	Seed          int64   `json:"seed"`
+	Data          string  `json:"data,omitempty"`
+	Labels        string  `json:"labels,omitempty"`
+	Host          Host    `json:"host"`
+	// PeakRSSBytes is the bench process's peak resident set (VmHWM) at the
+	// end: one process holds every model's sessions, so it covers them all.
+	PeakRSSBytes int64        `json:"peak_rss_bytes"`
+	Reference    string       `json:"reference"`
+	Models       []ModelInfo  `json:"models"`
+	Results      []Result     `json:"results"`
+	Gates        []GateResult `json:"gates,omitempty"`
+}
+
+// Host describes the machine.
+type Host struct {
+	OS   string `json:"os"`
+	Arch string `json:"arch"`
+	CPUs int    `json:"cpus"`
+	Go   string `json:"go"`
+}
+
+// ModelInfo describes one benchmarked model.
+type ModelInfo struct {
+	Model     string `json:"model"`
+	Variant   string `json:"variant"`
+	Reference bool   `json:"reference"`
+	SizeBytes int64  `json:"size_bytes"`
+	// SessionRSSBytes is how much the process's resident set grew while
+	// this model's first session was opened and warmed up (approximate:
+	// the Go heap and the allocator do not return memory at once).
+	SessionRSSBytes int64    `json:"session_rss_bytes"`
+	Device          string   `json:"device"`
+	Accuracy        Accuracy `json:"accuracy"`
+	AccuracyError   string   `json:"accuracy_error,omitempty"`
+}
+
+// Result is one model at one batch/concurrency point.
+type Result struct {
+	Model       string `json:"model"`
+	Variant     string `json:"variant"`
+	Reference   bool   `json:"reference"`
+	Batch       int    `json:"batch"`
+	Concurrency int    `json:"concurrency"`
+	Mode        string `json:"mode"`
+	// Count is the number of timed inferences (warm-up excluded).
+	Count     int     `json:"count"`
+	LatencyMS Summary `json:"latency_ms"`
+	// P50CIms is the bootstrap confidence interval of the p50.
+	P50CIms CI `json:"p50_ci_ms"`
+	// CV is the latencies' coefficient of variation (stddev / mean).
+	CV             float64 `json:"cv"`
+	ThroughputPerS float64 `json:"throughput_per_s"`
+	SamplesPerS    float64 `json:"samples_per_s"`
+	// Speedup is the reference's p50 over this p50 at the same point.
+	Speedup float64 `json:"speedup"`
+	// SpeedupSignificant is false when the p50 confidence intervals of
+	// this model and the reference overlap.
+	SpeedupSignificant bool     `json:"speedup_significant"`
+	SizeBytes          int64    `json:"size_bytes"`
+	PeakRSSBytes       int64    `json:"peak_rss_bytes"`
+	Accuracy           Accuracy `json:"accuracy"`
+}
+
+// GateResult is the outcome of one CI gate for one result.
+type GateResult struct {
+	Gate        string  `json:"gate"`
+	Variant     string  `json:"variant"`
+	Batch       int     `json:"batch"`
+	Concurrency int     `json:"concurrency"`
+	Measured    float64 `json:"measured"`
+	Limit       float64 `json:"limit"`
+	Unit        string  `json:"unit"`
+	Passed      bool    `json:"passed"`
+	Note        string  `json:"note,omitempty"`
+}

@@ -1,0 +1,45 @@
+package graph_test
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/optictl/optictl/pkg/graph"
+)
+
+func TestParseShapeFlag(t *testing.T) {
+	cases := []struct {
+		in   []string
+		want string // fmt of the map, or "error: substring"
+	}{
+		{nil, "map[]"},
+		{[]string{"x=1x3x48x320"}, "map[x:[1 3 48 320]]"},
+		{[]string{"x=1,3,48,320", "y=[2, 5]"}, "map[x:[1 3 48 320] y:[2 5]]"},
+		{[]string{"sr=scalar", "t=[]"}, "map[sr:[] t:[]]"},
+		{[]string{"a=b=4"}, "map[a=b:[4]]"},
+		{[]string{"x=0x3"}, "map[x:[0 3]]"},
+		{[]string{"x"}, "error: want NAME=DIMS"},
+		{[]string{"=1x2"}, "error: name is empty"},
+		{[]string{"x="}, "error: no dims"},
+		{[]string{"x=1xx2"}, "error: dim 1 is empty"},
+		{[]string{"x=1x-2"}, "error: negative"},
+		{[]string{"x=1xa"}, "error: not an integer"},
+		{[]string{"x=1,2x3"}, "error: mixes"},
+		{[]string{"x=1", "x=2"}, "error: twice"},
+		{[]string{"x=1048576x1048576x1048576"}, "error: more than 2^40"},
+		{[]string{"x=99999999999999999999"}, "error: not an integer"},
+	}
+	for _, c := range cases {
+		got, err := graph.ParseShapeFlag(c.in)
+		if strings.HasPrefix(c.want, "error: ") {
+			if err == nil || !strings.Contains(err.Error(), strings.TrimPrefix(c.want, "error: ")) || !strings.HasPrefix(err.Error(), "graph: ") {
+				t.Errorf("%q: err %v, want %s", c.in, err, c.want)
+			}
+			continue
+		}
+		if err != nil || fmt.Sprint(got) != c.want {
+			t.Errorf("%q: %v %v, want %s", c.in, got, err, c.want)
+		}
+	}
+}

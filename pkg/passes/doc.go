@@ -1,0 +1,28 @@
+// Package passes rewrites a graph.Model into a faster one that computes the
+// same thing, and checks that it does.
+//
+// A pass is a declared value (Pass: Name, Doc, Level, Requires, Run), in the
+// style of golang.org/x/tools/go/analysis. Every built-in pass is listed
+// once in the pipeline table (pipeline.go), which fixes the order per
+// optimization level; the ordering constraints and their reasons sit next to
+// the table and are checked when the package initialises.
+//
+// Optimize runs the pipeline in a bounded fixed-point loop. Before each pass
+// the model is cloned (weights are shared, so this is cheap); after each pass
+// that reports a change the model must still pass graph.Model.Verify, keep
+// its graph inputs and outputs, and, with Options.Verify, produce the same
+// outputs as the original on seeded inputs. A pass that breaks any of these,
+// returns an error or panics is rolled back and reported by name.
+//
+// Invariants every pass keeps:
+//   - graph inputs and outputs are never renamed, removed or retyped;
+//   - nodes of domains a pass does not know are left untouched;
+//   - a value read inside an If/Loop/Scan body counts as used
+//     (graph.Graph.Consumers);
+//   - weights are never edited in place (graph.Tensor.Raw is immutable): a
+//     rewrite makes new tensors;
+//   - when a precondition of a rewrite fails, the rewrite does not fire.
+//
+// Each rewrite file opens with its contract: "Before: ... After: ..." and
+// its preconditions.
+package passes

@@ -1,0 +1,243 @@
+package passes
+
+// Written-out LayerNormalization.
+//   Before: M = ReduceMean(X, axes=[-1]); D = Sub(X, M); P = Pow(D, 2) (or
+//           Mul(D, D)); V = ReduceMean(P, axes=[-1]); E = Add(V, eps);
+//           S = Sqrt(E); N = Div(D, S); G = Mul(N, gamma); Y = Add(G, beta)
+//   After:  Y = LayerNormalization(X, gamma, beta){axis=-1, epsilon=eps}
+// Preconditions: opset >= 17 (otherwise left); axes = [-1] (attribute or
+// constant input) on both ReduceMeans with keepdims=1; eps a one-element
+// constant; gamma and beta float32 constants of one dim; every intermediate
+// read only inside the pattern (D by exactly the Pow/Mul and the Div) and
+// not a graph output.
+//
+// Written-out GELU.
+//   Before: A = Div(X, sqrt(2)) (or Mul(X, 1/sqrt(2))); E = Erf(A);
+//           C = Add(E, 1); then Y = Mul(Mul(X, C), 0.5) or
+//           Y = Mul(Mul(X, 0.5), C)
+//   After:  Y = Gelu(X) (opset >= 20), or com.microsoft Gelu(X) for
+//           --target ort-cpu at lower opsets; otherwise left
+// Preconditions: the constants match to 1e-4 relative; every intermediate
+// read only inside the pattern and not a graph output.
+
+import (
+	"math"
+
+	"github.com/optictl/optictl/pkg/graph"
+)
+
+var layerNorm = &Pass{
+	Name:  "fuse-layernorm",
+	Doc:   "Replace written-out layer normalization by LayerNormalization (opset >= 17).",
+	Level: O2,
+	Run: func(c *Context) (bool, error) {
+		if c.Model.Opset("") < 17 {
+			return false, nil
+		}
+		g := c.Graph()
+		prod := g.Producers()
+		cons := g.Consumers()
+		ci := newConstIndex(g)
+		dead := map[*graph.Node]bool{}
+		only := func(v string, n int) bool {
+			return !g.IsGraphOutput(v) && len(cons[v]) == n
+		}
+		lastAxis := func(n *graph.Node) bool {
+			if n.AttrInt("keepdims", 1) != 1 {
+				return false
+			}
+			axes := n.AttrInts("axes")
+			if len(n.Inputs) > 1 && n.Inputs[1] != "" {
+				a, ok := intsConst(ci.get(n.Inputs[1]))
+				if !ok {
+					return false
+				}
+				axes = a
+			}
+			return len(axes) == 1 && axes[0] == -1
+		}
+		for _, div := range g.Nodes {
+			if !div.Is("Div") || len(div.Inputs) != 2 || dead[div] {
+				continue
+			}
+			c.At(div)
+			sub, sq := producerOf(prod, div.Inputs[0]), producerOf(prod, div.Inputs[1])
+			if sub == nil || sq == nil || !sub.Is("Sub") || !sq.Is("Sqrt") {
+				continue
+			}
+			add := producerOf(prod, sq.Inputs[0])
+			if add == nil || !add.Is("Add") {
+				continue
+			}
+			var v2 *graph.Node
+			var eps float64
+			found := false
+			for i := 0; i < 2; i++ {
+				if p := producerOf(prod, add.Inputs[i]); p != nil && p.Is("ReduceMean") {
+					if e, ok := scalarFloat(ci.get(add.Inputs[1-i])); ok {
+						v2, eps, found = p, e, true
+					}
+				}
+			}
+			if !found {
+				continue
+			}
+			pw := producerOf(prod, v2.Inputs[0])
+			d := div.Inputs[0]
+			if pw == nil {
+				continue
+			}
+			switch {
+			case pw.Is("Pow") && pw.Inputs[0] == d:
+				e, ok := scalarFloat(ci.get(pw.Inputs[1]))
+				if !ok || e != 2 {
+					continue
+				}
+			case pw.Is("Mul") && pw.Inputs[0] == d && pw.Inputs[1] == d:
+			default:
+				continue
+			}
+			m1 := producerOf(prod, sub.Inputs[1])
+			x := sub.Inputs[0]
+			if m1 == nil || !m1.Is("ReduceMean") || m1.Inputs[0] != x || !lastAxis(m1) || !lastAxis(v2) {
+				continue
+			}
+			// Affine tail.
+			mulc := cons[div.Outputs[0]]
+			if len(mulc) != 1 || !mulc[0].Is("Mul") || g.IsGraphOutput(div.Outputs[0]) {
+				continue
+			}
+			mul := mulc[0]
+			gamma := otherInput(mul, div.Outputs[0])
+			addc := cons[mul.Outputs[0]]
+			if len(addc) != 1 || !addc[0].Is("Add") || g.IsGraphOutput(mul.Outputs[0]) {
+				continue
+			}
+			badd := addc[0]
+			beta := otherInput(badd, mul.Outputs[0])
+			gt, bt := ci.get(gamma), ci.get(beta)
+			if floatConst(gt) == nil || floatConst(bt) == nil || len(gt.Dims) != 1 || len(bt.Dims) != 1 || gt.Dims[0] != bt.Dims[0] || gt.Dims[0] < 2 {
+				continue
+			}
+			if !only(m1.Outputs[0], 1) || !only(d, 2) || !only(pw.Outputs[0], 1) || !only(v2.Outputs[0], 1) ||
+				!only(add.Outputs[0], 1) || !only(sq.Outputs[0], 1) {
+				continue
+			}
+			ln := &graph.Node{Name: g.UniqueName("LayerNorm_" + badd.Outputs[0]), OpType: "LayerNormalization",
+				Inputs: []string{x, gamma, beta}, Outputs: []string{badd.Outputs[0]},
+				Attrs: []*graph.Attr{graph.IntAttr("axis", -1), graph.FloatAttr("epsilon", float32(eps))}}
+			*badd = *ln
+			for _, n := range []*graph.Node{m1, sub, pw, v2, add, sq, div, mul} {
+				dead[n] = true
+			}
+		}
+		g.RemoveNodes(dead)
+		return len(dead) > 0, nil
+	},
+}
+
+func otherInput(n *graph.Node, v string) string {
+	if len(n.Inputs) != 2 {
+		return ""
+	}
+	if n.Inputs[0] == v {
+		return n.Inputs[1]
+	}
+	if n.Inputs[1] == v {
+		return n.Inputs[0]
+	}
+	return ""
+}
+
+func near(a, b float64) bool { return math.Abs(a-b) <= 1e-4*math.Abs(b) }
+
+var gelu = &Pass{
+	Name:  "fuse-gelu",
+	Doc:   "Replace written-out GELU (x*0.5*(1+erf(x/sqrt2))) by Gelu (opset >= 20) or com.microsoft Gelu for ort-cpu.",
+	Level: O2,
+	Run: func(c *Context) (bool, error) {
+		domain := ""
+		switch {
+		case c.Model.Opset("") >= 20:
+		case c.Target() == TargetORTCPU && targetSupports(c, "com.microsoft", "Gelu"):
+			domain = "com.microsoft"
+		default:
+			return false, nil
+		}
+		g := c.Graph()
+		prod := g.Producers()
+		cons := g.Consumers()
+		ci := newConstIndex(g)
+		dead := map[*graph.Node]bool{}
+		one := func(v string) *graph.Node {
+			cs := cons[v]
+			if len(cs) != 1 || g.IsGraphOutput(v) {
+				return nil
+			}
+			return cs[0]
+		}
+		for _, erf := range g.Nodes {
+			if !erf.Is("Erf") || dead[erf] {
+				continue
+			}
+			c.At(erf)
+			a := producerOf(prod, erf.Inputs[0])
+			if a == nil || len(a.Inputs) != 2 || !singleUse(g, cons, a.Outputs[0]) {
+				continue
+			}
+			x := a.Inputs[0]
+			k, ok := scalarFloat(ci.get(a.Inputs[1]))
+			if !ok || !(a.Is("Div") && near(k, math.Sqrt2) || a.Is("Mul") && near(k, 1/math.Sqrt2)) {
+				continue
+			}
+			add := one(erf.Outputs[0])
+			if add == nil || !add.Is("Add") {
+				continue
+			}
+			if v, ok := scalarFloat(ci.get(otherInput(add, erf.Outputs[0]))); !ok || v != 1 {
+				continue
+			}
+			m1 := one(add.Outputs[0])
+			if m1 == nil || !m1.Is("Mul") {
+				continue
+			}
+			other := otherInput(m1, add.Outputs[0])
+			var last *graph.Node
+			var inner *graph.Node
+			if other == x {
+				// Y = Mul(Mul(X, C), 0.5)
+				m2 := one(m1.Outputs[0])
+				if m2 == nil || !m2.Is("Mul") {
+					continue
+				}
+				if h, ok := scalarFloat(ci.get(otherInput(m2, m1.Outputs[0]))); !ok || h != 0.5 {
+					continue
+				}
+				last = m2
+			} else {
+				// Y = Mul(Mul(X, 0.5), C)
+				inner = producerOf(prod, other)
+				if inner == nil || !inner.Is("Mul") || !singleUse(g, cons, other) || otherInput(inner, x) == "" {
+					continue
+				}
+				if h, ok := scalarFloat(ci.get(otherInput(inner, x))); !ok || h != 0.5 {
+					continue
+				}
+				last = m1
+			}
+			out := last.Outputs[0]
+			nd := &graph.Node{Name: g.UniqueName("Gelu_" + out), OpType: "Gelu", Domain: domain, Inputs: []string{x}, Outputs: []string{out}}
+			for _, n := range []*graph.Node{a, erf, add, m1, inner} {
+				if n != nil && n != last {
+					dead[n] = true
+				}
+			}
+			*last = *nd
+		}
+		g.RemoveNodes(dead)
+		if len(dead) > 0 && domain != "" && c.Model.Opset(domain) == 0 {
+			c.Model.SetOpset(domain, 1)
+		}
+		return len(dead) > 0, nil
+	},
+}

@@ -1,0 +1,160 @@
+package passes
+
+// ONNX Runtime CPU: Conv + activation -> com.microsoft FusedConv.
+//   Before: Y = Conv(X, W, B); Z = Act(Y)
+//   After:  Z = com.microsoft.FusedConv(X, W, B){conv attrs, activation="Act",
+//           activation_params=[...]}
+// Activations, as ORT's GetFusedActivationAttr reads them: Relu, Tanh,
+// Sigmoid (no params), LeakyRelu [alpha], Clip [min, max], HardSigmoid
+// [alpha, beta].
+// Preconditions: --target ort-cpu; float32 Conv weights; Y read only by
+// the activation and not a graph output; Clip's min/max constant (or
+// attributes before opset 11) - absent bounds become -/+ max float32.
+//
+// ONNX Runtime CPU: Gemm + activation -> com.microsoft FusedGemm.
+//   Before: Y = Gemm(A, B, C); Z = Act(Y)
+//   After:  Z = com.microsoft.FusedGemm(A, B, C){gemm attrs, activation="Act",
+//           activation_alpha=...}
+// Activations: Relu, Tanh, Sigmoid, LeakyRelu [activation_alpha].
+// Preconditions: --target ort-cpu; Y read only by the activation and not a
+// graph output; float32.
+
+import (
+	"math"
+
+	"github.com/optictl/optictl/pkg/graph"
+	"github.com/optictl/optictl/pkg/runtime"
+)
+
+// targetSupports reports whether the target's backend runs an op. For
+// ort-cpu it asks the registered "ort" backend when there is one; without
+// it, it relies on ONNX Runtime's CPU provider shipping these contrib ops
+// (FusedConv, FusedGemm and Gelu have been in com.microsoft since ORT 1.x).
+func targetSupports(c *Context, domain, op string) bool {
+	if c.Target() != TargetORTCPU {
+		return false
+	}
+	b, err := runtime.Get("ort")
+	if err != nil {
+		return true
+	}
+	if s := b.Capabilities().Supports; s != nil {
+		return s(domain, op, 1)
+	}
+	return true
+}
+
+var ortConvAct = &Pass{
+	Name:    "fuse-ort-conv-activation",
+	Doc:     "Fuse Conv + activation into com.microsoft FusedConv (ONNX Runtime CPU).",
+	Level:   O3,
+	Targets: []string{TargetORTCPU},
+	Run: func(c *Context) (bool, error) {
+		return fuseActivation(c, "Conv", "FusedConv", func(act *graph.Node, ci *constIndex, fused *graph.Node) bool {
+			var params []float32
+			switch act.OpType {
+			case "Relu", "Tanh", "Sigmoid":
+			case "LeakyRelu":
+				params = []float32{act.AttrFloat("alpha", 0.01)}
+			case "HardSigmoid":
+				params = []float32{act.AttrFloat("alpha", 0.2), act.AttrFloat("beta", 0.5)}
+			case "Clip":
+				lo, hi := float32(-math.MaxFloat32), float32(math.MaxFloat32)
+				if a := act.Attr("min"); a != nil {
+					lo = a.F
+				}
+				if a := act.Attr("max"); a != nil {
+					hi = a.F
+				}
+				for i, in := range act.Inputs[1:] {
+					if in == "" {
+						continue
+					}
+					v, ok := scalarFloat(ci.get(in))
+					if !ok {
+						return false
+					}
+					if i == 0 {
+						lo = float32(v)
+					} else {
+						hi = float32(v)
+					}
+				}
+				params = []float32{lo, hi}
+			default:
+				return false
+			}
+			fused.SetAttr(graph.StringAttr("activation", act.OpType))
+			if params != nil {
+				fused.SetAttr(graph.FloatsAttr("activation_params", params...))
+			}
+			return true
+		})
+	},
+}
+
+var ortGemmAct = &Pass{
+	Name:     "fuse-ort-gemm-activation",
+	Doc:      "Fuse Gemm + activation into com.microsoft FusedGemm (ONNX Runtime CPU).",
+	Level:    O3,
+	Targets:  []string{TargetORTCPU},
+	Requires: []string{"fuse-matmul-add"},
+	Run: func(c *Context) (bool, error) {
+		return fuseActivation(c, "Gemm", "FusedGemm", func(act *graph.Node, _ *constIndex, fused *graph.Node) bool {
+			switch act.OpType {
+			case "Relu", "Tanh", "Sigmoid":
+			case "LeakyRelu":
+				fused.SetAttr(graph.FloatAttr("activation_alpha", act.AttrFloat("alpha", 0.01)))
+			default:
+				return false
+			}
+			fused.SetAttr(graph.StringAttr("activation", act.OpType))
+			return true
+		})
+	},
+}
+
+func fuseActivation(c *Context, op, fusedOp string, set func(act *graph.Node, ci *constIndex, fused *graph.Node) bool) (bool, error) {
+	if !targetSupports(c, "com.microsoft", fusedOp) {
+		c.Note("target backend does not run com.microsoft.%s: skipped", fusedOp)
+		return false, nil
+	}
+	g := c.Graph()
+	prod := g.Producers()
+	cons := g.Consumers()
+	ci := newConstIndex(g)
+	shapes := staticShapes(c.Model)
+	dead := map[*graph.Node]bool{}
+	for _, act := range g.Nodes {
+		if !act.IsDefaultDomain() || len(act.Inputs) == 0 || dead[act] {
+			continue
+		}
+		p := producerOf(prod, act.Inputs[0])
+		if p == nil || !p.Is(op) || dead[p] || len(p.Outputs) != 1 || !singleUse(g, cons, p.Outputs[0]) {
+			continue
+		}
+		if t, ok := shapes[p.Inputs[0]]; !ok || t.dt != graph.Float {
+			if w := ci.get(p.Inputs[1]); w == nil || w.DType != graph.Float {
+				continue
+			}
+		}
+		c.At(act)
+		fused := p.Clone()
+		fused.Domain = "com.microsoft"
+		fused.OpType = fusedOp
+		fused.Outputs = []string{act.Outputs[0]}
+		if !set(act, ci, fused) {
+			continue
+		}
+		if fused.Name == "" {
+			fused.Name = g.UniqueName(fusedOp + "_" + act.Outputs[0])
+		}
+		*act = *fused
+		dead[p] = true
+	}
+	g.RemoveNodes(dead)
+	if len(dead) > 0 && c.Model.Opset("com.microsoft") == 0 {
+		c.Model.SetOpset("com.microsoft", 1)
+	}
+	return len(dead) > 0, nil
+}

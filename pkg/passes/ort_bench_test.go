@@ -1,0 +1,109 @@
+package passes
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/optictl/optictl/internal/testutil"
+	"github.com/optictl/optictl/pkg/graph"
+	"github.com/optictl/optictl/pkg/runtime"
+	_ "github.com/optictl/optictl/pkg/runtime/ort"
+)
+
+// BenchmarkORTRatios measures, in one interleaved run on ONNX Runtime at
+// one thread, the latency ratios issue 4 asks for:
+//
+//	a = median(original, ORT all) / median(optimized, ORT off)   goal >= 0.95
+//	b = median(original, ORT all) / median(optimized, ORT all)   goal >= 1.05
+//
+// (a ratio above 1 means the optimized model is faster.) Each b.N
+// iteration runs the sessions once each, in rotating order. ext-vs-opt-off
+// compares the original at ORT "extended" (all rewrites but the NCHWc
+// layout) with the optimized model at "off".
+//
+//	go test ./pkg/passes -run '^$' -bench ORTRatios -benchtime 300x
+func BenchmarkORTRatios(b *testing.B) {
+	light := filepath.Join(testutil.ModelsDir(b), "conformance", "onnx-1.22.0", "light")
+	cases := []struct {
+		name string
+		path string
+		opts Options
+	}{
+		{"ppocr-cls/O2", filepath.Join(testutil.ModelsDir(b), "ppocr-cls", "model.onnx"), Options{Level: O2}},
+		{"ppocr-cls/O3-ort-cpu", filepath.Join(testutil.ModelsDir(b), "ppocr-cls", "model.onnx"), Options{Level: O3, Target: TargetORTCPU}},
+		{"squeezenet/O3-ort-cpu", filepath.Join(light, "light_squeezenet.onnx"), Options{Level: O3, Target: TargetORTCPU, FreezeInitializers: true, FoldGrow: true, FoldMaxBytes: 1 << 30}},
+	}
+	for _, tc := range cases {
+		b.Run(tc.name, func(b *testing.B) {
+			m, err := graph.Load(tc.path)
+			if err != nil {
+				b.Fatal(err)
+			}
+			opt, rep, err := Optimize(m, tc.opts)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if tc.opts.FreezeInitializers {
+				m.Graph.Inputs = m.Graph.RealInputs()
+			}
+			in, err := SeededInputs(m, nil, 1)
+			if err != nil {
+				b.Fatal(err)
+			}
+			open := func(mm *graph.Model, level string) runtime.Session {
+				s, err := runtime.Open("ort", mm, runtime.Options{Threads: 1, OptLevel: level})
+				if err != nil {
+					b.Skipf("ort: %v", err)
+				}
+				b.Cleanup(func() { s.Close() })
+				return s
+			}
+			// The fourth session (original at "extended": every ORT rewrite
+			// except the NCHWc layout transformation) tells how much of the
+			// gap in ratio a is layout, which standard ONNX cannot express.
+			sess := []runtime.Session{open(m, "all"), open(opt, "off"), open(opt, "all"), open(m, "extended")}
+			args := make([][]*runtime.Tensor, len(sess))
+			for i, s := range sess {
+				for _, info := range s.Inputs() {
+					args[i] = append(args[i], in[info.Name])
+				}
+			}
+			times := make([][]time.Duration, len(sess))
+			ctx := context.Background()
+			for i, s := range sess { // warm up
+				if _, err := s.Run(ctx, args[i]); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ResetTimer()
+			for it := 0; it < b.N; it++ {
+				for k := range sess {
+					i := (it + k) % len(sess)
+					t0 := time.Now()
+					if _, err := sess[i].Run(ctx, args[i]); err != nil {
+						b.Fatal(err)
+					}
+					times[i] = append(times[i], time.Since(t0))
+				}
+			}
+			b.StopTimer()
+			med := func(d []time.Duration) float64 {
+				s := slices.Clone(d)
+				slices.Sort(s)
+				return float64(s[len(s)/2])
+			}
+			orig, offOpt, allOpt := med(times[0]), med(times[1]), med(times[2])
+			b.ReportMetric(orig/1e3, "orig-all-us")
+			b.ReportMetric(offOpt/1e3, "opt-off-us")
+			b.ReportMetric(allOpt/1e3, "opt-all-us")
+			b.ReportMetric(orig/offOpt, "ratio-a")
+			b.ReportMetric(orig/allOpt, "ratio-b")
+			b.ReportMetric(med(times[3])/offOpt, "ext-vs-opt-off")
+			b.Log(fmt.Sprintf("nodes %d -> %d", rep.Before.Nodes, rep.After.Nodes))
+		})
+	}
+}

@@ -1,0 +1,69 @@
+package passes
+
+// The pipeline: every built-in pass, in the order it runs. A level runs the
+// entries whose pass Level is at most that level (and whose Targets include
+// the chosen target). Entries with Final=false form the fixed-point loop,
+// repeated until a whole round changes nothing or MaxRounds is reached;
+// Final entries then run once, in order.
+//
+// Read it top to bottom: cleanups that expose patterns, then fusions, then
+// the sweep that removes what the fusions orphaned, then scheduling.
+var pipeline = []stage{
+	// --- cleanups that expose patterns --------------------------------
+	{"eliminate-noops", false, "Identity/Dropout/no-op Cast etc. hide producer-consumer pairs from every fusion below"},
+	{"fold-shapes", false, "turns Shape of a known shape into a constant so the shape arithmetic after it can fold"},
+	{"fold-constants", false, "BN statistics, reshape targets and GELU/LayerNorm constants must be constants before fusions inspect them"},
+	{"eliminate-common-subexpressions", false, "merges duplicated branches so fusions see one consumer instead of two"},
+	// --- layout: bring transposes together, then cancel them --------------
+	{"sink-transposes", false, "moves Transposes through elementwise ops so pairs become adjacent"},
+	{"merge-transposes", false, "cancels or merges the adjacent Transposes sinking produced"},
+	{"merge-reshapes", false, "Reshape(Reshape(x)) -> Reshape(x)"},
+	{"cancel-squeeze-unsqueeze", false, "Unsqueeze(Squeeze(x)) with the same axes -> x"},
+	// --- fusions --------------------------------------------------------
+	{"fuse-pad-into-conv", false, "a Pad folded into Conv/Pool keeps Conv adjacent to its BN and activation"},
+	{"fuse-conv-batchnorm", false, "removes the BN between Conv and its activation before activation fusion"},
+	{"fuse-conv-mul", false, "Conv*scale first, so Conv->Mul->Add folds in one round"},
+	{"fuse-conv-add", false, "bias after scale (see fuse-conv-mul)"},
+	{"fuse-matmul-add", false, "MatMul+Add -> Gemm, the form fuse-gemm-batchnorm and FusedGemm match"},
+	{"fuse-gemm-batchnorm", false, "needs the Gemm that fuse-matmul-add creates"},
+	{"fuse-layernorm", false, "needs folded constants (epsilon, the 2 of Pow)"},
+	{"fuse-gelu", false, "needs folded constants (sqrt(2), 0.5, 1)"},
+	// --- target-specific (O3) -------------------------------------------
+	{"fuse-ort-conv-activation", false, "after BN and bias fusion, Conv is directly followed by its activation"},
+	{"fuse-ort-gemm-activation", false, "after MatMul+Add -> Gemm"},
+	// --- sweep ----------------------------------------------------------
+	{"eliminate-dead-nodes", false, "fusions leave the replaced nodes unread; sweep them in the same round"},
+	{"eliminate-unused-initializers", false, "after dead nodes go, their weights are unread"},
+	{"dedupe-initializers", false, "after folding, equal constants may exist twice; merged last so CSE sees them next round"},
+	// --- once, at the end -------------------------------------------------
+	{"schedule-memory", true, "reorders nodes for peak memory; any later rewrite could undo the order, so it runs last"},
+}
+
+// MaxRounds bounds the fixed-point loop.
+const MaxRounds = 6
+
+type stage struct {
+	Pass   string
+	Final  bool
+	Reason string
+}
+
+// orderConstraint says Before must come earlier in the pipeline than After.
+type orderConstraint struct{ Before, After, Reason string }
+
+// orderConstraints are checked by Validate (at init and in a test).
+var orderConstraints = []orderConstraint{
+	{"fold-constants", "fuse-conv-batchnorm", "BN parameters are often Constant subgraphs"},
+	{"fold-shapes", "fold-constants", "shape folding feeds constant folding"},
+	{"eliminate-noops", "fuse-conv-batchnorm", "an Identity between Conv and BN blocks the fusion"},
+	{"sink-transposes", "merge-transposes", "sinking makes transposes adjacent"},
+	{"fuse-pad-into-conv", "fuse-ort-conv-activation", "FusedConv has no separate Pad"},
+	{"fuse-conv-batchnorm", "fuse-ort-conv-activation", "Conv->BN->Relu: BN must go first"},
+	{"fuse-conv-mul", "fuse-conv-add", "scale before bias"},
+	{"fuse-conv-add", "fuse-ort-conv-activation", "Conv->Add->Relu: the bias must be folded first"},
+	{"fuse-matmul-add", "fuse-gemm-batchnorm", "the Gemm must exist"},
+	{"fuse-matmul-add", "fuse-ort-gemm-activation", "the Gemm must exist"},
+	{"fuse-ort-gemm-activation", "eliminate-dead-nodes", "the sweep cleans up after every fusion"},
+	{"eliminate-dead-nodes", "eliminate-unused-initializers", "dead nodes hold the last reads of their weights"},
+	{"eliminate-unused-initializers", "schedule-memory", "scheduling sees the final node set"},
+}

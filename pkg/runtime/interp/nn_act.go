@@ -1,0 +1,79 @@
+package interp
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/optictl/optictl/pkg/graph"
+)
+
+// nnAct is a fused activation (com.microsoft FusedConv/FusedGemm:
+// "activation" and "activation_params" attributes).
+type nnAct struct {
+	kind   string
+	params []float32
+}
+
+func nnParseAct(n *graph.Node) (nnAct, error) {
+	a := nnAct{kind: n.AttrString("activation", ""), params: n.AttrFloats("activation_params")}
+	need := 0
+	switch a.kind {
+	case "", "Relu", "Tanh", "Sigmoid":
+	case "LeakyRelu":
+		if len(a.params) == 0 {
+			a.params = []float32{0.01}
+		}
+		need = 1
+	case "Clip", "HardSigmoid":
+		if len(a.params) == 0 {
+			if a.kind == "Clip" {
+				a.params = []float32{float32(math.Inf(-1)), float32(math.Inf(1))}
+			} else {
+				a.params = []float32{0.2, 0.5}
+			}
+		}
+		need = 2
+	default:
+		return a, fmt.Errorf("unsupported fused activation %q", a.kind)
+	}
+	if len(a.params) < need {
+		return a, fmt.Errorf("activation %s needs %d activation_params, got %d", a.kind, need, len(a.params))
+	}
+	return a, nil
+}
+
+func (a *nnAct) apply(y []float32) {
+	switch a.kind {
+	case "Relu":
+		for i, v := range y {
+			if v < 0 {
+				y[i] = 0
+			}
+		}
+	case "Tanh":
+		for i, v := range y {
+			y[i] = float32(math.Tanh(float64(v)))
+		}
+	case "Sigmoid":
+		for i, v := range y {
+			y[i] = float32(1 / (1 + math.Exp(-float64(v))))
+		}
+	case "LeakyRelu":
+		al := a.params[0]
+		for i, v := range y {
+			if v < 0 {
+				y[i] = v * al
+			}
+		}
+	case "Clip":
+		lo, hi := a.params[0], a.params[1]
+		for i, v := range y {
+			y[i] = min(max(v, lo), hi)
+		}
+	case "HardSigmoid":
+		al, be := a.params[0], a.params[1]
+		for i, v := range y {
+			y[i] = min(max(al*v+be, 0), 1)
+		}
+	}
+}

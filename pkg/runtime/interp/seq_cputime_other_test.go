@@ -1,0 +1,5 @@
+//go:build !linux
+
+package interp
+
+func seqThreadCPU() int64 { return 0 }

@@ -1,0 +1,304 @@
+package serve
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"math"
+
+	"github.com/optictl/optictl/pkg/graph"
+	"github.com/optictl/optictl/pkg/runtime"
+)
+
+// kserve datatype names <-> dtypes.
+var kDTypes = map[string]graph.DType{
+	"BOOL": graph.Bool, "UINT8": graph.Uint8, "UINT16": graph.Uint16, "UINT32": graph.Uint32,
+	"UINT64": graph.Uint64, "INT8": graph.Int8, "INT16": graph.Int16, "INT32": graph.Int32,
+	"INT64": graph.Int64, "FP16": graph.Float16, "FP32": graph.Float, "FP64": graph.Double,
+	"BYTES": graph.String, "BF16": graph.BFloat16,
+}
+
+// DatatypeName is the KServe name of a dtype ("FP32").
+func DatatypeName(d graph.DType) string {
+	for k, v := range kDTypes {
+		if v == d {
+			return k
+		}
+	}
+	return "UNKNOWN"
+}
+
+func parseDatatype(s string) (graph.DType, error) {
+	if d, ok := kDTypes[s]; ok {
+		return d, nil
+	}
+	return 0, fmt.Errorf("unknown datatype %q", s)
+}
+
+// elements validates a request shape and returns its element count.
+func elements(shape []int64) (int, error) {
+	n, err := graph.NumElements(shape)
+	if err != nil {
+		return 0, err
+	}
+	if n > 1<<28 {
+		return 0, fmt.Errorf("shape %v has %d elements, more than the server accepts", shape, n)
+	}
+	return int(n), nil
+}
+
+// flattenJSON appends the numbers of a (possibly nested) JSON array.
+func flattenJSON(raw json.RawMessage, out []any, limit int) ([]any, error) {
+	var v any
+	if err := json.Unmarshal(raw, &v); err != nil {
+		return nil, err
+	}
+	var walk func(x any) error
+	walk = func(x any) error {
+		switch t := x.(type) {
+		case []any:
+			for _, e := range t {
+				if err := walk(e); err != nil {
+					return err
+				}
+			}
+		default:
+			if len(out) >= limit {
+				return fmt.Errorf("more data values than the shape holds")
+			}
+			out = append(out, t)
+		}
+		return nil
+	}
+	if err := walk(v); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// tensorFromJSON builds a runtime tensor from a JSON data array.
+func tensorFromJSON(name string, dt graph.DType, shape []int64, data json.RawMessage, allowNaN bool) (*runtime.Tensor, error) {
+	n, err := elements(shape)
+	if err != nil {
+		return nil, fmt.Errorf("input %q: %w", name, err)
+	}
+	vals, err := flattenJSON(data, make([]any, 0, n), n)
+	if err != nil {
+		return nil, fmt.Errorf("input %q: data: %w", name, err)
+	}
+	if len(vals) != n {
+		return nil, fmt.Errorf("input %q: data has %d values, shape %v needs %d", name, len(vals), shape, n)
+	}
+	t := runtime.NewTensor(dt, shape)
+	for i, v := range vals {
+		if dt == graph.String {
+			s, ok := v.(string)
+			if !ok {
+				return nil, fmt.Errorf("input %q: value %d is not a string", name, i)
+			}
+			t.Strings[i] = s
+			continue
+		}
+		if dt == graph.Bool {
+			b, ok := v.(bool)
+			if !ok {
+				if f, isNum := v.(float64); isNum && (f == 0 || f == 1) {
+					b = f == 1
+				} else {
+					return nil, fmt.Errorf("input %q: value %d is not a boolean", name, i)
+				}
+			}
+			if b {
+				t.Raw[i] = 1
+			}
+			continue
+		}
+		f, ok := v.(float64)
+		if !ok {
+			return nil, fmt.Errorf("input %q: value %d (%v) is not a number", name, i, v)
+		}
+		if err := putNumber(t, i, f, allowNaN); err != nil {
+			return nil, fmt.Errorf("input %q: value %d: %w", name, i, err)
+		}
+	}
+	return t, nil
+}
+
+func putNumber(t *runtime.Tensor, i int, f float64, allowNaN bool) error {
+	r := t.Raw
+	intRange := func(lo, hi float64) error {
+		if f != math.Trunc(f) || f < lo || f > hi {
+			return fmt.Errorf("%v is not a valid %s", f, t.DType)
+		}
+		return nil
+	}
+	switch t.DType {
+	case graph.Float, graph.Double, graph.Float16:
+		if !allowNaN && (math.IsNaN(f) || math.IsInf(f, 0)) {
+			return fmt.Errorf("non-finite value %v", f)
+		}
+	}
+	switch t.DType {
+	case graph.Float:
+		binary.LittleEndian.PutUint32(r[4*i:], math.Float32bits(float32(f)))
+	case graph.Double:
+		binary.LittleEndian.PutUint64(r[8*i:], math.Float64bits(f))
+	case graph.Float16:
+		binary.LittleEndian.PutUint16(r[2*i:], graph.Float32ToFloat16(float32(f)))
+	case graph.Int8:
+		if err := intRange(math.MinInt8, math.MaxInt8); err != nil {
+			return err
+		}
+		r[i] = byte(int8(f))
+	case graph.Uint8:
+		if err := intRange(0, math.MaxUint8); err != nil {
+			return err
+		}
+		r[i] = byte(f)
+	case graph.Int16:
+		if err := intRange(math.MinInt16, math.MaxInt16); err != nil {
+			return err
+		}
+		binary.LittleEndian.PutUint16(r[2*i:], uint16(int16(f)))
+	case graph.Uint16:
+		if err := intRange(0, math.MaxUint16); err != nil {
+			return err
+		}
+		binary.LittleEndian.PutUint16(r[2*i:], uint16(f))
+	case graph.Int32:
+		if err := intRange(math.MinInt32, math.MaxInt32); err != nil {
+			return err
+		}
+		binary.LittleEndian.PutUint32(r[4*i:], uint32(int32(f)))
+	case graph.Uint32:
+		if err := intRange(0, math.MaxUint32); err != nil {
+			return err
+		}
+		binary.LittleEndian.PutUint32(r[4*i:], uint32(f))
+	case graph.Int64:
+		if err := intRange(-(1 << 63), 1<<63-1); err != nil {
+			return err
+		}
+		binary.LittleEndian.PutUint64(r[8*i:], uint64(int64(f)))
+	case graph.Uint64:
+		if err := intRange(0, 1<<64-1); err != nil {
+			return err
+		}
+		binary.LittleEndian.PutUint64(r[8*i:], uint64(f))
+	default:
+		return fmt.Errorf("datatype %s is not supported in JSON", t.DType)
+	}
+	return nil
+}
+
+// checkFinite rejects NaN/Inf in float tensors (binary inputs).
+func checkFinite(name string, t *runtime.Tensor) error {
+	switch t.DType {
+	case graph.Float:
+		for i, v := range t.Float32s() {
+			if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+				return fmt.Errorf("input %q: element %d is %v (non-finite values are refused; start the server with --allow-nan to accept them)", name, i, v)
+			}
+		}
+	case graph.Double:
+		for i, v := range t.Float64s() {
+			if math.IsNaN(v) || math.IsInf(v, 0) {
+				return fmt.Errorf("input %q: element %d is %v (non-finite values are refused; start the server with --allow-nan to accept them)", name, i, v)
+			}
+		}
+	}
+	return nil
+}
+
+// jsonData renders a tensor's values as a flat JSON-able slice.
+func jsonData(t *runtime.Tensor) (any, error) {
+	switch t.DType {
+	case graph.String:
+		return t.Strings, nil
+	case graph.Bool:
+		out := make([]bool, len(t.Raw))
+		for i, b := range t.Raw {
+			out[i] = b != 0
+		}
+		return out, nil
+	case graph.Float:
+		vs := t.Float32s()
+		out := make([]any, len(vs))
+		for i, v := range vs {
+			out[i] = jsonFloat(float64(v))
+		}
+		return out, nil
+	case graph.Int64:
+		return append([]int64{}, t.Int64s()...), nil
+	}
+	vs, err := t.AsFloat64()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]any, len(vs))
+	for i, v := range vs {
+		out[i] = jsonFloat(v)
+	}
+	return out, nil
+}
+
+// jsonFloat keeps non-finite outputs representable (JSON has no NaN).
+func jsonFloat(v float64) any {
+	switch {
+	case math.IsNaN(v):
+		return "NaN"
+	case math.IsInf(v, 1):
+		return "Infinity"
+	case math.IsInf(v, -1):
+		return "-Infinity"
+	}
+	return v
+}
+
+// tensorFromRaw builds a tensor from binary data (binary-data extension /
+// gRPC raw contents); BYTES elements are 4-byte little-endian length prefixed.
+func tensorFromRaw(name string, dt graph.DType, shape []int64, raw []byte) (*runtime.Tensor, error) {
+	n, err := elements(shape)
+	if err != nil {
+		return nil, fmt.Errorf("input %q: %w", name, err)
+	}
+	if dt == graph.String {
+		t := runtime.NewTensor(dt, shape)
+		for i := 0; i < n; i++ {
+			if len(raw) < 4 {
+				return nil, fmt.Errorf("input %q: binary BYTES data ends early at element %d", name, i)
+			}
+			l := binary.LittleEndian.Uint32(raw)
+			raw = raw[4:]
+			if uint64(l) > uint64(len(raw)) {
+				return nil, fmt.Errorf("input %q: element %d claims %d bytes, %d left", name, i, l, len(raw))
+			}
+			t.Strings[i] = string(raw[:l])
+			raw = raw[l:]
+		}
+		if len(raw) != 0 {
+			return nil, fmt.Errorf("input %q: %d bytes of binary data left over", name, len(raw))
+		}
+		return t, nil
+	}
+	want := dt.ByteSize(int64(n))
+	if int64(len(raw)) != want {
+		return nil, fmt.Errorf("input %q: binary data has %d bytes, %s%v needs %d", name, len(raw), dt, shape, want)
+	}
+	t := runtime.NewTensor(dt, shape)
+	copy(t.Raw, raw)
+	return t, nil
+}
+
+// rawBytes is the binary form of a tensor (see tensorFromRaw).
+func rawBytes(t *runtime.Tensor) []byte {
+	if t.DType != graph.String {
+		return t.Raw
+	}
+	var out []byte
+	for _, s := range t.Strings {
+		out = binary.LittleEndian.AppendUint32(out, uint32(len(s)))
+		out = append(out, s...)
+	}
+	return out
+}

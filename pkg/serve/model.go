@@ -1,0 +1,332 @@
+package serve
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/optictl/optictl/pkg/graph"
+	"github.com/optictl/optictl/pkg/runtime"
+)
+
+// Errors a request can meet in the queue; the protocol layers map them to
+// status codes.
+var (
+	ErrQueueFull    = errors.New("queue full")
+	ErrNotReady     = errors.New("model not ready")
+	ErrShuttingDown = errors.New("server shutting down")
+)
+
+// job is one request waiting for a batcher.
+type job struct {
+	ctx      context.Context
+	inputs   []*runtime.Tensor // model input order
+	batch    int64             // rows along dim 0 (1 when not batchable)
+	enqueued time.Time
+	done     chan jobResult
+}
+
+type jobResult struct {
+	outs      []*runtime.Tensor
+	err       error
+	queue     time.Duration
+	compute   time.Duration
+	batchSize int
+}
+
+// variant is one model file of a served model, with its instances.
+type variant struct {
+	name      string
+	path      string
+	model     *graph.Model
+	inputs    []runtime.IOInfo
+	outputs   []runtime.IOInfo
+	batchable bool
+	queue     chan *job
+	sessions  []runtime.Session
+	lat       *latWindow
+	srv       *Server
+	parent    *servedModel
+	wg        sync.WaitGroup
+	depth     atomic.Int64
+}
+
+// batchable: every input and output has a dynamic first dim.
+func isBatchable(in, out []runtime.IOInfo) bool {
+	if len(in) == 0 {
+		return false
+	}
+	for _, l := range [][]runtime.IOInfo{in, out} {
+		for _, io := range l {
+			if len(io.Shape) == 0 || io.Shape[0] >= 0 {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+func (v *variant) start() {
+	for _, s := range v.sessions {
+		v.wg.Add(1)
+		go v.loop(s)
+	}
+}
+
+// loop is one instance's batcher: take a job, gather compatible jobs for
+// up to MaxQueueDelay (or until MaxBatch rows), run once, split.
+func (v *variant) loop(s runtime.Session) {
+	defer v.wg.Done()
+	cfg := v.srv.cfg
+	pending := make([]*job, 0, cfg.MaxBatch)
+	var carry *job
+	for {
+		var first *job
+		if carry != nil {
+			first, carry = carry, nil
+		} else {
+			j, ok := <-v.queue
+			if !ok {
+				return
+			}
+			v.depth.Add(-1)
+			first = j
+		}
+		pending = append(pending[:0], first)
+		rows := first.batch
+		if v.batchable && cfg.MaxBatch > 1 && rows < int64(cfg.MaxBatch) {
+			timer := time.NewTimer(cfg.MaxQueueDelay)
+		gather:
+			for rows < int64(cfg.MaxBatch) {
+				select {
+				case j, ok := <-v.queue:
+					if !ok {
+						break gather
+					}
+					v.depth.Add(-1)
+					if !sameTail(first, j) || rows+j.batch > int64(cfg.MaxBatch) {
+						carry = j
+						break gather
+					}
+					pending = append(pending, j)
+					rows += j.batch
+					if preferred(cfg.PreferredBatch, rows) {
+						break gather
+					}
+				case <-timer.C:
+					break gather
+				}
+			}
+			timer.Stop()
+		}
+		v.execute(s, pending, rows)
+	}
+}
+
+func preferred(pref []int, rows int64) bool {
+	for _, p := range pref {
+		if int64(p) == rows {
+			return true
+		}
+	}
+	return false
+}
+
+// sameTail: two jobs can share a batch when every input has the same
+// dtype and the same dims after the first.
+func sameTail(a, b *job) bool {
+	for i := range a.inputs {
+		x, y := a.inputs[i], b.inputs[i]
+		if x.DType != y.DType || len(x.Shape) != len(y.Shape) {
+			return false
+		}
+		for k := 1; k < len(x.Shape); k++ {
+			if x.Shape[k] != y.Shape[k] {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+func (v *variant) execute(s runtime.Session, jobs []*job, rows int64) {
+	start := time.Now()
+	live := jobs[:0:0]
+	for _, j := range jobs {
+		if err := j.ctx.Err(); err != nil {
+			j.done <- jobResult{err: err}
+			continue
+		}
+		live = append(live, j)
+	}
+	if len(live) == 0 {
+		return
+	}
+	var in []*runtime.Tensor
+	if len(live) == 1 {
+		in = live[0].inputs
+	} else {
+		in = make([]*runtime.Tensor, len(live[0].inputs))
+		for i := range in {
+			parts := make([]*runtime.Tensor, len(live))
+			for k, j := range live {
+				parts[k] = j.inputs[i]
+			}
+			in[i] = concat0(parts)
+		}
+	}
+	outs, err := s.Run(context.Background(), in)
+	compute := time.Since(start)
+	m, lbl := v.srv.metrics, []string{v.parent.name, v.parent.version, v.name}
+	m.execCount.WithLabelValues(lbl...).Inc()
+	m.batchHist.WithLabelValues(lbl...).Observe(float64(len(live)))
+	m.computeHist.WithLabelValues(lbl...).Observe(compute.Seconds())
+	m.computeUs.WithLabelValues(lbl...).Add(float64(compute.Microseconds()))
+	var off int64
+	for _, j := range live {
+		q := start.Sub(j.enqueued)
+		m.queueHist.WithLabelValues(lbl...).Observe(q.Seconds())
+		m.queueUs.WithLabelValues(lbl...).Add(float64(q.Microseconds()))
+		m.inferCount.WithLabelValues(lbl...).Add(float64(j.batch))
+		if err != nil {
+			j.done <- jobResult{err: err}
+			continue
+		}
+		res := make([]*runtime.Tensor, len(outs))
+		for i, o := range outs {
+			if len(live) == 1 {
+				res[i] = o.Clone()
+			} else {
+				res[i] = slice0(o, off, off+j.batch, rows)
+			}
+		}
+		off += j.batch
+		j.done <- jobResult{outs: res, queue: q, compute: compute, batchSize: len(live)}
+	}
+}
+
+// concat0 stacks tensors along dim 0.
+func concat0(parts []*runtime.Tensor) *runtime.Tensor {
+	shape := append([]int64{}, parts[0].Shape...)
+	shape[0] = 0
+	for _, p := range parts {
+		shape[0] += p.Shape[0]
+	}
+	t := runtime.NewTensor(parts[0].DType, shape)
+	if t.DType == graph.String {
+		t.Strings = t.Strings[:0]
+		for _, p := range parts {
+			t.Strings = append(t.Strings, p.Strings...)
+		}
+		return t
+	}
+	off := 0
+	for _, p := range parts {
+		off += copy(t.Raw[off:], p.Raw)
+	}
+	return t
+}
+
+// slice0 copies rows [lo, hi) of a batched output with total rows.
+func slice0(t *runtime.Tensor, lo, hi, total int64) *runtime.Tensor {
+	shape := append([]int64{}, t.Shape...)
+	shape[0] = hi - lo
+	out := runtime.NewTensor(t.DType, shape)
+	if t.DType == graph.String {
+		per := int64(len(t.Strings)) / total
+		copy(out.Strings, t.Strings[lo*per:hi*per])
+		return out
+	}
+	per := int64(len(t.Raw)) / total
+	copy(out.Raw, t.Raw[lo*per:hi*per])
+	return out
+}
+
+// submit queues a job without blocking; a full queue is refused at once.
+func (v *variant) submit(j *job) (err error) {
+	defer func() {
+		if recover() != nil { // queue closed during shutdown
+			err = ErrShuttingDown
+		}
+	}()
+	select {
+	case v.queue <- j:
+		v.depth.Add(1)
+		return nil
+	default:
+		return ErrQueueFull
+	}
+}
+
+func (v *variant) stop() {
+	close(v.queue)
+	v.wg.Wait()
+	for _, s := range v.sessions {
+		s.Close()
+	}
+}
+
+// latWindow keeps recent request latencies for the router's rolling p99.
+type latWindow struct {
+	mu   sync.Mutex
+	ts   []time.Time
+	lat  []time.Duration
+	keep time.Duration
+}
+
+func (w *latWindow) add(d time.Duration) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	now := time.Now()
+	w.ts = append(w.ts, now)
+	w.lat = append(w.lat, d)
+	w.trim(now)
+}
+
+func (w *latWindow) trim(now time.Time) {
+	cut := 0
+	for cut < len(w.ts) && now.Sub(w.ts[cut]) > w.keep {
+		cut++
+	}
+	if cut > 0 {
+		w.ts = append(w.ts[:0], w.ts[cut:]...)
+		w.lat = append(w.lat[:0], w.lat[cut:]...)
+	}
+	if len(w.ts) > 10000 {
+		drop := len(w.ts) - 10000
+		w.ts = append(w.ts[:0], w.ts[drop:]...)
+		w.lat = append(w.lat[:0], w.lat[drop:]...)
+	}
+}
+
+// p99 of the window and the number of samples.
+func (w *latWindow) p99() (time.Duration, int) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.trim(time.Now())
+	if len(w.lat) == 0 {
+		return 0, 0
+	}
+	s := append([]time.Duration(nil), w.lat...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	k := (len(s)*99 + 99) / 100
+	if k > len(s) {
+		k = len(s)
+	}
+	return s[k-1], len(s)
+}
+
+func fmtVariants(vs []*variant) string {
+	s := ""
+	for i, v := range vs {
+		if i > 0 {
+			s += ", "
+		}
+		s += v.name
+	}
+	return fmt.Sprintf("[%s]", s)
+}

@@ -1,0 +1,418 @@
+package serve
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/optictl/optictl/pkg/graph"
+	"github.com/optictl/optictl/pkg/runtime"
+	"github.com/optictl/optictl/pkg/serve/kservepb"
+)
+
+// ModelConfig names one served model and its variants. Variants[0] is the
+// most accurate (the model itself); later ones are faster.
+type ModelConfig struct {
+	Name     string
+	Version  string
+	Variants []VariantConfig
+}
+
+// VariantConfig is one model file.
+type VariantConfig struct {
+	Name string
+	Path string
+}
+
+// Config configures a Server. Zero values get the defaults in Defaults.
+type Config struct {
+	Models         []ModelConfig
+	HTTPAddr       string // ":8000"
+	GRPCAddr       string // ":8001"; "off" disables gRPC
+	Backend        string // "ort" or "interp"
+	Threads        int    // per session
+	Instances      int    // sessions per variant
+	MaxBatch       int    // 1 disables batching
+	MaxQueueDelay  time.Duration
+	PreferredBatch []int
+	QueueSize      int           // per variant
+	Timeout        time.Duration // per request
+	MaxBodyBytes   int64
+	CacheBytes     int64  // in-process LRU; 0 disables unless CacheURL is set
+	CacheURL       string // redis://host:port for a shared cache
+	PrecomputeDir  string
+	SLOP99         time.Duration // 0: no load-aware switching
+	AllowNaN       bool
+	Log            *slog.Logger
+	// Open overrides how sessions are opened (tests); nil uses runtime.Open.
+	Open func(backend string, m *graph.Model, opts runtime.Options) (runtime.Session, error)
+}
+
+// Defaults fills zero fields.
+func (c *Config) Defaults() {
+	if c.HTTPAddr == "" {
+		c.HTTPAddr = ":8000"
+	}
+	if c.GRPCAddr == "" {
+		c.GRPCAddr = ":8001"
+	}
+	if c.Backend == "" {
+		c.Backend = "ort"
+	}
+	if c.Instances <= 0 {
+		c.Instances = 1
+	}
+	if c.MaxBatch <= 0 {
+		c.MaxBatch = 1
+	}
+	if c.MaxQueueDelay <= 0 {
+		c.MaxQueueDelay = 2 * time.Millisecond
+	}
+	if c.QueueSize <= 0 {
+		c.QueueSize = 256
+	}
+	if c.Timeout <= 0 {
+		c.Timeout = 30 * time.Second
+	}
+	if c.MaxBodyBytes <= 0 {
+		c.MaxBodyBytes = 64 << 20
+	}
+	if c.Log == nil {
+		c.Log = slog.Default()
+	}
+	if c.Open == nil {
+		c.Open = runtime.Open
+	}
+}
+
+// ParseModelArg parses "name=path" or a bare path (named after the file).
+func ParseModelArg(s string) (name, path string, err error) {
+	if i := strings.IndexByte(s, '='); i > 0 {
+		name, path = s[:i], s[i+1:]
+	} else {
+		path = s
+		base := filepath.Base(s)
+		name = strings.TrimSuffix(base, filepath.Ext(base))
+		if name == "model" { // ../models/ppocr-cls/model.onnx -> ppocr-cls
+			name = filepath.Base(filepath.Dir(s))
+		}
+	}
+	if name == "" || path == "" {
+		return "", "", fmt.Errorf("serve: model %q: want NAME=PATH or PATH", s)
+	}
+	if strings.ContainsAny(name, "/ ?#") {
+		return "", "", fmt.Errorf("serve: model name %q may not contain '/', spaces, '?' or '#'", name)
+	}
+	return name, path, nil
+}
+
+// Server is a running inference server.
+type Server struct {
+	cfg        Config
+	models     map[string]*servedModel
+	order      []string
+	metrics    *metrics
+	cache      Cache
+	ready      atomic.Bool
+	closing    atomic.Bool
+	http       *http.Server
+	grpc       *grpc.Server
+	health     *health.Server
+	httpLn     net.Listener
+	grpcLn     net.Listener
+	inflight   sync.WaitGroup
+	stopRouter chan struct{}
+	routerWG   sync.WaitGroup
+}
+
+type servedModel struct {
+	name, version string
+	variants      []*variant
+	active        atomic.Int32 // index of the variant unpinned traffic goes to
+	calmSince     time.Time
+}
+
+// New loads every model and variant, opens Instances sessions of each,
+// warms them up and fills the cache from PrecomputeDir. It does not listen.
+func New(cfg Config) (*Server, error) {
+	cfg.Defaults()
+	if len(cfg.Models) == 0 {
+		return nil, fmt.Errorf("serve: no models to serve")
+	}
+	s := &Server{cfg: cfg, models: map[string]*servedModel{}, metrics: newMetrics(), stopRouter: make(chan struct{})}
+	ok := false
+	defer func() {
+		if !ok {
+			s.closeModels()
+		}
+	}()
+	switch {
+	case cfg.CacheURL != "":
+		rc, err := NewRedis(cfg.CacheURL, time.Hour)
+		if err != nil {
+			return nil, err
+		}
+		s.cache = rc
+	case cfg.CacheBytes > 0:
+		s.cache = NewLRU(cfg.CacheBytes)
+	}
+	for _, mc := range cfg.Models {
+		if _, dup := s.models[mc.Name]; dup {
+			return nil, fmt.Errorf("serve: model name %q given twice", mc.Name)
+		}
+		if mc.Version == "" {
+			mc.Version = "1"
+		}
+		sm := &servedModel{name: mc.Name, version: mc.Version}
+		s.models[mc.Name] = sm
+		s.order = append(s.order, mc.Name)
+		for _, vc := range mc.Variants {
+			v, err := s.openVariant(sm, vc)
+			if err != nil {
+				return nil, err
+			}
+			if len(sm.variants) > 0 && !sameIO(sm.variants[0], v) {
+				return nil, fmt.Errorf("serve: model %q: variant %q has different inputs/outputs than %q", mc.Name, v.name, sm.variants[0].name)
+			}
+			sm.variants = append(sm.variants, v)
+		}
+		s.setActive(sm, 0, "start")
+	}
+	for _, sm := range s.models {
+		for _, v := range sm.variants {
+			if err := s.warmup(v); err != nil {
+				return nil, err
+			}
+			v.start()
+		}
+	}
+	if cfg.PrecomputeDir != "" {
+		if s.cache == nil {
+			return nil, fmt.Errorf("serve: --precompute needs a cache (--cache-bytes or --cache redis://...)")
+		}
+		if err := s.precompute(cfg.PrecomputeDir); err != nil {
+			return nil, err
+		}
+	}
+	ok = true
+	return s, nil
+}
+
+func sameIO(a, b *variant) bool {
+	if len(a.inputs) != len(b.inputs) || len(a.outputs) != len(b.outputs) {
+		return false
+	}
+	for i := range a.inputs {
+		if a.inputs[i].Name != b.inputs[i].Name {
+			return false
+		}
+	}
+	for i := range a.outputs {
+		if a.outputs[i].Name != b.outputs[i].Name {
+			return false
+		}
+	}
+	return true
+}
+
+func (s *Server) openVariant(sm *servedModel, vc VariantConfig) (*variant, error) {
+	m, err := graph.Load(vc.Path)
+	if err != nil {
+		return nil, fmt.Errorf("serve: model %q variant %q: %w", sm.name, vc.Name, err)
+	}
+	v := &variant{name: vc.Name, path: vc.Path, model: m, srv: s, parent: sm,
+		queue: make(chan *job, s.cfg.QueueSize), lat: &latWindow{keep: 2 * time.Second}}
+	for i := 0; i < s.cfg.Instances; i++ {
+		sess, err := s.cfg.Open(s.cfg.Backend, m, runtime.Options{Threads: s.cfg.Threads})
+		if err != nil {
+			for _, o := range v.sessions {
+				o.Close()
+			}
+			return nil, fmt.Errorf("serve: model %q variant %q: %w", sm.name, vc.Name, err)
+		}
+		v.sessions = append(v.sessions, sess)
+	}
+	v.inputs = v.sessions[0].Inputs()
+	v.outputs = v.sessions[0].Outputs()
+	v.batchable = isBatchable(v.inputs, v.outputs)
+	return v, nil
+}
+
+// warmup runs every instance once per configured batch size on zeros.
+func (s *Server) warmup(v *variant) error {
+	sizes := []int64{1}
+	if v.batchable && s.cfg.MaxBatch > 1 {
+		sizes = append(sizes, int64(s.cfg.MaxBatch))
+		for _, p := range s.cfg.PreferredBatch {
+			sizes = append(sizes, int64(p))
+		}
+	}
+	for _, b := range sizes {
+		in := make([]*runtime.Tensor, len(v.inputs))
+		for i, info := range v.inputs {
+			shape := make([]int64, len(info.Shape))
+			for k, d := range info.Shape {
+				switch {
+				case d >= 0:
+					shape[k] = d
+				case k == 0:
+					shape[k] = b
+				default:
+					shape[k] = 1
+				}
+			}
+			in[i] = runtime.NewTensor(info.DType, shape)
+		}
+		for _, sess := range v.sessions {
+			if _, err := sess.Run(context.Background(), in); err != nil {
+				return fmt.Errorf("serve: warm-up of %q variant %q (batch %d): %w", v.parent.name, v.name, b, err)
+			}
+		}
+	}
+	s.cfg.Log.Info("warmed up", "model", v.parent.name, "variant", v.name, "instances", len(v.sessions), "batchable", v.batchable)
+	return nil
+}
+
+func (s *Server) closeModels() {
+	for _, sm := range s.models {
+		for _, v := range sm.variants {
+			for _, sess := range v.sessions {
+				sess.Close()
+			}
+		}
+	}
+	if s.cache != nil {
+		s.cache.Close()
+	}
+}
+
+// Listen binds the HTTP and gRPC ports (":0" picks free ones; see Addrs).
+func (s *Server) Listen() error {
+	ln, err := net.Listen("tcp", s.cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("serve: http: %w", err)
+	}
+	s.httpLn = ln
+	if s.cfg.GRPCAddr != "off" {
+		gl, err := net.Listen("tcp", s.cfg.GRPCAddr)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("serve: grpc: %w", err)
+		}
+		s.grpcLn = gl
+	}
+	return nil
+}
+
+// Addrs are the bound HTTP and gRPC addresses.
+func (s *Server) Addrs() (httpAddr, grpcAddr string) {
+	if s.httpLn != nil {
+		httpAddr = s.httpLn.Addr().String()
+	}
+	if s.grpcLn != nil {
+		grpcAddr = s.grpcLn.Addr().String()
+	}
+	return
+}
+
+// Serve runs until ctx is cancelled, then shuts down gracefully: it stops
+// accepting, reports not-ready, lets in-flight requests finish, and returns nil.
+func (s *Server) Serve(ctx context.Context) error {
+	if s.httpLn == nil {
+		if err := s.Listen(); err != nil {
+			return err
+		}
+	}
+	s.http = &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	errc := make(chan error, 2)
+	go func() {
+		if err := s.http.Serve(s.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			errc <- err
+		}
+	}()
+	if s.grpcLn != nil {
+		s.grpc = grpc.NewServer(grpc.MaxRecvMsgSize(int(s.cfg.MaxBodyBytes)))
+		kservepb.RegisterGRPCInferenceServiceServer(s.grpc, &grpcService{s: s})
+		s.health = health.NewServer()
+		healthpb.RegisterHealthServer(s.grpc, s.health)
+		s.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+		s.health.SetServingStatus("inference.GRPCInferenceService", healthpb.HealthCheckResponse_SERVING)
+		go func() {
+			if err := s.grpc.Serve(s.grpcLn); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+				errc <- err
+			}
+		}()
+	}
+	s.startRouter()
+	s.ready.Store(true)
+	h, g := s.Addrs()
+	s.cfg.Log.Info("serving", "http", h, "grpc", g, "models", strings.Join(s.order, ","))
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-errc:
+	}
+	s.shutdown()
+	return runErr
+}
+
+func (s *Server) shutdown() {
+	s.cfg.Log.Info("shutting down: draining in-flight requests")
+	s.ready.Store(false)
+	s.closing.Store(true)
+	if s.health != nil {
+		s.health.Shutdown()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.Timeout+5*time.Second)
+	defer cancel()
+	if s.http != nil {
+		_ = s.http.Shutdown(ctx)
+	}
+	if s.grpc != nil {
+		done := make(chan struct{})
+		go func() { s.grpc.GracefulStop(); close(done) }()
+		select {
+		case <-done:
+		case <-ctx.Done():
+			s.grpc.Stop()
+		}
+	}
+	s.inflight.Wait()
+	close(s.stopRouter)
+	s.routerWG.Wait()
+	for _, sm := range s.models {
+		for _, v := range sm.variants {
+			v.stop()
+		}
+	}
+	if s.cache != nil {
+		s.cache.Close()
+	}
+	s.cfg.Log.Info("stopped")
+}
+
+// Ready reports whether warm-up finished and the server accepts requests.
+func (s *Server) Ready() bool { return s.ready.Load() }
+
+func (s *Server) model(name, version string) (*servedModel, error) {
+	sm, ok := s.models[name]
+	if !ok {
+		return nil, &reqError{code: codeNotFound, msg: fmt.Sprintf("unknown model %q (serving: %s)", name, strings.Join(s.order, ", "))}
+	}
+	if version != "" && version != sm.version {
+		return nil, &reqError{code: codeNotFound, msg: fmt.Sprintf("model %q has no version %q (serving version %q)", name, version, sm.version)}
+	}
+	return sm, nil
+}
