@@ -121,7 +121,8 @@ func (s *Server) infer(ctx context.Context, req *inferRequest) (resp *inferRespo
 	defer cancel()
 	j := &job{ctx: ctx, inputs: inputs, batch: batch, enqueued: time.Now(), done: make(chan jobResult, 1)}
 	s.inflight.Add(1)
-	defer s.inflight.Done()
+	s.active.Add(1)
+	defer func() { s.active.Add(-1); s.inflight.Done() }()
 	if err := v.submit(j); err != nil {
 		return nil, &reqError{code: codeTooMany, msg: fmt.Sprintf("model %q variant %q: %v (%d requests waiting); retry later", sm.name, v.name, err, s.cfg.QueueSize)}
 	}

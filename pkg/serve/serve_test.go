@@ -457,6 +457,7 @@ func TestGRPC(t *testing.T) {
 	if _, err := c.ModelInfer(ctx, bad); status.Code(err) != codes.InvalidArgument {
 		t.Fatalf("bad shape: %v", err)
 	}
+	bad.Inputs[0].Shape = []int64{2, 4}
 	bad.ModelName = "nope"
 	if _, err := c.ModelInfer(ctx, bad); status.Code(err) != codes.NotFound {
 		t.Fatalf("unknown model: %v", err)
@@ -592,9 +593,7 @@ func TestGracefulShutdownLosesNothing(t *testing.T) {
 	// wait until every request is in the server, then shut down
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		sm := ts.models["mlp"]
-		inQ := sm.variants[0].depth.Load()
-		if inQ >= n-4 || time.Now().After(deadline) {
+		if ts.active.Load() == n || time.Now().After(deadline) {
 			break
 		}
 		time.Sleep(2 * time.Millisecond)

@@ -120,19 +120,21 @@ func ParseModelArg(s string) (name, path string, err error) {
 
 // Server is a running inference server.
 type Server struct {
-	cfg        Config
-	models     map[string]*servedModel
-	order      []string
-	metrics    *metrics
-	cache      Cache
-	ready      atomic.Bool
-	closing    atomic.Bool
-	http       *http.Server
-	grpc       *grpc.Server
-	health     *health.Server
-	httpLn     net.Listener
-	grpcLn     net.Listener
-	inflight   sync.WaitGroup
+	cfg      Config
+	models   map[string]*servedModel
+	order    []string
+	metrics  *metrics
+	cache    Cache
+	ready    atomic.Bool
+	closing  atomic.Bool
+	http     *http.Server
+	grpc     *grpc.Server
+	health   *health.Server
+	httpLn   net.Listener
+	grpcLn   net.Listener
+	inflight sync.WaitGroup
+	// active counts requests inside infer (queued or running).
+	active     atomic.Int64
 	stopRouter chan struct{}
 	routerWG   sync.WaitGroup
 }
