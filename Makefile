@@ -40,7 +40,10 @@ build:
 demo: setup build
 	@test -f "$(DEMO_MODEL)" || { echo "demo: $(DEMO_MODEL) is missing (the shared models sit beside the repository in ../shared/models)" >&2; exit 1; }
 	bin/optictl inspect "$(DEMO_MODEL)"
-# --- more demo steps (optimize, compare, bench) go below this line ---
+	@mkdir -p out
+	bin/optictl optimize "$(DEMO_MODEL)" -o out/demo.opt.onnx --data "$(dir $(DEMO_MODEL))test_data_set_0"
+	bin/optictl compare "$(DEMO_MODEL)" out/demo.opt.onnx --backends ort --data "$(dir $(DEMO_MODEL))test_data_set_0"
+	bin/optictl bench "$(DEMO_MODEL)" out/demo.opt.onnx --backend ort --threads 1 --iterations 300 --data "$(dir $(DEMO_MODEL))test_data_set_0"
 
 ## test: set up, run every test, then a short fuzz run of the ONNX loader
 test: setup

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 
 	"github.com/optictl/optictl/pkg/graph"
 )
@@ -200,6 +201,20 @@ func Build(m *graph.Model, opts Options) (*Report, error) {
 	}
 	if len(r.UnknownCost) > 0 {
 		r.Notes = append(r.Notes, fmt.Sprintf("%d nodes have unknown or partial cost", len(r.UnknownCost)))
+	}
+	if len(opts.Shapes) == 0 {
+		var dyn []string
+		for _, v := range g.RealInputs() {
+			if _, static := v.Shape.Static(); v.HasShape && !static {
+				dyn = append(dyn, v.Name)
+			}
+		}
+		if len(dyn) > 0 {
+			r.Notes = append(r.Notes, fmt.Sprintf("inputs %s have dynamic dims: MACs, FLOPs and memory count only what fixed dims allow; pass --shape NAME=DIMS (e.g. --shape %s=1x...) for a real size", strings.Join(dyn, ", "), dyn[0]))
+		}
+	}
+	if r.Params == 0 && r.ConstantParams > 0 {
+		r.Notes = append(r.Notes, "the weights live in Constant nodes, not initializers: see constant_params")
 	}
 	if r.UnsupportedOps == nil {
 		r.UnsupportedOps = map[string]int{}

@@ -49,13 +49,13 @@ func (r *Report) WriteText(w io.Writer) error {
 		{"opsets", strings.Join(opsets, ", ")},
 		{"nodes", nodesText(r)},
 		{"initializers", strconv.Itoa(r.Initializers)},
-		{"params", fmt.Sprintf("%s (%s)", count(r.Params), bytesText(r.ParamBytes))},
+		{"params (initializers)", fmt.Sprintf("%s (%s)", count(r.Params), bytesText(r.ParamBytes))},
 	}
 	for _, d := range r.ParamsByDType {
 		rows = append(rows, []string{"  " + d.DType, fmt.Sprintf("%s in %d tensors (%s)", count(d.Params), d.Tensors, bytesText(d.Bytes))})
 	}
 	if r.ConstantParams > 0 {
-		rows = append(rows, []string{"constant node values", count(r.ConstantParams)})
+		rows = append(rows, []string{"params in Constant nodes", count(r.ConstantParams)})
 	}
 	rows = append(rows,
 		[]string{"MACs", count(r.MACs)},

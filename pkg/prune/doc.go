@@ -1,0 +1,22 @@
+// Package prune removes weights from a model: unstructured magnitude pruning
+// (zeroing the smallest weights of Conv, Gemm and MatMul) and structured
+// channel pruning (removing whole output channels of Conv and output
+// columns of Gemm/MatMul weights, with the graph surgery that keeps every
+// consumer consistent).
+//
+// Invariants:
+//   - Prune changes the model in place only on success; on error the model
+//     is untouched (the work happens on a clone).
+//   - Graph inputs and outputs keep their names, types and shapes: a channel
+//     that reaches a graph output, an op the package does not know, a
+//     non-constant weight or a reshape whose mapping is not simple is never
+//     pruned (its whole tie group is skipped and the reason reported).
+//   - Channels joined by a binary elementwise op (a residual Add or Mul) form
+//     one tie group (union-find): the group is pruned with one keep set, or
+//     not at all.
+//   - Initializer bytes are never modified in place: a pruned weight gets new
+//     bytes, and a weight shared with a node that must not change is copied
+//     under a new name first.
+//   - Unstructured pruning only zeroes values; dense kernels do not get
+//     faster from zeros (the report says so).
+package prune

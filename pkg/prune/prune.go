@@ -1,0 +1,398 @@
+package prune
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"sort"
+	"strings"
+
+	"github.com/optictl/optictl/pkg/graph"
+)
+
+// Options configure Prune.
+type Options struct {
+	// Fraction of weights (unstructured) or of output channels per prunable
+	// layer (structured) to remove, in [0, 1). Structured pruning keeps at
+	// least one channel per layer.
+	Fraction float64 `json:"fraction"`
+	// Mode is "structured" or "unstructured" (required).
+	Mode string `json:"mode"`
+	// Norm ranks filters in structured mode: "l1" (default) or "l2".
+	// Unstructured mode always ranks single weights by magnitude.
+	Norm string `json:"norm,omitempty"`
+	// Global ranks all layers together (one magnitude threshold, or one
+	// channel ranking by per-element norm) instead of layer by layer.
+	Global bool `json:"global"`
+	// Exclude names nodes to leave untouched: their weights are not pruned,
+	// and (structured) channels flowing into them are not pruned either.
+	Exclude []string `json:"exclude,omitempty"`
+}
+
+// Modes.
+const (
+	Structured   = "structured"
+	Unstructured = "unstructured"
+)
+
+// Layer is what happened to one weight.
+type Layer struct {
+	Node   string `json:"node"`
+	Op     string `json:"op"`
+	Weight string `json:"weight"`
+	// Params is the number of weight elements after pruning.
+	Params int64 `json:"params"`
+	// Zeros and Sparsity (unstructured): zero elements after pruning.
+	Zeros    int64   `json:"zeros,omitempty"`
+	Sparsity float64 `json:"sparsity,omitempty"`
+	// ChannelsBefore/After (structured): output channels of the layer.
+	ChannelsBefore int `json:"channels_before,omitempty"`
+	ChannelsAfter  int `json:"channels_after,omitempty"`
+	// Group is the tie group (structured): layers with the same group share
+	// one keep set.
+	Group int `json:"group,omitempty"`
+}
+
+// Skip is a layer (or tie group) that was not pruned, and why.
+type Skip struct {
+	Nodes  []string `json:"nodes"`
+	Reason string   `json:"reason"`
+}
+
+// Report says what Prune did.
+type Report struct {
+	Mode     string  `json:"mode"`
+	Fraction float64 `json:"fraction"`
+	Norm     string  `json:"norm,omitempty"`
+	Global   bool    `json:"global"`
+	Layers   []Layer `json:"layers"`
+	Skipped  []Skip  `json:"skipped,omitempty"`
+	// Sparsity (unstructured) is zeros / elements over all pruned weights.
+	Sparsity float64 `json:"sparsity,omitempty"`
+	// ChannelsBefore/After (structured) sum the output channels of the
+	// prunable layers.
+	ChannelsBefore int `json:"channels_before,omitempty"`
+	ChannelsAfter  int `json:"channels_after,omitempty"`
+	// Parameters and FLOPs (graph.Cost, dynamic dims taken as 1) before and
+	// after pruning.
+	ParamsBefore int64 `json:"params_before"`
+	ParamsAfter  int64 `json:"params_after"`
+	FLOPsBefore  int64 `json:"flops_before"`
+	FLOPsAfter   int64 `json:"flops_after"`
+	// Notes are remarks for the user (unstructured: zeros do not speed up
+	// dense kernels).
+	Notes []string `json:"notes,omitempty"`
+}
+
+// NoteDense is the honest note that unstructured pruning carries.
+const NoteDense = "unstructured sparsity only zeroes weights: dense kernels (ONNX Runtime CPU, the interp backend) do exactly the same work, so the model is not faster and not smaller on disk unless compressed; use structured pruning for speed"
+
+// JSON renders the report as indented JSON.
+func (r *Report) JSON() ([]byte, error) { return json.MarshalIndent(r, "", "  ") }
+
+// String is a human summary.
+func (r *Report) String() string {
+	var b strings.Builder
+	g := "per-layer"
+	if r.Global {
+		g = "global"
+	}
+	fmt.Fprintf(&b, "prune: %s, fraction %.3g (%s", r.Mode, r.Fraction, g)
+	if r.Mode == Structured {
+		fmt.Fprintf(&b, ", %s norm", r.Norm)
+	}
+	b.WriteString(")\n")
+	for _, l := range r.Layers {
+		if r.Mode == Structured {
+			fmt.Fprintf(&b, "  %-28s %-6s channels %d -> %d (group %d)\n", l.Node, l.Op, l.ChannelsBefore, l.ChannelsAfter, l.Group)
+		} else {
+			fmt.Fprintf(&b, "  %-28s %-6s %s: %d/%d zero (%.1f%%)\n", l.Node, l.Op, l.Weight, l.Zeros, l.Params, 100*l.Sparsity)
+		}
+	}
+	for _, s := range r.Skipped {
+		fmt.Fprintf(&b, "  skipped %s: %s\n", strings.Join(s.Nodes, ", "), s.Reason)
+	}
+	if r.Mode == Structured {
+		fmt.Fprintf(&b, "  channels %d -> %d\n", r.ChannelsBefore, r.ChannelsAfter)
+	} else {
+		fmt.Fprintf(&b, "  overall sparsity %.2f%%\n", 100*r.Sparsity)
+	}
+	fmt.Fprintf(&b, "  params %d -> %d (%.1f%%), FLOPs %d -> %d (%.1f%%)\n",
+		r.ParamsBefore, r.ParamsAfter, pct(r.ParamsAfter, r.ParamsBefore), r.FLOPsBefore, r.FLOPsAfter, pct(r.FLOPsAfter, r.FLOPsBefore))
+	for _, n := range r.Notes {
+		fmt.Fprintf(&b, "  note: %s\n", n)
+	}
+	return b.String()
+}
+
+func pct(a, b int64) float64 {
+	if b == 0 {
+		return 100
+	}
+	return 100 * float64(a) / float64(b)
+}
+
+// Prune prunes m in place as opts says and reports what it did. On error m
+// is unchanged.
+func Prune(m *graph.Model, opts Options) (*Report, error) {
+	if m == nil || m.Graph == nil {
+		return nil, fmt.Errorf("prune: model has no graph")
+	}
+	if math.IsNaN(opts.Fraction) || opts.Fraction < 0 || opts.Fraction >= 1 {
+		return nil, fmt.Errorf("prune: fraction %v is not in [0, 1)", opts.Fraction)
+	}
+	norm := strings.ToLower(opts.Norm)
+	if norm == "" {
+		norm = "l1"
+	}
+	if norm != "l1" && norm != "l2" {
+		return nil, fmt.Errorf("prune: unknown norm %q (want l1 or l2)", opts.Norm)
+	}
+	opts.Norm = norm
+	mode := strings.ToLower(opts.Mode)
+	if mode != Structured && mode != Unstructured {
+		return nil, fmt.Errorf("prune: unknown mode %q (want structured or unstructured)", opts.Mode)
+	}
+	opts.Mode = mode
+	work := m.Clone()
+	rep := &Report{Mode: mode, Fraction: opts.Fraction, Global: opts.Global}
+	if mode == Structured {
+		rep.Norm = norm
+	}
+	rep.ParamsBefore, rep.FLOPsBefore = cost(m)
+	var err error
+	if mode == Unstructured {
+		err = unstructured(work, opts, rep)
+	} else {
+		err = structured(work, opts, rep)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := work.Verify(); err != nil {
+		return nil, fmt.Errorf("prune: pruned model fails verification: %w", err)
+	}
+	rep.ParamsAfter, rep.FLOPsAfter = cost(work)
+	*m = *work
+	return rep, nil
+}
+
+// cost returns parameters and FLOPs with dynamic input dims set to 1.
+func cost(m *graph.Model) (params, flops int64) {
+	c := m.Clone()
+	fixed := map[string][]int64{}
+	for _, in := range c.Graph.RealInputs() {
+		if !in.HasShape || !in.IsTensor() {
+			continue
+		}
+		dims := make([]int64, len(in.Shape))
+		dyn := false
+		for i, d := range in.Shape {
+			dims[i] = d.Size
+			if d.Size < 0 {
+				dims[i], dyn = 1, true
+			}
+		}
+		if dyn {
+			fixed[in.Name] = dims
+		}
+	}
+	c.Graph.ValueInfo = nil
+	if _, err := graph.InferShapes(c, graph.InferOptions{Fixed: fixed}); err != nil {
+		return 0, 0
+	}
+	r, err := graph.Cost(c)
+	if err != nil {
+		return 0, 0
+	}
+	return r.Params, r.FLOPs
+}
+
+// constInit returns the initializer named name when it is a true constant
+// (an initializer that is not also an overridable graph input).
+func constInit(g *graph.Graph, inits map[string]*graph.Tensor, name string) *graph.Tensor {
+	if name == "" {
+		return nil
+	}
+	t := inits[name]
+	if t == nil || g.IsGraphInput(name) {
+		return nil
+	}
+	return t
+}
+
+// weightInput returns the index of the weight input of a prunable node
+// (Conv: 1, Gemm: 1, MatMul: 1) or -1.
+func weightInput(n *graph.Node) int {
+	switch {
+	case n.Is("Conv"), n.Is("Gemm"), n.Is("MatMul"):
+		if len(n.Inputs) > 1 {
+			return 1
+		}
+	}
+	return -1
+}
+
+// ---------------------------------------------------------------------------
+// Unstructured magnitude pruning.
+
+type uLayer struct {
+	node *graph.Node
+	t    *graph.Tensor
+	vals []float32
+}
+
+func unstructured(m *graph.Model, opts Options, rep *Report) error {
+	g := m.Graph
+	inits := g.InitializerMap()
+	excl := exclusions(opts)
+	seen := map[string]bool{}
+	var layers []*uLayer
+	for _, n := range g.Nodes {
+		wi := weightInput(n)
+		if wi < 0 {
+			continue
+		}
+		name := n.Inputs[wi]
+		t := constInit(g, inits, name)
+		if t == nil {
+			continue
+		}
+		if excl[n.Name] {
+			rep.Skipped = append(rep.Skipped, Skip{Nodes: []string{n.Name}, Reason: "excluded"})
+			continue
+		}
+		if t.DType != graph.Float {
+			rep.Skipped = append(rep.Skipped, Skip{Nodes: []string{n.Name}, Reason: fmt.Sprintf("weight %q is %s, only float32 weights are pruned", name, t.DType)})
+			continue
+		}
+		if seen[name] {
+			continue
+		}
+		seen[name] = true
+		v, err := t.Float32s()
+		if err != nil {
+			return fmt.Errorf("prune: %s weight %q: %w", n, name, err)
+		}
+		if int64(len(v)) != t.Len() {
+			return fmt.Errorf("prune: %s weight %q: %d values for shape %v", n, name, len(v), t.Dims)
+		}
+		layers = append(layers, &uLayer{node: n, t: t, vals: append([]float32(nil), v...)})
+	}
+	if opts.Global {
+		var total int
+		for _, l := range layers {
+			total += len(l.vals)
+		}
+		all := make([]float32, 0, total)
+		for _, l := range layers {
+			for _, x := range l.vals {
+				all = append(all, abs32(x))
+			}
+		}
+		k := roundCount(opts.Fraction, total)
+		if k > 0 {
+			thr, atThr := threshold(all, k)
+			for _, l := range layers {
+				for i, x := range l.vals {
+					a := abs32(x)
+					if a < thr {
+						l.vals[i] = 0
+					} else if a == thr && atThr > 0 {
+						l.vals[i] = 0
+						atThr--
+					}
+				}
+			}
+		}
+	} else {
+		for _, l := range layers {
+			k := roundCount(opts.Fraction, len(l.vals))
+			if k == 0 {
+				continue
+			}
+			a := make([]float32, len(l.vals))
+			for i, x := range l.vals {
+				a[i] = abs32(x)
+			}
+			thr, atThr := threshold(a, k)
+			for i, x := range l.vals {
+				ax := abs32(x)
+				if ax < thr {
+					l.vals[i] = 0
+				} else if ax == thr && atThr > 0 {
+					l.vals[i] = 0
+					atThr--
+				}
+			}
+		}
+	}
+	var zeros, total int64
+	for _, l := range layers {
+		nt := graph.NewFloat32(l.t.Name, l.t.Dims, l.vals)
+		nt.Doc = l.t.Doc
+		replaceInit(g, l.t.Name, nt)
+		var z int64
+		for _, x := range l.vals {
+			if x == 0 {
+				z++
+			}
+		}
+		zeros += z
+		total += int64(len(l.vals))
+		rep.Layers = append(rep.Layers, Layer{Node: l.node.Name, Op: l.node.OpType, Weight: l.t.Name,
+			Params: int64(len(l.vals)), Zeros: z, Sparsity: ratio(z, int64(len(l.vals)))})
+	}
+	rep.Sparsity = ratio(zeros, total)
+	rep.Notes = append(rep.Notes, NoteDense)
+	return nil
+}
+
+func ratio(a, b int64) float64 {
+	if b == 0 {
+		return 0
+	}
+	return float64(a) / float64(b)
+}
+
+func abs32(x float32) float32 { return math.Float32frombits(math.Float32bits(x) &^ (1 << 31)) }
+
+// roundCount is round(f*n), at most n.
+func roundCount(f float64, n int) int {
+	k := int(math.Round(f * float64(n)))
+	if k > n {
+		k = n
+	}
+	if k < 0 {
+		k = 0
+	}
+	return k
+}
+
+// threshold returns the k-th smallest value t of a (1 <= k <= len(a)) and
+// how many elements equal to t must be zeroed, besides all those below t, to
+// zero exactly k. a is reordered. NaN sorts last (never pruned first).
+func threshold(a []float32, k int) (float32, int) {
+	sort.Slice(a, func(i, j int) bool { return a[i] < a[j] || (a[j] != a[j] && a[i] == a[i]) })
+	t := a[k-1]
+	below := sort.Search(len(a), func(i int) bool { return !(a[i] < t) })
+	return t, k - below
+}
+
+func exclusions(opts Options) map[string]bool {
+	m := map[string]bool{}
+	for _, e := range opts.Exclude {
+		m[e] = true
+	}
+	return m
+}
+
+// replaceInit swaps the initializer named name for t.
+func replaceInit(g *graph.Graph, name string, t *graph.Tensor) {
+	for i, e := range g.Initializers {
+		if e.Name == name {
+			g.Initializers[i] = t
+			return
+		}
+	}
+}

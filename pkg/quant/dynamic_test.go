@@ -1,0 +1,97 @@
+package quant
+
+import (
+	"testing"
+
+	"github.com/optictl/optictl/pkg/graph"
+	"github.com/optictl/optictl/testmodels"
+)
+
+func TestDynamic(t *testing.T) {
+	cases := []struct {
+		name      string
+		model     func() *graph.Model
+		batch     int
+		quantized int // nodes expected to be rewritten
+		minTop1   float64
+	}{
+		{"mlp", testmodels.MLP, 16, 3, 0.95},
+		{"transformer", testmodels.TransformerEncoder, 2, 6, 0.95},
+	}
+	for _, tc := range cases {
+		for _, full := range []bool{false, true} {
+			name := tc.name
+			if full {
+				name += "/full-range"
+			}
+			t.Run(name, func(t *testing.T) {
+				m := tc.model()
+				before := m.Format()
+				q, rep, err := Dynamic(m, DynamicOptions{FullRange: full})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if m.Format() != before {
+					t.Fatal("Dynamic modified its input model")
+				}
+				if len(rep.Quantized) != tc.quantized || rep.Int8Ops != tc.quantized {
+					t.Fatalf("quantized %d nodes (%d int8 ops), want %d\n%s", len(rep.Quantized), rep.Int8Ops, tc.quantized, rep)
+				}
+				samples := seeded(t, m, 4, tc.batch, 7)
+				ref := runSamples(t, open(t, "interp", m), samples)
+				gotI := runSamples(t, open(t, "interp", q), samples)
+				acc := accuracy(t, ref, gotI)
+				if acc.Cosine == nil || *acc.Cosine < 0.99 {
+					t.Errorf("interp cosine %v < 0.99", acc.Cosine)
+				}
+				if acc.Top1Agreement == nil || *acc.Top1Agreement < tc.minTop1 {
+					t.Errorf("interp top-1 agreement %v < %v", acc.Top1Agreement, tc.minTop1)
+				}
+				gotO := runSamples(t, open(t, "ort", q), samples)
+				accO := accuracy(t, ref, gotO)
+				if accO.Cosine == nil || *accO.Cosine < 0.99 {
+					t.Errorf("ort cosine %v < 0.99", accO.Cosine)
+				}
+				// With full-range weights ORT's AVX2 kernels saturate (see
+				// DynamicOptions.FullRange): only the default is held to
+				// backend agreement.
+				if d, lim := maxDiff(gotI, gotO), DefaultBackendATol*maxAbs(ref); d > lim && !full {
+					t.Errorf("interp and ort differ by %g > %g", d, lim)
+				}
+				t.Logf("cosine interp %.5f ort %.5f, top-1 %.3f, sqnr %.1f dB", *acc.Cosine, *accO.Cosine, *acc.Top1Agreement, deref(acc.SQNRdB))
+			})
+		}
+	}
+}
+
+func deref(p *float64) float64 {
+	if p == nil {
+		return 0
+	}
+	return *p
+}
+
+func TestDynamicSkips(t *testing.T) {
+	m := testmodels.MLP()
+	q, rep, err := Dynamic(m, DynamicOptions{ExcludeNodes: []string{m.Graph.Nodes[0].Name}, OpTypes: []string{"Gemm"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// fc1 excluded by name, fc2 is MatMul (not allowed): only fc3 left.
+	if len(rep.Quantized) != 1 || len(rep.Skipped) != 2 || rep.FloatOps != 2 {
+		t.Fatalf("unexpected report:\n%s", rep)
+	}
+	if err := q.Verify(); err != nil {
+		t.Fatal(err)
+	}
+	// an old opset: nothing is done, and the report says why
+	old := testmodels.MLP()
+	old.SetOpset("", 10)
+	_, rep, err = Dynamic(old, DynamicOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Quantized) != 0 || len(rep.Notes) == 0 {
+		t.Fatalf("opset 10 model quantized:\n%s", rep)
+	}
+}

@@ -1,0 +1,108 @@
+package quant
+
+import (
+	"context"
+	"math"
+	"testing"
+
+	"github.com/optictl/optictl/internal/testutil"
+	"github.com/optictl/optictl/pkg/bench"
+	"github.com/optictl/optictl/pkg/graph"
+	"github.com/optictl/optictl/pkg/runtime"
+	_ "github.com/optictl/optictl/pkg/runtime/interp"
+	_ "github.com/optictl/optictl/pkg/runtime/ort"
+)
+
+// open opens a session or skips (fails in CI) when ORT is unavailable.
+func open(t *testing.T, backend string, m *graph.Model) runtime.Session {
+	t.Helper()
+	s, err := runtime.Open(backend, m, runtime.Options{Threads: 1})
+	if err != nil {
+		if backend == "ort" && !testutil.InCI() {
+			t.Skipf("ort unavailable: %v", err)
+		}
+		t.Fatalf("open %s: %v", backend, err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// runSamples runs every sample through a session and clones the outputs.
+func runSamples(t *testing.T, s runtime.Session, samples [][]*runtime.Tensor) [][]*runtime.Tensor {
+	t.Helper()
+	var out [][]*runtime.Tensor
+	for i, in := range samples {
+		o, err := s.Run(context.Background(), in)
+		if err != nil {
+			t.Fatalf("sample %d: %v", i, err)
+		}
+		c := make([]*runtime.Tensor, len(o))
+		for k := range o {
+			c[k] = o[k].Clone()
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
+func seeded(t *testing.T, m *graph.Model, n, batch int, seed int64) [][]*runtime.Tensor {
+	t.Helper()
+	s := open(t, "interp", m)
+	var out [][]*runtime.Tensor
+	for i := 0; i < n; i++ {
+		in, err := bench.RandomInputs(s.Inputs(), nil, batch, seed+int64(i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		// centre the [0,1) inputs: realistic activations have both signs
+		for _, x := range in {
+			if x.DType == graph.Float {
+				f := x.Float32s()
+				for j := range f {
+					f[j] = 2*f[j] - 1
+				}
+			}
+		}
+		out = append(out, in)
+	}
+	return out
+}
+
+func accuracy(t *testing.T, ref, got [][]*runtime.Tensor) bench.Accuracy {
+	t.Helper()
+	var am bench.AccuracyMeter
+	for i := range ref {
+		if err := am.Add(ref[i], got[i], nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return am.Result()
+}
+
+// maxAbs is the largest |x| over all outputs.
+func maxAbs(outs [][]*runtime.Tensor) float64 {
+	m := 0.0
+	for _, o := range outs {
+		for _, t := range o {
+			v, _ := t.AsFloat64()
+			for _, x := range v {
+				m = math.Max(m, math.Abs(x))
+			}
+		}
+	}
+	return m
+}
+
+func maxDiff(a, b [][]*runtime.Tensor) float64 {
+	m := 0.0
+	for i := range a {
+		for k := range a[i] {
+			x, _ := a[i][k].AsFloat64()
+			y, _ := b[i][k].AsFloat64()
+			for j := range x {
+				m = math.Max(m, math.Abs(x[j]-y[j]))
+			}
+		}
+	}
+	return m
+}

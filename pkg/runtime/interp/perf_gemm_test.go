@@ -1,0 +1,83 @@
+package interp
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"testing"
+)
+
+// TestPerfGemmKernels checks the GEMM (whichever micro-kernel this build
+// selects) against the naive reference at sizes that hit every edge of the
+// tile: M and N not multiples of nnMR/nnNR, K odd, K over one nnKC block,
+// M = 1 (the vector-matrix path), accumulation, and a padded ldc. On amd64
+// it runs again with the assembly kernels switched off (portable fallback).
+func TestPerfGemmKernels(t *testing.T) {
+	cases := []struct{ M, N, K int }{
+		{1, 1, 1}, {1, 16, 1}, {1, 17, 3}, {1, 10, 256}, {1, 33, 257}, {1, 1000, 64},
+		{2, 15, 2}, {3, 16, 5}, {4, 16, 1}, {4, 16, 2}, {4, 16, 7}, {5, 31, 9},
+		{7, 47, 513}, {8, 784, 25}, {16, 196, 200}, {13, 100, 300}, {97, 513, 33},
+	}
+	modes := []bool{false}
+	if perfFallbackToggle(false) != nil {
+		modes = append(modes, true)
+	}
+	for _, fallback := range modes {
+		for _, tc := range cases {
+			for _, accum := range []bool{false, true} {
+				name := fmt.Sprintf("%s/%dx%dx%d/acc%v", nnKernelName, tc.M, tc.N, tc.K, accum)
+				if fallback {
+					name = "fallback/" + name
+				}
+				t.Run(name, func(t *testing.T) {
+					if restore := perfFallbackToggle(fallback); restore != nil {
+						defer restore()
+					}
+					r := rand.New(rand.NewPCG(uint64(tc.M), uint64(tc.N*1000+tc.K)))
+					a := nnRandF32(r, tc.M*tc.K)
+					b := nnRandF32(r, tc.K*tc.N)
+					ldc := tc.N + 5
+					c0 := nnRandF32(r, tc.M*ldc)
+					want := append([]float32{}, c0...)
+					got := append([]float32{}, c0...)
+					nnNaiveGemm(tc.M, tc.N, tc.K, 1.5, a, tc.K, 1, b, tc.N, 1, want, ldc, accum)
+					scratch := make([]float32, nnPackedLenA(tc.M, tc.K)+nnPackedLenB(tc.K, tc.N))
+					nnSgemmT(1, tc.M, tc.N, tc.K, 1.5, a, tc.K, 1, b, tc.N, 1, got, ldc, accum, scratch)
+					for i := 0; i < tc.M; i++ {
+						for j := 0; j < ldc; j++ {
+							w, g := want[i*ldc+j], got[i*ldc+j]
+							if j >= tc.N {
+								w = c0[i*ldc+j]
+							}
+							if math.Abs(float64(w-g)) > 1e-4*(1+math.Abs(float64(w)))*math.Sqrt(float64(tc.K+1)) {
+								t.Fatalf("C[%d,%d] = %g, want %g", i, j, g, w)
+							}
+						}
+					}
+				})
+			}
+		}
+	}
+}
+
+// TestPerfAxpy checks nnAxpy (assembly on amd64) at lengths around the
+// 8-wide vector step.
+func TestPerfAxpy(t *testing.T) {
+	for _, n := range []int{0, 1, 7, 8, 9, 15, 16, 17, 64, 100} {
+		t.Run(fmt.Sprint(n), func(t *testing.T) {
+			r := rand.New(rand.NewPCG(5, uint64(n)))
+			x := nnRandF32(r, n+3)
+			y := nnRandF32(r, n)
+			want := append([]float32{}, y...)
+			for i := range want {
+				want[i] += -0.75 * x[i]
+			}
+			nnAxpy(y, x, -0.75)
+			for i := range y {
+				if math.Abs(float64(y[i]-want[i])) > 1e-6 {
+					t.Fatalf("y[%d] = %g, want %g", i, y[i], want[i])
+				}
+			}
+		})
+	}
+}
