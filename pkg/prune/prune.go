@@ -51,6 +51,9 @@ type Layer struct {
 	// Group is the tie group (structured): layers with the same group share
 	// one keep set.
 	Group int `json:"group,omitempty"`
+	// Kept lists the output channels kept (structured, pruned layers only),
+	// in order.
+	Kept []int `json:"kept,omitempty"`
 }
 
 // Skip is a layer (or tie group) that was not pruned, and why.

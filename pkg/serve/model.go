@@ -93,7 +93,7 @@ func (v *variant) loop(s runtime.Session) {
 			if !ok {
 				return
 			}
-			v.depth.Add(-1)
+			v.addDepth(-1)
 			first = j
 		}
 		pending = append(pending[:0], first)
@@ -107,7 +107,7 @@ func (v *variant) loop(s runtime.Session) {
 					if !ok {
 						break gather
 					}
-					v.depth.Add(-1)
+					v.addDepth(-1)
 					if !sameTail(first, j) || rows+j.batch > int64(cfg.MaxBatch) {
 						carry = j
 						break gather
@@ -255,11 +255,17 @@ func (v *variant) submit(j *job) (err error) {
 	}()
 	select {
 	case v.queue <- j:
-		v.depth.Add(1)
+		v.addDepth(1)
 		return nil
 	default:
 		return ErrQueueFull
 	}
+}
+
+// addDepth tracks the queue length for the router and the metric.
+func (v *variant) addDepth(d int64) {
+	n := v.depth.Add(d)
+	v.srv.metrics.queueDepth.WithLabelValues(v.parent.name, v.parent.version, v.name).Set(float64(n))
 }
 
 func (v *variant) stop() {
