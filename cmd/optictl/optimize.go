@@ -15,8 +15,10 @@ import (
 	"github.com/olekukonko/tablewriter"
 	"github.com/spf13/cobra"
 
+	"github.com/optictl/optictl/pkg/bench"
 	"github.com/optictl/optictl/pkg/graph"
 	"github.com/optictl/optictl/pkg/passes"
+	"github.com/optictl/optictl/pkg/quant"
 	"github.com/optictl/optictl/pkg/runtime"
 	_ "github.com/optictl/optictl/pkg/runtime/interp" // verification backends
 	_ "github.com/optictl/optictl/pkg/runtime/ort"
@@ -44,6 +46,147 @@ type optimizeOptions struct {
 	FoldMax   int64
 	FoldGrow  bool
 	Freeze    bool
+
+	// quantization (after the graph passes)
+	Quantize     string
+	Calib        string
+	CalibSamples int
+	Calibrate    string
+	Percentile   float64
+	PerChannel   bool
+	Symmetric    bool
+	ReduceRange  bool
+	OpTypes      []string
+	ExcludeNodes []string
+	KeepIO       bool
+}
+
+// checkQuantFlags validates the quantization flags (usage errors).
+func (o *optimizeOptions) checkQuantFlags() error {
+	switch o.Quantize {
+	case "":
+		if o.Calib != "" {
+			return usageErr("--calib needs --quantize int8-static")
+		}
+		return nil
+	case "int8-dynamic", "fp16":
+		if o.Calib != "" {
+			return usageErr("--calib is only used by --quantize int8-static")
+		}
+	case "int8-static":
+		if o.Calib == "" {
+			return usageErr("--quantize int8-static needs --calib DIR (calibration inputs, disjoint from --data)")
+		}
+		if o.Data != "" && filepathClean(o.Data) == filepathClean(o.Calib) {
+			return usageErr("--calib and --data are the same (%s): calibration data must be disjoint from evaluation data", o.Calib)
+		}
+	default:
+		return usageErr("--quantize %q: want int8-dynamic, int8-static or fp16", o.Quantize)
+	}
+	switch o.Calibrate {
+	case quant.MinMax, quant.Percentile, quant.Entropy:
+	default:
+		return usageErr("--calibrate %q: want minmax, percentile or entropy", o.Calibrate)
+	}
+	if o.Percentile <= 0 || o.Percentile > 100 {
+		return usageErr("--percentile %g: want a value in (0, 100]", o.Percentile)
+	}
+	if o.CalibSamples < 1 {
+		return usageErr("--calib-samples %d: want at least 1", o.CalibSamples)
+	}
+	for _, t := range o.OpTypes {
+		if t != "Conv" && t != "MatMul" && t != "Gemm" {
+			return usageErr("--op-types: %q cannot be quantized (want Conv, MatMul, Gemm)", t)
+		}
+	}
+	return nil
+}
+
+func filepathClean(p string) string {
+	p = strings.TrimRight(p, "/")
+	if p == "" {
+		return "/"
+	}
+	return p
+}
+
+// quantizeResult is the quantization part of the optimize report.
+type quantizeResult struct {
+	Report   *quant.Report   `json:"report"`
+	Accuracy *bench.Accuracy `json:"accuracy,omitempty"`
+	// Checked says on what the accuracy was measured.
+	Checked string `json:"checked,omitempty"`
+}
+
+// sessionInfos describes a model's real inputs for data loading.
+func sessionInfos(m *graph.Model) []runtime.IOInfo {
+	var out []runtime.IOInfo
+	for _, v := range m.Graph.RealInputs() {
+		sh := make([]int64, len(v.Shape))
+		for i, d := range v.Shape {
+			sh[i] = d.Size
+		}
+		out = append(out, runtime.IOInfo{Name: v.Name, DType: v.DType, Shape: sh})
+	}
+	return out
+}
+
+// applyQuantize quantizes the optimized model and measures it against the
+// float one (on --data when given, else on seeded inputs).
+func applyQuantize(o *optimizeOptions, m *graph.Model) (*graph.Model, *quantizeResult, error) {
+	var (
+		q   *graph.Model
+		rep *quant.Report
+		err error
+	)
+	switch o.Quantize {
+	case "int8-dynamic":
+		q, rep, err = quant.Dynamic(m, quant.DynamicOptions{OpTypes: o.OpTypes, ExcludeNodes: o.ExcludeNodes, FullRange: !o.ReduceRange, PerTensor: !o.PerChannel})
+	case "fp16":
+		q, rep, err = quant.FP16(m, quant.FP16Options{KeepIO: o.KeepIO, ExcludeNodes: o.ExcludeNodes})
+	case "int8-static":
+		samples, lerr := bench.LoadData(o.Calib, sessionInfos(m), o.CalibSamples)
+		if lerr != nil {
+			return nil, nil, usageErr("--calib: %v", lerr)
+		}
+		calib := make([][]*runtime.Tensor, len(samples))
+		for i := range samples {
+			calib[i] = samples[i]
+		}
+		q, rep, err = quant.Static(m, calib, quant.StaticOptions{
+			Calibrate: o.Calibrate, Percentile: o.Percentile, PerChannel: o.PerChannel, Asymmetric: !o.Symmetric,
+			FullRange: !o.ReduceRange, OpTypes: o.OpTypes, ExcludeNodes: o.ExcludeNodes, Backend: o.Backend,
+		})
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	res := &quantizeResult{Report: rep}
+	if o.NoVerify || o.Quantize == "fp16" && !o.KeepIO {
+		return q, res, nil
+	}
+	var samples [][]*runtime.Tensor
+	if o.Data != "" {
+		ss, err := bench.LoadData(o.Data, sessionInfos(m), 100)
+		if err != nil {
+			return nil, nil, usageErr("--data: %v", err)
+		}
+		for _, s := range ss {
+			samples = append(samples, s)
+		}
+		res.Checked = fmt.Sprintf("%d samples of --data on %s", len(samples), o.Backend)
+	} else {
+		if samples, err = quant.SeededSamples(m, o.Backend, 8, 1); err != nil {
+			return nil, nil, err
+		}
+		res.Checked = fmt.Sprintf("%d seeded random inputs on %s (pass --data for real inputs)", len(samples), o.Backend)
+	}
+	acc, _, err := quant.Compare(m, q, o.Backend, samples, nil)
+	if err != nil {
+		return nil, nil, fmt.Errorf("the quantized model does not run: %w", err)
+	}
+	res.Accuracy = &acc
+	return q, res, nil
 }
 
 // parseShapes reads name=1x3x48x320 (or name=1,3,48,320) overrides.
@@ -160,6 +303,8 @@ type optimizeResult struct {
 	Report *passes.Report  `json:"report"`
 	Error  string          `json:"error,omitempty"`
 	Failed *failedPassInfo `json:"failed,omitempty"`
+	// Quantize is set with --quantize.
+	Quantize *quantizeResult `json:"quantize,omitempty"`
 }
 
 type failedPassInfo struct {
@@ -170,6 +315,9 @@ type failedPassInfo struct {
 func runOptimize(g *globalOptions, o *optimizeOptions) error {
 	po, err := o.toPassOptions()
 	if err != nil {
+		return err
+	}
+	if err := o.checkQuantFlags(); err != nil {
 		return err
 	}
 	m, err := graph.Load(o.Model)
@@ -220,6 +368,13 @@ func runOptimize(g *globalOptions, o *optimizeOptions) error {
 		printOptimize(g, o, &res)
 		return failedErr(err)
 	}
+	if o.Quantize != "" {
+		q, qres, err := applyQuantize(o, out)
+		if err != nil {
+			return err
+		}
+		out, res.Quantize = q, qres
+	}
 	if err := out.Verify(); err != nil {
 		return failedErr(fmt.Errorf("the optimized model fails verification, nothing was written: %w", err))
 	}
@@ -268,6 +423,22 @@ func printOptimize(g *globalOptions, o *optimizeOptions, res *optimizeResult) er
 		fmt.Fprintf(w, "checked structurally only: %s\n", s)
 	}
 	fmt.Fprintf(w, "verification: %s\n", rep.Numeric)
+	if qr := res.Quantize; qr != nil {
+		fmt.Fprint(w, qr.Report.String())
+		if a := qr.Accuracy; a != nil {
+			fmt.Fprintf(w, "quantized vs float (%s):", qr.Checked)
+			if a.Top1Agreement != nil {
+				fmt.Fprintf(w, " top-1 agreement %.2f%%", 100**a.Top1Agreement)
+			}
+			if a.Cosine != nil {
+				fmt.Fprintf(w, " cosine %.5f", *a.Cosine)
+			}
+			if a.SQNRdB != nil {
+				fmt.Fprintf(w, " SQNR %.1f dB", *a.SQNRdB)
+			}
+			fmt.Fprintln(w)
+		}
+	}
 	if res.Wrote {
 		fmt.Fprintf(w, "wrote %s (%s, %d rounds, %s)\n", res.Output, rep.Level, rep.Rounds, rep.Time.Round(time.Millisecond))
 	} else if res.Error != "" {
@@ -355,5 +526,16 @@ FusedGemm, Gelu).
 	f.Int64Var(&o.FoldMax, "fold-max-bytes", 1<<20, "largest tensor constant folding may create")
 	f.BoolVar(&o.FoldGrow, "fold-grow", false, "let folding create constants larger than its inputs (e.g. ConstantOfShape weights)")
 	f.BoolVar(&o.Freeze, "freeze-initializers", false, "treat weights listed as graph inputs (IR < 4 files) as constants and drop them from the inputs")
+	f.StringVar(&o.Quantize, "quantize", "", "after the passes, quantize: int8-dynamic, int8-static (needs --calib) or fp16")
+	f.StringVar(&o.Calib, "calib", "", "calibration inputs for int8-static (test_data_set folders, .pb/.npy/.npz, MNIST idx); must be disjoint from --data")
+	f.IntVar(&o.CalibSamples, "calib-samples", 100, "calibration samples to read from --calib")
+	f.StringVar(&o.Calibrate, "calibrate", quant.MinMax, "calibration method: minmax, percentile or entropy")
+	f.Float64Var(&o.Percentile, "percentile", 99.999, "percentile for --calibrate percentile")
+	f.BoolVar(&o.PerChannel, "per-channel", true, "one weight scale per output channel (int8)")
+	f.BoolVar(&o.Symmetric, "symmetric", true, "symmetric int8 activations (s8s8); false: asymmetric uint8 (int8-static)")
+	f.BoolVar(&o.ReduceRange, "reduce-range", true, "7-bit weights: avoids int16 saturation of ORT's int8 kernels on CPUs without VNNI; false for full 8 bits")
+	f.StringSliceVar(&o.OpTypes, "op-types", nil, "quantize only these op types (Conv, MatMul, Gemm)")
+	f.StringSliceVar(&o.ExcludeNodes, "exclude-nodes", nil, "node names to leave in float")
+	f.BoolVar(&o.KeepIO, "keep-io", true, "fp16: keep graph inputs and outputs float32")
 	return cmd
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,6 +11,8 @@ import (
 
 	"github.com/optictl/optictl/pkg/graph"
 	"github.com/optictl/optictl/pkg/passes"
+	"github.com/optictl/optictl/pkg/quant"
+	"github.com/optictl/optictl/pkg/tensorio"
 )
 
 func TestParseShapeOverrides(t *testing.T) {
@@ -249,5 +252,100 @@ func TestPassesCommand(t *testing.T) {
 	var list []passInfo
 	if err := json.Unmarshal(so.Bytes(), &list); err != nil || len(list) < 20 {
 		t.Fatalf("--json: %v (%d passes)", err, len(list))
+	}
+}
+
+func TestOptimizeQuantFlags(t *testing.T) {
+	base := optimizeOptions{Calibrate: "minmax", Percentile: 99.999, CalibSamples: 100}
+	tests := []struct {
+		name string
+		mod  func(o *optimizeOptions)
+		bad  string
+	}{
+		{"none", func(o *optimizeOptions) {}, ""},
+		{"dynamic", func(o *optimizeOptions) { o.Quantize = "int8-dynamic" }, ""},
+		{"fp16", func(o *optimizeOptions) { o.Quantize = "fp16" }, ""},
+		{"static", func(o *optimizeOptions) { o.Quantize = "int8-static"; o.Calib = "c" }, ""},
+		{"static without calib", func(o *optimizeOptions) { o.Quantize = "int8-static" }, "--calib"},
+		{"calib without static", func(o *optimizeOptions) { o.Calib = "c" }, "--calib"},
+		{"calib is data", func(o *optimizeOptions) { o.Quantize = "int8-static"; o.Calib = "d/"; o.Data = "d" }, "disjoint"},
+		{"bad mode", func(o *optimizeOptions) { o.Quantize = "int4" }, "--quantize"},
+		{"bad method", func(o *optimizeOptions) { o.Quantize = "int8-dynamic"; o.Calibrate = "median" }, "--calibrate"},
+		{"bad percentile", func(o *optimizeOptions) { o.Quantize = "int8-dynamic"; o.Percentile = 0 }, "--percentile"},
+		{"bad samples", func(o *optimizeOptions) { o.Quantize = "int8-dynamic"; o.CalibSamples = 0 }, "--calib-samples"},
+		{"bad op type", func(o *optimizeOptions) { o.Quantize = "int8-dynamic"; o.OpTypes = []string{"Relu"} }, "--op-types"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			o := base
+			tc.mod(&o)
+			err := o.checkQuantFlags()
+			if tc.bad == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			var ee *exitError
+			if err == nil || !strings.Contains(err.Error(), tc.bad) || !asExit(err, &ee) || ee.code != ExitUsage {
+				t.Fatalf("got %v, want a usage error about %s", err, tc.bad)
+			}
+		})
+	}
+}
+
+func TestOptimizeQuantize(t *testing.T) {
+	dir := t.TempDir()
+	mlp := filepath.Join("..", "..", "testmodels", "mlp.onnx")
+	// calibration data: input_0.pb files in test_data_set folders
+	m, err := graph.Load(mlp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	calib := filepath.Join(dir, "calib")
+	samples, err := quant.SeededSamples(m, "interp", 3, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, s := range samples {
+		d := filepath.Join(calib, fmt.Sprintf("test_data_set_%d", i))
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := tensorio.SavePB(filepath.Join(d, "input_0.pb"), "input", s[0]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tests := []struct {
+		args  []string
+		want  string
+		optyp string // op type that must appear in the output model
+	}{
+		{[]string{"--quantize", "int8-dynamic"}, "int8-dynamic: 3 nodes quantized", "MatMulInteger"},
+		{[]string{"--quantize", "int8-static", "--calib", calib, "--calibrate", "percentile"}, "int8-static (percentile): 3 nodes quantized", "QuantizeLinear"},
+		{[]string{"--quantize", "fp16"}, "fp16", "Cast"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.args[1], func(t *testing.T) {
+			out := filepath.Join(dir, tc.args[1]+".onnx")
+			var so, se bytes.Buffer
+			if code := Execute(append([]string{"optimize", mlp, "-o", out}, tc.args...), &so, &se); code != ExitOK {
+				t.Fatalf("exit %d: %s\n%s", code, se.String(), so.String())
+			}
+			if !strings.Contains(so.String(), tc.want) || !strings.Contains(so.String(), "quantized vs float") {
+				t.Fatalf("output lacks %q:\n%s", tc.want, so.String())
+			}
+			q, err := graph.Load(out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			found := false
+			for _, n := range q.Graph.Nodes {
+				found = found || n.OpType == tc.optyp
+			}
+			if !found {
+				t.Fatalf("no %s in the written model", tc.optyp)
+			}
+		})
 	}
 }

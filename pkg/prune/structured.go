@@ -60,6 +60,7 @@ type action struct {
 }
 
 type analyzer struct {
+	m      *graph.Model
 	g      *graph.Graph
 	inits  map[string]*graph.Tensor
 	vis    map[string]*graph.ValueInfo
@@ -110,7 +111,7 @@ func (a *analyzer) rank(name string) int {
 	return -1
 }
 
-func (a *analyzer) constT(name string) *graph.Tensor { return constInit(a.g, a.inits, name) }
+func (a *analyzer) constT(name string) *graph.Tensor { return constInit(a.m, a.inits, name) }
 
 // sliceable reports whether t's bytes can be sliced along dim with n entries.
 func sliceable(t *graph.Tensor, dim, n int) bool {
@@ -162,6 +163,10 @@ func (a *analyzer) node(n *graph.Node) {
 		for _, l := range in {
 			a.block(l, reason)
 		}
+	}
+	if len(n.Inputs) == 0 || len(n.Outputs) == 0 || n.Outputs[0] == "" {
+		blockAll(fmt.Sprintf("%s has no inputs or no first output", n))
+		return
 	}
 	if a.excl[n.Name] {
 		blockAll(fmt.Sprintf("flows into excluded %s", n))
@@ -234,7 +239,7 @@ func (a *analyzer) node(n *graph.Node) {
 	case op == "Flatten":
 		l := in[0]
 		shape := a.vis[n.Inputs[0]]
-		ok := l != nil && l.channelAxis() && n.AttrInt("axis", 1) == 1 && shape != nil && shape.HasShape
+		ok := l != nil && l.channelAxis() && n.AttrInt("axis", 1) == 1 && shape != nil && shape.HasShape && len(shape.Shape) >= 2
 		if ok {
 			for _, d := range shape.Shape[2:] {
 				ok = ok && d.Size == 1
@@ -488,7 +493,7 @@ func structured(m *graph.Model, opts Options, rep *Report) error {
 	if _, err := graph.InferShapes(ac, graph.InferOptions{}); err != nil {
 		return fmt.Errorf("prune: %w", err)
 	}
-	a := &analyzer{g: g, inits: g.InitializerMap(), vis: ac.Graph.ValueInfoMap(), excl: exclusions(opts), lay: map[string]*layout{}}
+	a := &analyzer{m: m, g: g, inits: g.InitializerMap(), vis: ac.Graph.ValueInfoMap(), excl: exclusions(opts), lay: map[string]*layout{}}
 	for _, n := range g.Nodes {
 		a.node(n)
 	}
@@ -598,6 +603,25 @@ func structured(m *graph.Model, opts Options, rep *Report) error {
 			}
 		}
 	}
+	if m := opts.Multiple; m > 1 {
+		for _, gr := range cands {
+			if gr.n < m {
+				continue
+			}
+			k := gr.n - len(prunedOf[gr])
+			k = int(math.Round(float64(k)/float64(m))) * m
+			k = max(m, min(k, gr.n))
+			idx := make([]int, gr.n)
+			for i := range idx {
+				idx[i] = i
+			}
+			sort.SliceStable(idx, func(i, j int) bool { return gr.score[idx[i]] < gr.score[idx[j]] })
+			prunedOf[gr] = map[int]bool{}
+			for _, i := range idx[:gr.n-k] {
+				prunedOf[gr][i] = true
+			}
+		}
+	}
 	keepOf := map[int][]int{} // space root -> kept channels, only when pruned
 	for _, gr := range cands {
 		p := prunedOf[gr]
@@ -687,6 +711,7 @@ func structured(m *graph.Model, opts Options, rep *Report) error {
 			stale[name] = true
 		}
 	}
+	syncWeightInputs(m)
 	had := len(g.ValueInfo) > 0
 	vi := g.ValueInfo[:0]
 	for _, v := range g.ValueInfo {

@@ -112,7 +112,10 @@ func calibrate(m *graph.Model, names []string, calib [][]*runtime.Tensor, o Stat
 			w := s.absmax / histBins
 			for _, x := range v {
 				a := math.Abs(float64(x))
-				if math.IsNaN(a) || math.IsInf(a, 0) {
+				// exact zeros (half of every Relu output) quantize
+				// exactly whatever the range; counting them would pull
+				// the entropy threshold down.
+				if a == 0 || math.IsNaN(a) || math.IsInf(a, 0) {
 					continue
 				}
 				b := int(a / w)

@@ -35,7 +35,11 @@ type Report struct {
 // String is a short human summary.
 func (r *Report) String() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "quantize %s: %d nodes quantized, %d int8 / %d float compute ops\n", r.Mode, len(r.Quantized), r.Int8Ops, r.FloatOps)
+	verb := "quantized"
+	if r.Mode == "fp16" {
+		verb = "converted to float16"
+	}
+	fmt.Fprintf(&b, "quantize %s: %d nodes %s, %d int8 / %d float compute ops\n", r.Mode, len(r.Quantized), verb, r.Int8Ops, r.FloatOps)
 	for _, s := range r.Skipped {
 		fmt.Fprintf(&b, "  left in float: %s: %s\n", s.Node, s.Reason)
 	}

@@ -82,7 +82,9 @@ func tensorFromJSON(name string, dt graph.DType, shape []int64, data json.RawMes
 	if err != nil {
 		return nil, fmt.Errorf("input %q: %w", name, err)
 	}
-	vals, err := flattenJSON(data, make([]any, 0, n), n)
+	// Each JSON value takes at least two bytes ("1,"), so the body bounds
+	// how many there can be: never size a buffer from the claimed shape alone.
+	vals, err := flattenJSON(data, make([]any, 0, min(n, len(data)/2+1)), n)
 	if err != nil {
 		return nil, fmt.Errorf("input %q: data: %w", name, err)
 	}
@@ -263,6 +265,9 @@ func tensorFromRaw(name string, dt graph.DType, shape []int64, raw []byte) (*run
 		return nil, fmt.Errorf("input %q: %w", name, err)
 	}
 	if dt == graph.String {
+		if n > len(raw)/4 { // every element has a 4-byte length prefix
+			return nil, fmt.Errorf("input %q: %d bytes cannot hold %d BYTES elements", name, len(raw), n)
+		}
 		t := runtime.NewTensor(dt, shape)
 		for i := 0; i < n; i++ {
 			if len(raw) < 4 {

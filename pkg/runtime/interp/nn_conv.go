@@ -291,43 +291,7 @@ func nnIm2colRows(dst, x []float32, g *nnGeom, Kg, outSz, lo, hi int) {
 		put := func(j int, v float32) { dst[base+(j/nnNR)*sstride+(j%nnNR)] = v }
 		run := func(j int, src []float32, n int) { nnPackedRun(dst, base, sstride, j, src, n) }
 		if g.nd == 2 {
-			OH, OW, H, W := g.out[0], g.out[1], g.in[0], g.in[1]
-			offH := kc[0]*g.d[0] - g.pb[0]
-			offW := kc[1]*g.d[1] - g.pb[1]
-			sh, sw := g.s[0], g.s[1]
-			// Valid ow range: 0 <= ow*sw+offW < W.
-			owLo := 0
-			if offW < 0 {
-				owLo = (-offW + sw - 1) / sw
-			}
-			owHi := 0
-			if W-offW > 0 {
-				owHi = min(OW, (W-offW+sw-1)/sw)
-			}
-			owLo = min(owLo, owHi)
-			j := 0
-			for oh := 0; oh < OH; oh++ {
-				ih := oh*sh + offH
-				if ih < 0 || ih >= H {
-					run(j, nil, OW)
-					j += OW
-					continue
-				}
-				row := xc[ih*W : (ih+1)*W]
-				run(j, nil, owLo)
-				j += owLo
-				if sw == 1 {
-					run(j, row[owLo+offW:owHi+offW], owHi-owLo)
-					j += owHi - owLo
-				} else {
-					for ow := owLo; ow < owHi; ow++ {
-						put(j, row[ow*sw+offW])
-						j++
-					}
-				}
-				run(j, nil, OW-owHi)
-				j += OW - owHi
-			}
+			nnIm2col2DRow(dst, xc, g, kc[0], kc[1], base, sstride)
 		} else {
 			for j := 0; j < outSz; j++ {
 				q := j
@@ -353,6 +317,80 @@ func nnIm2colRows(dst, x []float32, g *nnGeom, Kg, outSz, lo, hi int) {
 		}
 		run(outSz, nil, npad-outSz)
 	}
+}
+
+// nnIm2col2DRow writes one im2col row (kernel tap ki,kj of one input
+// channel xc) of a 2-D convolution into packed-B layout: output position j
+// goes to dst[base+(j/nnNR)*sstride+j%nnNR]. It walks the destination
+// strip by strip with a running offset, so no division or call per value.
+func nnIm2col2DRow(dst, xc []float32, g *nnGeom, ki, kj, base, sstride int) {
+	OH, OW, H, W := g.out[0], g.out[1], g.in[0], g.in[1]
+	offH := ki*g.d[0] - g.pb[0]
+	offW := kj*g.d[1] - g.pb[1]
+	sh, sw := g.s[0], g.s[1]
+	// Valid ow range: 0 <= ow*sw+offW < W.
+	owLo := 0
+	if offW < 0 {
+		owLo = (-offW + sw - 1) / sw
+	}
+	owHi := 0
+	if W-offW > 0 {
+		owHi = min(OW, (W-offW+sw-1)/sw)
+	}
+	owLo = min(owLo, owHi)
+	d := dst[base : base+nnNR]
+	o := 0
+	next := func() {
+		base += sstride
+		if base+nnNR <= len(dst) {
+			d = dst[base : base+nnNR]
+		}
+		o = 0
+	}
+	zeros := func(n int) {
+		for n > 0 {
+			m := min(n, nnNR-o)
+			clear(d[o : o+m])
+			o += m
+			n -= m
+			if o == nnNR {
+				next()
+			}
+		}
+	}
+	for oh := 0; oh < OH; oh++ {
+		ih := oh*sh + offH
+		if ih < 0 || ih >= H {
+			zeros(OW)
+			continue
+		}
+		row := xc[ih*W : (ih+1)*W]
+		zeros(owLo)
+		if sw == 1 {
+			src := row[owLo+offW : owHi+offW]
+			for len(src) > 0 {
+				m := min(len(src), nnNR-o)
+				copy(d[o:o+m], src[:m])
+				src = src[m:]
+				o += m
+				if o == nnNR {
+					next()
+				}
+			}
+		} else {
+			x := owLo*sw + offW
+			for ow := owLo; ow < owHi; ow++ {
+				d[o] = row[x]
+				x += sw
+				o++
+				if o == nnNR {
+					next()
+				}
+			}
+		}
+		zeros(OW - owHi)
+	}
+	// The caller zero-fills the padding past outSz.
 }
 
 // nnMaxScratch bounds the float32 scratch one node may ask for (im2col and

@@ -110,8 +110,10 @@ k4over:
 	RET
 
 // func perfKernel1x16AVX2(kc int, a *float32, as int, b, c *float32, accum int)
-// One row of 16: c[q] (+)= Σk a[k*as]·b[k*16+q]; four accumulators (k
-// unrolled by two) hide the FMA latency.
+// One row of 16: c[q] (+)= Σk a[k*as]·b[k*16+q]. Each output is one FMA
+// chain in k order, exactly as in the 4×16 kernel, so that every column of
+// a row rounds the same way whichever kernel computed it (softmax over
+// near-equal huge logits is sensitive to that).
 TEXT ·perfKernel1x16AVX2(SB), NOSPLIT, $0-48
 	MOVQ   kc+0(FP), CX
 	MOVQ   a+8(FP), SI
@@ -121,38 +123,22 @@ TEXT ·perfKernel1x16AVX2(SB), NOSPLIT, $0-48
 	MOVQ   c+32(FP), DX
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
-	VXORPS Y2, Y2, Y2
-	VXORPS Y3, Y3, Y3
-	MOVQ   CX, R9
-	SHRQ   $1, R9
-	JZ     k1tail
+	TESTQ  CX, CX
+	JZ     k1store
 
-k1loop2:
+k1loop:
 	VBROADCASTSS (SI), Y10
-	ADDQ         R8, SI
-	VBROADCASTSS (SI), Y11
 	ADDQ         R8, SI
 	VFMADD231PS  (DI), Y10, Y0
 	VFMADD231PS  32(DI), Y10, Y1
-	VFMADD231PS  64(DI), Y11, Y2
-	VFMADD231PS  96(DI), Y11, Y3
-	ADDQ         $128, DI
-	DECQ         R9
-	JNZ          k1loop2
-
-k1tail:
-	TESTQ        $1, CX
-	JZ           k1store
-	VBROADCASTSS (SI), Y10
-	VFMADD231PS  (DI), Y10, Y0
-	VFMADD231PS  32(DI), Y10, Y1
+	ADDQ         $64, DI
+	DECQ         CX
+	JNZ          k1loop
 
 k1store:
-	VADDPS Y2, Y0, Y0
-	VADDPS Y3, Y1, Y1
-	MOVQ   accum+40(FP), AX
-	TESTQ  AX, AX
-	JZ     k1over
+	MOVQ  accum+40(FP), AX
+	TESTQ AX, AX
+	JZ    k1over
 	VADDPS (DX), Y0, Y0
 	VADDPS 32(DX), Y1, Y1
 

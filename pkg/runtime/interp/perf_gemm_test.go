@@ -16,7 +16,7 @@ func TestPerfGemmKernels(t *testing.T) {
 	cases := []struct{ M, N, K int }{
 		{1, 1, 1}, {1, 16, 1}, {1, 17, 3}, {1, 10, 256}, {1, 33, 257}, {1, 1000, 64},
 		{2, 15, 2}, {3, 16, 5}, {4, 16, 1}, {4, 16, 2}, {4, 16, 7}, {5, 31, 9},
-		{7, 47, 513}, {8, 784, 25}, {16, 196, 200}, {13, 100, 300}, {97, 513, 33},
+		{1, 1000, 2048}, {1, 4096, 9216}, {7, 47, 513}, {8, 784, 25}, {16, 196, 200}, {13, 100, 300}, {97, 513, 33},
 	}
 	modes := []bool{false}
 	if perfFallbackToggle(false) != nil {
@@ -76,6 +76,38 @@ func TestPerfAxpy(t *testing.T) {
 			for i := range y {
 				if math.Abs(float64(y[i]-want[i])) > 1e-6 {
 					t.Fatalf("y[%d] = %g, want %g", i, y[i], want[i])
+				}
+			}
+		})
+	}
+}
+
+// TestPerfGemmColumnsRoundAlike: with identical B columns every output of a
+// row must be bit-identical whichever kernel (full tile, row edge, column
+// edge) computed it; models with huge logits feeding Softmax depend on it.
+func TestPerfGemmColumnsRoundAlike(t *testing.T) {
+	for _, tc := range []struct{ M, N, K int }{{1, 1000, 2048}, {5, 40, 300}, {3, 17, 129}} {
+		t.Run(fmt.Sprintf("%dx%dx%d", tc.M, tc.N, tc.K), func(t *testing.T) {
+			r := rand.New(rand.NewPCG(9, uint64(tc.K)))
+			a := nnRandF32(r, tc.M*tc.K)
+			for i := range a {
+				a[i] *= 1e6
+			}
+			col := nnRandF32(r, tc.K)
+			b := make([]float32, tc.K*tc.N)
+			for k := 0; k < tc.K; k++ {
+				for j := 0; j < tc.N; j++ {
+					b[k*tc.N+j] = col[k]
+				}
+			}
+			c := make([]float32, tc.M*tc.N)
+			scratch := make([]float32, nnPackedLenA(tc.M, tc.K)+nnPackedLenB(tc.K, tc.N))
+			nnSgemmT(2, tc.M, tc.N, tc.K, 1, a, tc.K, 1, b, tc.N, 1, c, tc.N, false, scratch)
+			for i := 0; i < tc.M; i++ {
+				for j := 1; j < tc.N; j++ {
+					if c[i*tc.N+j] != c[i*tc.N] {
+						t.Fatalf("row %d: C[%d] = %g but C[0] = %g", i, j, c[i*tc.N+j], c[i*tc.N])
+					}
 				}
 			}
 		})

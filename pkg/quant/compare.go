@@ -1,0 +1,88 @@
+package quant
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/optictl/optictl/pkg/bench"
+	"github.com/optictl/optictl/pkg/graph"
+	"github.com/optictl/optictl/pkg/runtime"
+)
+
+// Compare runs the float model ref and its quantized form q on the same
+// samples through one backend and measures q's agreement with ref (top-1
+// agreement, cosine, SQNR; top-1 accuracy too when labels are given, one
+// per row of the first output; refTop1 is then the float model's top-1
+// accuracy on the same rows, else nil).
+func Compare(ref, q *graph.Model, backend string, samples [][]*runtime.Tensor, labels []int) (acc bench.Accuracy, refTop1 *float64, err error) {
+	rs, err := runtime.Open(backend, ref, runtime.Options{Threads: 1})
+	if err != nil {
+		return acc, nil, fmt.Errorf("quant: compare: float model: %w", err)
+	}
+	defer rs.Close()
+	qs, err := runtime.Open(backend, q, runtime.Options{Threads: 1})
+	if err != nil {
+		return acc, nil, fmt.Errorf("quant: compare: quantized model: %w", err)
+	}
+	defer qs.Close()
+	var fp32, int8 bench.AccuracyMeter
+	for i, in := range samples {
+		ro, err := rs.Run(context.Background(), in)
+		if err != nil {
+			return acc, nil, fmt.Errorf("quant: compare: sample %d, float model: %w", i, err)
+		}
+		rc := make([]*runtime.Tensor, len(ro))
+		for k := range ro {
+			rc[k] = ro[k].Clone()
+		}
+		qo, err := qs.Run(context.Background(), in)
+		if err != nil {
+			return acc, nil, fmt.Errorf("quant: compare: sample %d, quantized model: %w", i, err)
+		}
+		var lab []int
+		if labels != nil {
+			rows := 1
+			if sh := rc[0].Shape; len(sh) >= 2 {
+				rows = int(sh[0])
+			}
+			if (i+1)*rows > len(labels) {
+				return acc, nil, fmt.Errorf("quant: compare: %d labels for more samples", len(labels))
+			}
+			lab = labels[i*rows : (i+1)*rows]
+			if err := fp32.Add(rc, rc, lab); err != nil {
+				return acc, nil, err
+			}
+		}
+		if err := int8.Add(rc, qo, lab); err != nil {
+			return acc, nil, err
+		}
+	}
+	return int8.Result(), fp32.Result().Top1Accuracy, nil
+}
+
+// SeededSamples makes n seeded random input sets (batch 1) for a model,
+// values uniform in [-1, 1) for float inputs.
+func SeededSamples(m *graph.Model, backend string, n int, seed int64) ([][]*runtime.Tensor, error) {
+	s, err := runtime.Open(backend, m, runtime.Options{Threads: 1})
+	if err != nil {
+		return nil, fmt.Errorf("quant: %w", err)
+	}
+	defer s.Close()
+	var out [][]*runtime.Tensor
+	for i := 0; i < n; i++ {
+		in, err := bench.RandomInputs(s.Inputs(), nil, 1, seed+int64(i))
+		if err != nil {
+			return nil, fmt.Errorf("quant: %w", err)
+		}
+		for _, x := range in {
+			if x.DType == graph.Float {
+				f := x.Float32s()
+				for j := range f {
+					f[j] = 2*f[j] - 1
+				}
+			}
+		}
+		out = append(out, in)
+	}
+	return out, nil
+}
