@@ -16,6 +16,16 @@ type nnAct struct {
 
 func nnParseAct(n *graph.Node) (nnAct, error) {
 	a := nnAct{kind: n.AttrString("activation", ""), params: n.AttrFloats("activation_params")}
+	// ORT's FusedGemm carries the parameters as activation_alpha/_beta
+	// (contrib_ops/cpu/fused_gemm.cc), not activation_params.
+	if n.OpType == "FusedGemm" && a.params == nil {
+		if al := n.Attr("activation_alpha"); al != nil && al.Type == graph.AttrFloat {
+			a.params = append(a.params, al.F)
+			if be := n.Attr("activation_beta"); be != nil && be.Type == graph.AttrFloat {
+				a.params = append(a.params, be.F)
+			}
+		}
+	}
 	need := 0
 	switch a.kind {
 	case "", "Relu", "Tanh", "Sigmoid":
