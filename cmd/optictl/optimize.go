@@ -18,6 +18,7 @@ import (
 	"github.com/optictl/optictl/pkg/bench"
 	"github.com/optictl/optictl/pkg/graph"
 	"github.com/optictl/optictl/pkg/passes"
+	"github.com/optictl/optictl/pkg/prune"
 	"github.com/optictl/optictl/pkg/quant"
 	"github.com/optictl/optictl/pkg/runtime"
 	_ "github.com/optictl/optictl/pkg/runtime/interp" // verification backends
@@ -59,14 +60,49 @@ type optimizeOptions struct {
 	OpTypes      []string
 	ExcludeNodes []string
 	KeepIO       bool
+	// RequireSpeedup fails (exit 3) unless the quantized model is faster
+	// than the float one on ORT at 1 thread.
+	RequireSpeedup bool
+
+	// accuracy control
+	MaxDrop float64 // points; < 0: off
+	Labels  string
+
+	// pruning (after the graph passes, before quantization)
+	Prune         float64
+	PruneMode     string
+	PruneNorm     string
+	PruneMultiple int
+	PruneGlobal   bool
 }
 
-// checkQuantFlags validates the quantization flags (usage errors).
+// checkQuantFlags validates the quantization and pruning flags (usage errors).
 func (o *optimizeOptions) checkQuantFlags() error {
+	if o.MaxDrop >= 0 && (o.Quantize == "" || o.Data == "") {
+		return usageErr("--max-accuracy-drop needs --quantize and --data (the samples to measure on)")
+	}
+	if o.Labels != "" && o.MaxDrop < 0 {
+		return usageErr("--labels is used with --max-accuracy-drop")
+	}
+	if o.Prune < 0 || o.Prune >= 1 || o.Prune != o.Prune {
+		return usageErr("--prune %v: want a fraction in [0, 1)", o.Prune)
+	}
+	if o.PruneNorm != "l1" && o.PruneNorm != "l2" {
+		return usageErr("--prune-norm %q: want l1 or l2", o.PruneNorm)
+	}
+	if o.PruneMultiple < 0 {
+		return usageErr("--prune-multiple must be >= 0")
+	}
+	if o.PruneMode != prune.Structured && o.PruneMode != prune.Unstructured {
+		return usageErr("--prune-mode %q: want structured or unstructured", o.PruneMode)
+	}
 	switch o.Quantize {
 	case "":
 		if o.Calib != "" {
 			return usageErr("--calib needs --quantize int8-static")
+		}
+		if o.RequireSpeedup {
+			return usageErr("--require-speedup needs --quantize")
 		}
 		return nil
 	case "int8-dynamic", "fp16":
@@ -116,6 +152,12 @@ type quantizeResult struct {
 	Accuracy *bench.Accuracy `json:"accuracy,omitempty"`
 	// Checked says on what the accuracy was measured.
 	Checked string `json:"checked,omitempty"`
+	// Speed is the interleaved ORT comparison (nil when not measured;
+	// SpeedNote then says why).
+	Speed     *quant.Speed `json:"speed,omitempty"`
+	SpeedNote string       `json:"speed_note,omitempty"`
+	// Control is the --max-accuracy-drop outcome.
+	Control *quant.AccuracyResult `json:"accuracy_control,omitempty"`
 }
 
 // sessionInfos describes a model's real inputs for data loading.
@@ -134,35 +176,68 @@ func sessionInfos(m *graph.Model) []runtime.IOInfo {
 // applyQuantize quantizes the optimized model and measures it against the
 // float one (on --data when given, else on seeded inputs).
 func applyQuantize(o *optimizeOptions, m *graph.Model) (*graph.Model, *quantizeResult, error) {
-	var (
-		q   *graph.Model
-		rep *quant.Report
-		err error
-	)
-	switch o.Quantize {
-	case "int8-dynamic":
-		q, rep, err = quant.Dynamic(m, quant.DynamicOptions{OpTypes: o.OpTypes, ExcludeNodes: o.ExcludeNodes, FullRange: !o.ReduceRange, PerTensor: !o.PerChannel})
-	case "fp16":
-		q, rep, err = quant.FP16(m, quant.FP16Options{KeepIO: o.KeepIO, ExcludeNodes: o.ExcludeNodes})
-	case "int8-static":
-		samples, lerr := bench.LoadData(o.Calib, sessionInfos(m), o.CalibSamples)
-		if lerr != nil {
-			return nil, nil, usageErr("--calib: %v", lerr)
+	var calib [][]*runtime.Tensor
+	if o.Quantize == "int8-static" {
+		samples, err := bench.LoadData(o.Calib, sessionInfos(m), o.CalibSamples)
+		if err != nil {
+			return nil, nil, usageErr("--calib: %v", err)
 		}
-		calib := make([][]*runtime.Tensor, len(samples))
 		for i := range samples {
-			calib[i] = samples[i]
+			calib = append(calib, samples[i])
 		}
-		q, rep, err = quant.Static(m, calib, quant.StaticOptions{
-			Calibrate: o.Calibrate, Percentile: o.Percentile, PerChannel: o.PerChannel, Asymmetric: !o.Symmetric,
-			FullRange: !o.ReduceRange, OpTypes: o.OpTypes, ExcludeNodes: o.ExcludeNodes, Backend: o.Backend,
-		})
 	}
-	if err != nil {
-		return nil, nil, err
+	qf := func(extra []string) (*graph.Model, *quant.Report, error) {
+		ex := append(append([]string(nil), o.ExcludeNodes...), extra...)
+		switch o.Quantize {
+		case "int8-dynamic":
+			return quant.Dynamic(m, quant.DynamicOptions{OpTypes: o.OpTypes, ExcludeNodes: ex, FullRange: !o.ReduceRange, PerTensor: !o.PerChannel})
+		case "fp16":
+			return quant.FP16(m, quant.FP16Options{KeepIO: o.KeepIO, ExcludeNodes: ex})
+		default:
+			return quant.Static(m, calib, quant.StaticOptions{
+				Calibrate: o.Calibrate, Percentile: o.Percentile, PerChannel: o.PerChannel, Asymmetric: !o.Symmetric,
+				FullRange: !o.ReduceRange, OpTypes: o.OpTypes, ExcludeNodes: ex, Backend: o.Backend,
+			})
+		}
 	}
+	var labels []int
+	if o.Labels != "" {
+		l, err := bench.LoadLabels(o.Labels)
+		if err != nil {
+			return nil, nil, usageErr("--labels: %v", err)
+		}
+		labels = l
+	}
+	if o.MaxDrop >= 0 {
+		ss, err := bench.LoadData(o.Data, sessionInfos(m), 1000)
+		if err != nil {
+			return nil, nil, usageErr("--data: %v", err)
+		}
+		var samples [][]*runtime.Tensor
+		for _, s := range ss {
+			samples = append(samples, s)
+		}
+		q, rep, ar, err := quant.Controlled(m, qf, o.Backend, samples, labels, o.MaxDrop)
+		if err != nil {
+			return nil, nil, err
+		}
+		res := &quantizeResult{Report: rep, Accuracy: &ar.Accuracy, Control: ar,
+			Checked: fmt.Sprintf("%d samples of --data on %s", len(samples), o.Backend)}
+		if !ar.Met {
+			return nil, res, failedErr(fmt.Errorf("--max-accuracy-drop %g: the drop is %.2f points even with %d nodes put back in float; nothing was written", o.MaxDrop, ar.Drop, len(rep.LeftInFloat)))
+		}
+		sp, err := quant.MeasureSpeed(m, q, "ort", samples[0], 200, time.Second)
+		if err != nil {
+			res.SpeedNote = fmt.Sprintf("speed not checked: %v", err)
+		} else {
+			res.Speed = &sp
+		}
+		return q, res, nil
+	}
+	q, rep, err := qf(nil)
 	res := &quantizeResult{Report: rep}
 	if o.NoVerify || o.Quantize == "fp16" && !o.KeepIO {
+		res.SpeedNote = "speed not checked (--no-verify, or fp16 without --keep-io)"
 		return q, res, nil
 	}
 	var samples [][]*runtime.Tensor
@@ -186,6 +261,12 @@ func applyQuantize(o *optimizeOptions, m *graph.Model) (*graph.Model, *quantizeR
 		return nil, nil, fmt.Errorf("the quantized model does not run: %w", err)
 	}
 	res.Accuracy = &acc
+	sp, err := quant.MeasureSpeed(m, q, "ort", samples[0], 200, time.Second)
+	if err != nil {
+		res.SpeedNote = fmt.Sprintf("speed not checked: %v", err)
+	} else {
+		res.Speed = &sp
+	}
 	return q, res, nil
 }
 
@@ -305,6 +386,8 @@ type optimizeResult struct {
 	Failed *failedPassInfo `json:"failed,omitempty"`
 	// Quantize is set with --quantize.
 	Quantize *quantizeResult `json:"quantize,omitempty"`
+	// Prune is set with --prune.
+	Prune *prune.Report `json:"prune,omitempty"`
 }
 
 type failedPassInfo struct {
@@ -368,12 +451,34 @@ func runOptimize(g *globalOptions, o *optimizeOptions) error {
 		printOptimize(g, o, &res)
 		return failedErr(err)
 	}
-	if o.Quantize != "" {
-		q, qres, err := applyQuantize(o, out)
+	if o.Prune > 0 {
+		pm := out.Clone()
+		prep, err := prune.Prune(pm, prune.Options{Fraction: o.Prune, Mode: o.PruneMode, Norm: o.PruneNorm, Multiple: o.PruneMultiple, Global: o.PruneGlobal})
 		if err != nil {
 			return err
 		}
+		out, res.Prune = pm, prep
+	}
+	if o.Quantize != "" {
+		q, qres, err := applyQuantize(o, out)
+		if err != nil {
+			if qres != nil {
+				res.Quantize, res.Error = qres, err.Error()
+				printOptimize(g, o, &res)
+			}
+			return err
+		}
 		out, res.Quantize = q, qres
+		if o.RequireSpeedup && (qres.Speed == nil || qres.Speed.Speedup <= 1) {
+			why := qres.SpeedNote
+			if qres.Speed != nil {
+				why = qres.Speed.String()
+			}
+			err := fmt.Errorf("--require-speedup: %s; nothing was written", why)
+			res.Error = err.Error()
+			printOptimize(g, o, &res)
+			return failedErr(err)
+		}
 	}
 	if err := out.Verify(); err != nil {
 		return failedErr(fmt.Errorf("the optimized model fails verification, nothing was written: %w", err))
@@ -423,6 +528,12 @@ func printOptimize(g *globalOptions, o *optimizeOptions, res *optimizeResult) er
 		fmt.Fprintf(w, "checked structurally only: %s\n", s)
 	}
 	fmt.Fprintf(w, "verification: %s\n", rep.Numeric)
+	if res.Prune != nil {
+		fmt.Fprint(w, res.Prune.String())
+		if !strings.HasSuffix(res.Prune.String(), "\n") {
+			fmt.Fprintln(w)
+		}
+	}
 	if qr := res.Quantize; qr != nil {
 		fmt.Fprint(w, qr.Report.String())
 		if a := qr.Accuracy; a != nil {
@@ -437,6 +548,21 @@ func printOptimize(g *globalOptions, o *optimizeOptions, res *optimizeResult) er
 				fmt.Fprintf(w, " SQNR %.1f dB", *a.SQNRdB)
 			}
 			fmt.Fprintln(w)
+		}
+		if c := qr.Control; c != nil {
+			fmt.Fprintf(w, "accuracy drop %.2f points (limit met: %v); worst layers by output SQNR:", c.Drop, c.Met)
+			for i, l := range c.LayerSQNR {
+				if i == 5 {
+					break
+				}
+				fmt.Fprintf(w, " %s %.1f dB", l.Node, l.DB)
+			}
+			fmt.Fprintln(w)
+		}
+		if qr.Speed != nil {
+			fmt.Fprintln(w, qr.Speed.String())
+		} else if qr.SpeedNote != "" {
+			fmt.Fprintln(w, qr.SpeedNote)
 		}
 	}
 	if res.Wrote {
@@ -537,5 +663,13 @@ FusedGemm, Gelu).
 	f.StringSliceVar(&o.OpTypes, "op-types", nil, "quantize only these op types (Conv, MatMul, Gemm)")
 	f.StringSliceVar(&o.ExcludeNodes, "exclude-nodes", nil, "node names to leave in float")
 	f.BoolVar(&o.KeepIO, "keep-io", true, "fp16: keep graph inputs and outputs float32")
+	f.Float64Var(&o.MaxDrop, "max-accuracy-drop", -1, "with --quantize and --data: put the worst layers (per-layer SQNR) back in float until the drop is at most PCT points (top-1 accuracy with --labels, else top-1 agreement); exit 3 if impossible")
+	f.StringVar(&o.Labels, "labels", "", "labels for --data (MNIST idx, .npy): --max-accuracy-drop then measures top-1 accuracy")
+	f.Float64Var(&o.Prune, "prune", 0, "after the passes, prune this fraction of weights (unstructured) or output channels (structured), in [0, 1)")
+	f.StringVar(&o.PruneMode, "prune-mode", "structured", "pruning mode: structured (channels, L1 norm) or unstructured (magnitude)")
+	f.StringVar(&o.PruneNorm, "prune-norm", "l1", "channel ranking for structured pruning: l1 or l2")
+	f.IntVar(&o.PruneMultiple, "prune-multiple", 0, "round kept channels per layer to a multiple of this (8 suits ONNX Runtime's blocked x86 conv kernels; 0 keeps the exact fraction)")
+	f.BoolVar(&o.PruneGlobal, "prune-global", false, "unstructured: one magnitude threshold across all layers instead of per layer")
+	f.BoolVar(&o.RequireSpeedup, "require-speedup", false, "exit 3 (writing nothing) unless the quantized model is faster than the float one on ORT at 1 thread")
 	return cmd
 }

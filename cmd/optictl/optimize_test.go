@@ -256,7 +256,7 @@ func TestPassesCommand(t *testing.T) {
 }
 
 func TestOptimizeQuantFlags(t *testing.T) {
-	base := optimizeOptions{Calibrate: "minmax", Percentile: 99.999, CalibSamples: 100}
+	base := optimizeOptions{Calibrate: "minmax", Percentile: 99.999, CalibSamples: 100, PruneMode: "structured", MaxDrop: -1}
 	tests := []struct {
 		name string
 		mod  func(o *optimizeOptions)
@@ -274,6 +274,13 @@ func TestOptimizeQuantFlags(t *testing.T) {
 		{"bad percentile", func(o *optimizeOptions) { o.Quantize = "int8-dynamic"; o.Percentile = 0 }, "--percentile"},
 		{"bad samples", func(o *optimizeOptions) { o.Quantize = "int8-dynamic"; o.CalibSamples = 0 }, "--calib-samples"},
 		{"bad op type", func(o *optimizeOptions) { o.Quantize = "int8-dynamic"; o.OpTypes = []string{"Relu"} }, "--op-types"},
+		{"max drop", func(o *optimizeOptions) { o.Quantize = "int8-dynamic"; o.MaxDrop = 1; o.Data = "d" }, ""},
+		{"max drop without data", func(o *optimizeOptions) { o.Quantize = "int8-dynamic"; o.MaxDrop = 1 }, "--max-accuracy-drop"},
+		{"labels without max drop", func(o *optimizeOptions) { o.Quantize = "int8-dynamic"; o.Labels = "l" }, "--labels"},
+		{"prune", func(o *optimizeOptions) { o.Prune = 0.3; o.PruneMode = "unstructured" }, ""},
+		{"prune too much", func(o *optimizeOptions) { o.Prune = 1 }, "--prune"},
+		{"bad prune mode", func(o *optimizeOptions) { o.Prune = 0.3; o.PruneMode = "random" }, "--prune-mode"},
+		{"speedup without quantize", func(o *optimizeOptions) { o.RequireSpeedup = true }, "--require-speedup"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -316,23 +323,38 @@ func TestOptimizeQuantize(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	data := filepath.Join(dir, "data")
+	evals, err := quant.SeededSamples(m, "interp", 2, 500) // disjoint from calib
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, s := range evals {
+		d := filepath.Join(data, fmt.Sprintf("test_data_set_%d", i))
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := tensorio.SavePB(filepath.Join(d, "input_0.pb"), "input", s[0]); err != nil {
+			t.Fatal(err)
+		}
+	}
 	tests := []struct {
 		args  []string
 		want  string
 		optyp string // op type that must appear in the output model
 	}{
+		{[]string{"--quantize", "int8-static", "--calib", calib, "--data", data, "--max-accuracy-drop", "1"}, "accuracy drop 0.00 points (limit met: true)", "DequantizeLinear"},
 		{[]string{"--quantize", "int8-dynamic"}, "int8-dynamic: 3 nodes quantized", "MatMulInteger"},
 		{[]string{"--quantize", "int8-static", "--calib", calib, "--calibrate", "percentile"}, "int8-static (percentile): 3 nodes quantized", "QuantizeLinear"},
 		{[]string{"--quantize", "fp16"}, "fp16", "Cast"},
 	}
 	for _, tc := range tests {
-		t.Run(tc.args[1], func(t *testing.T) {
-			out := filepath.Join(dir, tc.args[1]+".onnx")
+		t.Run(strings.Join(tc.args[1:2], ""), func(t *testing.T) {
+			out := filepath.Join(t.TempDir(), "q.onnx")
 			var so, se bytes.Buffer
 			if code := Execute(append([]string{"optimize", mlp, "-o", out}, tc.args...), &so, &se); code != ExitOK {
 				t.Fatalf("exit %d: %s\n%s", code, se.String(), so.String())
 			}
-			if !strings.Contains(so.String(), tc.want) || !strings.Contains(so.String(), "quantized vs float") {
+			if !strings.Contains(so.String(), tc.want) || !strings.Contains(so.String(), "quantized vs float") || !strings.Contains(so.String(), "speed") {
 				t.Fatalf("output lacks %q:\n%s", tc.want, so.String())
 			}
 			q, err := graph.Load(out)
@@ -347,5 +369,53 @@ func TestOptimizeQuantize(t *testing.T) {
 				t.Fatalf("no %s in the written model", tc.optyp)
 			}
 		})
+	}
+}
+
+// TestOptimizeRequireSpeedup: with --no-verify the speed is not measured,
+// so --require-speedup cannot be met: exit 3 and nothing written. (Whether
+// a model is faster is timing, checked by BenchmarkInt8Speedup, not here.)
+func TestOptimizeRequireSpeedup(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "q.onnx")
+	var so, se bytes.Buffer
+	code := Execute([]string{"optimize", filepath.Join("..", "..", "testmodels", "mlp.onnx"), "-o", out, "--quantize", "int8-dynamic", "--no-verify", "--require-speedup"}, &so, &se)
+	if code != ExitFailed {
+		t.Fatalf("exit %d, want %d:\n%s%s", code, ExitFailed, so.String(), se.String())
+	}
+	if _, err := os.Stat(out); err == nil {
+		t.Fatal("a model was written despite the failed speed requirement")
+	}
+	if !strings.Contains(so.String()+se.String(), "--require-speedup") {
+		t.Fatalf("no explanation:\n%s%s", so.String(), se.String())
+	}
+}
+
+// TestOptimizePruneThenQuantize: --prune runs after the passes and before
+// --quantize; the written model has fewer channels and int8 ops.
+func TestOptimizePruneThenQuantize(t *testing.T) {
+	dir := t.TempDir()
+	in := filepath.Join("..", "..", "testmodels", "cnn.onnx")
+	out := filepath.Join(dir, "p.onnx")
+	var so, se bytes.Buffer
+	if code := Execute([]string{"optimize", in, "-o", out, "--prune", "0.25", "--quantize", "int8-dynamic", "--json"}, &so, &se); code != ExitOK {
+		t.Fatalf("exit %d: %s\n%s", code, se.String(), so.String())
+	}
+	var res optimizeResult
+	if err := json.Unmarshal(so.Bytes(), &res); err != nil {
+		t.Fatal(err)
+	}
+	if res.Prune == nil || res.Prune.ChannelsAfter >= res.Prune.ChannelsBefore {
+		t.Fatalf("no channels pruned: %+v", res.Prune)
+	}
+	if res.Quantize == nil || res.Quantize.Report.Int8Ops != 1 {
+		t.Fatalf("quantize result %+v", res.Quantize)
+	}
+	q, err := graph.Load(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := q.Verify(); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -2,10 +2,12 @@ package prune
 
 import (
 	"context"
+	"path/filepath"
 	"slices"
 	"testing"
 	"time"
 
+	"github.com/optictl/optictl/internal/testutil"
 	"github.com/optictl/optictl/pkg/bench"
 	"github.com/optictl/optictl/pkg/graph"
 	"github.com/optictl/optictl/pkg/runtime"
@@ -33,10 +35,20 @@ func BenchmarkStructuredORT(b *testing.B) {
 		{"dwsep/exact", "dwsep", 0},
 		{"mlp/exact", "mlp", 0},
 		{"mlp/multiple8", "mlp", 8},
+		{"ppocr-cls/exact", "ppocr-cls", 0},
+		{"ppocr-cls/multiple8", "ppocr-cls", 8},
 	}
 	for _, tc := range cases {
 		b.Run(tc.name, func(b *testing.B) {
-			orig := testmodels.All()[tc.model]()
+			var orig *graph.Model
+			if mk := testmodels.All()[tc.model]; mk != nil {
+				orig = mk()
+			} else {
+				var err error
+				if orig, err = graph.Load(filepath.Join(testutil.ModelsDir(b), tc.model, "model.onnx")); err != nil {
+					b.Fatal(err)
+				}
+			}
 			pruned := orig.Clone()
 			rep, err := Prune(pruned, Options{Fraction: 0.3, Mode: Structured, Multiple: tc.multiple})
 			if err != nil {

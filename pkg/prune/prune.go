@@ -86,8 +86,8 @@ type Report struct {
 	// prunable layers.
 	ChannelsBefore int `json:"channels_before,omitempty"`
 	ChannelsAfter  int `json:"channels_after,omitempty"`
-	// Parameters and FLOPs (graph.Cost, dynamic dims taken as 1) before and
-	// after pruning.
+	// Parameters (initializers and Constant values) and FLOPs (graph.Cost,
+	// dynamic dims taken as 1) before and after pruning.
 	ParamsBefore int64 `json:"params_before"`
 	ParamsAfter  int64 `json:"params_after"`
 	FLOPsBefore  int64 `json:"flops_before"`
@@ -99,6 +99,9 @@ type Report struct {
 
 // NoteDense is the honest note that unstructured pruning carries.
 const NoteDense = "unstructured sparsity only zeroes weights: dense kernels (ONNX Runtime CPU, the interp backend) do exactly the same work, so the model is not faster and not smaller on disk unless compressed; use structured pruning for speed"
+
+// NoteBlocked warns that channel counts off ORT's NCHWc block can be slower.
+const NoteBlocked = "some pruned layers have channel counts that are not multiples of 8: ONNX Runtime's CPU convolutions (NCHWc layout, level all) then fall back to slower kernels and the model can be slower than the original; round with Multiple 8"
 
 // JSON renders the report as indented JSON.
 func (r *Report) JSON() ([]byte, error) { return json.MarshalIndent(r, "", "  ") }
@@ -199,11 +202,20 @@ func Prune(m *graph.Model, opts Options) (rep *Report, err error) {
 		return nil, fmt.Errorf("prune: pruned model fails verification: %w", err)
 	}
 	rep.ParamsAfter, rep.FLOPsAfter = cost(work)
+	if mode == Structured && opts.Multiple <= 1 {
+		for _, l := range rep.Layers {
+			if l.ChannelsAfter != l.ChannelsBefore && l.ChannelsAfter%8 != 0 && l.ChannelsBefore%8 == 0 {
+				rep.Notes = append(rep.Notes, NoteBlocked)
+				break
+			}
+		}
+	}
 	*m = *work
 	return rep, nil
 }
 
-// cost returns parameters and FLOPs with dynamic input dims set to 1.
+// cost returns parameters (initializers and Constant node values) and FLOPs
+// with dynamic input dims set to 1.
 func cost(m *graph.Model) (params, flops int64) {
 	c := m.Clone()
 	fixed := map[string][]int64{}
@@ -231,22 +243,70 @@ func cost(m *graph.Model) (params, flops int64) {
 	if err != nil {
 		return 0, 0
 	}
-	return r.Params, r.FLOPs
+	return r.Params + r.ConstantParams, r.FLOPs
 }
 
-// constInit returns the initializer named name when it is a constant: an
-// initializer that is not also a graph input, or, in models of IR version
-// below 4 (where every initializer had to be listed as an input too), any
-// initializer; Prune then keeps the input's declared shape in step.
-func constInit(m *graph.Model, inits map[string]*graph.Tensor, name string) *graph.Tensor {
+// constMap indexes the constants of the main graph by value name:
+// initializers that are not also graph inputs (in models of IR version below
+// 4, where every initializer had to be listed as an input too, any
+// initializer: Prune then keeps the input's declared shape in step), and
+// the "value" tensors of Constant nodes.
+func constMap(m *graph.Model) map[string]*graph.Tensor {
+	g := m.Graph
+	out := map[string]*graph.Tensor{}
+	for _, t := range g.Initializers {
+		if m.IRVersion < 4 || !g.IsGraphInput(t.Name) {
+			out[t.Name] = t
+		}
+	}
+	for _, n := range g.Nodes {
+		if n.Is("Constant") && len(n.Outputs) == 1 && n.Outputs[0] != "" {
+			if t := n.AttrTensor("value"); t != nil && len(n.Attrs) == 1 {
+				out[n.Outputs[0]] = t
+			}
+		}
+	}
+	return out
+}
+
+// constInit returns the constant named name or nil.
+func constInit(consts map[string]*graph.Tensor, name string) *graph.Tensor {
 	if name == "" {
 		return nil
 	}
-	t := inits[name]
-	if t == nil || (m.IRVersion >= 4 && m.Graph.IsGraphInput(name)) {
-		return nil
+	return consts[name]
+}
+
+// getConst finds the current constant of a value: an initializer or a
+// Constant node's value.
+func getConst(g *graph.Graph, name string) *graph.Tensor {
+	if t := g.Initializer(name); t != nil {
+		return t
 	}
-	return t
+	for _, n := range g.Nodes {
+		if n.Is("Constant") && len(n.Outputs) == 1 && n.Outputs[0] == name {
+			return n.AttrTensor("value")
+		}
+	}
+	return nil
+}
+
+// setConst replaces the constant of a value (initializer or Constant node).
+func setConst(g *graph.Graph, name string, t *graph.Tensor) {
+	for i, e := range g.Initializers {
+		if e.Name == name {
+			g.Initializers[i] = t
+			return
+		}
+	}
+	for _, n := range g.Nodes {
+		if n.Is("Constant") && len(n.Outputs) == 1 && n.Outputs[0] == name {
+			c := *t
+			c.Name = n.AttrTensor("value").Name
+			n.SetAttr(graph.TensorAttr("value", &c))
+			return
+		}
+	}
 }
 
 // syncWeightInputs makes graph inputs that name initializers (old IR
@@ -288,6 +348,7 @@ func weightInput(n *graph.Node) int {
 // Unstructured magnitude pruning.
 
 type uLayer struct {
+	name string
 	node *graph.Node
 	t    *graph.Tensor
 	vals []float32
@@ -295,7 +356,7 @@ type uLayer struct {
 
 func unstructured(m *graph.Model, opts Options, rep *Report) error {
 	g := m.Graph
-	inits := g.InitializerMap()
+	inits := constMap(m)
 	excl := exclusions(opts)
 	seen := map[string]bool{}
 	var layers []*uLayer
@@ -305,7 +366,7 @@ func unstructured(m *graph.Model, opts Options, rep *Report) error {
 			continue
 		}
 		name := n.Inputs[wi]
-		t := constInit(m, inits, name)
+		t := constInit(inits, name)
 		if t == nil {
 			continue
 		}
@@ -328,7 +389,7 @@ func unstructured(m *graph.Model, opts Options, rep *Report) error {
 		if int64(len(v)) != t.Len() {
 			return fmt.Errorf("prune: %s weight %q: %d values for shape %v", n, name, len(v), t.Dims)
 		}
-		layers = append(layers, &uLayer{node: n, t: t, vals: append([]float32(nil), v...)})
+		layers = append(layers, &uLayer{name: name, node: n, t: t, vals: append([]float32(nil), v...)})
 	}
 	if opts.Global {
 		var total int
@@ -382,7 +443,7 @@ func unstructured(m *graph.Model, opts Options, rep *Report) error {
 	for _, l := range layers {
 		nt := graph.NewFloat32(l.t.Name, l.t.Dims, l.vals)
 		nt.Doc = l.t.Doc
-		replaceInit(g, l.t.Name, nt)
+		setConst(g, l.name, nt)
 		var z int64
 		for _, x := range l.vals {
 			if x == 0 {
@@ -391,7 +452,7 @@ func unstructured(m *graph.Model, opts Options, rep *Report) error {
 		}
 		zeros += z
 		total += int64(len(l.vals))
-		rep.Layers = append(rep.Layers, Layer{Node: l.node.Name, Op: l.node.OpType, Weight: l.t.Name,
+		rep.Layers = append(rep.Layers, Layer{Node: l.node.Name, Op: l.node.OpType, Weight: l.name,
 			Params: int64(len(l.vals)), Zeros: z, Sparsity: ratio(z, int64(len(l.vals)))})
 	}
 	rep.Sparsity = ratio(zeros, total)

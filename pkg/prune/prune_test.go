@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"math"
 	"math/rand"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -575,6 +577,9 @@ func TestMultiple(t *testing.T) {
 			t.Errorf("%s: %+v, want %d channels", w, l, n)
 		}
 	}
+	if len(rep.Notes) != 0 {
+		t.Errorf("rounded pruning carries notes: %v", rep.Notes)
+	}
 	if err := m.Verify(); err != nil {
 		t.Fatal(err)
 	}
@@ -638,5 +643,81 @@ func TestRealModels(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestValueInfoUpdated: a model carrying value_info keeps it consistent
+// with the pruned shapes (no stale channel counts).
+func TestValueInfoUpdated(t *testing.T) {
+	m := testmodels.CNN()
+	if _, err := graph.InferShapes(m, graph.InferOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	n := len(m.Graph.ValueInfo)
+	if n == 0 {
+		t.Fatal("no value_info to test with")
+	}
+	if _, err := Prune(m, Options{Fraction: 0.5, Mode: Structured}); err != nil {
+		t.Fatal(err)
+	}
+	if len(m.Graph.ValueInfo) != n {
+		t.Errorf("value_info entries %d -> %d", n, len(m.Graph.ValueInfo))
+	}
+	res, err := graph.InferShapes(m.Clone(), graph.InferOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Problems) > 0 {
+		t.Fatalf("stale value_info: %v", res.Problems)
+	}
+	chans := map[int64]bool{}
+	for _, v := range m.Graph.ValueInfo {
+		if len(v.Shape) == 4 {
+			chans[v.Shape[1].Size] = true
+		}
+	}
+	if chans[32] || !chans[8] || !chans[16] {
+		t.Errorf("channel dims in value_info: %v", chans)
+	}
+	runModel(t, "ort", m, 1)
+}
+
+// TestConformanceModelsNoPanic prunes every ONNX node conformance model
+// both ways: Prune either succeeds with a model that verifies, or fails
+// cleanly (never an internal error) leaving the model unchanged.
+func TestConformanceModelsNoPanic(t *testing.T) {
+	if testing.Short() {
+		t.Skip("short")
+	}
+	root := testutil.ConformanceDir(t)
+	dirs, err := os.ReadDir(root)
+	if err != nil {
+		testutil.Missing(t, root)
+	}
+	n := 0
+	for _, d := range dirs {
+		m, err := graph.Load(filepath.Join(root, d.Name(), "model.onnx"))
+		if err != nil {
+			continue
+		}
+		for _, mode := range []string{Structured, Unstructured} {
+			c := m.Clone()
+			before := c.Format()
+			_, err := Prune(c, Options{Fraction: 0.5, Mode: mode})
+			switch {
+			case err != nil && strings.Contains(err.Error(), "internal error"):
+				t.Errorf("%s/%s: %v", d.Name(), mode, err)
+			case err != nil && c.Format() != before:
+				t.Errorf("%s/%s: failed and changed the model", d.Name(), mode)
+			case err == nil:
+				if verr := c.Verify(); verr != nil {
+					t.Errorf("%s/%s: %v", d.Name(), mode, verr)
+				}
+			}
+		}
+		n++
+	}
+	if n < 100 {
+		t.Fatalf("only %d conformance models loaded", n)
 	}
 }

@@ -111,7 +111,7 @@ func (a *analyzer) rank(name string) int {
 	return -1
 }
 
-func (a *analyzer) constT(name string) *graph.Tensor { return constInit(a.m, a.inits, name) }
+func (a *analyzer) constT(name string) *graph.Tensor { return constInit(a.inits, name) }
 
 // sliceable reports whether t's bytes can be sliced along dim with n entries.
 func sliceable(t *graph.Tensor, dim, n int) bool {
@@ -148,10 +148,10 @@ var poolOps = map[string]bool{"MaxPool": true, "AveragePool": true, "LpPool": tr
 
 func (a *analyzer) node(n *graph.Node) {
 	in := make([]*layout, len(n.Inputs))
-	any := false
+	has := false
 	for i, name := range n.Inputs {
 		if l := a.lay[name]; l != nil && name != "" {
-			in[i], any = l, true
+			in[i], has = l, true
 		}
 	}
 	for _, sg := range n.Subgraphs() {
@@ -191,7 +191,7 @@ func (a *analyzer) node(n *graph.Node) {
 		a.gemm(n, in)
 	case op == "MatMul":
 		a.matmul(n, in)
-	case !any:
+	case !has:
 		return
 	case op == "BatchNormalization":
 		l := in[0]
@@ -493,7 +493,7 @@ func structured(m *graph.Model, opts Options, rep *Report) error {
 	if _, err := graph.InferShapes(ac, graph.InferOptions{}); err != nil {
 		return fmt.Errorf("prune: %w", err)
 	}
-	a := &analyzer{m: m, g: g, inits: g.InitializerMap(), vis: ac.Graph.ValueInfoMap(), excl: exclusions(opts), lay: map[string]*layout{}}
+	a := &analyzer{m: m, g: g, inits: constMap(m), vis: ac.Graph.ValueInfoMap(), excl: exclusions(opts), lay: map[string]*layout{}}
 	for _, n := range g.Nodes {
 		a.node(n)
 	}
@@ -682,7 +682,7 @@ func structured(m *graph.Model, opts Options, rep *Report) error {
 			continue
 		}
 		name := ac.node.Inputs[ac.input]
-		t := g.Initializer(name)
+		t := getConst(g, name)
 		if t == nil {
 			return fmt.Errorf("prune: %s input %d: initializer %q vanished", ac.node, ac.input, name)
 		}
@@ -697,7 +697,7 @@ func structured(m *graph.Model, opts Options, rep *Report) error {
 			ac.node.Inputs[ac.input] = nt.Name
 			g.Initializers = append(g.Initializers, nt)
 		} else {
-			replaceInit(g, name, nt)
+			setConst(g, name, nt)
 		}
 	}
 	for _, ac := range a.groups {
@@ -728,9 +728,9 @@ func structured(m *graph.Model, opts Options, rep *Report) error {
 	for i := range rep.Layers {
 		for _, n := range g.Nodes {
 			if n.Name == rep.Layers[i].Node && n.OpType == rep.Layers[i].Op {
-				if t := g.Initializer(n.Inputs[weightInput(n)]); t != nil {
+				if t := getConst(g, n.Inputs[weightInput(n)]); t != nil {
 					rep.Layers[i].Params = t.Len()
-					rep.Layers[i].Weight = t.Name
+					rep.Layers[i].Weight = n.Inputs[weightInput(n)]
 				}
 				break
 			}
@@ -787,7 +787,7 @@ func splitDims(dims []int64, dim int) (outer, d, inner int) {
 
 // sliceTensor keeps the given indices of t along dim, in new bytes.
 func sliceTensor(t *graph.Tensor, dim int, keep []int) (*graph.Tensor, error) {
-	if !sliceable(t, dim, int(t.Dims[min(dim, len(t.Dims)-1)])) {
+	if dim < 0 || dim >= len(t.Dims) || !sliceable(t, dim, int(t.Dims[dim])) {
 		return nil, fmt.Errorf("tensor %q (%s%v) cannot be sliced along dim %d", t.Name, t.DType, t.Dims, dim)
 	}
 	es := t.DType.BitSize() / 8

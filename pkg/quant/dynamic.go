@@ -41,11 +41,17 @@ func Dynamic(m *graph.Model, opts DynamicOptions) (*graph.Model, *Report, error)
 	out := m.Clone()
 	g := out.Graph
 	rep := &Report{Mode: "int8-dynamic"}
+	constantsToInits(g)
 	commonChecks(g, rep)
 	if v := out.Opset(""); v < 11 {
-		rep.Notes = append(rep.Notes, fmt.Sprintf("opset %d is below 11 (DynamicQuantizeLinear): nothing quantized", v))
-		rep.countOps(g)
-		return out, rep, nil
+		trial := out.Clone()
+		if err := upgradeTo13(trial, newNamer(trial.Graph)); err != nil {
+			rep.Notes = append(rep.Notes, fmt.Sprintf("opset %d is below 11 (DynamicQuantizeLinear) and cannot be raised (%v): nothing quantized", v, err))
+			rep.countOps(g)
+			return out, rep, nil
+		}
+		rep.Notes = append(rep.Notes, fmt.Sprintf("default opset raised from %d to 13 (DynamicQuantizeLinear needs 11)", v))
+		out, g = trial, trial.Graph
 	}
 	qmax := 63.0
 	if opts.FullRange {
@@ -75,7 +81,7 @@ func Dynamic(m *graph.Model, opts DynamicOptions) (*graph.Model, *Report, error)
 			continue
 		}
 		nodes = append(nodes, repl...)
-		rep.Quantized = append(rep.Quantized, n.String())
+		rep.quantized(n)
 	}
 	g.Nodes = nodes
 	dropUnusedInits(g)

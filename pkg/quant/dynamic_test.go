@@ -1,6 +1,7 @@
 package quant
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/optictl/optictl/pkg/graph"
@@ -84,14 +85,27 @@ func TestDynamicSkips(t *testing.T) {
 	if err := q.Verify(); err != nil {
 		t.Fatal(err)
 	}
-	// an old opset: nothing is done, and the report says why
+	// an old opset made of ops that mean the same at 13: raised, then quantized
 	old := testmodels.MLP()
 	old.SetOpset("", 10)
-	_, rep, err = Dynamic(old, DynamicOptions{})
+	q, rep, err = Dynamic(old, DynamicOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(rep.Quantized) != 0 || len(rep.Notes) == 0 {
-		t.Fatalf("opset 10 model quantized:\n%s", rep)
+	if len(rep.Quantized) != 3 || q.Opset("") != 13 || old.Opset("") != 10 {
+		t.Fatalf("opset 10 model: %d quantized, opset %d (input now %d)\n%s", len(rep.Quantized), q.Opset(""), old.Opset(""), rep)
+	}
+	// an old opset with an op whose meaning changed (Unsqueeze-1 axes
+	// attribute): nothing is done, and the report says why
+	bad := testmodels.MLP()
+	bad.SetOpset("", 10)
+	bad.Graph.Nodes = append(bad.Graph.Nodes, &graph.Node{Name: "u", OpType: "Unsqueeze", Inputs: []string{"logits"}, Outputs: []string{"u_out"},
+		Attrs: []*graph.Attr{graph.IntsAttr("axes", 0)}})
+	_, rep, err = Dynamic(bad, DynamicOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Quantized) != 0 || !strings.Contains(rep.String(), "cannot be raised") {
+		t.Fatalf("opset 10 model with Unsqueeze quantized:\n%s", rep)
 	}
 }

@@ -30,6 +30,16 @@ type Report struct {
 	// their integer forms) by precision after the rewrite.
 	Int8Ops  int `json:"int8_ops"`
 	FloatOps int `json:"float_ops"`
+	// LeftInFloat lists nodes put back in float by accuracy control.
+	LeftInFloat []string `json:"left_in_float,omitempty"`
+
+	// done holds (node name, output value) of each quantized node.
+	done [][2]string
+}
+
+func (r *Report) quantized(n *graph.Node) {
+	r.Quantized = append(r.Quantized, n.String())
+	r.done = append(r.done, [2]string{n.Name, n.Outputs[0]})
 }
 
 // String is a short human summary.
@@ -42,6 +52,9 @@ func (r *Report) String() string {
 	fmt.Fprintf(&b, "quantize %s: %d nodes %s, %d int8 / %d float compute ops\n", r.Mode, len(r.Quantized), verb, r.Int8Ops, r.FloatOps)
 	for _, s := range r.Skipped {
 		fmt.Fprintf(&b, "  left in float: %s: %s\n", s.Node, s.Reason)
+	}
+	if len(r.LeftInFloat) > 0 {
+		fmt.Fprintf(&b, "  put back in float by accuracy control: %s\n", strings.Join(r.LeftInFloat, ", "))
 	}
 	for _, n := range r.Notes {
 		fmt.Fprintf(&b, "  note: %s\n", n)
@@ -294,4 +307,23 @@ func selected(n *graph.Node, ops []string, exclude []string) (bool, string) {
 		return false, "op type not in the allow list"
 	}
 	return true, ""
+}
+
+// constantsToInits turns Constant nodes holding a tensor ("value") into
+// initializers, so weights stored that way (paddle2onnx exports, say) can
+// be quantized. Values that are graph outputs stay Constant nodes.
+func constantsToInits(g *graph.Graph) {
+	var keep []*graph.Node
+	for _, n := range g.Nodes {
+		if n.Is("Constant") && len(n.Outputs) == 1 && !g.IsGraphOutput(n.Outputs[0]) {
+			if t := n.AttrTensor("value"); t != nil && len(n.Attrs) == 1 {
+				c := t.Clone()
+				c.Name = n.Outputs[0]
+				g.Initializers = append(g.Initializers, c)
+				continue
+			}
+		}
+		keep = append(keep, n)
+	}
+	g.Nodes = keep
 }

@@ -35,7 +35,7 @@ func BenchmarkInt8Speedup(b *testing.B) {
 		},
 	}
 	for _, name := range []string{"cnn", "transformer", "ppocr-cls"} {
-		for _, mode := range []string{"dynamic", "static"} {
+		for _, mode := range []string{"dynamic", "static", "static-u8", "static-conv-only"} {
 			b.Run(name+"/"+mode, func(b *testing.B) {
 				m0 := models[name]()
 				// graph passes first (BN folding), as `optictl optimize` does
@@ -44,20 +44,29 @@ func BenchmarkInt8Speedup(b *testing.B) {
 					b.Fatal(err)
 				}
 				calib, err := SeededSamples(m, "interp", 8, 1000)
-				if err != nil {
-					b.Fatal(err)
+				in, err2 := SeededSamples(m, "interp", 1, 7)
+				if name == "ppocr-cls" {
+					// dynamic dims: use the real input (speed only)
+					x, _, _, _, err3 := runtime.LoadTestDataSet(filepath.Join(testutil.ModelsDir(b), "ppocr-cls", "test_data_set_0"))
+					calib, in, err, err2 = [][]*runtime.Tensor{x}, [][]*runtime.Tensor{x}, err3, nil
+				}
+				if err != nil || err2 != nil {
+					b.Fatal(err, err2)
 				}
 				var q *graph.Model
 				var rep *Report
 				if mode == "dynamic" {
 					q, rep, err = Dynamic(m, DynamicOptions{})
 				} else {
-					q, rep, err = Static(m, calib, StaticOptions{PerChannel: true})
+					o := StaticOptions{PerChannel: true}
+					switch mode {
+					case "static-u8":
+						o.Asymmetric = true
+					case "static-conv-only":
+						o.OpTypes = []string{"Conv", "Gemm"}
+					}
+					q, rep, err = Static(m, calib, o)
 				}
-				if err != nil {
-					b.Fatal(err)
-				}
-				in, err := SeededSamples(m, "interp", 1, 7)
 				if err != nil {
 					b.Fatal(err)
 				}

@@ -3,7 +3,6 @@ package quant
 import (
 	"fmt"
 	"math"
-	"strings"
 
 	"github.com/optictl/optictl/pkg/graph"
 	"github.com/optictl/optictl/pkg/runtime"
@@ -107,37 +106,31 @@ func Static(m *graph.Model, calib [][]*runtime.Tensor, opts StaticOptions) (*gra
 	out := m.Clone()
 	g := out.Graph
 	rep := &Report{Mode: "int8-static (" + opts.Calibrate + ")"}
+	constantsToInits(g)
 	commonChecks(g, rep)
 
 	opset := out.Opset("")
 	perChannel := opts.PerChannel
 	if opset < 13 {
-		var unsafe []string
-		for _, n := range g.Nodes {
-			if !n.IsDefaultDomain() || !opsetSafe[n.OpType] {
-				unsafe = append(unsafe, n.OpType)
-			}
-		}
-		switch {
-		case len(unsafe) == 0:
-			rep.Notes = append(rep.Notes, fmt.Sprintf("default opset raised from %d to 13 (QDQ needs 10, per-channel 13; every op in the model means the same there)", opset))
-			out.SetOpset("", 13)
-			if out.IRVersion < 7 {
-				out.IRVersion = 7
-			}
-		case opset >= 10:
+		trial := out.Clone()
+		if err := upgradeTo13(trial, newNamer(trial.Graph)); err == nil {
+			rep.Notes = append(rep.Notes, fmt.Sprintf("default opset raised from %d to 13 (QDQ needs 10, per-channel 13; Clip/Slice/Softmax rewritten to their opset-13 form)", opset))
+			out = trial
+			g = out.Graph
+		} else if opset >= 10 {
 			if perChannel {
-				rep.Notes = append(rep.Notes, fmt.Sprintf("opset %d < 13: weights quantized per tensor, not per channel", opset))
+				rep.Notes = append(rep.Notes, fmt.Sprintf("opset %d < 13 (%v): weights quantized per tensor, not per channel", opset, err))
 			}
 			perChannel = false
-		default:
-			rep.Notes = append(rep.Notes, fmt.Sprintf("opset %d < 10 and the model has ops (%s) whose meaning changed by opset 13: nothing quantized", opset, strings.Join(unsafe, ", ")))
+		} else {
+			rep.Notes = append(rep.Notes, fmt.Sprintf("opset %d < 10 and cannot be raised: %v: nothing quantized", opset, err))
 			rep.countOps(g)
 			return out, rep, nil
 		}
 	}
 
 	inits := g.InitializerMap()
+	prod := g.Producers()
 	var plans []plan
 	actSet := map[string]bool{}
 	var acts []string
@@ -158,6 +151,16 @@ func Static(m *graph.Model, calib [][]*runtime.Tensor, opts StaticOptions) (*gra
 		p, err := staticPlan(n, inits)
 		if err != nil {
 			rep.skip(n, "%v", err)
+			continue
+		}
+		dequantized := false
+		for _, i := range p.acts {
+			if pn := prod[n.Inputs[i]]; pn != nil && pn.Is("DequantizeLinear") {
+				dequantized = true
+			}
+		}
+		if dequantized {
+			rep.skip(n, "already reads DequantizeLinear output (quantized before)")
 			continue
 		}
 		plans = append(plans, p)
@@ -236,7 +239,7 @@ func Static(m *graph.Model, calib [][]*runtime.Tensor, opts StaticOptions) (*gra
 		for _, i := range p.acts {
 			n.Inputs[i] = dqOf[n.Inputs[i]]
 		}
-		rep.Quantized = append(rep.Quantized, n.String())
+		rep.quantized(n)
 	}
 	// every other reader of a quantized activation reads its DQ too
 	// (that is what lets ORT fuse DQ -> op -> Q); the Q itself and graph

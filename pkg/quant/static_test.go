@@ -21,6 +21,7 @@ func TestStatic(t *testing.T) {
 		{"mlp/percentile-asym", testmodels.MLP, 16, StaticOptions{Calibrate: Percentile, Asymmetric: true}, 3},
 		{"mlp/entropy", testmodels.MLP, 16, StaticOptions{Calibrate: Entropy}, 3},
 		{"cnn/entropy-asym", testmodels.CNN, 4, StaticOptions{Calibrate: Entropy, Asymmetric: true}, 5},
+		{"mlp/ort-calibration", testmodels.MLP, 16, StaticOptions{Backend: "ort"}, 3},
 		{"mlp/full-range", testmodels.MLP, 16, StaticOptions{FullRange: true}, 3},
 		{"cnn/minmax-perchannel", testmodels.CNN, 4, StaticOptions{PerChannel: true}, 5},
 		{"cnn/percentile-reduce", testmodels.CNN, 4, StaticOptions{Calibrate: Percentile, PerChannel: true}, 5},
@@ -29,6 +30,9 @@ func TestStatic(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			m := tc.model()
+			if tc.opts.Backend == "ort" {
+				open(t, "ort", m) // skips where ORT is missing
+			}
 			calib := seeded(t, m, 8, tc.batch, 1000) // disjoint seeds from evaluation
 			q, rep, err := Static(m, calib, tc.opts)
 			if err != nil {

@@ -2,6 +2,7 @@ package interp
 
 import (
 	"fmt"
+	"sync/atomic"
 
 	"github.com/optictl/optictl/pkg/graph"
 	"github.com/optictl/optictl/pkg/runtime"
@@ -39,9 +40,13 @@ type nnConv struct {
 	icCg, icKg int
 	icOut      int
 	icFn       func(lo, hi int)
-	dwX, dwW   []float32
-	dwB, dwY   []float32
-	dwFn       func(lo, hi int)
+	// icBuf holds one im2col row buffer per worker; icNext hands out the
+	// slots (a worker past the last slot takes the per-value path).
+	icBuf    []float32
+	icNext   atomic.Int32
+	dwX, dwW []float32
+	dwB, dwY []float32
+	dwFn     func(lo, hi int)
 }
 
 func nnBuildConv(n *graph.Node, bc *BuildContext) (Kernel, error) {
@@ -217,6 +222,9 @@ func (cv *nnConv) compute(c *Call, N, C, M int, xd, wd, bd, yd []float32, w *run
 	if !usePacked {
 		ap = c.ScratchF32(1, nnPackedLenA(Mg, Kg))
 	}
+	if g.nd == 2 {
+		cv.icBuf = c.ScratchF32(2, max(1, cv.threads)*nnRoundUp(outSz, nnNR))
+	}
 	gm := &cv.gm
 	for n := 0; n < N; n++ {
 		for gr := 0; gr < G; gr++ {
@@ -254,6 +262,7 @@ func (cv *nnConv) compute(c *Call, N, C, M int, xd, wd, bd, yd []float32, w *run
 // closure made once in ensureFns.
 func (cv *nnConv) im2col(dst, x []float32, Cg, Kg, outSz int) {
 	cv.icDst, cv.icX, cv.icCg, cv.icKg, cv.icOut = dst, x, Cg, Kg, outSz
+	cv.icNext.Store(0)
 	if Kg*outSz < 1<<15 || cv.threads <= 1 {
 		cv.icFn(0, Kg)
 	} else {
@@ -267,11 +276,20 @@ func (cv *nnConv) ensureFns(c *Call) {
 		return
 	}
 	cv.threads = c.Threads()
-	cv.icFn = func(lo, hi int) { nnIm2colRows(cv.icDst, cv.icX, &cv.geo, cv.icKg, cv.icOut, lo, hi) }
+	cv.icFn = func(lo, hi int) {
+		npad := nnRoundUp(cv.icOut, nnNR)
+		var buf []float32
+		if slot := int(cv.icNext.Add(1)) - 1; (slot+1)*npad <= len(cv.icBuf) {
+			buf = cv.icBuf[slot*npad : (slot+1)*npad]
+		}
+		nnIm2colRows(cv.icDst, cv.icX, buf, &cv.geo, cv.icKg, cv.icOut, lo, hi)
+	}
 	cv.dwFn = func(lo, hi int) { cv.depthwiseRows(lo, hi) }
 }
 
-func nnIm2colRows(dst, x []float32, g *nnGeom, Kg, outSz, lo, hi int) {
+// nnIm2colRows writes im2col rows [lo, hi); buf (npad floats, or nil for
+// the per-value path) is the worker's row buffer for 2-D convolutions.
+func nnIm2colRows(dst, x, buf []float32, g *nnGeom, Kg, outSz, lo, hi int) {
 	npad := nnRoundUp(outSz, nnNR)
 	kSz := g.kSize()
 	inSz := g.inSize()
@@ -290,8 +308,48 @@ func nnIm2colRows(dst, x []float32, g *nnGeom, Kg, outSz, lo, hi int) {
 		}
 		put := func(j int, v float32) { dst[base+(j/nnNR)*sstride+(j%nnNR)] = v }
 		run := func(j int, src []float32, n int) { nnPackedRun(dst, base, sstride, j, src, n) }
+		if g.nd == 2 && len(buf) >= npad {
+			nnIm2col2DRow(dst, xc, buf, g, kc[0], kc[1], base, sstride, npad)
+			continue
+		}
 		if g.nd == 2 {
-			nnIm2col2DRow(dst, xc, g, kc[0], kc[1], base, sstride)
+			OH, OW, H, W := g.out[0], g.out[1], g.in[0], g.in[1]
+			offH := kc[0]*g.d[0] - g.pb[0]
+			offW := kc[1]*g.d[1] - g.pb[1]
+			sh, sw := g.s[0], g.s[1]
+			// Valid ow range: 0 <= ow*sw+offW < W.
+			owLo := 0
+			if offW < 0 {
+				owLo = (-offW + sw - 1) / sw
+			}
+			owHi := 0
+			if W-offW > 0 {
+				owHi = min(OW, (W-offW+sw-1)/sw)
+			}
+			owLo = min(owLo, owHi)
+			j := 0
+			for oh := 0; oh < OH; oh++ {
+				ih := oh*sh + offH
+				if ih < 0 || ih >= H {
+					run(j, nil, OW)
+					j += OW
+					continue
+				}
+				row := xc[ih*W : (ih+1)*W]
+				run(j, nil, owLo)
+				j += owLo
+				if sw == 1 {
+					run(j, row[owLo+offW:owHi+offW], owHi-owLo)
+					j += owHi - owLo
+				} else {
+					for ow := owLo; ow < owHi; ow++ {
+						put(j, row[ow*sw+offW])
+						j++
+					}
+				}
+				run(j, nil, OW-owHi)
+				j += OW - owHi
+			}
 		} else {
 			for j := 0; j < outSz; j++ {
 				q := j
@@ -321,9 +379,10 @@ func nnIm2colRows(dst, x []float32, g *nnGeom, Kg, outSz, lo, hi int) {
 
 // nnIm2col2DRow writes one im2col row (kernel tap ki,kj of one input
 // channel xc) of a 2-D convolution into packed-B layout: output position j
-// goes to dst[base+(j/nnNR)*sstride+j%nnNR]. It walks the destination
-// strip by strip with a running offset, so no division or call per value.
-func nnIm2col2DRow(dst, xc []float32, g *nnGeom, ki, kj, base, sstride int) {
+// goes to dst[base+(j/nnNR)*sstride+j%nnNR]. The row is first built
+// contiguously in buf (long copies, no per-value index arithmetic), then
+// moved strip by strip as fixed-size blocks; buf must hold npad floats.
+func nnIm2col2DRow(dst, xc, buf []float32, g *nnGeom, ki, kj, base, sstride, npad int) {
 	OH, OW, H, W := g.out[0], g.out[1], g.in[0], g.in[1]
 	offH := ki*g.d[0] - g.pb[0]
 	offW := kj*g.d[1] - g.pb[1]
@@ -338,59 +397,35 @@ func nnIm2col2DRow(dst, xc []float32, g *nnGeom, ki, kj, base, sstride int) {
 		owHi = min(OW, (W-offW+sw-1)/sw)
 	}
 	owLo = min(owLo, owHi)
-	d := dst[base : base+nnNR]
-	o := 0
-	next := func() {
-		base += sstride
-		if base+nnNR <= len(dst) {
-			d = dst[base : base+nnNR]
-		}
-		o = 0
-	}
-	zeros := func(n int) {
-		for n > 0 {
-			m := min(n, nnNR-o)
-			clear(d[o : o+m])
-			o += m
-			n -= m
-			if o == nnNR {
-				next()
-			}
-		}
-	}
+	row := buf[:npad]
+	j := 0
 	for oh := 0; oh < OH; oh++ {
+		out := row[j : j+OW]
+		j += OW
 		ih := oh*sh + offH
 		if ih < 0 || ih >= H {
-			zeros(OW)
+			clear(out)
 			continue
 		}
-		row := xc[ih*W : (ih+1)*W]
-		zeros(owLo)
+		src := xc[ih*W : (ih+1)*W]
+		for q := 0; q < owLo; q++ {
+			out[q] = 0
+		}
 		if sw == 1 {
-			src := row[owLo+offW : owHi+offW]
-			for len(src) > 0 {
-				m := min(len(src), nnNR-o)
-				copy(d[o:o+m], src[:m])
-				src = src[m:]
-				o += m
-				if o == nnNR {
-					next()
-				}
-			}
+			copy(out[owLo:owHi], src[owLo+offW:owHi+offW])
 		} else {
 			x := owLo*sw + offW
 			for ow := owLo; ow < owHi; ow++ {
-				d[o] = row[x]
+				out[ow] = src[x]
 				x += sw
-				o++
-				if o == nnNR {
-					next()
-				}
 			}
 		}
-		zeros(OW - owHi)
+		for q := owHi; q < OW; q++ {
+			out[q] = 0
+		}
 	}
-	// The caller zero-fills the padding past outSz.
+	clear(row[j:])
+	nnCopyStrips(dst[base:], sstride, row)
 }
 
 // nnMaxScratch bounds the float32 scratch one node may ask for (im2col and

@@ -275,3 +275,17 @@ func nnGoPar(threads int) nnParFunc {
 	wp := &workerPool{}
 	return func(n int, fn func(lo, hi int)) { wp.run(n, threads, fn) }
 }
+
+// nnGemv computes y[:N] (+)= alpha·a·B for one row a (element k at
+// a[k*acs]) and a row-major B (element (k,j) at b[k*brs+j]) without
+// packing: K axpys over B's rows. Every output sums in k order, the same
+// for all columns.
+func nnGemv(y, a []float32, acs int, b []float32, brs, N, K int, alpha float32, accum bool) {
+	y = y[:N]
+	if !accum {
+		clear(y)
+	}
+	for k := 0; k < K; k++ {
+		nnAxpy(y, b[k*brs:k*brs+N], alpha*a[k*acs])
+	}
+}

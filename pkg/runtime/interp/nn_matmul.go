@@ -426,6 +426,15 @@ func (g *nnGemmOp) run(c *Call) error {
 	gm := &g.gm
 	bp := g.bPacked
 	if bp == nil || g.bK != K || g.bN != N || b.DType != graph.Float {
+		if M == 1 && bcs == 1 {
+			// Vector × matrix with B not prepacked: no packing at all.
+			nnGemv(yd, ad, acs, bd, brs, N, K, g.alpha, accum)
+			g.act.apply(yd)
+			if a.DType != graph.Float {
+				nnFromF32(y, yd)
+			}
+			return nil
+		}
 		bp = c.ScratchF32(0, nnPackedLenB(K, N))
 		gm.packB(bp, bd, brs, bcs, K, N)
 	}

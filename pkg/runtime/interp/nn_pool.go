@@ -362,6 +362,20 @@ func (pl *nnPool) plane2D(x, y []float32, idx []int64, base int) {
 			w0 := ow*g.s[1] - g.pb[1]
 			wlo, whi := max(w0, 0), min(w0+KW, W)
 			j := oh*OW + ow
+			if pl.kind == nnPoolMax && idx == nil {
+				// No indices wanted: a plain running max (NaN never wins,
+				// an empty or all-NaN window gives -Inf, as below).
+				best := float32(math.Inf(-1))
+				for h := hlo; h < hhi && wlo < whi; h++ {
+					for _, v := range x[h*W+wlo : h*W+whi] {
+						if v > best {
+							best = v
+						}
+					}
+				}
+				y[j] = best
+				continue
+			}
 			if pl.kind == nnPoolMax {
 				best := float32(math.Inf(-1))
 				bi := -1

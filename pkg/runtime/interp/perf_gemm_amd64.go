@@ -108,3 +108,22 @@ func nnDWInterior(out []float32, rows, w [][]float32, x0, dw int, bias float32) 
 		}
 	}
 }
+
+//go:noescape
+func perfCopyStrips(dst *float32, dstride int, src *float32, n int)
+
+// nnCopyStrips copies len(src)/nnNR blocks of nnNR floats: block s of src
+// goes to dst[s*dstride:] (scattering a contiguous row into packed-B
+// strips).
+func nnCopyStrips(dst []float32, dstride int, src []float32) {
+	n := len(src) / nnNR
+	if n == 0 {
+		return
+	}
+	_ = dst[(n-1)*dstride+nnNR-1]
+	if perfHasAVX2 && nnNR == 16 {
+		perfCopyStrips(&dst[0], dstride, &src[0], n)
+		return
+	}
+	nnCopyStripsGo(dst, dstride, src)
+}

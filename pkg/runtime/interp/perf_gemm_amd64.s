@@ -170,3 +170,28 @@ axloop:
 axdone:
 	VZEROUPPER
 	RET
+
+// func perfCopyStrips(dst *float32, dstride int, src *float32, n int)
+// Copies n blocks of 16 floats: src[s*16 : s*16+16] to dst[s*dstride:].
+TEXT ·perfCopyStrips(SB), NOSPLIT, $0-32
+	MOVQ  dst+0(FP), DI
+	MOVQ  dstride+8(FP), R8
+	SHLQ  $2, R8
+	MOVQ  src+16(FP), SI
+	MOVQ  n+24(FP), CX
+	TESTQ CX, CX
+	JZ    csdone
+
+csloop:
+	VMOVUPS (SI), Y0
+	VMOVUPS 32(SI), Y1
+	VMOVUPS Y0, (DI)
+	VMOVUPS Y1, 32(DI)
+	ADDQ    $64, SI
+	ADDQ    R8, DI
+	DECQ    CX
+	JNZ     csloop
+
+csdone:
+	VZEROUPPER
+	RET

@@ -113,3 +113,51 @@ func TestPerfGemmColumnsRoundAlike(t *testing.T) {
 		})
 	}
 }
+
+// TestPerfCopyStrips checks the strip scatter against the portable loop.
+func TestPerfCopyStrips(t *testing.T) {
+	for _, n := range []int{0, 1, 2, 5} {
+		t.Run(fmt.Sprint(n), func(t *testing.T) {
+			r := rand.New(rand.NewPCG(7, uint64(n)))
+			src := nnRandF32(r, n*nnNR)
+			stride := nnNR*3 + 1
+			got := nnRandF32(r, n*stride+nnNR)
+			want := append([]float32{}, got...)
+			nnCopyStripsGo(want, stride, src)
+			nnCopyStrips(got, stride, src)
+			for i := range got {
+				if got[i] != want[i] {
+					t.Fatalf("dst[%d] = %g, want %g", i, got[i], want[i])
+				}
+			}
+			if n > 1 && got[stride] != src[nnNR] {
+				t.Fatalf("block 1 not at dst[%d]", stride)
+			}
+		})
+	}
+}
+
+// TestPerfGemv checks the unpacked vector×matrix path against the naive
+// GEMM, with a strided A row, a padded B row stride and accumulation.
+func TestPerfGemv(t *testing.T) {
+	for _, tc := range []struct{ N, K, acs, brsPad int }{{1, 1, 1, 0}, {7, 3, 2, 1}, {16, 64, 1, 0}, {33, 257, 3, 5}, {1000, 128, 1, 0}} {
+		for _, accum := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%dx%d/acs%d/acc%v", tc.N, tc.K, tc.acs, accum), func(t *testing.T) {
+				r := rand.New(rand.NewPCG(11, uint64(tc.N*7+tc.K)))
+				a := nnRandF32(r, tc.K*tc.acs)
+				brs := tc.N + tc.brsPad
+				b := nnRandF32(r, tc.K*brs)
+				y0 := nnRandF32(r, tc.N)
+				want := append([]float32{}, y0...)
+				got := append([]float32{}, y0...)
+				nnNaiveGemm(1, tc.N, tc.K, 0.5, a, 0, tc.acs, b, brs, 1, want, tc.N, accum)
+				nnGemv(got, a, tc.acs, b, brs, tc.N, tc.K, 0.5, accum)
+				for j := range got {
+					if math.Abs(float64(got[j]-want[j])) > 1e-4*(1+math.Abs(float64(want[j])))*math.Sqrt(float64(tc.K)) {
+						t.Fatalf("y[%d] = %g, want %g", j, got[j], want[j])
+					}
+				}
+			})
+		}
+	}
+}
