@@ -87,7 +87,7 @@ func (o *optimizeOptions) checkQuantFlags() error {
 	if o.Prune < 0 || o.Prune >= 1 || o.Prune != o.Prune {
 		return usageErr("--prune %v: want a fraction in [0, 1)", o.Prune)
 	}
-	if o.PruneNorm != "l1" && o.PruneNorm != "l2" {
+	if o.PruneNorm != "" && o.PruneNorm != "l1" && o.PruneNorm != "l2" {
 		return usageErr("--prune-norm %q: want l1 or l2", o.PruneNorm)
 	}
 	if o.PruneMultiple < 0 {
