@@ -48,6 +48,7 @@ demo: setup build
 ## test: set up, run every test, then a short fuzz run of the ONNX loader
 test: setup
 	$(GO) test -timeout $(TEST_TIMEOUT) ./...
+	$(GO) test -race -timeout $(TEST_TIMEOUT) ./pkg/serve
 	$(GO) test -run='^$$' -fuzz=FuzzLoad -fuzztime=20s ./pkg/graph
 
 ## fuzz: a longer fuzz run (FUZZTIME=5m by default)
