@@ -191,6 +191,14 @@ func (c *converter) attr(p *onnxpb.AttributeProto) (*Attr, error) {
 	} else {
 		a.Type = inferAttrType(p)
 	}
+	switch {
+	case a.RefAttrName != "":
+		// a reference to a caller's attribute carries no value of its own
+	case a.Type == AttrGraph && p.G == nil:
+		return nil, fmt.Errorf("declared as a GRAPH attribute but holds no graph")
+	case a.Type == AttrTensor && p.T == nil:
+		return nil, fmt.Errorf("declared as a TENSOR attribute but holds no tensor")
+	}
 	var err error
 	if p.T != nil {
 		if a.T, err = c.tensor(p.T); err != nil {
