@@ -14,7 +14,7 @@ func init() {
 	Register("", "Pad", ewBuildPad)
 	Register("", "CenterCropPad", ewBuildCenterCropPad)
 	Register("", "Unique", ewBuildUnique)
-	Register("", "CumProd", ewBuildCumProd)
+	Register("", "CumProd", ewBuildCumulative(true))
 	Register("", "BitCast", ewBuildBitCast)
 	Register("", "Swish", func(n *graph.Node, bc *BuildContext) (Kernel, error) {
 		alpha := float64(n.AttrFloat("alpha", 1))
@@ -326,57 +326,6 @@ func ewBuildUnique(n *graph.Node, bc *BuildContext) (Kernel, error) {
 			copy(ewView[int64](t), outs[i])
 		}
 		return nil
-	}, nil
-}
-
-func ewBuildCumProd(n *graph.Node, bc *BuildContext) (Kernel, error) {
-	excl := n.AttrInt("exclusive", 0) != 0
-	rev := n.AttrInt("reverse", 0) != 0
-	return func(c *Call) error {
-		x := c.In[0]
-		if x == nil || len(c.In) < 2 || c.In[1] == nil || !ewIsNumeric(x.DType) {
-			return ewErr(n, "needs a numeric input and an axis")
-		}
-		av, err := ewInts(c.In[1])
-		if err != nil || len(av) != 1 {
-			return ewErr(n, "axis must be a scalar")
-		}
-		ax, err := ewNormAxis(av[0], len(x.Shape))
-		if err != nil {
-			return ewErr(n, "%v", err)
-		}
-		o, err := c.Out(0, x.DType, x.Shape)
-		if err != nil {
-			return err
-		}
-		xv, err := ewF64s(x)
-		if err != nil {
-			return ewErr(n, "%v", err)
-		}
-		ov := make([]float64, len(xv))
-		outer := ewNumel(x.Shape[:ax])
-		dim := int(x.Shape[ax])
-		inner := ewNumel(x.Shape[ax+1:])
-		for j := 0; j < outer; j++ {
-			for q := 0; q < inner; q++ {
-				p := 1.0
-				for t := 0; t < dim; t++ {
-					k := t
-					if rev {
-						k = dim - 1 - t
-					}
-					i := (j*dim+k)*inner + q
-					if excl {
-						ov[i] = p
-						p *= xv[i]
-					} else {
-						p *= xv[i]
-						ov[i] = p
-					}
-				}
-			}
-		}
-		return ewSetF64(o, ov)
 	}, nil
 }
 

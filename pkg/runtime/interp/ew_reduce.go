@@ -25,7 +25,7 @@ func init() {
 	Register("", "LogSoftmax", func(n *graph.Node, bc *BuildContext) (Kernel, error) { return ewBuildSoftmax(n, bc, 1) })
 	Register("", "Hardmax", func(n *graph.Node, bc *BuildContext) (Kernel, error) { return ewBuildSoftmax(n, bc, 2) })
 	Register("", "TopK", ewBuildTopK)
-	Register("", "CumSum", ewBuildCumSum)
+	Register("", "CumSum", ewBuildCumulative(false))
 	Register("", "Clip", ewBuildClip)
 }
 
@@ -482,55 +482,66 @@ func ewBuildTopK(n *graph.Node, bc *BuildContext) (Kernel, error) {
 	}, nil
 }
 
-func ewBuildCumSum(n *graph.Node, bc *BuildContext) (Kernel, error) {
-	excl := n.AttrInt("exclusive", 0) != 0
-	rev := n.AttrInt("reverse", 0) != 0
-	return func(c *Call) error {
-		x := c.In[0]
-		if x == nil || len(c.In) < 2 || c.In[1] == nil || !ewIsNumeric(x.DType) {
-			return ewErr(n, "needs a numeric input and an axis")
-		}
-		av, err := ewInts(c.In[1])
-		if err != nil || len(av) != 1 {
-			return ewErr(n, "axis must be a scalar")
-		}
-		ax, err := ewNormAxis(av[0], len(x.Shape))
-		if err != nil {
-			return ewErr(n, "%v", err)
-		}
-		o, err := c.Out(0, x.DType, x.Shape)
-		if err != nil {
-			return err
-		}
-		xv, err := ewF64s(x)
-		if err != nil {
-			return ewErr(n, "%v", err)
-		}
-		ov := make([]float64, len(xv))
-		outer := ewNumel(x.Shape[:ax])
-		dim := int(x.Shape[ax])
-		inner := ewNumel(x.Shape[ax+1:])
-		for j := 0; j < outer; j++ {
-			for q := 0; q < inner; q++ {
-				s := 0.0
-				for t := 0; t < dim; t++ {
-					k := t
-					if rev {
-						k = dim - 1 - t
+// ewBuildCumulative builds CumSum (prod false) or CumProd (prod true):
+// a running sum or product along one axis, optionally exclusive/reversed.
+func ewBuildCumulative(prod bool) Builder {
+	return func(n *graph.Node, bc *BuildContext) (Kernel, error) {
+		excl := n.AttrInt("exclusive", 0) != 0
+		rev := n.AttrInt("reverse", 0) != 0
+		return func(c *Call) error {
+			x := c.In[0]
+			if x == nil || len(c.In) < 2 || c.In[1] == nil || !ewIsNumeric(x.DType) {
+				return ewErr(n, "needs a numeric input and an axis")
+			}
+			av, err := ewInts(c.In[1])
+			if err != nil || len(av) != 1 {
+				return ewErr(n, "axis must be a scalar")
+			}
+			ax, err := ewNormAxis(av[0], len(x.Shape))
+			if err != nil {
+				return ewErr(n, "%v", err)
+			}
+			o, err := c.Out(0, x.DType, x.Shape)
+			if err != nil {
+				return err
+			}
+			xv, err := ewF64s(x)
+			if err != nil {
+				return ewErr(n, "%v", err)
+			}
+			ov := make([]float64, len(xv))
+			outer := ewNumel(x.Shape[:ax])
+			dim := int(x.Shape[ax])
+			inner := ewNumel(x.Shape[ax+1:])
+			for j := 0; j < outer; j++ {
+				for q := 0; q < inner; q++ {
+					acc := 0.0
+					if prod {
+						acc = 1
 					}
-					p := (j*dim+k)*inner + q
-					if excl {
-						ov[p] = s
-						s += xv[p]
-					} else {
-						s += xv[p]
-						ov[p] = s
+					for t := 0; t < dim; t++ {
+						k := t
+						if rev {
+							k = dim - 1 - t
+						}
+						p := (j*dim+k)*inner + q
+						if excl {
+							ov[p] = acc
+						}
+						if prod {
+							acc *= xv[p]
+						} else {
+							acc += xv[p]
+						}
+						if !excl {
+							ov[p] = acc
+						}
 					}
 				}
 			}
-		}
-		return ewSetF64(o, ov)
-	}, nil
+			return ewSetF64(o, ov)
+		}, nil
+	}
 }
 
 func ewBuildClip(n *graph.Node, bc *BuildContext) (Kernel, error) {
