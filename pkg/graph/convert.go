@@ -696,3 +696,15 @@ func (t *Tensor) Float32At(i int) float32 {
 	}
 	return float32(v[i])
 }
+
+// TensorFromProto converts one TensorProto (a .pb tensor file, an attribute)
+// by the same rules Load applies to initializers: raw_data or the dtype's
+// typed field, sizes checked against the dims before anything is allocated.
+// Tensors whose data lives in an external file are refused.
+func TensorFromProto(p *onnxpb.TensorProto) (*Tensor, error) {
+	t, err := (&converter{}).tensor(p)
+	if err != nil {
+		return nil, fmt.Errorf("graph: %w", err)
+	}
+	return t, nil
+}

@@ -46,28 +46,9 @@ func loadTensorFile(path string) (string, *Tensor, error) {
 		return "", nil, fmt.Errorf("runtime: %s: tensor keeps its data in an external file, which tensor files may not do", path)
 	}
 	name := p.GetName()
-	// Convert through pkg/graph's loader: wrap the tensor as the only
-	// initializer of a model.
-	p.Name = proto.String("t")
-	mp := &onnxpb.ModelProto{
-		IrVersion:   proto.Int64(8),
-		OpsetImport: []*onnxpb.OperatorSetIdProto{{Version: proto.Int64(13)}},
-		Graph:       &onnxpb.GraphProto{Name: proto.String("tensor"), Initializer: []*onnxpb.TensorProto{&p}},
-	}
-	mb, err := proto.Marshal(mp)
+	g, err := graph.TensorFromProto(&p)
 	if err != nil {
 		return "", nil, fmt.Errorf("runtime: %s: %w", path, err)
-	}
-	m, err := graph.LoadBytes(mb)
-	if err != nil {
-		return "", nil, fmt.Errorf("runtime: %s: %w", path, err)
-	}
-	if len(m.Graph.Initializers) != 1 {
-		return "", nil, fmt.Errorf("runtime: %s: no tensor decoded", path)
-	}
-	g := m.Graph.Initializers[0]
-	if g.DType == graph.Undefined || !g.DType.Known() {
-		return "", nil, fmt.Errorf("runtime: %s: tensor has unknown dtype %d", path, int32(g.DType))
 	}
 	t := FromGraphTensor(g)
 	if err := t.Check(); err != nil {

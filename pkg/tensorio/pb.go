@@ -1,9 +1,7 @@
 package tensorio
 
 import (
-	"encoding/binary"
 	"fmt"
-	"math"
 	"os"
 
 	"google.golang.org/protobuf/proto"
@@ -39,105 +37,17 @@ func DecodePB(b []byte) (string, *runtime.Tensor, error) {
 	return p.GetName(), t, err
 }
 
-// FromProto converts a TensorProto (inline data only) into a runtime tensor.
+// FromProto converts a TensorProto (inline data only) into a runtime tensor,
+// decoding it as pkg/graph decodes initializers.
 func FromProto(p *onnxpb.TensorProto) (*runtime.Tensor, error) {
-	name := p.GetName()
-	dt := graph.DType(p.GetDataType())
-	dims := p.GetDims()
-	if dims == nil {
-		dims = []int64{}
-	}
-	n, err := graph.NumElements(dims)
-	if err != nil {
-		return nil, fmt.Errorf("tensorio: tensor %q: %w", name, err)
-	}
 	if p.GetDataLocation() == onnxpb.TensorProto_EXTERNAL {
-		return nil, fmt.Errorf("tensorio: tensor %q keeps its data in an external file, which tensor files may not do", name)
+		return nil, fmt.Errorf("tensorio: tensor %q keeps its data in an external file, which tensor files may not do", p.GetName())
 	}
-	if dt == graph.String {
-		if int64(len(p.StringData)) != n {
-			return nil, fmt.Errorf("tensorio: tensor %q: %d strings for shape %v", name, len(p.StringData), dims)
-		}
-		t := &runtime.Tensor{DType: dt, Shape: append([]int64{}, dims...), Strings: make([]string, n)}
-		for i, s := range p.StringData {
-			t.Strings[i] = string(s)
-		}
-		return t, nil
+	g, err := graph.TensorFromProto(p)
+	if err != nil {
+		return nil, fmt.Errorf("tensorio: %w", err)
 	}
-	if !dt.Known() || dt.BitSize()%8 != 0 {
-		return nil, fmt.Errorf("tensorio: tensor %q: unsupported data type %s (%d)", name, dt, int32(dt))
-	}
-	want := dt.ByteSize(n)
-	if p.RawData != nil {
-		if int64(len(p.RawData)) != want {
-			return nil, fmt.Errorf("tensorio: tensor %q: raw_data has %d bytes, %s%v needs %d", name, len(p.RawData), dt, dims, want)
-		}
-		t := runtime.NewTensor(dt, dims)
-		copy(t.Raw, p.RawData)
-		return t, nil
-	}
-	per := int64(1)
-	if dt == graph.Complex64 || dt == graph.Complex128 {
-		per = 2
-	}
-	var have int
-	switch dt {
-	case graph.Float, graph.Complex64:
-		have = len(p.FloatData)
-	case graph.Double, graph.Complex128:
-		have = len(p.DoubleData)
-	case graph.Int64:
-		have = len(p.Int64Data)
-	case graph.Uint64, graph.Uint32:
-		have = len(p.Uint64Data)
-	default:
-		have = len(p.Int32Data)
-	}
-	if int64(have) != n*per {
-		return nil, fmt.Errorf("tensorio: tensor %q: %d values for %d elements of %s", name, have, n, dt)
-	}
-	t := runtime.NewTensor(dt, dims)
-	r := t.Raw
-	switch dt {
-	case graph.Float, graph.Complex64:
-		for i, v := range p.FloatData {
-			binary.LittleEndian.PutUint32(r[4*i:], math.Float32bits(v))
-		}
-	case graph.Double, graph.Complex128:
-		for i, v := range p.DoubleData {
-			binary.LittleEndian.PutUint64(r[8*i:], math.Float64bits(v))
-		}
-	case graph.Int64:
-		for i, v := range p.Int64Data {
-			binary.LittleEndian.PutUint64(r[8*i:], uint64(v))
-		}
-	case graph.Uint64:
-		for i, v := range p.Uint64Data {
-			binary.LittleEndian.PutUint64(r[8*i:], v)
-		}
-	case graph.Uint32:
-		for i, v := range p.Uint64Data {
-			binary.LittleEndian.PutUint32(r[4*i:], uint32(v))
-		}
-	case graph.Int32:
-		for i, v := range p.Int32Data {
-			binary.LittleEndian.PutUint32(r[4*i:], uint32(v))
-		}
-	default:
-		switch dt.Size() {
-		case 2:
-			for i, v := range p.Int32Data {
-				binary.LittleEndian.PutUint16(r[2*i:], uint16(v))
-			}
-		case 1:
-			for i, v := range p.Int32Data {
-				r[i] = byte(v)
-			}
-		default:
-			return nil, fmt.Errorf("tensorio: tensor %q: unsupported data type %s", name, dt)
-		}
-	}
-	return t, nil
+	return runtime.FromGraphTensor(g), nil
 }
 
 // EncodePB serializes t as an ONNX TensorProto named name (data in raw_data).
