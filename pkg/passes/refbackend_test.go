@@ -759,3 +759,90 @@ func refEval(n *graph.Node, in []*rt) (*rt, error) {
 	}
 	return nil, fmt.Errorf("testref: no kernel for %s", n.OpType)
 }
+
+func reshapeDims(in, spec []int64, allowZero bool) ([]int64, bool) {
+	total, err := graph.NumElements(in)
+	if err != nil {
+		return nil, false
+	}
+	out := make([]int64, len(spec))
+	neg := -1
+	prod := int64(1)
+	for i, s := range spec {
+		switch {
+		case s == -1:
+			if neg >= 0 {
+				return nil, false
+			}
+			neg = i
+			continue
+		case s == 0 && !allowZero:
+			if i >= len(in) {
+				return nil, false
+			}
+			out[i] = in[i]
+		case s < 0:
+			return nil, false
+		default:
+			out[i] = s
+		}
+		prod *= out[i]
+	}
+	if neg >= 0 {
+		if prod == 0 || total%prod != 0 {
+			return nil, false
+		}
+		out[neg] = total / prod
+	} else if prod != total {
+		return nil, false
+	}
+	return out, true
+}
+
+func squeezeDims(unsqueeze bool, in, axes []int64) ([]int64, bool) {
+	if unsqueeze {
+		r := int64(len(in) + len(axes))
+		mark := make([]bool, r)
+		for _, a := range axes {
+			if a < 0 {
+				a += r
+			}
+			if a < 0 || a >= r || mark[a] {
+				return nil, false
+			}
+			mark[a] = true
+		}
+		out := make([]int64, 0, r)
+		j := 0
+		for i := int64(0); i < r; i++ {
+			if mark[i] {
+				out = append(out, 1)
+			} else {
+				out = append(out, in[j])
+				j++
+			}
+		}
+		return out, true
+	}
+	r := int64(len(in))
+	mark := make([]bool, r)
+	for _, a := range axes {
+		if a < 0 {
+			a += r
+		}
+		if a < 0 || a >= r || in[a] != 1 {
+			return nil, false
+		}
+		mark[a] = true
+	}
+	var out []int64
+	for i, d := range in {
+		if !mark[i] {
+			out = append(out, d)
+		}
+	}
+	if out == nil {
+		out = []int64{}
+	}
+	return out, true
+}
