@@ -86,4 +86,3 @@ func validPerm(p []int64, rank int) bool {
 	}
 	return true
 }
-
