@@ -2,6 +2,7 @@ package serve
 
 import (
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -19,7 +20,7 @@ func FuzzDecodeHTTP(f *testing.F) {
 	f.Fuzz(func(t *testing.T, body []byte, headerLen int) {
 		r := httptest.NewRequest("POST", "/v2/models/m/infer", strings.NewReader(""))
 		if headerLen > 0 {
-			r.Header.Set(headerInferLen, itoa(int64(headerLen)))
+			r.Header.Set(headerInferLen, strconv.Itoa(headerLen))
 		}
 		req, _, err := s.decodeHTTP(r, body, "m", "")
 		if err == nil {

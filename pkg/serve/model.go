@@ -3,7 +3,6 @@ package serve
 import (
 	"context"
 	"errors"
-	"fmt"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -324,15 +323,4 @@ func (w *latWindow) p99() (time.Duration, int) {
 		k = len(s)
 	}
 	return s[k-1], len(s)
-}
-
-func fmtVariants(vs []*variant) string {
-	s := ""
-	for i, v := range vs {
-		if i > 0 {
-			s += ", "
-		}
-		s += v.name
-	}
-	return fmt.Sprintf("[%s]", s)
 }

@@ -1,6 +1,7 @@
 package serve
 
 import (
+	"strconv"
 	"time"
 )
 
@@ -93,7 +94,7 @@ func (s *Server) decide(sm *servedModel, now time.Time, last map[*servedModel]ti
 	}
 	switch {
 	case atRisk && a+1 < len(sm.variants):
-		s.setActive(sm, a+1, "p99 "+p99.String()+" / queue "+itoa(depth)+" over SLO "+slo.String())
+		s.setActive(sm, a+1, "p99 "+p99.String()+" / queue "+strconv.FormatInt(depth, 10)+" over SLO "+slo.String())
 		last[sm] = now
 		sm.calmSince = time.Time{}
 	case a > 0 && !sm.calmSince.IsZero() && now.Sub(sm.calmSince) >= calmToReturn:
@@ -101,26 +102,4 @@ func (s *Server) decide(sm *servedModel, now time.Time, last map[*servedModel]ti
 		last[sm] = now
 		sm.calmSince = time.Time{}
 	}
-}
-
-func itoa(n int64) string {
-	if n == 0 {
-		return "0"
-	}
-	neg := n < 0
-	if neg {
-		n = -n
-	}
-	var b [20]byte
-	i := len(b)
-	for n > 0 {
-		i--
-		b[i] = byte('0' + n%10)
-		n /= 10
-	}
-	if neg {
-		i--
-		b[i] = '-'
-	}
-	return string(b[i:])
 }
