@@ -199,18 +199,23 @@ func (c *converter) attr(p *onnxpb.AttributeProto) (*Attr, error) {
 	case a.Type == AttrTensor && p.T == nil:
 		return nil, fmt.Errorf("declared as a TENSOR attribute but holds no tensor")
 	}
+	// Only the field the type names is part of the attribute; ONNX allows
+	// exactly one, and a stray second one would be dropped on save anyway.
 	var err error
-	if p.T != nil {
+	if p.T != nil && a.Type == AttrTensor {
 		if a.T, err = c.tensor(p.T); err != nil {
 			return nil, err
 		}
 	}
-	if p.G != nil {
+	if p.G != nil && a.Type == AttrGraph {
 		if a.G, err = c.graph(p.G); err != nil {
 			return nil, err
 		}
 	}
 	for _, tp := range p.Tensors {
+		if a.Type != AttrTensors {
+			break
+		}
 		t, err := c.tensor(tp)
 		if err != nil {
 			return nil, err
@@ -218,6 +223,9 @@ func (c *converter) attr(p *onnxpb.AttributeProto) (*Attr, error) {
 		a.Tensors = append(a.Tensors, t)
 	}
 	for _, gp := range p.Graphs {
+		if a.Type != AttrGraphs {
+			break
+		}
 		g, err := c.graph(gp)
 		if err != nil {
 			return nil, err
