@@ -205,6 +205,25 @@ func goldenCases() []goldenCase {
 				b.output("out", graph.Float, 2, 3)
 				return b.m
 			}},
+		{name: "fuse-ort-attention", passes: []string{"fuse-ort-attention"}, target: TargetORTCPU, change: true, model: attentionModel(false)},
+		{name: "fuse-ort-attention-masked-left", passes: []string{"fuse-ort-attention"}, target: TargetORTCPU, change: false, model: attentionModel(true)},
+		{name: "fuse-ort-skip-layernorm", passes: []string{"fuse-ort-skip-layernorm"}, target: TargetORTCPU, change: true, model: skipLNModel(13, false)},
+		{name: "fuse-ort-skip-layernorm-op17-sum-read", passes: []string{"fuse-ort-skip-layernorm"}, target: TargetORTCPU, change: true,
+			model: skipLNModel(17, true)},
+		{name: "fuse-ort-skip-layernorm-generic-left", passes: []string{"fuse-ort-skip-layernorm"}, change: false, model: skipLNModel(13, false)},
+		{name: "fuse-ort-bias-gelu", passes: []string{"fuse-gelu", "fuse-ort-bias-gelu"}, target: TargetORTCPU, change: true, model: func() *graph.Model {
+			b := newBuilder(13)
+			x := b.input("x", graph.Float, 2, 3, 4)
+			b.node("MatMul", []string{x, b.floats("w", []int64{4, 8}, wave)}, []string{"mm"})
+			b.node("Add", []string{b.floats("bias", []int64{8}, small), "mm"}, []string{"t"})
+			b.node("Div", []string{"t", b.scalar("sqrt2", float32(math.Sqrt2))}, []string{"a"})
+			b.node("Erf", []string{"a"}, []string{"e"})
+			b.node("Add", []string{"e", b.scalar("one", 1)}, []string{"c"})
+			b.node("Mul", []string{"t", "c"}, []string{"m"})
+			b.node("Mul", []string{"m", b.scalar("half", 0.5)}, []string{"out"})
+			b.output("out", graph.Float, 2, 3, 8)
+			return b.m
+		}},
 		{name: "eliminate-dead-nodes", passes: []string{"eliminate-dead-nodes"}, change: true, noRef: "holds a custom-domain op", model: func() *graph.Model {
 			b := newBuilder(13)
 			x := b.input("x", graph.Float, 2, 3)
@@ -271,6 +290,79 @@ func geluModel(opset int64) func() *graph.Model {
 		b.node("Mul", []string{x, "c"}, []string{"m"})
 		b.node("Mul", []string{"m", b.scalar("half", 0.5)}, []string{"out"})
 		b.output("out", graph.Float, 2, 8)
+		return b.m
+	}
+}
+
+// attentionModel is multi-head self-attention as PyTorch exports it
+// (batch 2, sequence 3, hidden 8, 2 heads): Q and V projections with bias,
+// K without, scores divided by sqrt(head size). masked adds an additive
+// mask input to the scores, which the fusion must leave alone.
+func attentionModel(masked bool) func() *graph.Model {
+	return func() *graph.Model {
+		b := newBuilder(13)
+		x := b.input("x", graph.Float, 2, 3, 8)
+		split := b.ints("split", 0, 0, 2, 4)
+		for _, p := range []struct {
+			name string
+			bias bool
+			perm []int64
+		}{{"q", true, []int64{0, 2, 1, 3}}, {"k", false, []int64{0, 2, 3, 1}}, {"v", true, []int64{0, 2, 1, 3}}} {
+			lin := p.name + "_mm"
+			b.node("MatMul", []string{x, b.floats("w_"+p.name, []int64{8, 8}, func(i int) float32 { return wave(i*int(p.name[0]-'o') + 1) })}, []string{lin})
+			if p.bias {
+				b.node("Add", []string{lin, b.floats("b_"+p.name, []int64{8}, small)}, []string{p.name + "_lin"})
+				lin = p.name + "_lin"
+			}
+			b.node("Reshape", []string{lin, split}, []string{p.name + "_r"})
+			b.node("Transpose", []string{p.name + "_r"}, []string{p.name + "_t"}, graph.IntsAttr("perm", p.perm...))
+		}
+		b.node("MatMul", []string{"q_t", "k_t"}, []string{"qk"})
+		b.node("Div", []string{"qk", b.scalar("sqrt_dh", 2)}, []string{"scores"})
+		scores := "scores"
+		if masked {
+			mask := b.input("mask", graph.Float, 2, 1, 1, 3)
+			b.node("Add", []string{"scores", mask}, []string{"masked"})
+			scores = "masked"
+		}
+		b.node("Softmax", []string{scores}, []string{"probs"}, graph.IntAttr("axis", -1))
+		b.node("MatMul", []string{"probs", "v_t"}, []string{"ctx"})
+		b.node("Transpose", []string{"ctx"}, []string{"ctx_t"}, graph.IntsAttr("perm", 0, 2, 1, 3))
+		b.node("Reshape", []string{"ctx_t", b.ints("merge", 0, 0, 8)}, []string{"out"})
+		b.output("out", graph.Float, 2, 3, 8)
+		return b.m
+	}
+}
+
+// skipLNModel is a residual block: out = LN(x + (x*W + bias)), with the
+// layer normalization written out (opset 13) or as the opset-17 op; with
+// sumRead the residual sum is also a graph output.
+func skipLNModel(opset int64, sumRead bool) func() *graph.Model {
+	return func() *graph.Model {
+		b := newBuilder(opset)
+		x := b.input("x", graph.Float, 2, 3, 4)
+		b.node("MatMul", []string{x, b.floats("w", []int64{4, 4}, wave)}, []string{"mm"})
+		b.node("Add", []string{"mm", b.floats("bias", []int64{4}, small)}, []string{"lin"})
+		b.node("Add", []string{x, "lin"}, []string{"sum"})
+		gamma, beta := b.floats("gamma", []int64{4}, pos), b.floats("beta", []int64{4}, small)
+		if opset >= 17 {
+			b.node("LayerNormalization", []string{"sum", gamma, beta}, []string{"out"}, graph.IntAttr("axis", -1), graph.FloatAttr("epsilon", 1e-5))
+		} else {
+			axes := graph.IntsAttr("axes", -1)
+			b.node("ReduceMean", []string{"sum"}, []string{"mean"}, axes)
+			b.node("Sub", []string{"sum", "mean"}, []string{"d"})
+			b.node("Pow", []string{"d", b.scalar("two", 2)}, []string{"sq"})
+			b.node("ReduceMean", []string{"sq"}, []string{"var"}, axes)
+			b.node("Add", []string{"var", b.scalar("eps", 1e-5)}, []string{"ve"})
+			b.node("Sqrt", []string{"ve"}, []string{"std"})
+			b.node("Div", []string{"d", "std"}, []string{"n"})
+			b.node("Mul", []string{"n", gamma}, []string{"g"})
+			b.node("Add", []string{"g", beta}, []string{"out"})
+		}
+		b.output("out", graph.Float, 2, 3, 4)
+		if sumRead {
+			b.output("sum", graph.Float, 2, 3, 4)
+		}
 		return b.m
 	}
 }

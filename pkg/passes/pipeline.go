@@ -31,6 +31,9 @@ var pipeline = []stage{
 	// --- target-specific (O3) -------------------------------------------
 	{"fuse-ort-conv-activation", false, "after BN and bias fusion, Conv is directly followed by its activation"},
 	{"fuse-ort-gemm-activation", false, "after MatMul+Add -> Gemm"},
+	{"fuse-ort-attention", false, "before skip-layernorm and bias-gelu take the Adds around the attention block"},
+	{"fuse-ort-skip-layernorm", false, "after fuse-layernorm, so both the op and the written-out form are matched"},
+	{"fuse-ort-bias-gelu", false, "needs the Gelu that fuse-gelu writes"},
 	// --- sweep ----------------------------------------------------------
 	{"eliminate-dead-nodes", false, "fusions leave the replaced nodes unread; sweep them in the same round"},
 	{"eliminate-unused-initializers", false, "after dead nodes go, their weights are unread"},
@@ -64,6 +67,9 @@ var orderConstraints = []orderConstraint{
 	{"fuse-matmul-add", "fuse-gemm-batchnorm", "the Gemm must exist"},
 	{"fuse-matmul-add", "fuse-ort-gemm-activation", "the Gemm must exist"},
 	{"fuse-ort-gemm-activation", "eliminate-dead-nodes", "the sweep cleans up after every fusion"},
+	{"fuse-layernorm", "fuse-ort-skip-layernorm", "the LayerNormalization op is one of the forms it matches"},
+	{"fuse-gelu", "fuse-ort-bias-gelu", "the Gelu must exist"},
+	{"fuse-ort-attention", "fuse-ort-skip-layernorm", "the output projection's bias Add feeds the residual; attention first keeps the attention block intact"},
 	{"eliminate-dead-nodes", "eliminate-unused-initializers", "dead nodes hold the last reads of their weights"},
 	{"eliminate-unused-initializers", "schedule-memory", "scheduling sees the final node set"},
 }

@@ -34,7 +34,7 @@ func init() {
 		"ConstantOfShape", "Flatten"} {
 		refOps["."+op] = true
 	}
-	for _, op := range []string{"FusedConv", "FusedGemm", "Gelu"} {
+	for _, op := range []string{"FusedConv", "FusedGemm", "Gelu", "Attention", "SkipLayerNormalization", "BiasGelu"} {
 		refOps["com.microsoft."+op] = true
 	}
 }
@@ -111,6 +111,17 @@ func (s *refSession) Run(_ context.Context, in []*runtime.Tensor) ([]*runtime.Te
 			return nil, fmt.Errorf("testref: %s: %w", n, err)
 		}
 		env[n.Outputs[0]] = out
+		if n.OpType == "SkipLayerNormalization" && len(n.Outputs) > 3 && n.Outputs[3] != "" {
+			// input_skip_bias_sum
+			sum, err := bcast(ins[:2], func(a []float64) float64 { return a[0] + a[1] })
+			if err == nil && len(ins) > 4 && ins[4] != nil {
+				sum, err = bcast([]*rt{sum, ins[4]}, func(a []float64) float64 { return a[0] + a[1] })
+			}
+			if err != nil {
+				return nil, fmt.Errorf("testref: %s: %w", n, err)
+			}
+			env[n.Outputs[3]] = sum
+		}
 	}
 	var res []*runtime.Tensor
 	for _, o := range s.out {
@@ -459,6 +470,9 @@ func refEval(n *graph.Node, in []*rt) (*rt, error) {
 		return o, nil
 	case "MatMul", "Gemm", "FusedGemm":
 		a, b := x[0], x[1]
+		if n.OpType == "MatMul" && (len(a.dims) > 2 || len(b.dims) > 2) {
+			return refBatchedMatMul(a, b)
+		}
 		if len(a.dims) != 2 || len(b.dims) != 2 {
 			return nil, fmt.Errorf("testref: only 2-D matmul")
 		}
@@ -680,6 +694,26 @@ func refEval(n *graph.Node, in []*rt) (*rt, error) {
 			o.v[i] = x[0].v[src]
 		}
 		return o, nil
+	case "BiasGelu":
+		return bcast(x, func(a []float64) float64 { v := a[0] + a[1]; return 0.5 * v * (1 + math.Erf(v/math.Sqrt2)) })
+	case "SkipLayerNormalization":
+		sum, err := bcast(x[:2], func(a []float64) float64 { return a[0] + a[1] })
+		if err != nil {
+			return nil, err
+		}
+		if len(x) > 4 && x[4] != nil {
+			if sum, err = bcast([]*rt{sum, x[4]}, func(a []float64) float64 { return a[0] + a[1] }); err != nil {
+				return nil, err
+			}
+		}
+		beta := &rt{dt: graph.Float, dims: x[2].dims, v: make([]float64, x[2].n())}
+		if len(x) > 3 && x[3] != nil {
+			beta = x[3]
+		}
+		ln := &graph.Node{OpType: "LayerNormalization", Attrs: []*graph.Attr{graph.FloatAttr("epsilon", n.AttrFloat("epsilon", 1e-12))}}
+		return refEval(ln, []*rt{sum, x[2], beta})
+	case "Attention":
+		return refAttention(n, x)
 	case "Softmax":
 		r := len(x[0].dims)
 		ax := int(n.AttrInt("axis", -1))
@@ -845,4 +879,96 @@ func squeezeDims(unsqueeze bool, in, axes []int64) ([]int64, bool) {
 		out = []int64{}
 	}
 	return out, true
+}
+
+// refBatchedMatMul multiplies [..., M, K] by [..., K, N] (equal leading
+// dims, or a 2-D right side shared by every batch).
+func refBatchedMatMul(a, b *rt) (*rt, error) {
+	ra, rb := len(a.dims), len(b.dims)
+	if ra < 2 || rb < 2 || (rb > 2 && !equalInts(a.dims[:ra-2], b.dims[:rb-2])) {
+		return nil, fmt.Errorf("testref: batched matmul %v x %v", a.dims, b.dims)
+	}
+	M, K, N := int(a.dims[ra-2]), int(a.dims[ra-1]), int(b.dims[rb-1])
+	if int(b.dims[rb-2]) != K {
+		return nil, fmt.Errorf("testref: matmul %v x %v", a.dims, b.dims)
+	}
+	batch := a.n() / max(M*K, 1)
+	dims := append(append([]int64{}, a.dims[:ra-1]...), int64(N))
+	o := &rt{dt: a.dt, dims: dims, v: make([]float64, batch*M*N)}
+	for bi := 0; bi < batch; bi++ {
+		bo := 0
+		if rb > 2 {
+			bo = bi * K * N
+		}
+		for i := 0; i < M; i++ {
+			for j := 0; j < N; j++ {
+				var s float64
+				for l := 0; l < K; l++ {
+					s += a.v[bi*M*K+i*K+l] * b.v[bo+l*N+j]
+				}
+				o.v[bi*M*N+i*N+j] = s
+			}
+		}
+	}
+	return o, nil
+}
+
+// refAttention is com.microsoft Attention without mask or past: per head,
+// softmax(scale * Q K^T) V over the packed projection X W + b.
+func refAttention(n *graph.Node, x []*rt) (*rt, error) {
+	in, w := x[0], x[1]
+	if len(in.dims) != 3 || len(w.dims) != 2 {
+		return nil, fmt.Errorf("testref: Attention wants [B,S,D] and 2-D weights")
+	}
+	B, S, D, T := int(in.dims[0]), int(in.dims[1]), int(in.dims[2]), int(w.dims[1])
+	H := int(n.AttrInt("num_heads", 1))
+	hid := T / 3
+	dh := hid / H
+	scale := 1 / math.Sqrt(float64(dh))
+	if a := n.Attr("scale"); a != nil {
+		scale = float64(a.F)
+	}
+	qkv := make([]float64, B*S*T)
+	for r := 0; r < B*S; r++ {
+		for j := 0; j < T; j++ {
+			s := 0.0
+			if len(x) > 2 && x[2] != nil {
+				s = x[2].v[j]
+			}
+			for k := 0; k < D; k++ {
+				s += in.v[r*D+k] * w.v[k*T+j]
+			}
+			qkv[r*T+j] = s
+		}
+	}
+	o := &rt{dt: in.dt, dims: []int64{int64(B), int64(S), int64(hid)}, v: make([]float64, B*S*hid)}
+	p := make([]float64, S)
+	for b := 0; b < B; b++ {
+		for h := 0; h < H; h++ {
+			for i := 0; i < S; i++ {
+				m := math.Inf(-1)
+				for j := 0; j < S; j++ {
+					var s float64
+					for d := 0; d < dh; d++ {
+						s += qkv[(b*S+i)*T+h*dh+d] * qkv[(b*S+j)*T+hid+h*dh+d]
+					}
+					p[j] = s * scale
+					m = math.Max(m, p[j])
+				}
+				var sum float64
+				for j := range p {
+					p[j] = math.Exp(p[j] - m)
+					sum += p[j]
+				}
+				for d := 0; d < dh; d++ {
+					var s float64
+					for j := 0; j < S; j++ {
+						s += p[j] / sum * qkv[(b*S+j)*T+2*hid+h*dh+d]
+					}
+					o.v[(b*S+i)*hid+h*dh+d] = s
+				}
+			}
+		}
+	}
+	return o, nil
 }

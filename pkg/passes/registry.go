@@ -7,7 +7,7 @@ var builtin = []*Pass{
 	noops, foldShapes, foldConstants, cse,
 	sinkTransposes, mergeTransposes, mergeReshapes, squeezePairs,
 	padIntoConv, convBN, convMul, convAdd, matmulAdd, gemmBN, layerNorm, gelu,
-	ortConvAct, ortGemmAct,
+	ortConvAct, ortGemmAct, ortAttention, ortSkipLayerNorm, ortBiasGelu,
 	deadNodes, unusedInits, dedupeInits,
 	schedule,
 }

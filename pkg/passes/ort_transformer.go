@@ -1,0 +1,471 @@
+package passes
+
+// ONNX Runtime CPU: multi-head self-attention -> com.microsoft Attention.
+//   Before: for P in q, k, v: L_P = MatMul(X, W_P) [+ Add(b_P)];
+//           R_P = Reshape(L_P, [0, 0, H, Dh]);
+//           Q = Transpose(R_q, [0,2,1,3]); K = Transpose(R_k, [0,2,3,1]);
+//           V = Transpose(R_v, [0,2,1,3]);
+//           S = MatMul(Q, K) [then Div(S, c) or Mul(S, c)];
+//           P = Softmax(S, axis=-1); C = MatMul(P, V);
+//           Y = Reshape(Transpose(C, [0,2,1,3]), [0, 0, H*Dh])
+//   After:  Y = com.microsoft.Attention(X, [W_q|W_k|W_v], [b_q|b_k|b_v])
+//           {num_heads=H, scale=1/c, c or 1}
+// Preconditions: --target ort-cpu and the backend runs com.microsoft
+// Attention; X float32 of rank 3 (the op's [batch, sequence, hidden]);
+// W_P float32 constants of one shape [D, H*Dh], b_P constants [H*Dh] (a
+// missing bias is zeros); reshape targets constant with 0 (copy) or the
+// matching size in the leading dims and allowzero unset; c a scalar
+// constant; no mask (a masked pattern is left alone); every intermediate
+// read only inside the pattern and not a graph output.
+//
+// ONNX Runtime CPU: residual Add + LayerNormalization -> com.microsoft
+// SkipLayerNormalization.
+//   Before: T = Add(A, B) (optionally A = Add(M, bias)); Y = LN(T) where LN
+//           is LayerNormalization(axis=-1) or its written-out form
+//   After:  Y = com.microsoft.SkipLayerNormalization(A or M, B, gamma, beta
+//           [, bias]){epsilon}; when T has other readers, it is the op's
+//           fourth output (input_skip_bias_sum)
+// Preconditions: --target ort-cpu; A and B of the same known rank-3 shape
+// (symbolic dims compared by name); gamma, beta (and bias) float32
+// constants of the hidden size.
+//
+// ONNX Runtime CPU: bias + Gelu -> com.microsoft BiasGelu.
+//   Before: T = Add(X, bias); Y = Gelu(T) (com.microsoft, or opset-20 Gelu
+//           with approximate="none")
+//   After:  Y = com.microsoft.BiasGelu(X, bias)
+// Preconditions: --target ort-cpu; bias a float32 constant of one dim equal
+// to X's known last dim; T read only by the Gelu and not a graph output.
+
+import (
+	"math"
+	"slices"
+
+	"github.com/optictl/optictl/pkg/graph"
+)
+
+var ortAttention = &Pass{
+	Name:    "fuse-ort-attention",
+	Doc:     "Fuse multi-head self-attention (Q/K/V projections to the merged heads) into com.microsoft Attention (ONNX Runtime CPU).",
+	Level:   O3,
+	Targets: []string{TargetORTCPU},
+	Run: func(c *Context) (bool, error) {
+		if !targetSupports(c, "com.microsoft", "Attention") {
+			c.Note("target backend does not run com.microsoft.Attention: skipped")
+			return false, nil
+		}
+		g := c.Graph()
+		prod := g.Producers()
+		cons := g.Consumers()
+		ci := newConstIndex(g)
+		infos := inferredInfos(c.Model)
+		dead := map[*graph.Node]bool{}
+		changed := false
+		for _, out := range g.Nodes {
+			if !out.Is("Reshape") || dead[out] {
+				continue
+			}
+			c.At(out)
+			m, ok := matchAttention(c.Model.Opset(""), g, prod, cons, ci, infos, out)
+			if !ok {
+				continue
+			}
+			D, hid := m.d, m.h*m.dh
+			w := make([]float32, D*3*hid)
+			bias := make([]float32, 3*hid)
+			for p := 0; p < 3; p++ {
+				src := floatConst(ci.get(m.w[p]))
+				for r := 0; r < D; r++ {
+					copy(w[r*3*hid+p*hid:][:hid], src[r*hid:][:hid])
+				}
+				if m.b[p] != "" {
+					copy(bias[p*hid:][:hid], floatConst(ci.get(m.b[p])))
+				}
+			}
+			wName := addInitializer(g, "attn_qkv_weight", graph.NewFloat32("", []int64{int64(D), int64(3 * hid)}, w))
+			bName := addInitializer(g, "attn_qkv_bias", graph.NewFloat32("", []int64{int64(3 * hid)}, bias))
+			att := &graph.Node{Name: g.UniqueName("Attention_" + out.Outputs[0]), OpType: "Attention", Domain: "com.microsoft",
+				Inputs: []string{m.x, wName, bName}, Outputs: []string{out.Outputs[0]},
+				Attrs: []*graph.Attr{graph.IntAttr("num_heads", int64(m.h)), graph.FloatAttr("scale", float32(m.scale))}}
+			for _, n := range m.inner {
+				dead[n] = true
+			}
+			*out = *att
+			changed = true
+		}
+		g.RemoveNodes(dead)
+		if changed && c.Model.Opset("com.microsoft") == 0 {
+			c.Model.SetOpset("com.microsoft", 1)
+		}
+		return changed, nil
+	},
+}
+
+type attnMatch struct {
+	x     string
+	w, b  [3]string // q, k, v weights and biases ("" for none)
+	d     int       // input hidden size
+	h, dh int
+	scale float64
+	inner []*graph.Node
+}
+
+// matchAttention matches the pattern in the file comment at its last
+// Reshape.
+func matchAttention(opset int64, g *graph.Graph, prod map[string]*graph.Node, cons map[string][]*graph.Node, ci *constIndex, infos map[string]*graph.ValueInfo, out *graph.Node) (attnMatch, bool) {
+	var no attnMatch
+	var inner []*graph.Node
+	// one returns the producer of v when v is read only by its consumer in
+	// the pattern, and records it as replaced.
+	one := func(v, op string) *graph.Node {
+		p := producerOf(prod, v)
+		if p == nil || !p.Is(op) || len(p.Outputs) != 1 || !singleUse(g, cons, v) {
+			return nil
+		}
+		inner = append(inner, p)
+		return p
+	}
+	perm := func(n *graph.Node, want ...int64) bool { return equalInts(n.AttrInts("perm"), want) }
+	if len(out.Inputs) != 2 || out.AttrInt("allowzero", 0) != 0 {
+		return no, false
+	}
+	outShape, ok := intsConst(ci.get(out.Inputs[1]))
+	if !ok || len(outShape) != 3 {
+		return no, false
+	}
+	tr := one(out.Inputs[0], "Transpose")
+	if tr == nil || !perm(tr, 0, 2, 1, 3) {
+		return no, false
+	}
+	ctx := one(tr.Inputs[0], "MatMul")
+	if ctx == nil || len(ctx.Inputs) != 2 {
+		return no, false
+	}
+	sm := one(ctx.Inputs[0], "Softmax")
+	if sm == nil {
+		return no, false
+	}
+	// Softmax over the last axis. Before opset 13 the default axis is 1
+	// (and the op flattens from the axis on, so 3 of a rank-4 input is
+	// the last axis either way).
+	defAxis := int64(-1)
+	if opset < 13 {
+		defAxis = 1
+	}
+	if ax := sm.AttrInt("axis", defAxis); ax != -1 && ax != 3 {
+		return no, false
+	}
+	scale := 1.0
+	s := producerOf(prod, sm.Inputs[0])
+	if s != nil && (s.Is("Div") || s.Is("Mul")) && len(s.Inputs) == 2 {
+		k, ok := scalarFloat(ci.get(s.Inputs[1]))
+		if !ok || k == 0 || math.IsInf(k, 0) || math.IsNaN(k) || !singleUse(g, cons, s.Outputs[0]) {
+			return no, false
+		}
+		if s.Is("Div") {
+			k = 1 / k
+		}
+		scale = k
+		inner = append(inner, s)
+		s = one(s.Inputs[0], "MatMul")
+	} else {
+		s = one(sm.Inputs[0], "MatMul")
+	}
+	if s == nil || len(s.Inputs) != 2 {
+		return no, false
+	}
+	var m attnMatch
+	m.scale = scale
+	// head returns the projection feeding a Transpose(Reshape(.)) branch.
+	head := func(v string, p ...int64) (x, w, b string, h, dh int, ok bool) {
+		t := one(v, "Transpose")
+		if t == nil || !perm(t, p...) {
+			return
+		}
+		r := one(t.Inputs[0], "Reshape")
+		if r == nil || len(r.Inputs) != 2 || r.AttrInt("allowzero", 0) != 0 {
+			return
+		}
+		sh, okc := intsConst(ci.get(r.Inputs[1]))
+		if !okc || len(sh) != 4 || sh[2] <= 0 || sh[3] <= 0 || sh[0] != 0 || sh[1] != 0 {
+			return
+		}
+		lin := r.Inputs[0]
+		if a := producerOf(prod, lin); a != nil && a.Is("Add") && len(a.Inputs) == 2 {
+			i := slices.IndexFunc(a.Inputs, func(in string) bool {
+				mm := producerOf(prod, in)
+				bt := ci.get(a.Inputs[1-slices.Index(a.Inputs, in)])
+				return mm != nil && mm.Is("MatMul") && floatConst(bt) != nil && len(bt.Dims) == 1
+			})
+			if i < 0 || a.Inputs[0] == a.Inputs[1] || one(lin, "Add") == nil {
+				return
+			}
+			b, lin = a.Inputs[1-i], a.Inputs[i]
+		}
+		mm := one(lin, "MatMul")
+		if mm == nil || len(mm.Inputs) != 2 {
+			return
+		}
+		wt := ci.get(mm.Inputs[1])
+		if floatConst(wt) == nil || len(wt.Dims) != 2 || wt.Dims[1] != sh[2]*sh[3] {
+			return
+		}
+		if b != "" && ci.get(b).Dims[0] != wt.Dims[1] {
+			return
+		}
+		return mm.Inputs[0], mm.Inputs[1], b, int(sh[2]), int(sh[3]), true
+	}
+	xq, wq, bq, hq, dq, okq := head(s.Inputs[0], 0, 2, 1, 3)
+	xk, wk, bk, hk, dk, okk := head(s.Inputs[1], 0, 2, 3, 1)
+	xv, wv, bv, hv, dv, okv := head(ctx.Inputs[1], 0, 2, 1, 3)
+	if !okq || !okk || !okv || xq != xk || xq != xv || hq != hk || hq != hv || dq != dk || dq != dv {
+		return no, false
+	}
+	if ci.get(xq) != nil {
+		return no, false
+	}
+	wts := [3]*graph.Tensor{ci.get(wq), ci.get(wk), ci.get(wv)}
+	for _, t := range wts[1:] {
+		if !equalInts(t.Dims, wts[0].Dims) {
+			return no, false
+		}
+	}
+	hid := int64(hq * dq)
+	if !((outShape[0] == 0) && (outShape[1] == 0) && (outShape[2] == hid || outShape[2] == -1)) {
+		return no, false
+	}
+	vi := infos[xq]
+	if vi == nil || !vi.HasShape || len(vi.Shape) != 3 || vi.DType != graph.Float {
+		return no, false
+	}
+	if d := vi.Shape[2]; d.Known() && d.Size != wts[0].Dims[0] {
+		return no, false
+	}
+	m.x = xq
+	m.w = [3]string{wq, wk, wv}
+	m.b = [3]string{bq, bk, bv}
+	m.d, m.h, m.dh = int(wts[0].Dims[0]), hq, dq
+	// The final Reshape is replaced in place; the rest go.
+	m.inner = inner
+	return m, true
+}
+
+var ortSkipLayerNorm = &Pass{
+	Name:    "fuse-ort-skip-layernorm",
+	Doc:     "Fuse a residual Add (and a bias Add) with the layer normalization after it into com.microsoft SkipLayerNormalization (ONNX Runtime CPU).",
+	Level:   O3,
+	Targets: []string{TargetORTCPU},
+	Run: func(c *Context) (bool, error) {
+		if !targetSupports(c, "com.microsoft", "SkipLayerNormalization") {
+			c.Note("target backend does not run com.microsoft.SkipLayerNormalization: skipped")
+			return false, nil
+		}
+		g := c.Graph()
+		prod := g.Producers()
+		cons := g.Consumers()
+		ci := newConstIndex(g)
+		infos := inferredInfos(c.Model)
+		dead := map[*graph.Node]bool{}
+		changed := false
+		for _, n := range g.Nodes {
+			if dead[n] {
+				continue
+			}
+			c.At(n)
+			// The layer normalization: the op, or the written-out form
+			// matched at its Div.
+			var x, gamma, beta string
+			var eps float64
+			var last *graph.Node
+			var inner []*graph.Node
+			switch {
+			case n.Is("LayerNormalization") && len(n.Inputs) >= 2 && n.AttrInt("axis", -1) == -1 && n.AttrInt("stash_type", 1) == 1:
+				if len(n.Outputs) > 1 && (n.Outputs[1] != "" || len(n.Outputs) > 2 && n.Outputs[2] != "") {
+					continue
+				}
+				x, gamma, beta, eps, last = n.Inputs[0], n.Inputs[1], inputAt(n, 2), float64(n.AttrFloat("epsilon", 1e-5)), n
+			case n.Is("Div"):
+				m, ok := matchWrittenLayerNorm(g, prod, cons, ci, n)
+				if !ok || dead[m.out] {
+					continue
+				}
+				x, gamma, beta, eps, last, inner = m.x, m.gamma, m.beta, m.eps, m.out, m.inner
+			default:
+				continue
+			}
+			gt := ci.get(gamma)
+			if floatConst(gt) == nil || len(gt.Dims) != 1 {
+				continue
+			}
+			H := gt.Dims[0]
+			if beta != "" {
+				if bt := ci.get(beta); floatConst(bt) == nil || !equalInts(bt.Dims, gt.Dims) {
+					continue
+				}
+			}
+			sum := producerOf(prod, x)
+			if sum == nil || !sum.Is("Add") || len(sum.Inputs) != 2 || dead[sum] {
+				continue
+			}
+			a, b := sum.Inputs[0], sum.Inputs[1]
+			if ci.get(a) != nil || ci.get(b) != nil || !sameRank3(infos, a, b, H) {
+				continue
+			}
+			// Readers of the sum other than the normalization (the written-out
+			// form reads it twice: ReduceMean and Sub).
+			others := false
+			for _, r := range cons[x] {
+				if r != last && !contains(inner, r) {
+					others = true
+				}
+			}
+			// A bias Add before the residual: A = Add(M, bias).
+			var bias string
+			for i, in := range []string{a, b} {
+				other := b
+				if i == 1 {
+					other = a
+				}
+				p := producerOf(prod, in)
+				if p == nil || !p.Is("Add") || len(p.Inputs) != 2 || !singleUse(g, cons, in) || dead[p] {
+					continue
+				}
+				for j := 0; j < 2; j++ {
+					bt := ci.get(p.Inputs[1-j])
+					if floatConst(bt) == nil || len(bt.Dims) != 1 || bt.Dims[0] != H || ci.get(p.Inputs[j]) != nil ||
+						!sameRank3(infos, p.Inputs[j], other, H) {
+						continue
+					}
+					bias = p.Inputs[1-j]
+					if i == 0 {
+						a = p.Inputs[j]
+					} else {
+						b = p.Inputs[j]
+					}
+					dead[p] = true
+					break
+				}
+				if bias != "" {
+					break
+				}
+			}
+			ins := []string{a, b, gamma, beta, bias}
+			for len(ins) > 3 && ins[len(ins)-1] == "" {
+				ins = ins[:len(ins)-1]
+			}
+			outs := []string{last.Outputs[0]}
+			if others || g.IsGraphOutput(x) {
+				outs = append(outs, "", "", x)
+			}
+			skip := &graph.Node{Name: g.UniqueName("SkipLayerNorm_" + last.Outputs[0]), OpType: "SkipLayerNormalization", Domain: "com.microsoft",
+				Inputs: ins, Outputs: outs, Attrs: []*graph.Attr{graph.FloatAttr("epsilon", float32(eps))}}
+			for _, d := range inner {
+				dead[d] = true
+			}
+			dead[sum] = true
+			*last = *skip
+			changed = true
+		}
+		g.RemoveNodes(dead)
+		if changed && c.Model.Opset("com.microsoft") == 0 {
+			c.Model.SetOpset("com.microsoft", 1)
+		}
+		return changed, nil
+	},
+}
+
+// sameRank3 reports whether a and b are float32 values of the same known
+// rank-3 shape (symbolic dims equal by name) whose last dim is h.
+func sameRank3(infos map[string]*graph.ValueInfo, a, b string, h int64) bool {
+	va, vb := infos[a], infos[b]
+	if va == nil || vb == nil || !va.HasShape || !vb.HasShape || len(va.Shape) != 3 || len(vb.Shape) != 3 ||
+		va.DType != graph.Float || vb.DType != graph.Float {
+		return false
+	}
+	for i := range va.Shape {
+		da, db := va.Shape[i], vb.Shape[i]
+		switch {
+		case da.Known() && db.Known():
+			if da.Size != db.Size {
+				return false
+			}
+		case !da.Known() && !db.Known():
+			if da.Param == "" || da.Param != db.Param {
+				return false
+			}
+		default:
+			return false
+		}
+	}
+	return va.Shape[2].Size == h
+}
+
+func contains(ns []*graph.Node, n *graph.Node) bool {
+	for _, m := range ns {
+		if m == n {
+			return true
+		}
+	}
+	return false
+}
+
+var ortBiasGelu = &Pass{
+	Name:     "fuse-ort-bias-gelu",
+	Doc:      "Fuse a bias Add followed by Gelu into com.microsoft BiasGelu (ONNX Runtime CPU).",
+	Level:    O3,
+	Targets:  []string{TargetORTCPU},
+	Requires: []string{"fuse-gelu"},
+	Run: func(c *Context) (bool, error) {
+		if !targetSupports(c, "com.microsoft", "BiasGelu") {
+			c.Note("target backend does not run com.microsoft.BiasGelu: skipped")
+			return false, nil
+		}
+		g := c.Graph()
+		prod := g.Producers()
+		cons := g.Consumers()
+		ci := newConstIndex(g)
+		infos := inferredInfos(c.Model)
+		dead := map[*graph.Node]bool{}
+		for _, n := range g.Nodes {
+			isGelu := n.Domain == "com.microsoft" && n.OpType == "Gelu" ||
+				n.Is("Gelu") && n.AttrString("approximate", "none") == "none"
+			if !isGelu || len(n.Inputs) != 1 {
+				continue
+			}
+			c.At(n)
+			add := producerOf(prod, n.Inputs[0])
+			if add == nil || !add.Is("Add") || len(add.Inputs) != 2 || dead[add] || !singleUse(g, cons, n.Inputs[0]) {
+				continue
+			}
+			for j := 0; j < 2; j++ {
+				x, bias := add.Inputs[j], add.Inputs[1-j]
+				bt := ci.get(bias)
+				vi := infos[x]
+				if floatConst(bt) == nil || len(bt.Dims) != 1 || ci.get(x) != nil || vi == nil || !vi.HasShape || len(vi.Shape) == 0 ||
+					vi.DType != graph.Float || vi.Shape[len(vi.Shape)-1].Size != bt.Dims[0] {
+					continue
+				}
+				n.Domain, n.OpType = "com.microsoft", "BiasGelu"
+				n.Inputs = []string{x, bias}
+				n.Attrs = nil
+				dead[add] = true
+				break
+			}
+		}
+		g.RemoveNodes(dead)
+		if len(dead) > 0 && c.Model.Opset("com.microsoft") == 0 {
+			c.Model.SetOpset("com.microsoft", 1)
+		}
+		return len(dead) > 0, nil
+	},
+}
+
+// inferredInfos returns the value infos graph.InferShapes works out on a
+// copy of the model (symbolic dims kept), or the declared ones when
+// inference fails.
+func inferredInfos(m *graph.Model) map[string]*graph.ValueInfo {
+	c := m.Clone()
+	if _, err := graph.InferShapes(c, graph.InferOptions{}); err != nil {
+		return m.Graph.ValueInfoMap()
+	}
+	return c.Graph.ValueInfoMap()
+}
