@@ -3,8 +3,10 @@ package passes
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -12,6 +14,7 @@ import (
 	"github.com/optictl/optictl/pkg/graph"
 	"github.com/optictl/optictl/pkg/runtime"
 	_ "github.com/optictl/optictl/pkg/runtime/ort"
+	"github.com/optictl/optictl/testmodels"
 )
 
 // BenchmarkORTRatios measures, in one interleaved run on ONNX Runtime at
@@ -26,22 +29,51 @@ import (
 // layout) with the optimized model at "off".
 //
 //	go test ./pkg/passes -run '^$' -bench ORTRatios -benchtime 300x
+//
+// ORT_RATIOS_ONLY=substring picks cases; ORT_RATIOS_BUDGET=20s caps each case's timed loop.
 func BenchmarkORTRatios(b *testing.B) {
 	light := filepath.Join(testutil.ModelsDir(b), "conformance", "onnx-1.22.0", "light")
-	cases := []struct {
-		name string
-		path string
-		opts Options
-	}{
-		{"ppocr-cls/O2", filepath.Join(testutil.ModelsDir(b), "ppocr-cls", "model.onnx"), Options{Level: O2}},
-		{"ppocr-cls/O3-ort-cpu", filepath.Join(testutil.ModelsDir(b), "ppocr-cls", "model.onnx"), Options{Level: O3, Target: TargetORTCPU}},
-		{"squeezenet/O3-ort-cpu", filepath.Join(light, "light_squeezenet.onnx"), Options{Level: O3, Target: TargetORTCPU, FreezeInitializers: true, FoldGrow: true, FoldMaxBytes: 1 << 30}},
+	type benchCase struct {
+		name  string
+		path  string       // a model file, or
+		model *graph.Model // a testmodels constructor's model
+		opts  Options
+	}
+	lightOpts := Options{Level: O3, Target: TargetORTCPU, FreezeInitializers: true, FoldGrow: true, FoldMaxBytes: 1 << 30}
+	cases := []benchCase{
+		{name: "ppocr-cls/O2", path: filepath.Join(testutil.ModelsDir(b), "ppocr-cls", "model.onnx"), opts: Options{Level: O2}},
+		{name: "ppocr-cls/O3-ort-cpu", path: filepath.Join(testutil.ModelsDir(b), "ppocr-cls", "model.onnx"), opts: Options{Level: O3, Target: TargetORTCPU}},
+		{name: "cnn/O2", model: testmodels.CNN(), opts: Options{Level: O2}},
+		{name: "cnn/O3-ort-cpu", model: testmodels.CNN(), opts: Options{Level: O3, Target: TargetORTCPU}},
+		{name: "transformer/O2", model: testmodels.TransformerEncoder(), opts: Options{Level: O2}},
+		{name: "transformer/O3-ort-cpu", model: testmodels.TransformerEncoder(), opts: Options{Level: O3, Target: TargetORTCPU}},
+	}
+	// The light model-zoo architectures carry their weights as
+	// ConstantOfShape nodes; FoldGrow folds them into real initializers
+	// first. The big ones (vgg19 is ~20 GFLOPs) get few rounds: see budget.
+	for _, arch := range []string{"squeezenet", "shufflenet", "inception_v1", "inception_v2", "resnet50", "densenet121", "bvlc_alexnet", "zfnet512", "vgg19"} {
+		cases = append(cases, benchCase{name: arch + "/O3-ort-cpu", path: filepath.Join(light, "light_"+arch+".onnx"), opts: lightOpts})
+	}
+	if f := os.Getenv("ORT_RATIOS_ONLY"); f != "" {
+		cases = slices.DeleteFunc(cases, func(c benchCase) bool { return !strings.Contains(c.name, f) })
+	}
+	// budget caps the wall time of one case's timed loop: b.N rounds, or
+	// fewer (at least 5) once the budget is spent, so one -benchtime works
+	// for a 60 us model and a 1 s one alike.
+	budget := 20 * time.Second
+	if v := os.Getenv("ORT_RATIOS_BUDGET"); v != "" {
+		if d, err := time.ParseDuration(v); err == nil {
+			budget = d
+		}
 	}
 	for _, tc := range cases {
 		b.Run(tc.name, func(b *testing.B) {
-			m, err := graph.Load(tc.path)
-			if err != nil {
-				b.Fatal(err)
+			m := tc.model
+			if m == nil {
+				var err error
+				if m, err = graph.Load(tc.path); err != nil {
+					b.Fatal(err)
+				}
 			}
 			opt, rep, err := Optimize(m, tc.opts)
 			if err != nil {
@@ -80,7 +112,8 @@ func BenchmarkORTRatios(b *testing.B) {
 				}
 			}
 			b.ResetTimer()
-			for it := 0; it < b.N; it++ {
+			start := time.Now()
+			for it := 0; it < b.N && (it < 5 || time.Since(start) < budget); it++ {
 				for k := range sess {
 					i := (it + k) % len(sess)
 					t0 := time.Now()
@@ -103,6 +136,7 @@ func BenchmarkORTRatios(b *testing.B) {
 			b.ReportMetric(orig/offOpt, "ratio-a")
 			b.ReportMetric(orig/allOpt, "ratio-b")
 			b.ReportMetric(med(times[3])/offOpt, "ext-vs-opt-off")
+			b.ReportMetric(float64(len(times[0])), "rounds")
 			b.Log(fmt.Sprintf("nodes %d -> %d", rep.Before.Nodes, rep.After.Nodes))
 		})
 	}
