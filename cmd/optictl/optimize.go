@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"runtime/debug"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -23,7 +24,6 @@ import (
 	"github.com/optictl/optictl/pkg/runtime"
 	_ "github.com/optictl/optictl/pkg/runtime/interp" // verification backends
 	_ "github.com/optictl/optictl/pkg/runtime/ort"
-	"github.com/optictl/optictl/pkg/tensorio"
 )
 
 func init() { commands = append(commands, newOptimizeCmd) }
@@ -39,14 +39,17 @@ type optimizeOptions struct {
 	DumpAfter []string
 	Shapes    []string
 	NoVerify  bool
-	Backend   string
-	Data      string
-	ATol      float64
-	RTol      float64
-	JSON      bool
-	FoldMax   int64
-	FoldGrow  bool
-	Freeze    bool
+	// EachPass checks numerically after every pass (--verify-each-pass,
+	// on by default); EachPassSet records that the flag was given.
+	EachPass, EachPassSet bool
+	Backend               string
+	Data                  string
+	ATol                  float64
+	RTol                  float64
+	JSON                  bool
+	FoldMax               int64
+	FoldGrow              bool
+	Freeze                bool
 
 	// quantization (after the graph passes)
 	Quantize     string
@@ -78,11 +81,11 @@ type optimizeOptions struct {
 
 // checkQuantFlags validates the quantization and pruning flags (usage errors).
 func (o *optimizeOptions) checkQuantFlags() error {
-	if o.MaxDrop >= 0 && (o.Quantize == "" || o.Data == "") {
+	if o.MaxDrop >= 0 && (o.Quantize == "" || o.Data == "") && o.Quantize != "int8-auto" {
 		return usageErr("--max-accuracy-drop needs --quantize and --data (the samples to measure on)")
 	}
-	if o.Labels != "" && o.MaxDrop < 0 {
-		return usageErr("--labels is used with --max-accuracy-drop")
+	if o.Labels != "" && o.MaxDrop < 0 && o.Quantize != "int8-auto" {
+		return usageErr("--labels is used with --max-accuracy-drop or --quantize int8-auto")
 	}
 	if o.Prune < 0 || o.Prune >= 1 || o.Prune != o.Prune {
 		return usageErr("--prune %v: want a fraction in [0, 1)", o.Prune)
@@ -99,7 +102,7 @@ func (o *optimizeOptions) checkQuantFlags() error {
 	switch o.Quantize {
 	case "":
 		if o.Calib != "" {
-			return usageErr("--calib needs --quantize int8-static")
+			return usageErr("--calib needs --quantize int8-static or int8-auto")
 		}
 		if o.RequireSpeedup {
 			return usageErr("--require-speedup needs --quantize")
@@ -109,6 +112,13 @@ func (o *optimizeOptions) checkQuantFlags() error {
 		if o.Calib != "" {
 			return usageErr("--calib is only used by --quantize int8-static")
 		}
+	case "int8-auto":
+		if o.Data == "" {
+			return usageErr("--quantize int8-auto needs --data (the samples each variant's accuracy is measured on)")
+		}
+		if o.Calib != "" && filepathClean(o.Data) == filepathClean(o.Calib) {
+			return usageErr("--calib and --data are the same (%s): calibration data must be disjoint from evaluation data", o.Calib)
+		}
 	case "int8-static":
 		if o.Calib == "" {
 			return usageErr("--quantize int8-static needs --calib DIR (calibration inputs, disjoint from --data)")
@@ -117,7 +127,7 @@ func (o *optimizeOptions) checkQuantFlags() error {
 			return usageErr("--calib and --data are the same (%s): calibration data must be disjoint from evaluation data", o.Calib)
 		}
 	default:
-		return usageErr("--quantize %q: want int8-dynamic, int8-static or fp16", o.Quantize)
+		return usageErr("--quantize %q: want int8-dynamic, int8-static, int8-auto or fp16", o.Quantize)
 	}
 	switch o.Calibrate {
 	case quant.MinMax, quant.Percentile, quant.Entropy:
@@ -130,9 +140,13 @@ func (o *optimizeOptions) checkQuantFlags() error {
 	if o.CalibSamples < 1 {
 		return usageErr("--calib-samples %d: want at least 1", o.CalibSamples)
 	}
+	ops := quant.QuantizableOps()
 	for _, t := range o.OpTypes {
-		if t != "Conv" && t != "MatMul" && t != "Gemm" {
-			return usageErr("--op-types: %q cannot be quantized (want Conv, MatMul, Gemm)", t)
+		if !slices.Contains(ops, t) {
+			return usageErr("--op-types: %q cannot be quantized (want some of %s)", t, strings.Join(ops, ", "))
+		}
+		if o.Quantize == "int8-dynamic" && t != "MatMul" && t != "Gemm" {
+			return usageErr("--op-types: int8-dynamic quantizes MatMul and Gemm only, not %q", t)
 		}
 	}
 	return nil
@@ -158,6 +172,10 @@ type quantizeResult struct {
 	SpeedNote string       `json:"speed_note,omitempty"`
 	// Control is the --max-accuracy-drop outcome.
 	Control *quant.AccuracyResult `json:"accuracy_control,omitempty"`
+	// Search lists every variant int8-auto tried (accuracy, speed, or why
+	// it was not usable); Picked names the one written.
+	Search []quant.Candidate `json:"search,omitempty"`
+	Picked string            `json:"picked,omitempty"`
 }
 
 // sessionInfos describes a model's real inputs for data loading.
@@ -177,7 +195,7 @@ func sessionInfos(m *graph.Model) []runtime.IOInfo {
 // float one (on --data when given, else on seeded inputs).
 func applyQuantize(o *optimizeOptions, m *graph.Model) (*graph.Model, *quantizeResult, error) {
 	var calib [][]*runtime.Tensor
-	if o.Quantize == "int8-static" {
+	if o.Quantize == "int8-static" || o.Quantize == "int8-auto" && o.Calib != "" {
 		samples, err := bench.LoadData(o.Calib, sessionInfos(m), o.CalibSamples)
 		if err != nil {
 			return nil, nil, usageErr("--calib: %v", err)
@@ -207,6 +225,9 @@ func applyQuantize(o *optimizeOptions, m *graph.Model) (*graph.Model, *quantizeR
 			return nil, nil, usageErr("--labels: %v", err)
 		}
 		labels = l
+	}
+	if o.Quantize == "int8-auto" {
+		return searchInt8(o, m, calib, labels)
 	}
 	if o.MaxDrop >= 0 {
 		ss, err := bench.LoadData(o.Data, sessionInfos(m), 1000)
@@ -270,6 +291,41 @@ func applyQuantize(o *optimizeOptions, m *graph.Model) (*graph.Model, *quantizeR
 	return q, res, nil
 }
 
+// searchInt8 is --quantize int8-auto: every int8 recipe (quant.Int8Variants;
+// the static ones only with --calib) under accuracy control on --data,
+// each one that meets the limit timed against the float model on ORT;
+// the fastest is written.
+func searchInt8(o *optimizeOptions, m *graph.Model, calib [][]*runtime.Tensor, labels []int) (*graph.Model, *quantizeResult, error) {
+	ss, err := bench.LoadData(o.Data, sessionInfos(m), 1000)
+	if err != nil {
+		return nil, nil, usageErr("--data: %v", err)
+	}
+	var samples [][]*runtime.Tensor
+	for _, s := range ss {
+		samples = append(samples, s)
+	}
+	drop := o.MaxDrop
+	if drop < 0 {
+		drop = 1
+	}
+	variants := quant.Int8Variants(m, calib,
+		quant.StaticOptions{Calibrate: o.Calibrate, Percentile: o.Percentile, PerChannel: o.PerChannel, FullRange: !o.ReduceRange,
+			OpTypes: o.OpTypes, ExcludeNodes: o.ExcludeNodes, Backend: o.Backend},
+		quant.DynamicOptions{ExcludeNodes: o.ExcludeNodes, FullRange: !o.ReduceRange, PerTensor: !o.PerChannel})
+	cands, best, err := quant.Search(m, variants, samples, labels, quant.SearchOptions{Backend: o.Backend, MaxDrop: drop})
+	if err != nil {
+		return nil, nil, err
+	}
+	res := &quantizeResult{Search: cands, Checked: fmt.Sprintf("%d samples of --data on %s", len(samples), o.Backend)}
+	if best < 0 {
+		return nil, res, failedErr(fmt.Errorf("--quantize int8-auto: no int8 variant stays within a %g-point drop (or none could be timed); nothing was written", drop))
+	}
+	c := cands[best]
+	res.Report, res.Control, res.Speed, res.Picked = c.Report, c.Accuracy, c.Speed, c.Variant
+	res.Accuracy = &c.Accuracy.Accuracy
+	return c.Model, res, nil
+}
+
 // parseShapes reads name=1x3x48x320 (or name=1,3,48,320) overrides.
 func parseShapeOverrides(specs []string) (map[string][]int64, error) {
 	out := map[string][]int64{}
@@ -319,9 +375,12 @@ func (o *optimizeOptions) toPassOptions() (passes.Options, error) {
 	if o.ATol < 0 || o.RTol < 0 {
 		return po, usageErr("--atol and --rtol must not be negative")
 	}
+	if o.EachPass && o.EachPassSet && o.NoVerify {
+		return po, usageErr("--verify-each-pass and --no-verify contradict each other")
+	}
 	po = passes.Options{
 		Level: lvl, Target: o.Target, Passes: o.Passes, Disable: o.Disable, DumpAfter: o.DumpAfter,
-		Shapes: shapes, Verify: !o.NoVerify, Backend: o.Backend,
+		Shapes: shapes, Verify: !o.NoVerify, VerifyEachPass: o.EachPass, Backend: o.Backend,
 		Tolerance:    passes.Tolerance{ATol: o.ATol, RTol: o.RTol},
 		FoldMaxBytes: o.FoldMax, FoldGrow: o.FoldGrow, FreezeInitializers: o.Freeze,
 	}
@@ -331,41 +390,35 @@ func (o *optimizeOptions) toPassOptions() (passes.Options, error) {
 	return po, nil
 }
 
-// loadData reads the first test_data_set under dir (or dir itself) as
-// inputs named after the model's inputs.
-func loadData(dir string, m *graph.Model) (map[string]*runtime.Tensor, error) {
-	sets, err := tensorio.DataSets(dir)
+// loadData reads the first sample of --data (a test_data_set folder or a
+// folder of them, a .pb/.npy/.npz file, or an MNIST idx file: whatever
+// bench reads) as inputs named after the model's inputs.
+func loadData(path string, m *graph.Model) (map[string]*runtime.Tensor, error) {
+	infos := sessionInfos(m)
+	ss, err := bench.LoadData(path, infos, 1)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("--data: %w", err)
 	}
-	if len(sets) == 0 {
-		return nil, fmt.Errorf("--data %s: no input_K.pb files or test_data_set_* folders", dir)
-	}
-	var names []string
-	for _, v := range m.Graph.RealInputs() {
-		names = append(names, v.Name)
-	}
-	ds, err := tensorio.LoadDataSet(sets[0], names, nil)
-	if err != nil {
-		return nil, err
+	if len(ss) == 0 {
+		return nil, fmt.Errorf("--data %s: no samples", path)
 	}
 	in := map[string]*runtime.Tensor{}
-	for _, n := range ds.Inputs {
-		in[n.Name] = n.Tensor
-	}
-	for _, name := range names {
-		if _, ok := in[name]; !ok {
-			return nil, fmt.Errorf("--data %s: no tensor for input %q", sets[0], name)
+	for i, info := range infos {
+		if i >= len(ss[0]) || ss[0][i] == nil {
+			return nil, fmt.Errorf("--data %s: no tensor for input %q", path, info.Name)
 		}
+		in[info.Name] = ss[0][i]
 	}
 	return in, nil
 }
 
 // softMemoryLimit asks the garbage collector to keep the heap near three
 // times the model's size (a soft limit: it makes collection more eager and
-// never fails an allocation), unless GOMEMLIMIT is set. Passes rewrite
-// whole weights and verification sessions copy them; without it the heap
-// may double before a collection.
+// never fails an allocation), unless GOMEMLIMIT is set. Passes that rewrite
+// weights (Conv+BatchNormalization) hold old and new weights at once, and
+// quantization and pruning copy them; without it the heap may double
+// before a collection. (Numeric verification runs large models in
+// segments of bounded size, see pkg/passes/segment.go.)
 func softMemoryLimit(path string) {
 	if os.Getenv("GOMEMLIMIT") != "" {
 		return
@@ -469,7 +522,7 @@ func runOptimize(g *globalOptions, o *optimizeOptions) error {
 			return err
 		}
 		out, res.Quantize = q, qres
-		if o.RequireSpeedup && (qres.Speed == nil || qres.Speed.Speedup <= 1) {
+		if o.RequireSpeedup && (qres.Speed == nil || qres.Speed.Speedup <= 1 || !qres.Speed.Significant) {
 			why := qres.SpeedNote
 			if qres.Speed != nil {
 				why = qres.Speed.String()
@@ -528,13 +581,41 @@ func printOptimize(g *globalOptions, o *optimizeOptions, res *optimizeResult) er
 		fmt.Fprintf(w, "checked structurally only: %s\n", s)
 	}
 	fmt.Fprintf(w, "verification: %s\n", rep.Numeric)
+	if rep.NumericMode != "" && rep.NumericMode != "off" {
+		fmt.Fprintf(w, "numeric checks: %s\n", rep.NumericMode)
+	}
 	if res.Prune != nil {
 		fmt.Fprint(w, res.Prune.String())
 		if !strings.HasSuffix(res.Prune.String(), "\n") {
 			fmt.Fprintln(w)
 		}
 	}
-	if qr := res.Quantize; qr != nil {
+	if qr := res.Quantize; qr != nil && len(qr.Search) > 0 {
+		fmt.Fprintf(w, "int8 variants (accuracy on %s; speed on ORT, 1 thread, vs the float model):\n", qr.Checked)
+		for _, c := range qr.Search {
+			line := fmt.Sprintf("  %-18s", c.Variant)
+			if c.Accuracy != nil {
+				line += fmt.Sprintf(" drop %.2f points", c.Accuracy.Drop)
+				if c.Report != nil {
+					line += fmt.Sprintf(", %d nodes left in float", len(c.Report.LeftInFloat))
+				}
+			}
+			if c.Speed != nil {
+				line += fmt.Sprintf(", %.2fx", c.Speed.Speedup)
+				if !c.Speed.Significant {
+					line += " (within noise)"
+				}
+			}
+			if c.Err != "" {
+				line += ": " + c.Err
+			}
+			if c.Variant == qr.Picked {
+				line += "  <- picked"
+			}
+			fmt.Fprintln(w, line)
+		}
+	}
+	if qr := res.Quantize; qr != nil && qr.Report != nil {
 		fmt.Fprint(w, qr.Report.String())
 		if a := qr.Accuracy; a != nil {
 			fmt.Fprintf(w, "quantized vs float (%s):", qr.Checked)
@@ -613,15 +694,18 @@ func newOptimizeCmd(g *globalOptions) *cobra.Command {
 		Long: `Rewrite MODEL with optictl's pass pipeline (see 'optictl passes') and write
 the result to OUT.
 
-Every pass is followed by a structural check and, unless --no-verify, a
-numeric check on seeded inputs (and --data inputs) against the original
-model; a pass that breaks either is rolled back and reported. If the final
-model still differs beyond --atol/--rtol, nothing is written and the exit
-code is 3.
+Every pass is followed by a structural check and, unless --no-verify, by a
+numeric one: the outputs on seeded inputs are compared with the original's
+on --backend. A pass that breaks either is rolled back and named. The
+final model is checked again on a second seed and the --data inputs; a
+rollback, or a final model that still differs beyond --atol/--rtol, writes
+nothing and exits with code 3. --verify-each-pass=false checks numerically
+only the final model (faster on big models); if that check fails, the
+pipeline is replayed with per-pass checks to name the pass.
 
 Levels: O0 nothing, O1 safe cleanups, O2 (default) + fusions and reordering,
 O3 + target-specific rewrites (--target ort-cpu: com.microsoft FusedConv,
-FusedGemm, Gelu).
+FusedGemm, Gelu, BiasGelu, Attention, SkipLayerNormalization).
 
   optictl optimize model.onnx -o model.opt.onnx
   optictl optimize model.onnx -o opt.onnx -O3 --target ort-cpu
@@ -632,6 +716,7 @@ FusedGemm, Gelu).
 			if o.Out == "" {
 				return usageErr("optimize needs -o OUT")
 			}
+			o.EachPassSet = cmd.Flags().Changed("verify-each-pass")
 			return runOptimize(g, o)
 		},
 	}
@@ -644,6 +729,7 @@ FusedGemm, Gelu).
 	f.StringSliceVar(&o.DumpAfter, "dump-after", nil, "print the model's text form to stderr after these passes")
 	f.StringArrayVar(&o.Shapes, "shape", nil, "fix an input's dims, name=1x3x48x320 (repeatable)")
 	f.BoolVar(&o.NoVerify, "no-verify", false, "skip numeric verification (structural checks still run)")
+	f.BoolVar(&o.EachPass, "verify-each-pass", true, "check outputs numerically after every pass that changed something; false: only the final model (replaying per pass if it fails)")
 	f.StringVar(&o.Backend, "backend", "interp", "backend for numeric verification: interp or ort")
 	f.StringVar(&o.Data, "data", "", "test_data_set folder (input_K.pb) for the final numeric check")
 	f.Float64Var(&o.ATol, "atol", passes.DefaultTolerance.ATol, "absolute tolerance")
@@ -652,13 +738,13 @@ FusedGemm, Gelu).
 	f.Int64Var(&o.FoldMax, "fold-max-bytes", 1<<20, "largest tensor constant folding may create")
 	f.BoolVar(&o.FoldGrow, "fold-grow", false, "let folding create constants larger than its inputs (e.g. ConstantOfShape weights)")
 	f.BoolVar(&o.Freeze, "freeze-initializers", false, "treat weights listed as graph inputs (IR < 4 files) as constants and drop them from the inputs")
-	f.StringVar(&o.Quantize, "quantize", "", "after the passes, quantize: int8-dynamic, int8-static (needs --calib) or fp16")
+	f.StringVar(&o.Quantize, "quantize", "", "after the passes, quantize: int8-dynamic, int8-static (needs --calib), int8-auto (needs --data: tries every int8 recipe under --max-accuracy-drop, default 1 point, and writes the fastest on ORT) or fp16")
 	f.StringVar(&o.Calib, "calib", "", "calibration inputs for int8-static (test_data_set folders, .pb/.npy/.npz, MNIST idx); must be disjoint from --data")
 	f.IntVar(&o.CalibSamples, "calib-samples", 100, "calibration samples to read from --calib")
 	f.StringVar(&o.Calibrate, "calibrate", quant.MinMax, "calibration method: minmax, percentile or entropy")
 	f.Float64Var(&o.Percentile, "percentile", 99.999, "percentile for --calibrate percentile")
 	f.BoolVar(&o.PerChannel, "per-channel", true, "one weight scale per output channel (int8)")
-	f.BoolVar(&o.Symmetric, "symmetric", true, "symmetric int8 activations (s8s8); false: asymmetric uint8 (int8-static)")
+	f.BoolVar(&o.Symmetric, "symmetric", false, "int8-static: symmetric int8 activations (s8s8); the default asymmetric uint8 is the form ONNX Runtime's x86 CPU provider fuses into QLinear kernels")
 	f.BoolVar(&o.ReduceRange, "reduce-range", true, "7-bit weights: avoids int16 saturation of ORT's int8 kernels on CPUs without VNNI; false for full 8 bits")
 	f.StringSliceVar(&o.OpTypes, "op-types", nil, "quantize only these op types (Conv, MatMul, Gemm)")
 	f.StringSliceVar(&o.ExcludeNodes, "exclude-nodes", nil, "node names to leave in float")

@@ -76,6 +76,9 @@ func TestOptimizeOptions(t *testing.T) {
 		{"unknown pass", func(o *optimizeOptions) { o.Passes = []string{"nope"} }, "valid passes"},
 		{"unknown disable", func(o *optimizeOptions) { o.Disable = []string{"nope"} }, "valid passes"},
 		{"negative tol", func(o *optimizeOptions) { o.ATol = -1 }, "negative"},
+		{"each pass", func(o *optimizeOptions) { o.EachPass = true }, ""},
+		{"each pass without verify", func(o *optimizeOptions) { o.EachPass, o.EachPassSet, o.NoVerify = true, true, true }, "contradict"},
+		{"default each pass with no-verify", func(o *optimizeOptions) { o.EachPass, o.NoVerify = true, true }, ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -235,6 +238,70 @@ func TestOptimizeRollbackFails(t *testing.T) {
 	}
 }
 
+// TestOptimizeNumericBreakNamed: a pass that keeps the graph valid but
+// changes its outputs fails the final check; the replay with per-pass
+// checks names it, and nothing is written. With --verify-each-pass the
+// report says every pass was checked; by default only the final model.
+func TestOptimizeNumericBreakNamed(t *testing.T) {
+	p := &passes.Pass{Name: "test-cli-numeric-break", Doc: "Deliberately scale a weight.", Level: passes.O2,
+		Run: func(c *passes.Context) (bool, error) {
+			g := c.Graph()
+			w := g.Initializer("w")
+			v, err := w.Float32s()
+			if err != nil {
+				return false, err
+			}
+			nv := append([]float32(nil), v...)
+			for i := range nv {
+				nv[i] *= 2
+			}
+			g.Initializers = append(g.Initializers, graph.NewFloat32("w_x2", w.Dims, nv))
+			g.Nodes[0].Inputs[1] = "w_x2"
+			return true, nil
+		}}
+	if err := passes.Register(p); err != nil {
+		t.Fatal(err)
+	}
+	defer passes.Unregister(p.Name)
+	dir := t.TempDir()
+	in := testModel(t, dir)
+	tests := []struct {
+		name string
+		args []string
+		code int
+		want []string
+	}{
+		{"final check replays", []string{"--passes", "fuse-conv-batchnorm,test-cli-numeric-break", "--verify-each-pass=false"}, ExitFailed,
+			[]string{"pass test-cli-numeric-break broke the model", `output "y"`, "numeric checks: each-pass (replayed: the final model failed"}},
+		{"each pass (default)", []string{"--passes", "test-cli-numeric-break"}, ExitFailed,
+			[]string{"pass test-cli-numeric-break broke the model", "numeric checks: each-pass\n"}},
+		{"good passes final only", []string{"--passes", "fuse-conv-batchnorm,eliminate-noops", "--verify-each-pass=false"}, ExitOK,
+			[]string{"verification: outputs match on interp", "numeric checks: final\n"}},
+		{"good passes each pass", []string{"--passes", "fuse-conv-batchnorm,eliminate-noops", "--verify-each-pass"}, ExitOK,
+			[]string{"verification: outputs match on interp", "numeric checks: each-pass\n"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			out := filepath.Join(t.TempDir(), "o.onnx")
+			var so, se bytes.Buffer
+			code := Execute(append([]string{"optimize", in, "-o", out}, tc.args...), &so, &se)
+			all := so.String() + se.String()
+			if code != tc.code {
+				t.Fatalf("exit %d, want %d:\n%s", code, tc.code, all)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(all, w) {
+					t.Errorf("output lacks %q:\n%s", w, all)
+				}
+			}
+			_, err := os.Stat(out)
+			if wrote := err == nil; wrote != (tc.code == ExitOK) {
+				t.Fatalf("wrote %v with exit %d", wrote, code)
+			}
+		})
+	}
+}
+
 func TestPassesCommand(t *testing.T) {
 	var so, se bytes.Buffer
 	if code := Execute([]string{"passes"}, &so, &se); code != ExitOK {
@@ -274,6 +341,16 @@ func TestOptimizeQuantFlags(t *testing.T) {
 		{"bad percentile", func(o *optimizeOptions) { o.Quantize = "int8-dynamic"; o.Percentile = 0 }, "--percentile"},
 		{"bad samples", func(o *optimizeOptions) { o.Quantize = "int8-dynamic"; o.CalibSamples = 0 }, "--calib-samples"},
 		{"bad op type", func(o *optimizeOptions) { o.Quantize = "int8-dynamic"; o.OpTypes = []string{"Relu"} }, "--op-types"},
+		{"static op type Add", func(o *optimizeOptions) {
+			o.Quantize = "int8-static"
+			o.Calib = "c"
+			o.OpTypes = []string{"Conv", "Add"}
+		}, ""},
+		{"dynamic op type Add", func(o *optimizeOptions) { o.Quantize = "int8-dynamic"; o.OpTypes = []string{"Add"} }, "MatMul and Gemm only"},
+		{"auto", func(o *optimizeOptions) { o.Quantize = "int8-auto"; o.Data = "d" }, ""},
+		{"auto with calib and drop", func(o *optimizeOptions) { o.Quantize = "int8-auto"; o.Data = "d"; o.Calib = "c"; o.MaxDrop = 0.5 }, ""},
+		{"auto without data", func(o *optimizeOptions) { o.Quantize = "int8-auto" }, "--data"},
+		{"auto calib is data", func(o *optimizeOptions) { o.Quantize = "int8-auto"; o.Calib = "d"; o.Data = "d/" }, "disjoint"},
 		{"max drop", func(o *optimizeOptions) { o.Quantize = "int8-dynamic"; o.MaxDrop = 1; o.Data = "d" }, ""},
 		{"max drop without data", func(o *optimizeOptions) { o.Quantize = "int8-dynamic"; o.MaxDrop = 1 }, "--max-accuracy-drop"},
 		{"labels without max drop", func(o *optimizeOptions) { o.Quantize = "int8-dynamic"; o.Labels = "l" }, "--labels"},
@@ -346,6 +423,7 @@ func TestOptimizeQuantize(t *testing.T) {
 		{[]string{"--quantize", "int8-dynamic"}, "int8-dynamic: 3 nodes quantized", "MatMulInteger"},
 		{[]string{"--quantize", "int8-static", "--calib", calib, "--calibrate", "percentile"}, "int8-static (percentile): 3 nodes quantized", "QuantizeLinear"},
 		{[]string{"--quantize", "fp16"}, "fp16", "Cast"},
+		{[]string{"--quantize", "int8-auto", "--calib", calib, "--data", data}, "<- picked", "DequantizeLinear"},
 	}
 	for _, tc := range tests {
 		t.Run(strings.Join(tc.args[1:2], ""), func(t *testing.T) {

@@ -250,6 +250,15 @@ func NewFloat32(name string, dims []int64, data []float32) *Tensor {
 	return &Tensor{Name: name, DType: Float, Dims: append([]int64{}, dims...), Raw: append([]byte(nil), asBytes(data)...)}
 }
 
+// WrapFloat32 makes a float32 tensor whose Raw views data's memory (no
+// copy): the tensor takes data over, and the caller must not modify data
+// afterwards (tensor bytes are immutable by convention). Rewrites that
+// compute new weights use it so that a 100 MB model does not briefly need
+// its weights twice per rewritten tensor.
+func WrapFloat32(name string, dims []int64, data []float32) *Tensor {
+	return &Tensor{Name: name, DType: Float, Dims: append([]int64{}, dims...), Raw: asBytes(data)}
+}
+
 // NewInt64 makes an int64 tensor that owns a copy of data.
 func NewInt64(name string, dims []int64, data []int64) *Tensor {
 	return &Tensor{Name: name, DType: Int64, Dims: append([]int64{}, dims...), Raw: append([]byte(nil), asBytes(data)...)}

@@ -191,8 +191,8 @@ func rewriteConvFollower(c *Context, match func(*graph.Node) bool,
 			}
 			nb[o] = base*scale[o] + shift[o]
 		}
-		wName := addInitializer(g, conv.Inputs[1]+"_fused", graph.NewFloat32("", w.Dims, nw))
-		bName := addInitializer(g, wName+"_bias", graph.NewFloat32("", []int64{m}, nb))
+		wName := addInitializer(g, conv.Inputs[1]+"_fused", graph.WrapFloat32("", w.Dims, nw))
+		bName := addInitializer(g, wName+"_bias", graph.WrapFloat32("", []int64{m}, nb))
 		conv.Inputs = []string{conv.Inputs[0], wName, bName}
 		// The Conv now produces f's output in f's place.
 		conv.Outputs = []string{f.Outputs[0]}

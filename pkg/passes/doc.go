@@ -9,10 +9,18 @@
 //
 // Optimize runs the pipeline in a bounded fixed-point loop. Before each pass
 // the model is cloned (weights are shared, so this is cheap); after each pass
-// that reports a change the model must still pass graph.Model.Verify, keep
-// its graph inputs and outputs, and, with Options.Verify, produce the same
-// outputs as the original on seeded inputs. A pass that breaks any of these,
-// returns an error or panics is rolled back and reported by name.
+// that reports a change the model must still pass graph.Model.Verify and
+// keep its graph inputs and outputs. With Options.Verify the final model
+// must also produce the same outputs as the original on seeded inputs
+// (reference outputs computed once, before any pass). When it does not, or
+// cannot be run, the pipeline is replayed from the original with that
+// numeric check after every pass that changed something
+// (Options.VerifyEachPass asks for this from the start). A pass that breaks
+// any check, returns an error or panics is rolled back and reported by name.
+//
+// Verification runs models of more than 16 MB of weights in segments of
+// bounded weight size, one short-lived session each (segment.go), so that
+// a verification session never needs a second copy of all the weights.
 //
 // Invariants every pass keeps:
 //   - graph inputs and outputs are never renamed, removed or retyped;

@@ -152,8 +152,8 @@ var gemmBN = &Pass{
 				}
 			}
 			_ = k
-			wName := addInitializer(g, gm.Inputs[1]+"_fused", graph.NewFloat32("", w.Dims, nw))
-			cName := addInitializer(g, wName+"_bias", graph.NewFloat32("", []int64{n}, nc))
+			wName := addInitializer(g, gm.Inputs[1]+"_fused", graph.WrapFloat32("", w.Dims, nw))
+			cName := addInitializer(g, wName+"_bias", graph.WrapFloat32("", []int64{n}, nc))
 			gm.Inputs = []string{gm.Inputs[0], wName, cName}
 			gm.SetAttr(graph.FloatAttr("beta", 1))
 			gm.Outputs = []string{bn.Outputs[0]}

@@ -27,6 +27,22 @@ type checker struct {
 	usedBackend string
 	// origUnrunnable is set when no backend can run the original model.
 	origUnrunnable bool
+	// finalSkip is why the last final check could not run ("" when it ran).
+	finalSkip string
+}
+
+// prepare makes the input sets and computes the reference outputs on the
+// first backend that can run the original model (the others only when a
+// check needs them). Errors are kept for check to report.
+func (ck *checker) prepare() {
+	if ck.makeInputs() != nil {
+		return
+	}
+	for _, b := range ck.backends() {
+		if _, err := ck.ref(b); err == nil {
+			return
+		}
+	}
 }
 
 // MismatchError says which output differed and how.
@@ -179,8 +195,16 @@ func cannotRun(err error) bool {
 	return strings.Contains(s, "unsupported") || strings.Contains(s, "not supported") || strings.Contains(s, "not implemented")
 }
 
+// runOn runs m on backend, in segments when its weights are large (see
+// segment.go), else (or when the segments fail) whole.
 func (ck *checker) runOn(backend string, m *graph.Model, in map[string]*runtime.Tensor) (map[string]*runtime.Tensor, error) {
-	s, err := runtime.Open(backend, m, runtime.Options{Shapes: ck.opts.Shapes, OptLevel: "off"})
+	opts := runtime.Options{Shapes: ck.opts.Shapes, OptLevel: "off"}
+	if segs := splitSegments(m.Graph, verifySegmentBytes); len(segs) > 1 {
+		if out, err := runSegments(backend, m, segs, in, opts); err == nil {
+			return out, nil
+		}
+	}
+	s, err := runtime.Open(backend, m, opts)
 	if err != nil {
 		return nil, err
 	}

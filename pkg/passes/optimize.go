@@ -33,9 +33,18 @@ type Options struct {
 	// optimized model declares these dims, like onnxsim's input-shape
 	// override.
 	Shapes map[string][]int64
-	// Verify turns on numeric equivalence checks on seeded inputs after every
-	// pass that changed something, and on the final model.
+	// Verify turns on numeric equivalence checks on seeded inputs. By
+	// default the final model is checked (on a seeded input set and the
+	// Inputs); only when that check fails, or cannot run the final model,
+	// does Optimize replay the pipeline from the original with a check
+	// after every pass that changed something, so that a pass that broke
+	// the model is rolled back and reported by name (see Report.NumericMode).
 	Verify bool
+	// VerifyEachPass (with Verify) checks numerically after every pass that
+	// changed something from the start, as the replay does: slower (one
+	// model run per changed pass) but names every broken pass even when a
+	// later pass happens to repair the outputs.
+	VerifyEachPass bool
 	// Backend runs the checks ("interp" by default; "ort" is tried when the
 	// backend cannot run a model).
 	Backend string
@@ -117,11 +126,18 @@ type Report struct {
 	Converged bool        `json:"converged"`
 	Before    Summary     `json:"before"`
 	After     Summary     `json:"after"`
-	// Numeric says how outputs were checked: "checked on interp (N runs)",
-	// or "numeric verification skipped: <reason>", or "off".
+	// Numeric says how the final model's outputs were checked: "outputs
+	// match on interp (N seeded input set(s), ...)", or "numeric
+	// verification skipped: <reason>", or "off".
 	Numeric string `json:"numeric"`
+	// NumericMode says when outputs were compared: "off", "final" (the
+	// final model only; it matched), "each-pass" (after every pass that
+	// changed something), or "each-pass (replayed: ...)" when the final
+	// check failed or could not run and the pipeline was replayed from the
+	// original with per-pass checks to find and roll back the culprit.
+	NumericMode string `json:"numeric_mode"`
 	// NumericSkips lists passes whose result could not be run by any
-	// verification backend (checked structurally only).
+	// verification backend (checked structurally only; per-pass mode only).
 	NumericSkips []string      `json:"numeric_skips,omitempty"`
 	Time         time.Duration `json:"time_ns"`
 }
@@ -132,6 +148,9 @@ type VerificationError struct {
 	Pass   string // the pass after which the check first fails ("" if unknown)
 	Output string // the output that differed ("" for structural failures)
 	Err    error
+	// numeric is set for numeric failures (a mismatch, or a final model
+	// that fails to run).
+	numeric bool
 }
 
 func (e *VerificationError) Error() string {
@@ -228,6 +247,16 @@ func ResolvePasses(opts Options) (loop, final []*Pass, err error) {
 
 // Optimize rewrites a copy of m and returns it with a report. m itself is
 // not modified. On a *VerificationError the returned model is nil.
+//
+// With opts.Verify, numeric equivalence is checked on the final model
+// (reference outputs of the original are computed once, before any pass
+// runs, so that the original's verification session is gone before the
+// passes allocate new weights). If that check fails, or the final model
+// cannot be run while the original can, the whole pipeline is replayed from
+// m with a numeric check after every pass that changed something: a pass
+// that breaks the outputs is then rolled back and reported by name, exactly
+// as with opts.VerifyEachPass. Passes are deterministic, so the replay
+// reaches the same models up to the first broken pass.
 func Optimize(m *graph.Model, opts Options) (*graph.Model, *Report, error) {
 	start := time.Now()
 	if m == nil || m.Graph == nil {
@@ -252,6 +281,47 @@ func Optimize(m *graph.Model, opts Options) (*graph.Model, *Report, error) {
 	if err := m.Verify(); err != nil {
 		return nil, nil, fmt.Errorf("passes: the input model fails verification: %w", err)
 	}
+	if !opts.Verify {
+		return optimize(m, opts, loop, final, nil, false, start)
+	}
+	// One final checker for both attempts: its reference outputs are
+	// computed once.
+	fck := newChecker(nil, &opts, opts.Seed+1)
+	fck.extra = opts.Inputs
+	if opts.VerifyEachPass {
+		out, rep, err := optimize(m, opts, loop, final, fck, true, start)
+		if rep != nil {
+			rep.NumericMode = "each-pass"
+		}
+		return out, rep, err
+	}
+	out, rep, err := optimize(m, opts, loop, final, fck, false, start)
+	var why string
+	var ve *VerificationError
+	switch {
+	case errors.As(err, &ve) && ve.numeric:
+		why = "the final model failed the numeric check: " + ve.Err.Error()
+	case err != nil:
+		return out, rep, err
+	case fck.finalSkip != "" && !fck.origUnrunnable && fck.inputErr == nil:
+		// (When no inputs can be made or the original runs nowhere, the
+		// per-pass checks could not run either.)
+		why = "no backend could run the final model: " + fck.finalSkip
+	default:
+		rep.NumericMode = "final"
+		return out, rep, nil
+	}
+	out, rep2, err := optimize(m, opts, loop, final, fck, true, start)
+	if rep2 != nil {
+		rep2.NumericMode = "each-pass (replayed: " + why + ")"
+	}
+	return out, rep2, err
+}
+
+// optimize runs the pipeline once. fck (nil when verification is off)
+// checks the final model; eachPass adds a numeric check after every pass
+// that changed something (on the seed, not the final checker's seed+1).
+func optimize(m *graph.Model, opts Options, loop, final []*Pass, fck *checker, eachPass bool, start time.Time) (*graph.Model, *Report, error) {
 	work := m.Clone()
 	if opts.FreezeInitializers {
 		work.Graph.Inputs = work.Graph.RealInputs()
@@ -281,16 +351,27 @@ func Optimize(m *graph.Model, opts Options) (*graph.Model, *Report, error) {
 		rep.Passes = append(rep.Passes, st)
 	}
 	var ck *checker
-	if opts.Verify {
-		ck = newChecker(orig, &opts, opts.Seed)
+	if fck == nil {
+		rep.Numeric, rep.NumericMode = "off", "off"
 	} else {
-		rep.Numeric = "off"
+		// Reference outputs first, while only the original weights are
+		// live: the sessions that compute them are garbage before the
+		// passes write new weights.
+		if fck.orig == nil {
+			fck.orig = orig
+		}
+		fck.prepare()
+		if eachPass {
+			ck = newChecker(orig, &opts, opts.Seed)
+			ck.prepare()
+		}
 	}
 	dump := map[string]bool{}
 	for _, d := range opts.DumpAfter {
 		dump[d] = true
 	}
 	var history []snapshot
+	lastChanged := "" // the last pass that changed the model
 	skipped := map[string]bool{}
 	curFlops := rep.Before.FLOPs
 	run := func(p *Pass, round int) bool {
@@ -355,7 +436,12 @@ func Optimize(m *graph.Model, opts Options) (*graph.Model, *Report, error) {
 		nf := flops(work, costDims)
 		st.FLOPsDelta += nf - curFlops
 		curFlops = nf
-		history = append(history, snapshot{pass: p.Name, model: work.Clone()})
+		lastChanged = p.Name
+		if eachPass {
+			// Snapshots (kept for naming the pass on a final failure) hold
+			// the weights passes replace; the final-only mode needs none.
+			history = append(history, snapshot{pass: p.Name, model: work.Clone()})
+		}
 		if dump[p.Name] && opts.Dump != nil {
 			fmt.Fprintf(opts.Dump, "=== after %s (round %d) ===\n%s", p.Name, round, work.Format())
 		}
@@ -381,15 +467,14 @@ func Optimize(m *graph.Model, opts Options) (*graph.Model, *Report, error) {
 	// Final check: structure, IO, and numerics on a second seed plus the
 	// user's data, independent of the per-pass checks.
 	if err := work.Verify(); err != nil {
-		return nil, rep, &VerificationError{Pass: lastPass(history), Err: err}
+		return nil, rep, &VerificationError{Pass: lastChanged, Err: err}
 	}
 	if err := sameIO(orig.Graph, work.Graph); err != nil {
-		return nil, rep, &VerificationError{Pass: lastPass(history), Err: err}
+		return nil, rep, &VerificationError{Pass: lastChanged, Err: err}
 	}
-	if ck != nil {
-		fck := newChecker(orig, &opts, opts.Seed+1)
-		fck.extra = opts.Inputs
+	if fck != nil {
 		skip, out, err := fck.check(work, true)
+		fck.finalSkip = skip
 		if err != nil {
 			// Name the first pass after which the check fails.
 			pass := ""
@@ -399,7 +484,8 @@ func Optimize(m *graph.Model, opts Options) (*graph.Model, *Report, error) {
 					break
 				}
 			}
-			return nil, rep, &VerificationError{Pass: pass, Output: out, Err: err}
+			rep.Time = time.Since(start)
+			return nil, rep, &VerificationError{Pass: pass, Output: out, Err: err, numeric: true}
 		}
 		switch {
 		case skip != "":
@@ -415,13 +501,6 @@ func Optimize(m *graph.Model, opts Options) (*graph.Model, *Report, error) {
 type snapshot struct {
 	pass  string
 	model *graph.Model
-}
-
-func lastPass(h []snapshot) string {
-	if len(h) == 0 {
-		return ""
-	}
-	return h[len(h)-1].pass
 }
 
 func dataNote(in map[string]*runtime.Tensor) string {

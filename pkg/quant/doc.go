@@ -9,12 +9,31 @@
 // fuses into its DynamicQuantizeMatMul kernel. Conv is left in float:
 // ORT's ConvInteger CPU kernel is not faster than its float Conv.
 //
-// Static (Static) writes QDQ form: QuantizeLinear/DequantizeLinear pairs on
-// every activation read or written by a quantized Conv/MatMul/Gemm, int8
-// weights with a (per-channel) DequantizeLinear, and int32 biases. The
-// activation ranges come from calibration: the model is run, with those
-// activations added as extra outputs, on the caller's calibration samples,
-// through a runtime backend (MinMax, Percentile or Entropy/KL calibrators).
+// Static (Static) writes QDQ form placed the way ONNX Runtime's CPU
+// provider fuses it (placeQDQ): Conv/MatMul/Gemm with constant weights
+// get int8 weights (per-channel DequantizeLinear) and int32 biases; Add,
+// Mul, GlobalAveragePool, AveragePool, Sigmoid, LeakyRelu and MatMul of
+// two activations join the int8 region when their inputs are already int8
+// (QLinearAdd, QLinearMul, QLinearGlobalAveragePool, ... in ORT); Relu and
+// Clip after a quantized op are folded into its output Q (range from 0:
+// ORT drops them); MaxPool/Reshape/Flatten/Transpose/Squeeze/Unsqueeze
+// share their input's scale and zero point (ORT runs them on int8);
+// Div/Mul by a positive constant is folded into the DQ scale (so
+// hard-swish x*Clip(x+3,0,6)/6 becomes QLinearAdd + QLinearMul); MatMul
+// and Gemm whose readers are float keep a float output
+// (MatMulIntegerToFloat, QGemm), so ORT's float fusions after them (bias
+// + Gelu, skip + layer norm) still apply. The activation ranges come from
+// calibration: the model is run, with those activations added as extra
+// outputs, on the caller's calibration samples, through a runtime backend
+// (MinMax, Percentile or Entropy/KL calibrators). The written model holds
+// only standard ONNX ops (QuantizeLinear, DequantizeLinear and the float
+// ops), so every backend runs it; ORT fuses it into its QLinear kernels.
+//
+// uint8 activations (Asymmetric) are the fast form on x86: ORT's x86 CPU
+// provider fuses QDQ into QLinear ops only for uint8 activations; with
+// int8 activations (s8s8, the zero value of StaticOptions) it keeps
+// DQ -> float op -> Q and the model runs 2-3x slower than fp32. Search
+// with Int8Variants tries uint8 first.
 //
 // FP16 converts float32 compute and weights to float16, keeping
 // DefaultFP32Ops (Softmax, reductions, normalizations, Exp/Log/Pow, ...)
@@ -27,7 +46,21 @@
 // worst back in float until the drop is within the limit. MeasureSpeed
 // compares a float model and its quantized form in interleaved A/B runs
 // (median, one thread) and says plainly when the quantized one is not
-// faster.
+// faster. Search runs Controlled for several variants (Int8Variants:
+// static uint8, dynamic, static uint8 on Conv/MatMul/Gemm only, static
+// s8s8), times those within the limit and picks the fastest.
+//
+// Speed (measured, see BenchmarkInt8Speedup and BenchmarkInt8Search): on
+// an AVX2 CPU without VNNI (AMD EPYC, Zen 3) ORT's int8 convolution
+// kernels beat its fp32 NCHWc kernels only on wide layers (a 64-channel
+// 3x3 conv: about 1.8x); on 16-32 channel convs they tie and on depthwise
+// convs they lose (about 0.7x), and QLinearMul is slower than a float Mul.
+// So the int8 forms pay off on wide convolutional models (the 64-128
+// channel wideCNN of the benchmarks: about 1.7x) but not on this
+// project's small test CNN (about 1.0x), the MobileNetV3-like ppocr-cls
+// classifier (static int8 about 0.7x; dynamic, which leaves its convs in
+// float, about 1.0x) or the one-layer transformer (dynamic about 1.1x:
+// the int8 MatMuls are about 1.7x faster kernels but only half the run).
 //
 // Weights use 7 bits by default ("reduce range"): on AVX2 CPUs without
 // VNNI, ONNX Runtime's int8 kernels (u8s8 and s8s8 alike) saturate int16
@@ -47,6 +80,9 @@
 // on seeded inputs, cosine similarity > 0.99 against fp32 and top-1
 // agreement >= 0.95 on the test models, and agreement between the interp
 // and ort backends on the same quantized model within DefaultBackendATol
-// relative to the output range (the two round activations identically;
-// they differ only in float summation order).
+// relative to the output range: interp runs the QDQ graph as written
+// (float ops between DQ and Q), ORT runs fused QLinear kernels that
+// requantize in their own arithmetic, so an activation may differ by one
+// quantization step per layer (measured: at most 0.8% of the output range
+// on the test models, usually float rounding only).
 package quant

@@ -95,6 +95,9 @@ func TestMNISTStatic(t *testing.T) {
 		{"percentile", StaticOptions{Calibrate: Percentile, PerChannel: true}},
 		{"entropy-perchannel", StaticOptions{Calibrate: Entropy, PerChannel: true}},
 		{"minmax-pertensor", StaticOptions{}},
+		// uint8 activations: the form ORT's x86 CPU provider fuses
+		{"minmax-perchannel-u8", StaticOptions{PerChannel: true, Asymmetric: true}},
+		{"entropy-perchannel-u8", StaticOptions{Calibrate: Entropy, PerChannel: true, Asymmetric: true}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			q, rep, err := Static(m, calib, tc.opts)

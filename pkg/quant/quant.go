@@ -327,3 +327,74 @@ func constantsToInits(g *graph.Graph) {
 	}
 	g.Nodes = keep
 }
+
+// foldConstReshapes turns Reshape(constant float tensor, constant shape)
+// into an initializer, so a weight stored reshaped (the MNIST model's
+// MatMul weight, say) is seen as the constant it is. Values that are graph
+// outputs, and shapes that do not fit the data, are left alone.
+func foldConstReshapes(g *graph.Graph) {
+	inits := g.InitializerMap()
+	var keep []*graph.Node
+	for _, n := range g.Nodes {
+		if n.Is("Reshape") && len(n.Inputs) == 2 && len(n.Outputs) == 1 && !g.IsGraphOutput(n.Outputs[0]) {
+			if dims, ok := constReshape(inits, n); ok {
+				c := inits[n.Inputs[0]].Clone()
+				c.Name = n.Outputs[0]
+				c.Dims = dims
+				g.Initializers = append(g.Initializers, c)
+				inits[c.Name] = c
+				continue
+			}
+		}
+		keep = append(keep, n)
+	}
+	g.Nodes = keep
+	dropUnusedInits(g)
+}
+
+// constReshape computes the output dims of a Reshape of a float
+// initializer by a constant shape.
+func constReshape(inits map[string]*graph.Tensor, n *graph.Node) ([]int64, bool) {
+	t, f := floatInit(inits, n.Inputs[0])
+	st := inits[n.Inputs[1]]
+	if t == nil || st == nil || st.DType != graph.Int64 || n.AttrInt("allowzero", 0) != 0 {
+		return nil, false
+	}
+	shape, err := st.Int64s()
+	if err != nil || len(shape) == 0 || len(shape) > 8 {
+		return nil, false
+	}
+	dims := make([]int64, len(shape))
+	known, infer := int64(1), -1
+	for i, d := range shape {
+		switch {
+		case d == 0 && i < len(t.Dims):
+			dims[i] = t.Dims[i]
+		case d == -1 && infer < 0:
+			infer = i
+			continue
+		case d > 0:
+			dims[i] = d
+		default:
+			return nil, false
+		}
+		if dims[i] > int64(len(f)) {
+			return nil, false
+		}
+		known *= dims[i]
+	}
+	if known <= 0 {
+		return nil, false
+	}
+	if infer >= 0 {
+		if int64(len(f))%known != 0 {
+			return nil, false
+		}
+		dims[infer] = int64(len(f)) / known
+		known *= dims[infer]
+	}
+	if known != int64(len(f)) {
+		return nil, false
+	}
+	return dims, true
+}

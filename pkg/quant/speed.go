@@ -3,6 +3,7 @@ package quant
 import (
 	"context"
 	"fmt"
+	"math"
 	"sort"
 	"time"
 
@@ -20,16 +21,26 @@ type Speed struct {
 	Quant   time.Duration `json:"quantized_median_ns"`
 	// Speedup is Float / Quant (> 1: the quantized model is faster).
 	Speedup float64 `json:"speedup"`
+	// QuantFaster counts the interleaved pairs in which the quantized run
+	// took less time than the float run next to it.
+	QuantFaster int `json:"quantized_faster_pairs"`
+	// Significant reports whether the sign of the difference holds beyond
+	// timing noise: a two-sided sign test over the pairs at about 2 sigma
+	// (QuantFaster is more than 2*sqrt(Rounds)/2 away from Rounds/2).
+	Significant bool `json:"significant"`
 }
 
 // String says plainly whether the quantized model is faster.
 func (s Speed) String() string {
 	verdict := "faster"
-	if s.Speedup <= 1 {
+	switch {
+	case !s.Significant:
+		verdict = "NOT measurably faster than the float model (within timing noise)"
+	case s.Speedup <= 1:
 		verdict = "NOT faster than the float model"
 	}
-	return fmt.Sprintf("speed (%s, %d thread, median of %d interleaved runs): float %v, quantized %v: %.2fx, %s",
-		s.Backend, s.Threads, s.Rounds, s.Float.Round(time.Microsecond), s.Quant.Round(time.Microsecond), s.Speedup, verdict)
+	return fmt.Sprintf("speed (%s, %d thread, median of %d interleaved runs, quantized faster in %d): float %v, quantized %v: %.2fx, %s",
+		s.Backend, s.Threads, s.Rounds, s.QuantFaster, s.Float.Round(time.Microsecond), s.Quant.Round(time.Microsecond), s.Speedup, verdict)
 }
 
 // MeasureSpeed runs the two models alternately on one input set (after a
@@ -82,8 +93,13 @@ func MeasureSpeed(ref, q *graph.Model, backend string, in []*runtime.Tensor, rou
 			d1, d2 = d2, d1
 		}
 		ta, tb = append(ta, d1), append(tb, d2)
+		if d2 < d1 {
+			sp.QuantFaster++
+		}
 	}
 	sp.Rounds = len(ta)
+	half := float64(sp.Rounds) / 2
+	sp.Significant = math.Abs(float64(sp.QuantFaster)-half) > math.Sqrt(float64(sp.Rounds))
 	sp.Float, sp.Quant = median(ta), median(tb)
 	if sp.Quant > 0 {
 		sp.Speedup = float64(sp.Float) / float64(sp.Quant)

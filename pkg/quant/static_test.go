@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/optictl/optictl/pkg/graph"
+	"github.com/optictl/optictl/pkg/passes"
 	"github.com/optictl/optictl/pkg/runtime"
 	"github.com/optictl/optictl/testmodels"
 )
@@ -14,18 +15,27 @@ func TestStatic(t *testing.T) {
 		model     func() *graph.Model
 		batch     int
 		opts      StaticOptions
-		quantized int
+		quantized int // nodes quantized (Conv/MatMul/Gemm and Add/Mul/pools)
+		int8Ops   int // Conv/MatMul/Gemm among them
 	}{
-		{"mlp/minmax", testmodels.MLP, 16, StaticOptions{}, 3},
-		{"mlp/percentile-perchannel", testmodels.MLP, 16, StaticOptions{Calibrate: Percentile, PerChannel: true}, 3},
-		{"mlp/percentile-asym", testmodels.MLP, 16, StaticOptions{Calibrate: Percentile, Asymmetric: true}, 3},
-		{"mlp/entropy", testmodels.MLP, 16, StaticOptions{Calibrate: Entropy}, 3},
-		{"cnn/entropy-asym", testmodels.CNN, 4, StaticOptions{Calibrate: Entropy, Asymmetric: true}, 5},
-		{"mlp/ort-calibration", testmodels.MLP, 16, StaticOptions{Backend: "ort"}, 3},
-		{"mlp/full-range", testmodels.MLP, 16, StaticOptions{FullRange: true}, 3},
-		{"cnn/minmax-perchannel", testmodels.CNN, 4, StaticOptions{PerChannel: true}, 5},
-		{"cnn/percentile-reduce", testmodels.CNN, 4, StaticOptions{Calibrate: Percentile, PerChannel: true}, 5},
-		{"transformer/minmax-perchannel", testmodels.TransformerEncoder, 2, StaticOptions{PerChannel: true}, 8},
+		{"mlp/minmax", testmodels.MLP, 16, StaticOptions{}, 3, 3},
+		{"mlp/percentile-perchannel", testmodels.MLP, 16, StaticOptions{Calibrate: Percentile, PerChannel: true}, 3, 3},
+		{"mlp/percentile-asym", testmodels.MLP, 16, StaticOptions{Calibrate: Percentile, Asymmetric: true}, 3, 3},
+		{"mlp/entropy", testmodels.MLP, 16, StaticOptions{Calibrate: Entropy}, 3, 3},
+		{"cnn/entropy-asym", testmodels.CNN, 4, StaticOptions{Calibrate: Entropy, Asymmetric: true}, 5, 5},
+		{"mlp/ort-calibration", testmodels.MLP, 16, StaticOptions{Backend: "ort"}, 3, 3},
+		{"mlp/full-range", testmodels.MLP, 16, StaticOptions{FullRange: true}, 3, 3},
+		{"cnn/minmax-perchannel", testmodels.CNN, 4, StaticOptions{PerChannel: true}, 5, 5},
+		{"cnn/percentile-reduce", testmodels.CNN, 4, StaticOptions{Calibrate: Percentile, PerChannel: true}, 5, 5},
+		// BN folded first (as optimize does): the residual Add and the
+		// GlobalAveragePool join the int8 region.
+		{"cnn-o2/minmax-u8", cnnO2, 4, StaticOptions{PerChannel: true, Asymmetric: true}, 7, 5},
+		{"cnn-o2/minmax-s8", cnnO2, 4, StaticOptions{PerChannel: true}, 7, 5},
+		{"cnn-o2/weights-only", cnnO2, 4, StaticOptions{PerChannel: true, Asymmetric: true, OpTypes: []string{"Conv", "Gemm"}}, 5, 5},
+		// the attention MatMuls (activation x activation) stay float: their
+		// inputs come from float ops (bias Add, Reshape, Softmax)
+		{"transformer/minmax-perchannel", testmodels.TransformerEncoder, 2, StaticOptions{PerChannel: true}, 6, 6},
+		{"transformer/minmax-u8", testmodels.TransformerEncoder, 2, StaticOptions{PerChannel: true, Asymmetric: true}, 6, 6},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -38,8 +48,8 @@ func TestStatic(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if len(rep.Quantized) != tc.quantized || rep.Int8Ops != tc.quantized {
-				t.Fatalf("quantized %d nodes (%d int8 ops), want %d\n%s", len(rep.Quantized), rep.Int8Ops, tc.quantized, rep)
+			if len(rep.Quantized) != tc.quantized || rep.Int8Ops != tc.int8Ops {
+				t.Fatalf("quantized %d nodes (%d int8 ops), want %d (%d)\n%s", len(rep.Quantized), rep.Int8Ops, tc.quantized, tc.int8Ops, rep)
 			}
 			samples := seeded(t, m, 4, tc.batch, 7)
 			ref := runSamples(t, open(t, "interp", m), samples)
@@ -63,6 +73,16 @@ func TestStatic(t *testing.T) {
 			t.Logf("cosine interp %.5f ort %.5f, top-1 %.3f, sqnr %.1f dB, |interp-ort| %.3g", *acc.Cosine, *accO.Cosine, *acc.Top1Agreement, deref(acc.SQNRdB), d)
 		})
 	}
+}
+
+// cnnO2 is the test CNN after the O2 graph passes (BatchNormalization
+// folded into the convolutions).
+func cnnO2() *graph.Model {
+	m, _, err := passes.Optimize(testmodels.CNN(), passes.Options{Level: passes.O2, Backend: "interp"})
+	if err != nil {
+		panic(err)
+	}
+	return m
 }
 
 func TestStaticErrors(t *testing.T) {

@@ -133,12 +133,29 @@ func FromInt32(shape []int64, data []int32) *Tensor {
 	return &Tensor{DType: graph.Int32, Shape: append([]int64{}, shape...), Raw: bytesOf(data)}
 }
 
-// FromGraphTensor copies a graph.Tensor (initializer, .pb file) into a runtime tensor.
+// FromGraphTensor makes a runtime tensor of a graph.Tensor (initializer,
+// .pb file). When g.Raw has exactly the bytes dtype and shape call for and
+// starts at an 8-byte aligned address (as Go allocates any buffer of 8
+// bytes or more), the result aliases g.Raw instead of copying it: weights
+// are immutable by convention (see package graph), and a backend must never
+// write into a tensor it got this way (interp kernels never write their
+// inputs). Anything else (strings, misaligned or malformed data) is copied
+// into a fresh, zero-padded tensor as before.
 func FromGraphTensor(g *graph.Tensor) *Tensor {
+	if g.DType != graph.String {
+		if n, err := graph.NumElements(g.Dims); err == nil {
+			nb := g.DType.ByteSize(n)
+			if nb > 0 && int64(len(g.Raw)) == nb && uintptr(unsafe.Pointer(unsafe.SliceData(g.Raw)))%8 == 0 {
+				return &Tensor{DType: g.DType, Shape: append([]int64{}, g.Dims...), Raw: g.Raw[:nb:nb]}
+			}
+		}
+	}
 	t := NewTensor(g.DType, g.Dims)
 	if g.DType == graph.String {
 		for i, s := range g.Strings {
-			t.Strings[i] = string(s)
+			if i < len(t.Strings) {
+				t.Strings[i] = string(s)
+			}
 		}
 		return t
 	}
