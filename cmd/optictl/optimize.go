@@ -230,13 +230,9 @@ func applyQuantize(o *optimizeOptions, m *graph.Model) (*graph.Model, *quantizeR
 		return searchInt8(o, m, calib, labels)
 	}
 	if o.MaxDrop >= 0 {
-		ss, err := bench.LoadData(o.Data, sessionInfos(m), 1000)
+		samples, err := loadSamples(o.Data, m, 1000)
 		if err != nil {
-			return nil, nil, usageErr("--data: %v", err)
-		}
-		var samples [][]*runtime.Tensor
-		for _, s := range ss {
-			samples = append(samples, s)
+			return nil, nil, err
 		}
 		q, rep, ar, err := quant.Controlled(m, qf, o.Backend, samples, labels, o.MaxDrop)
 		if err != nil {
@@ -263,12 +259,8 @@ func applyQuantize(o *optimizeOptions, m *graph.Model) (*graph.Model, *quantizeR
 	}
 	var samples [][]*runtime.Tensor
 	if o.Data != "" {
-		ss, err := bench.LoadData(o.Data, sessionInfos(m), 100)
-		if err != nil {
-			return nil, nil, usageErr("--data: %v", err)
-		}
-		for _, s := range ss {
-			samples = append(samples, s)
+		if samples, err = loadSamples(o.Data, m, 100); err != nil {
+			return nil, nil, err
 		}
 		res.Checked = fmt.Sprintf("%d samples of --data on %s", len(samples), o.Backend)
 	} else {
@@ -291,18 +283,27 @@ func applyQuantize(o *optimizeOptions, m *graph.Model) (*graph.Model, *quantizeR
 	return q, res, nil
 }
 
+// loadSamples reads up to limit samples of --data in m's input order.
+func loadSamples(path string, m *graph.Model, limit int) ([][]*runtime.Tensor, error) {
+	ss, err := bench.LoadData(path, sessionInfos(m), limit)
+	if err != nil {
+		return nil, usageErr("--data: %v", err)
+	}
+	samples := make([][]*runtime.Tensor, len(ss))
+	for i, s := range ss {
+		samples[i] = s
+	}
+	return samples, nil
+}
+
 // searchInt8 is --quantize int8-auto: every int8 recipe (quant.Int8Variants;
 // the static ones only with --calib) under accuracy control on --data,
 // each one that meets the limit timed against the float model on ORT;
 // the fastest is written.
 func searchInt8(o *optimizeOptions, m *graph.Model, calib [][]*runtime.Tensor, labels []int) (*graph.Model, *quantizeResult, error) {
-	ss, err := bench.LoadData(o.Data, sessionInfos(m), 1000)
+	samples, err := loadSamples(o.Data, m, 1000)
 	if err != nil {
-		return nil, nil, usageErr("--data: %v", err)
-	}
-	var samples [][]*runtime.Tensor
-	for _, s := range ss {
-		samples = append(samples, s)
+		return nil, nil, err
 	}
 	drop := o.MaxDrop
 	if drop < 0 {

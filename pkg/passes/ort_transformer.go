@@ -49,26 +49,15 @@ var ortAttention = &Pass{
 	Level:   O3,
 	Targets: []string{TargetORTCPU},
 	Run: func(c *Context) (bool, error) {
-		if !targetSupports(c, "com.microsoft", "Attention") {
-			c.Note("target backend does not run com.microsoft.Attention: skipped")
-			return false, nil
-		}
-		g := c.Graph()
-		prod := g.Producers()
-		cons := g.Consumers()
-		ci := newConstIndex(g)
-		infos := inferredInfos(c.Model)
-		dead := map[*graph.Node]bool{}
-		changed := false
-		for _, out := range g.Nodes {
-			if !out.Is("Reshape") || dead[out] {
-				continue
+		return runORTFusion(c, "Attention", func(e *fusionEnv, out *graph.Node) bool {
+			if !out.Is("Reshape") {
+				return false
 			}
-			c.At(out)
-			m, ok := matchAttention(c.Model.Opset(""), g, prod, cons, ci, infos, out)
+			m, ok := matchAttention(c.Model.Opset(""), e, out)
 			if !ok {
-				continue
+				return false
 			}
+			g, ci := e.g, e.ci
 			D, hid := m.d, m.h*m.dh
 			w := make([]float32, D*3*hid)
 			bias := make([]float32, 3*hid)
@@ -87,16 +76,11 @@ var ortAttention = &Pass{
 				Inputs: []string{m.x, wName, bName}, Outputs: []string{out.Outputs[0]},
 				Attrs: []*graph.Attr{graph.IntAttr("num_heads", int64(m.h)), graph.FloatAttr("scale", float32(m.scale))}}
 			for _, n := range m.inner {
-				dead[n] = true
+				e.dead[n] = true
 			}
 			*out = *att
-			changed = true
-		}
-		g.RemoveNodes(dead)
-		if changed && c.Model.Opset("com.microsoft") == 0 {
-			c.Model.SetOpset("com.microsoft", 1)
-		}
-		return changed, nil
+			return true
+		})
 	},
 }
 
@@ -111,7 +95,8 @@ type attnMatch struct {
 
 // matchAttention matches the pattern in the file comment at its last
 // Reshape.
-func matchAttention(opset int64, g *graph.Graph, prod map[string]*graph.Node, cons map[string][]*graph.Node, ci *constIndex, infos map[string]*graph.ValueInfo, out *graph.Node) (attnMatch, bool) {
+func matchAttention(opset int64, e *fusionEnv, out *graph.Node) (attnMatch, bool) {
+	g, prod, cons, ci, infos := e.g, e.prod, e.cons, e.ci, e.infos
 	var no attnMatch
 	var inner []*graph.Node
 	// one returns the producer of v when v is read only by its consumer in
@@ -255,22 +240,8 @@ var ortSkipLayerNorm = &Pass{
 	Level:   O3,
 	Targets: []string{TargetORTCPU},
 	Run: func(c *Context) (bool, error) {
-		if !targetSupports(c, "com.microsoft", "SkipLayerNormalization") {
-			c.Note("target backend does not run com.microsoft.SkipLayerNormalization: skipped")
-			return false, nil
-		}
-		g := c.Graph()
-		prod := g.Producers()
-		cons := g.Consumers()
-		ci := newConstIndex(g)
-		infos := inferredInfos(c.Model)
-		dead := map[*graph.Node]bool{}
-		changed := false
-		for _, n := range g.Nodes {
-			if dead[n] {
-				continue
-			}
-			c.At(n)
+		return runORTFusion(c, "SkipLayerNormalization", func(e *fusionEnv, n *graph.Node) bool {
+			g, prod, cons, ci, infos, dead := e.g, e.prod, e.cons, e.ci, e.infos, e.dead
 			// The layer normalization: the op, or the written-out form
 			// matched at its Div.
 			var x, gamma, beta string
@@ -280,35 +251,35 @@ var ortSkipLayerNorm = &Pass{
 			switch {
 			case n.Is("LayerNormalization") && len(n.Inputs) >= 2 && n.AttrInt("axis", -1) == -1 && n.AttrInt("stash_type", 1) == 1:
 				if len(n.Outputs) > 1 && (n.Outputs[1] != "" || len(n.Outputs) > 2 && n.Outputs[2] != "") {
-					continue
+					return false
 				}
 				x, gamma, beta, eps, last = n.Inputs[0], n.Inputs[1], inputAt(n, 2), float64(n.AttrFloat("epsilon", 1e-5)), n
 			case n.Is("Div"):
 				m, ok := matchWrittenLayerNorm(g, prod, cons, ci, n)
 				if !ok || dead[m.out] {
-					continue
+					return false
 				}
 				x, gamma, beta, eps, last, inner = m.x, m.gamma, m.beta, m.eps, m.out, m.inner
 			default:
-				continue
+				return false
 			}
 			gt := ci.get(gamma)
 			if floatConst(gt) == nil || len(gt.Dims) != 1 {
-				continue
+				return false
 			}
 			H := gt.Dims[0]
 			if beta != "" {
 				if bt := ci.get(beta); floatConst(bt) == nil || !equalInts(bt.Dims, gt.Dims) {
-					continue
+					return false
 				}
 			}
 			sum := producerOf(prod, x)
 			if sum == nil || !sum.Is("Add") || len(sum.Inputs) != 2 || dead[sum] {
-				continue
+				return false
 			}
 			a, b := sum.Inputs[0], sum.Inputs[1]
 			if ci.get(a) != nil || ci.get(b) != nil || !sameRank3(infos, a, b, H) {
-				continue
+				return false
 			}
 			// Readers of the sum other than the normalization (the written-out
 			// form reads it twice: ReduceMean and Sub).
@@ -363,13 +334,8 @@ var ortSkipLayerNorm = &Pass{
 			}
 			dead[sum] = true
 			*last = *skip
-			changed = true
-		}
-		g.RemoveNodes(dead)
-		if changed && c.Model.Opset("com.microsoft") == 0 {
-			c.Model.SetOpset("com.microsoft", 1)
-		}
-		return changed, nil
+			return true
+		})
 	},
 }
 
@@ -415,26 +381,16 @@ var ortBiasGelu = &Pass{
 	Targets:  []string{TargetORTCPU},
 	Requires: []string{"fuse-gelu"},
 	Run: func(c *Context) (bool, error) {
-		if !targetSupports(c, "com.microsoft", "BiasGelu") {
-			c.Note("target backend does not run com.microsoft.BiasGelu: skipped")
-			return false, nil
-		}
-		g := c.Graph()
-		prod := g.Producers()
-		cons := g.Consumers()
-		ci := newConstIndex(g)
-		infos := inferredInfos(c.Model)
-		dead := map[*graph.Node]bool{}
-		for _, n := range g.Nodes {
+		return runORTFusion(c, "BiasGelu", func(e *fusionEnv, n *graph.Node) bool {
+			g, prod, cons, ci, infos, dead := e.g, e.prod, e.cons, e.ci, e.infos, e.dead
 			isGelu := n.Domain == "com.microsoft" && n.OpType == "Gelu" ||
 				n.Is("Gelu") && n.AttrString("approximate", "none") == "none"
 			if !isGelu || len(n.Inputs) != 1 {
-				continue
+				return false
 			}
-			c.At(n)
 			add := producerOf(prod, n.Inputs[0])
 			if add == nil || !add.Is("Add") || len(add.Inputs) != 2 || dead[add] || !singleUse(g, cons, n.Inputs[0]) {
-				continue
+				return false
 			}
 			for j := 0; j < 2; j++ {
 				x, bias := add.Inputs[j], add.Inputs[1-j]
@@ -448,15 +404,49 @@ var ortBiasGelu = &Pass{
 				n.Inputs = []string{x, bias}
 				n.Attrs = nil
 				dead[add] = true
-				break
+				return true
 			}
-		}
-		g.RemoveNodes(dead)
-		if len(dead) > 0 && c.Model.Opset("com.microsoft") == 0 {
-			c.Model.SetOpset("com.microsoft", 1)
-		}
-		return len(dead) > 0, nil
+			return false
+		})
 	},
+}
+
+// fusionEnv is what an ORT fusion's visitor reads and marks.
+type fusionEnv struct {
+	g     *graph.Graph
+	prod  map[string]*graph.Node
+	cons  map[string][]*graph.Node
+	ci    *constIndex
+	infos map[string]*graph.ValueInfo
+	dead  map[*graph.Node]bool // replaced nodes, removed after the walk
+}
+
+// runORTFusion walks the graph once for a fusion that writes the
+// com.microsoft op: visit rewrites at n (in place; nodes it replaces go in
+// e.dead) and reports whether it did. Skipped with a note when the target
+// backend does not run op.
+func runORTFusion(c *Context, op string, visit func(e *fusionEnv, n *graph.Node) bool) (bool, error) {
+	if !targetSupports(c, "com.microsoft", op) {
+		c.Note("target backend does not run com.microsoft.%s: skipped", op)
+		return false, nil
+	}
+	g := c.Graph()
+	e := &fusionEnv{g: g, prod: g.Producers(), cons: g.Consumers(), ci: newConstIndex(g), infos: inferredInfos(c.Model), dead: map[*graph.Node]bool{}}
+	changed := false
+	for _, n := range g.Nodes {
+		if e.dead[n] {
+			continue
+		}
+		c.At(n)
+		if visit(e, n) {
+			changed = true
+		}
+	}
+	g.RemoveNodes(e.dead)
+	if changed && c.Model.Opset("com.microsoft") == 0 {
+		c.Model.SetOpset("com.microsoft", 1)
+	}
+	return changed, nil
 }
 
 // inferredInfos returns the value infos graph.InferShapes works out on a
