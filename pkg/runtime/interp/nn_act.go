@@ -55,11 +55,7 @@ func nnParseAct(n *graph.Node) (nnAct, error) {
 func (a *nnAct) apply(y []float32) {
 	switch a.kind {
 	case "Relu":
-		for i, v := range y {
-			if v < 0 {
-				y[i] = 0
-			}
-		}
+		perfClamp(y, 0, float32(math.Inf(1)))
 	case "Tanh":
 		for i, v := range y {
 			y[i] = float32(math.Tanh(float64(v)))
@@ -76,14 +72,37 @@ func (a *nnAct) apply(y []float32) {
 			}
 		}
 	case "Clip":
-		lo, hi := a.params[0], a.params[1]
-		for i, v := range y {
-			y[i] = min(max(v, lo), hi)
-		}
+		perfClamp(y, a.params[0], a.params[1])
 	case "HardSigmoid":
 		al, be := a.params[0], a.params[1]
 		for i, v := range y {
 			y[i] = min(max(al*v+be, 0), 1)
 		}
+	case "HardSwish":
+		// As the HardSwish kernel: x·max(0, min(1, x/6+0.5)) in float64.
+		for i, v := range y {
+			x := float64(v)
+			y[i] = float32(x * max(0, min(1, x/6+0.5)))
+		}
+	case "perfHardSwishDiv", "perfHardSwishMul":
+		// The unfused x·Clip(x+a, lo, hi) then /d (or ·d), op by op in
+		// float32 (perf_fuse.go).
+		p := a.params
+		perfHardSwish(y, p[0], p[1], p[2], p[3], a.kind == "perfHardSwishDiv")
 	}
+}
+
+// clamp reports the activation as y = min(max(x, lo), hi) when it is one
+// (none, Relu, Clip), so that a kernel can apply it while storing.
+func (a *nnAct) clamp() (lo, hi float32, ok bool) {
+	inf := float32(math.Inf(1))
+	switch a.kind {
+	case "":
+		return -inf, inf, true
+	case "Relu":
+		return 0, inf, true
+	case "Clip":
+		return a.params[0], a.params[1], true
+	}
+	return 0, 0, false
 }

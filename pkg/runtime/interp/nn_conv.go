@@ -2,6 +2,7 @@ package interp
 
 import (
 	"fmt"
+	"math"
 	"sync/atomic"
 
 	"github.com/optictl/optictl/pkg/graph"
@@ -47,9 +48,40 @@ type nnConv struct {
 	dwX, dwW []float32
 	dwB, dwY []float32
 	dwFn     func(lo, hi int)
+	// dwPad holds one padded plane per worker (perf_dw.go); dwNext hands
+	// out the slots.
+	dwPad  []float32
+	dwNext atomic.Int32
+	pd     perfDirect // direct stride-1 path (perf_direct.go)
+	// hasZ is set while FusedConv's Z input is present; actDone when
+	// compute already applied act.
+	hasZ, actDone bool
 }
 
 func nnBuildConv(n *graph.Node, bc *BuildContext) (Kernel, error) {
+	cv, err := nnNewConv(n, bc)
+	if err != nil {
+		return nil, err
+	}
+	return cv.run, nil
+}
+
+// nnConvBuilder builds a Conv whose output goes through act (Open-time
+// fusion, perf_fuse.go).
+func nnConvBuilder(act nnAct) Builder {
+	return func(n *graph.Node, bc *BuildContext) (Kernel, error) {
+		cv, err := nnNewConv(n, bc)
+		if err != nil {
+			return nil, err
+		}
+		if cv.act.kind == "" {
+			cv.act = act
+		}
+		return cv.run, nil
+	}
+}
+
+func nnNewConv(n *graph.Node, bc *BuildContext) (*nnConv, error) {
 	win, err := nnParseWindow(n)
 	if err != nil {
 		return nil, err
@@ -68,7 +100,7 @@ func nnBuildConv(n *graph.Node, bc *BuildContext) (Kernel, error) {
 			return nil, err
 		}
 	}
-	return cv.run, nil
+	return cv, nil
 }
 
 func (cv *nnConv) depthwise(ws []int64) bool {
@@ -165,6 +197,7 @@ func (cv *nnConv) run(c *Call) error {
 		}
 		yd = cv.ybuf[:y.Len()]
 	}
+	cv.hasZ, cv.actDone = z != nil, false
 	cv.compute(c, N, C, M, xd, wd, bd, yd, w)
 	if z != nil {
 		zd, _, err := nnToF32(z, nil)
@@ -175,7 +208,9 @@ func (cv *nnConv) run(c *Call) error {
 			yd[i] += zd[i]
 		}
 	}
-	cv.act.apply(yd)
+	if !cv.actDone {
+		cv.act.apply(yd)
+	}
 	if x.DType != graph.Float {
 		nnFromF32(y, yd)
 	}
@@ -216,6 +251,20 @@ func (cv *nnConv) compute(c *Call, N, C, M int, xd, wd, bd, yd []float32, w *run
 		}
 	}
 	usePacked := cv.packed != nil && nnSameShape(cv.wShape, w.Shape) && w.DType == graph.Float
+	if usePacked && perfDirectFits(g, Cg, Mg) {
+		for n := 0; n < N; n++ {
+			for gr := 0; gr < G; gr++ {
+				xg := xd[(n*C+gr*Cg)*inSz : (n*C+(gr+1)*Cg)*inSz]
+				yg := yd[(n*M+gr*Mg)*outSz : (n*M+(gr+1)*Mg)*outSz]
+				var bg []float32
+				if bd != nil {
+					bg = bd[gr*Mg : (gr+1)*Mg]
+				}
+				cv.perfDirectConv(c, xg, cv.packed[gr], yg, bg, Cg, Mg, Kg)
+			}
+		}
+		return
+	}
 	lb := nnPackedLenB(Kg, outSz)
 	bp := c.ScratchF32(0, lb)
 	var ap []float32
@@ -226,6 +275,11 @@ func (cv *nnConv) compute(c *Call, N, C, M int, xd, wd, bd, yd []float32, w *run
 		cv.icBuf = c.ScratchF32(2, max(1, cv.threads)*nnRoundUp(outSz, nnNR))
 	}
 	gm := &cv.gm
+	lo, hi, doClamp := cv.act.clamp()
+	if cv.hasZ || cv.act.kind == "" || !doClamp {
+		doClamp = false
+		lo, hi = float32(math.Inf(-1)), float32(math.Inf(1))
+	}
 	for n := 0; n < N; n++ {
 		for gr := 0; gr < G; gr++ {
 			xg := xd[(n*C+gr*Cg)*inSz : (n*C+(gr+1)*Cg)*inSz]
@@ -241,19 +295,23 @@ func (cv *nnConv) compute(c *Call, N, C, M int, xd, wd, bd, yd []float32, w *run
 				gm.packA(ap, wd[gr*Mg*Kg:], Kg, 1, Mg, Kg, 1)
 			}
 			yg := yd[(n*M+gr*Mg)*outSz : (n*M+(gr+1)*Mg)*outSz]
-			accum := false
-			if bd != nil {
+			gm.gemm(Mg, outSz, Kg, a, bp, yg, outSz, false)
+			// Bias and a clamp-type activation in one vectorised pass
+			// over the rows the GEMM just wrote (perf_act.go).
+			if bd != nil || doClamp {
 				for m := 0; m < Mg; m++ {
 					row := yg[m*outSz : (m+1)*outSz]
-					v := bd[gr*Mg+m]
-					for i := range row {
-						row[i] = v
+					var v float32
+					if bd != nil {
+						v = bd[gr*Mg+m]
 					}
+					perfBiasClamp(row, row, v, lo, hi)
 				}
-				accum = true
 			}
-			gm.gemm(Mg, outSz, Kg, a, bp, yg, outSz, accum)
 		}
+	}
+	if doClamp {
+		cv.actDone = true
 	}
 }
 
@@ -460,6 +518,11 @@ func nnPackedRun(dst []float32, base, sstride, j int, src []float32, n int) {
 func (cv *nnConv) depthwise2D(c *Call, NC int, xd, wd, bd, yd []float32) {
 	g := &cv.geo
 	cv.dwX, cv.dwW, cv.dwB, cv.dwY = xd, wd, bd, yd
+	cv.dwPad = nil
+	if padSz, ok := perfDWFits(g); ok {
+		cv.dwPad = c.ScratchF32(5, max(1, cv.threads)*padSz)
+		cv.dwNext.Store(0)
+	}
 	if NC*g.out[0]*g.out[1]*g.k[0]*g.k[1] < 1<<15 || cv.threads <= 1 {
 		cv.dwFn(0, NC)
 	} else {
@@ -479,6 +542,12 @@ func (cv *nnConv) depthwiseRows(lo, hi int) {
 	var wrow [nnDWMaxK][]float32
 	// Stride 1 only: for stride 2 the per-tap passes below measured faster.
 	fast := sw == 1 && KH <= nnDWMaxK
+	var pad []float32
+	if padSz, ok := perfDWFits(g); ok && cv.dwPad != nil {
+		if slot := int(cv.dwNext.Add(1)) - 1; (slot+1)*padSz <= len(cv.dwPad) {
+			pad = cv.dwPad[slot*padSz : (slot+1)*padSz]
+		}
+	}
 	for p := lo; p < hi; p++ {
 		ch := p % C
 		xp := xd[p*H*W : (p+1)*H*W]
@@ -488,6 +557,10 @@ func (cv *nnConv) depthwiseRows(lo, hi int) {
 			bias = bd[ch]
 		}
 		wk := wd[ch*KH*KW : (ch+1)*KH*KW]
+		if pad != nil {
+			perfDWPlane(g, xp, yp, wk, pad, bias)
+			continue
+		}
 		if fast {
 			// Row by row: the interior columns (all taps inside the
 			// input) sum every tap in registers, 8 outputs at a time.

@@ -170,6 +170,13 @@ func (pl *nnPool) planes(lo, hi int) {
 func (pl *nnPool) plane(x, y []float32, idx []int64, base int) {
 	g := &pl.geo
 	nd := g.nd
+	if nd == 2 && g.d[0] == 1 && g.d[1] == 1 && pl.kind == nnPoolMax && idx == nil && perfPoolOn && g.k[0] > 1 {
+		var buf [512]float32
+		if g.in[1] <= len(buf) {
+			perfMaxPlane2D(g, x, y, buf[:])
+			return
+		}
+	}
 	if nd == 2 && g.d[0] == 1 && g.d[1] == 1 && pl.kind != nnPoolLp {
 		pl.plane2D(x, y, idx, base)
 		return
@@ -320,10 +327,7 @@ func (gp *nnGlobalPool) run(c *Call) error {
 		src := xd[p*sz : (p+1)*sz]
 		switch gp.kind {
 		case nnPoolAvg:
-			var s float32
-			for _, v := range src {
-				s += v
-			}
+			s := perfSum(src)
 			if sz > 0 {
 				yd[p] = s / float32(sz)
 			} else {
@@ -365,11 +369,21 @@ func (pl *nnPool) plane2D(x, y []float32, idx []int64, base int) {
 			if pl.kind == nnPoolMax && idx == nil {
 				// No indices wanted: a plain running max (NaN never wins,
 				// an empty or all-NaN window gives -Inf, as below).
+				// Branch-free max (the builtin propagates NaN; a NaN
+				// result is redone with the NaN-skipping loop).
 				best := float32(math.Inf(-1))
 				for h := hlo; h < hhi && wlo < whi; h++ {
 					for _, v := range x[h*W+wlo : h*W+whi] {
-						if v > best {
-							best = v
+						best = max(best, v)
+					}
+				}
+				if best != best {
+					best = float32(math.Inf(-1))
+					for h := hlo; h < hhi && wlo < whi; h++ {
+						for _, v := range x[h*W+wlo : h*W+whi] {
+							if v > best {
+								best = v
+							}
 						}
 					}
 				}

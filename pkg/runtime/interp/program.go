@@ -303,10 +303,19 @@ func (p *Program) compile(top bool) error {
 		}
 		return p.model.Opset(domain)
 	}
-	for _, n := range g.Nodes {
+	fz := newPerfFuser(p, opset, constOf)
+	for idx, n := range g.Nodes {
+		if fz.skip[n] {
+			continue // fused into an earlier step
+		}
 		b, ok := lookup(n.Domain, n.OpType)
 		if !ok {
 			return fmt.Errorf("interp: unsupported op %s", n)
+		}
+		if n.OpType == "Conv" || n.OpType == "FusedConv" {
+			if fu := fz.fuseConv(idx); fu != nil {
+				n, b = fu.node, nnConvBuilder(fu.act)
+			}
 		}
 		st := &step{node: n, in: make([]int, len(n.Inputs)), out: make([]int, len(n.Outputs))}
 		bc := &BuildContext{Opset: opset(n.Domain), Threads: p.shared.threads, prog: p, node: n, model: p.model, consts: make([]*runtime.Tensor, len(n.Inputs))}
@@ -327,6 +336,9 @@ func (p *Program) compile(top bool) error {
 		k, err := b(n, bc)
 		if err != nil {
 			return fmt.Errorf("interp: node %s: %w", n, err)
+		}
+		if n.IsDefaultDomain() && len(n.Inputs) == 2 {
+			k = perfWrapBinary(n.OpType, k) // Add/Sub/Mul/Div per-channel fast path
 		}
 		st.kern = k
 		for i, o := range n.Outputs {
