@@ -8,10 +8,14 @@ import (
 	"io"
 	"log/slog"
 	"math/rand"
+	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -29,9 +33,15 @@ import (
 //
 // BenchmarkServeOverhead: p50 of an in-process Session.Run vs a KServe HTTP
 // request (binary extension) over loopback at concurrency 1; the difference
-// is the server's overhead. BenchmarkServeBatching: throughput at
-// concurrency 32 on the batchable MLP with and without micro-batching.
-// BenchmarkServeCacheHit: p50 of a request answered from the cache.
+// is the server's overhead. Interleaved with both, the same client against
+// a bare net/http server (reads the body, writes a same-size response):
+// bare-http-p50-us is the loopback floor of the machine at that moment and
+// over-bare-p50-us (served - direct - bare) what optictl's own request path
+// costs. BenchmarkServeBatching: throughput at concurrency 32 on the
+// batchable MLP with and without micro-batching. BenchmarkServeCacheHit:
+// p50 of a request answered from the cache, next to the bare floor.
+// BenchmarkServeRequest and BenchmarkServeHandler run b.N requests (over
+// loopback, or the handler in-process) for pprof and allocs/op.
 // SERVE_BENCH_BACKEND=ort switches the backend (default interp).
 
 func benchBackend() string {
@@ -85,19 +95,76 @@ func startBench(b *testing.B, cfg Config) (*Server, string, func()) {
 	return s, "http://" + h, func() { cancel(); <-done }
 }
 
-func send(client *http.Client, url, head string, body []byte) error {
-	req, _ := http.NewRequest("POST", url, bytes.NewReader(body))
-	req.Header.Set(headerInferLen, fmt.Sprint(len(head)))
-	resp, err := client.Do(req)
+// benchClient is a real net/http client over loopback with keep-alive.
+// Like a tuned client it reuses its requests (one per URL, with a new body
+// reader each time) and drains responses into a reused buffer, so that its own
+// allocations do not pad the figures; the bare net/http floor measured next
+// to optictl uses the same client.
+type benchClient struct {
+	c    *http.Client
+	buf  bytes.Buffer
+	reqs map[string]*http.Request
+}
+
+func newBenchClient() *benchClient {
+	return &benchClient{c: &http.Client{Transport: &http.Transport{DisableCompression: true, MaxIdleConnsPerHost: 4}},
+		reqs: map[string]*http.Request{}}
+}
+
+func (bc *benchClient) send(url, head string, body []byte) error {
+	req := bc.reqs[url]
+	if req == nil {
+		req, _ = http.NewRequest("POST", url, nil)
+		bc.reqs[url] = req
+	}
+	req.Body = io.NopCloser(bytes.NewReader(body))
+	req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+	req.ContentLength = int64(len(body))
+	req.Header[headerInferLen] = []string{strconv.Itoa(len(head))}
+	resp, err := bc.c.Do(req)
 	if err != nil {
 		return err
 	}
-	io.Copy(io.Discard, resp.Body)
+	bc.buf.Reset()
+	bc.buf.ReadFrom(resp.Body)
 	resp.Body.Close()
 	if resp.StatusCode != 200 {
-		return fmt.Errorf("status %d", resp.StatusCode)
+		return fmt.Errorf("status %d: %s", resp.StatusCode, bc.buf.Bytes())
 	}
 	return nil
+}
+
+// startBare is the floor: a plain net/http server on loopback whose handler
+// reads the whole body and answers with a fixed binary-extension response
+// of the same size and headers as optictl's. served minus bare is what
+// optictl's own request path costs.
+func startBare(b *testing.B, respHead string, blob []byte) (string, func()) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	resp := append([]byte(respHead), blob...)
+	hlen := strconv.Itoa(len(respHead))
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		if len(body) == 0 {
+			http.Error(w, "empty", 400)
+			return
+		}
+		h := w.Header()
+		h.Set("Content-Type", "application/octet-stream")
+		h.Set(headerInferLen, hlen)
+		h.Set(HeaderVariant, "default")
+		w.Write(resp)
+	})}
+	go srv.Serve(ln)
+	return "http://" + ln.Addr().String() + "/v2/models/mlp/infer", func() { srv.Close() }
+}
+
+// bareResponse is what optictl answers to mlpRequest(1, ...): the JSON head
+// and the 10 logits.
+func bareResponse() (string, []byte) {
+	return `{"model_name":"mlp","model_version":"1","parameters":{"cached":false,"variant":"default"},"outputs":[{"name":"logits","shape":[1,10],"datatype":"FP32","parameters":{"binary_data_size":40}}]}`, make([]byte, 40)
 }
 
 func median(d []time.Duration) time.Duration {
@@ -116,32 +183,43 @@ func BenchmarkServeOverhead(b *testing.B) {
 	defer sess.Close()
 	_, s0, stop := startBench(b, Config{Models: oneModel("mlp", p)})
 	defer stop()
+	rh, rb := bareResponse()
+	bareURL, stopBare := startBare(b, rh, rb)
+	defer stopBare()
 	head, body, x := mlpRequest(1, 1)
 	in := []*runtime.Tensor{runtime.FromFloat32([]int64{1, 784}, x)}
-	client := &http.Client{}
+	client := newBenchClient()
 	url := s0 + "/v2/models/mlp/infer"
 	const n = 2000
-	var direct, served []time.Duration
+	var direct, bare, served []time.Duration
 	for i := 0; i < 200; i++ { // warm-up
 		sess.Run(context.Background(), in)
-		send(client, url, head, body)
+		client.send(bareURL, head, body)
+		client.send(url, head, body)
 	}
-	for i := 0; i < n; i++ { // A/B interleaved
+	for i := 0; i < n; i++ { // A/B/C interleaved
 		t0 := time.Now()
 		if _, err := sess.Run(context.Background(), in); err != nil {
 			b.Fatal(err)
 		}
 		direct = append(direct, time.Since(t0))
 		t0 = time.Now()
-		if err := send(client, url, head, body); err != nil {
+		if err := client.send(bareURL, head, body); err != nil {
+			b.Fatal(err)
+		}
+		bare = append(bare, time.Since(t0))
+		t0 = time.Now()
+		if err := client.send(url, head, body); err != nil {
 			b.Fatal(err)
 		}
 		served = append(served, time.Since(t0))
 	}
-	pd, ps := median(direct), median(served)
+	pd, pb, ps := median(direct), median(bare), median(served)
 	b.ReportMetric(float64(pd.Microseconds()), "direct-p50-us")
+	b.ReportMetric(float64(pb.Microseconds()), "bare-http-p50-us")
 	b.ReportMetric(float64(ps.Microseconds()), "served-p50-us")
 	b.ReportMetric(float64((ps - pd).Microseconds()), "overhead-p50-us")
+	b.ReportMetric(float64((ps - pd - pb).Microseconds()), "over-bare-p50-us")
 }
 
 // wideMLP is a memory-bound embedding-style model (two 1024x4096 Gemm
@@ -202,11 +280,11 @@ func BenchmarkServeBatching(b *testing.B) {
 			wg.Add(1)
 			go func(c int) {
 				defer wg.Done()
-				client := &http.Client{}
+				client := newBenchClient()
 				head, body := wideRequest(int64(c))
 				for i := 0; i < per; i++ {
 					t := time.Now()
-					if err := send(client, url, head, body); err != nil {
+					if err := client.send(url, head, body); err != nil {
 						b.Error(err)
 						return
 					}
@@ -234,21 +312,148 @@ func BenchmarkServeCacheHit(b *testing.B) {
 	p := mlpPath(b)
 	_, base, stop := startBench(b, Config{Models: oneModel("mlp", p), CacheBytes: 64 << 20})
 	defer stop()
+	rh, rb := bareResponse()
+	bareURL, stopBare := startBare(b, rh, rb)
+	defer stopBare()
 	head, body, _ := mlpRequest(1, 7)
-	client := &http.Client{}
+	client := newBenchClient()
 	url := base + "/v2/models/mlp/infer"
-	if err := send(client, url, head, body); err != nil {
-		b.Fatal(err)
+	for i := 0; i < 200; i++ { // warm-up; the first request fills the cache
+		if err := client.send(url, head, body); err != nil {
+			b.Fatal(err)
+		}
+		client.send(bareURL, head, body)
 	}
-	var lat []time.Duration
-	for i := 0; i < 2000; i++ {
+	var lat, bare []time.Duration
+	for i := 0; i < 2000; i++ { // A/B interleaved
 		t0 := time.Now()
-		if err := send(client, url, head, body); err != nil {
+		if err := client.send(bareURL, head, body); err != nil {
+			b.Fatal(err)
+		}
+		bare = append(bare, time.Since(t0))
+		t0 = time.Now()
+		if err := client.send(url, head, body); err != nil {
 			b.Fatal(err)
 		}
 		lat = append(lat, time.Since(t0))
 	}
+	b.ReportMetric(float64(median(bare).Microseconds()), "bare-http-p50-us")
 	b.ReportMetric(float64(median(lat).Microseconds()), "cache-hit-p50-us")
 }
 
+// BenchmarkServeRequest runs b.N requests through one path (for pprof and
+// allocs/op): "miss" runs the model, "hit" is answered by the cache, "json"
+// is a JSON (not binary) request that runs the model.
+//
+//	go test ./pkg/serve -run '^$' -bench ServeRequest -benchmem -cpuprofile cpu.out
+func BenchmarkServeRequest(b *testing.B) {
+	p := mlpPath(b)
+	jsonHead := func(x []float32) string {
+		var sb strings.Builder
+		sb.WriteString(`{"inputs":[{"name":"input","shape":[1,784],"datatype":"FP32","data":[`)
+		for i, v := range x {
+			if i > 0 {
+				sb.WriteByte(',')
+			}
+			sb.WriteString(strconv.FormatFloat(float64(v), 'g', -1, 32))
+		}
+		sb.WriteString(`]}]}`)
+		return sb.String()
+	}
+	for _, tc := range []struct {
+		name  string
+		cache int64
+		json  bool
+	}{{"miss", 0, false}, {"hit", 64 << 20, false}, {"json", 0, true}} {
+		b.Run(tc.name, func(b *testing.B) {
+			_, base, stop := startBench(b, Config{Models: oneModel("mlp", p), CacheBytes: tc.cache})
+			defer stop()
+			head, body, x := mlpRequest(1, 7)
+			if tc.json {
+				head = jsonHead(x)
+				body = []byte(head)
+			}
+			client := newBenchClient()
+			url := base + "/v2/models/mlp/infer"
+			send := func() error {
+				if tc.json {
+					req, _ := http.NewRequest("POST", url, bytes.NewReader(body))
+					resp, err := client.c.Do(req)
+					if err != nil {
+						return err
+					}
+					client.buf.Reset()
+					client.buf.ReadFrom(resp.Body)
+					resp.Body.Close()
+					if resp.StatusCode != 200 {
+						return fmt.Errorf("status %d", resp.StatusCode)
+					}
+					return nil
+				}
+				return client.send(url, head, body)
+			}
+			if err := send(); err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if err := send(); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
 func getenv(k string) string { return os.Getenv(k) }
+
+// BenchmarkServeHandler is optictl's own request path without the network:
+// the HTTP handler called in-process on a recorded request (binary
+// extension, the MLP), answered by the model ("miss") or the cache ("hit").
+func BenchmarkServeHandler(b *testing.B) {
+	p := mlpPath(b)
+	for _, tc := range []struct {
+		name  string
+		cache int64
+	}{{"miss", 0}, {"hit", 64 << 20}} {
+		b.Run(tc.name, func(b *testing.B) {
+			s, _, stop := startBench(b, Config{Models: oneModel("mlp", p), CacheBytes: tc.cache})
+			defer stop()
+			h := s.Handler()
+			head, body, _ := mlpRequest(1, 7)
+			hlen := strconv.Itoa(len(head))
+			w := &discardWriter{h: http.Header{}}
+			serve := func() {
+				r := httptest.NewRequest("POST", "/v2/models/mlp/infer", bytes.NewReader(body))
+				r.Header[headerInferLen] = []string{hlen}
+				clear(w.h)
+				w.code = 0
+				h.ServeHTTP(w, r)
+				if w.code != 200 {
+					b.Fatalf("status %d", w.code)
+				}
+			}
+			serve()
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				serve()
+			}
+		})
+	}
+}
+
+type discardWriter struct {
+	h    http.Header
+	code int
+}
+
+func (w *discardWriter) Header() http.Header { return w.h }
+func (w *discardWriter) WriteHeader(c int)   { w.code = c }
+func (w *discardWriter) Write(p []byte) (int, error) {
+	if w.code == 0 {
+		w.code = 200
+	}
+	return len(p), nil
+}

@@ -6,7 +6,10 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"hash"
+	"io"
 	"strings"
 	"sync"
 	"time"
@@ -28,28 +31,52 @@ type Cache interface {
 
 // cacheKey hashes the model identity and every input's name, dtype, shape
 // and bytes. Requested outputs are not part of it: the full result is cached.
+// The hashed byte stream is fixed (replicas sharing a Redis cache, and
+// entries written by earlier versions, must agree on keys).
 func cacheKey(model, version string, names []string, in []*runtime.Tensor) string {
-	h := sha256.New()
-	var b [8]byte
-	w := func(s string) {
-		binary.LittleEndian.PutUint64(b[:], uint64(len(s)))
-		h.Write(b[:])
-		h.Write([]byte(s))
-	}
-	w(model)
-	w(version)
-	for i, t := range in {
-		w(names[i])
-		binary.LittleEndian.PutUint64(b[:], uint64(t.DType))
-		h.Write(b[:])
-		for _, d := range t.Shape {
-			binary.LittleEndian.PutUint64(b[:], uint64(d))
-			h.Write(b[:])
+	kh := keyHashers.Get().(*keyHasher)
+	defer keyHashers.Put(kh)
+	h, b := kh.h, kh.buf[:0]
+	h.Reset()
+	str := func(s string) {
+		b = binary.LittleEndian.AppendUint64(b, uint64(len(s)))
+		if len(s) > 256 {
+			h.Write(b)
+			b = b[:0]
+			io.WriteString(h, s)
+			return
 		}
-		w(string(rawBytes(t)))
+		b = append(b, s...)
 	}
-	return hex.EncodeToString(h.Sum(nil))
+	str(model)
+	str(version)
+	for i, t := range in {
+		str(names[i])
+		b = binary.LittleEndian.AppendUint64(b, uint64(t.DType))
+		for _, d := range t.Shape {
+			b = binary.LittleEndian.AppendUint64(b, uint64(d))
+		}
+		if t.DType == graph.String {
+			str(string(rawBytes(t)))
+			continue
+		}
+		b = binary.LittleEndian.AppendUint64(b, uint64(len(t.Raw)))
+		h.Write(b)
+		b = b[:0]
+		h.Write(t.Raw)
+	}
+	h.Write(b)
+	kh.buf = b[:0]
+	var sum [sha256.Size]byte
+	return hex.EncodeToString(h.Sum(sum[:0]))
 }
+
+type keyHasher struct {
+	h   hash.Hash
+	buf []byte
+}
+
+var keyHashers = sync.Pool{New: func() any { return &keyHasher{h: sha256.New(), buf: make([]byte, 0, 512)} }}
 
 // encodeResult serializes the variant name and outputs for the cache.
 func encodeResult(variant string, outs []*runtime.Tensor) []byte {
@@ -71,8 +98,10 @@ func encodeResult(variant string, outs []*runtime.Tensor) []byte {
 	return buf
 }
 
+var errCorruptEntry = errors.New("serve: corrupt cache entry")
+
 func decodeResult(buf []byte) (string, []*runtime.Tensor, error) {
-	bad := fmt.Errorf("serve: corrupt cache entry")
+	bad := errCorruptEntry
 	u64 := func() (uint64, bool) {
 		if len(buf) < 8 {
 			return 0, false

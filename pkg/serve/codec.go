@@ -20,13 +20,20 @@ var kDTypes = map[string]graph.DType{
 
 // DatatypeName is the KServe name of a dtype ("FP32").
 func DatatypeName(d graph.DType) string {
-	for k, v := range kDTypes {
-		if v == d {
-			return k
-		}
+	if n, ok := dtypeNames[d]; ok {
+		return n
 	}
 	return "UNKNOWN"
 }
+
+// dtypeNames inverts kDTypes.
+var dtypeNames = func() map[graph.DType]string {
+	m := make(map[graph.DType]string, len(kDTypes))
+	for k, v := range kDTypes {
+		m[v] = k
+	}
+	return m
+}()
 
 func parseDatatype(s string) (graph.DType, error) {
 	if d, ok := kDTypes[s]; ok {
@@ -76,14 +83,33 @@ func flattenJSON(raw json.RawMessage, out []any, limit int) ([]any, error) {
 	return out, nil
 }
 
-// tensorFromJSON builds a runtime tensor from a JSON data array.
+// tensorFromJSON builds a runtime tensor from a JSON data array: numbers
+// straight into the tensor when they are plain (numbersFast), else through
+// tensorFromJSONAny.
 func tensorFromJSON(name string, dt graph.DType, shape []int64, data json.RawMessage, allowNaN bool) (*runtime.Tensor, error) {
 	n, err := elements(shape)
 	if err != nil {
 		return nil, fmt.Errorf("input %q: %w", name, err)
 	}
-	// Each JSON value takes at least two bytes ("1,"), so the body bounds
-	// how many there can be: never size a buffer from the claimed shape alone.
+	// Each JSON value takes at least two bytes ("1,") but the last, so the
+	// body bounds how many there can be: never size a buffer from the
+	// claimed shape alone.
+	if 2*n-1 <= len(data) {
+		t := runtime.NewTensor(dt, shape)
+		if numbersFast(t, data, n, allowNaN) {
+			return t, nil
+		}
+	}
+	return tensorFromJSONAny(name, dt, shape, data, allowNaN)
+}
+
+// tensorFromJSONAny decodes any JSON data (nested arrays of numbers,
+// booleans or strings) with encoding/json.
+func tensorFromJSONAny(name string, dt graph.DType, shape []int64, data json.RawMessage, allowNaN bool) (*runtime.Tensor, error) {
+	n, err := elements(shape)
+	if err != nil {
+		return nil, fmt.Errorf("input %q: %w", name, err)
+	}
 	vals, err := flattenJSON(data, make([]any, 0, min(n, len(data)/2+1)), n)
 	if err != nil {
 		return nil, fmt.Errorf("input %q: data: %w", name, err)
@@ -193,19 +219,42 @@ func putNumber(t *runtime.Tensor, i int, f float64, allowNaN bool) error {
 	return nil
 }
 
-// checkFinite rejects NaN/Inf in float tensors (binary inputs).
+// checkFinite rejects NaN/Inf in float tensors (binary inputs). A value
+// is not finite when its exponent bits are all ones; adding one to the
+// lowest exponent bit then carries into the sign position, which lets one
+// 64-bit add test two float32s at once without a branch per element. The
+// scan reads bytes, so it also takes a tensor that borrows unaligned
+// request bytes (see borrowRaw); the error is worded only on a find.
 func checkFinite(name string, t *runtime.Tensor) error {
+	const msg = "input %q: element %d is %v (non-finite values are refused; start the server with --allow-nan to accept them)"
+	r := t.Raw
 	switch t.DType {
 	case graph.Float:
-		for i, v := range t.Float32s() {
-			if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
-				return fmt.Errorf("input %q: element %d is %v (non-finite values are refused; start the server with --allow-nan to accept them)", name, i, v)
+		const exp, one, top = 0x7f8000007f800000, 0x0080000000800000, 0x8000000080000000
+		var acc uint64
+		for p := r; len(p) >= 8; p = p[8:] {
+			acc |= binary.LittleEndian.Uint64(p)&exp + one
+		}
+		if acc&top == 0 && (len(r)%8 == 0 || len(r)%8 == 4 && binary.LittleEndian.Uint32(r[len(r)-4:])&0x7f800000 != 0x7f800000) {
+			return nil
+		}
+		for i := 0; 4*i+4 <= len(r); i++ {
+			if v := binary.LittleEndian.Uint32(r[4*i:]); v&0x7f800000 == 0x7f800000 {
+				return fmt.Errorf(msg, name, i, math.Float32frombits(v))
 			}
 		}
 	case graph.Double:
-		for i, v := range t.Float64s() {
-			if math.IsNaN(v) || math.IsInf(v, 0) {
-				return fmt.Errorf("input %q: element %d is %v (non-finite values are refused; start the server with --allow-nan to accept them)", name, i, v)
+		const exp, one, top = 0x7ff0000000000000, 0x0010000000000000, 0x8000000000000000
+		var acc uint64
+		for p := r; len(p) >= 8; p = p[8:] {
+			acc |= binary.LittleEndian.Uint64(p)&exp + one
+		}
+		if acc&top == 0 {
+			return nil
+		}
+		for i := 0; 8*i+8 <= len(r); i++ {
+			if v := binary.LittleEndian.Uint64(r[8*i:]); v&0x7ff0000000000000 == 0x7ff0000000000000 {
+				return fmt.Errorf(msg, name, i, math.Float64frombits(v))
 			}
 		}
 	}
@@ -293,6 +342,35 @@ func tensorFromRaw(name string, dt graph.DType, shape []int64, raw []byte) (*run
 	t := runtime.NewTensor(dt, shape)
 	copy(t.Raw, raw)
 	return t, nil
+}
+
+// borrowRaw is tensorFromRaw without the copy: the tensor's Raw is raw
+// itself (BYTES data is still decoded). Such a tensor may be unaligned and
+// lives only as long as the request body: it is good for validation and the
+// cache key, and own makes the copy a session may run on.
+func borrowRaw(name string, dt graph.DType, shape []int64, raw []byte) (*runtime.Tensor, error) {
+	if dt == graph.String {
+		return tensorFromRaw(name, dt, shape, raw)
+	}
+	n, err := elements(shape)
+	if err != nil {
+		return nil, fmt.Errorf("input %q: %w", name, err)
+	}
+	want := dt.ByteSize(int64(n))
+	if int64(len(raw)) != want {
+		return nil, fmt.Errorf("input %q: binary data has %d bytes, %s%v needs %d", name, len(raw), dt, shape, want)
+	}
+	return &runtime.Tensor{DType: dt, Shape: shape, Raw: raw[:len(raw):len(raw)]}, nil
+}
+
+// own returns t's data in memory of its own (see borrowRaw).
+func own(t *runtime.Tensor) *runtime.Tensor {
+	if t.DType == graph.String {
+		return t
+	}
+	c := runtime.NewTensor(t.DType, t.Shape)
+	copy(c.Raw, t.Raw)
+	return c
 }
 
 // rawBytes is the binary form of a tensor (see tensorFromRaw).

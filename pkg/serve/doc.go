@@ -9,7 +9,17 @@
 // router) -> the variant's bounded queue (full: 429 / RESOURCE_EXHAUSTED at
 // once) -> a batcher goroutine per session instance that merges requests
 // along the batch dimension for up to MaxQueueDelay -> Run -> split, cache,
-// respond. Each response names the variant that answered.
+// respond. Each response names the variant that answered. A variant that
+// never merges requests (MaxBatch 1, or no dynamic batch dim) has no
+// batcher: a request waits (within the same queue bound) for an idle
+// instance and runs it in its own goroutine, with its deadline handed to
+// Session.Run.
+//
+// The hot path avoids reflection: JSON request headers of the usual shape
+// are read by a small scanner (anything else goes to encoding/json, which
+// stays the reference for errors), responses are written with strconv into
+// pooled buffers, binary inputs borrow the request body until a cache miss
+// needs a copy, and metric series are resolved once per model and variant.
 //
 // Invariants: a request never waits on an unbounded queue; a bad request
 // never affects others (validation happens before queueing, kernel panics

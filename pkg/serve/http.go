@@ -1,6 +1,7 @@
 package serve
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -8,9 +9,11 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/optictl/optictl/pkg/graph"
 	"github.com/optictl/optictl/pkg/runtime"
 )
 
@@ -173,158 +176,273 @@ type jsonRequest struct {
 	Outputs    []jsonOutputReq `json:"outputs,omitempty"`
 }
 
-type jsonOutput struct {
-	Name       string         `json:"name"`
-	Shape      []int64        `json:"shape"`
-	Datatype   string         `json:"datatype"`
-	Parameters map[string]any `json:"parameters,omitempty"`
-	Data       any            `json:"data,omitempty"`
-}
-
-type jsonResponse struct {
-	ModelName    string         `json:"model_name"`
-	ModelVersion string         `json:"model_version"`
-	ID           string         `json:"id,omitempty"`
-	Parameters   map[string]any `json:"parameters,omitempty"`
-	Outputs      []jsonOutput   `json:"outputs"`
-}
-
 const headerInferLen = "Inference-Header-Content-Length"
 
-func (s *Server) handleInfer(w http.ResponseWriter, r *http.Request, name, version string) {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes))
+// bodyPool recycles request bodies and response buffers. A request's
+// binary inputs borrow its body only until infer returns (see borrowRaw);
+// nothing else keeps a reference to it.
+var bodyPool = sync.Pool{New: func() any { return new([]byte) }}
+
+// maxPooled: larger buffers go to the garbage collector, not the pool.
+const maxPooled = 1 << 20
+
+func getBuf(n int) *[]byte {
+	p := bodyPool.Get().(*[]byte)
+	if cap(*p) < n {
+		*p = make([]byte, 0, n)
+	}
+	*p = (*p)[:0]
+	return p
+}
+
+func putBuf(p *[]byte) {
+	if cap(*p) <= maxPooled {
+		bodyPool.Put(p)
+	}
+}
+
+// readBody reads the whole request body into a pooled buffer: in one read
+// of Content-Length bytes when the client sent a length up to maxPooled,
+// else growing with the data that actually arrives (a claimed length alone
+// never sizes a buffer), up to the limit.
+func (s *Server) readBody(w http.ResponseWriter, r *http.Request) (*[]byte, error) {
+	limit := s.cfg.MaxBodyBytes
+	tooLarge := func() error {
+		return &reqError{code: codeTooLarge, msg: fmt.Sprintf("request body is over the limit of %d bytes", limit)}
+	}
+	if r.ContentLength > limit {
+		return nil, tooLarge()
+	}
+	if r.ContentLength >= 0 && r.ContentLength <= maxPooled {
+		p := getBuf(int(r.ContentLength))
+		b := (*p)[:r.ContentLength]
+		if _, err := io.ReadFull(r.Body, b); err != nil {
+			putBuf(p)
+			return nil, badRequest("reading body: %v", err)
+		}
+		*p = b
+		return p, nil
+	}
+	p := getBuf(4096)
+	buf := bytes.NewBuffer(*p)
+	_, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, limit))
+	*p = buf.Bytes()
 	if err != nil {
+		putBuf(p)
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			writeErr(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body is over the limit of %d bytes", s.cfg.MaxBodyBytes))
-			return
+			return nil, tooLarge()
 		}
-		writeErr(w, http.StatusBadRequest, "reading body: "+err.Error())
-		return
+		return nil, badRequest("reading body: %v", err)
 	}
-	req, binaryOut, err := s.decodeHTTP(r, body, name, version)
+	return p, nil
+}
+
+var (
+	hdrOctet = []string{"application/octet-stream"}
+	hdrJSON  = []string{"application/json"}
+)
+
+func (s *Server) handleInfer(w http.ResponseWriter, r *http.Request, name, version string) {
+	body, err := s.readBody(w, r)
 	if err != nil {
 		writeErr(w, statusOf(err), err.Error())
 		return
 	}
+	req, bin, err := s.decodeHTTP(r, *body, name, version)
+	if err != nil {
+		putBuf(body)
+		writeErr(w, statusOf(err), err.Error())
+		return
+	}
+	// req's binary inputs borrow the body until infer returns (a cache
+	// hit never copies them; a miss copies them before they are queued).
 	resp, err := s.infer(r.Context(), req)
+	putBuf(body)
 	if err != nil {
 		writeErr(w, statusOf(err), err.Error())
 		return
 	}
-	w.Header().Set(HeaderVariant, resp.variant)
-	out := jsonResponse{ModelName: resp.model, ModelVersion: resp.version, ID: resp.id,
-		Parameters: map[string]any{"variant": resp.variant, "cached": resp.cached}}
-	if resp.note != "" {
-		out.Parameters["variant_note"] = resp.note
-	}
-	var blobs [][]byte
-	for i, t := range resp.outs {
-		o := jsonOutput{Name: resp.names[i], Shape: t.Shape, Datatype: DatatypeName(t.DType)}
-		if binaryOut[resp.names[i]] {
-			b := rawBytes(t)
-			o.Parameters = map[string]any{"binary_data_size": len(b)}
-			blobs = append(blobs, b)
-		} else {
-			d, err := jsonData(t)
-			if err != nil {
-				writeErr(w, http.StatusInternalServerError, err.Error())
-				return
-			}
-			o.Data = d
-		}
-		out.Outputs = append(out.Outputs, o)
-	}
-	if len(blobs) == 0 {
-		writeJSON(w, http.StatusOK, out)
+	out := getBuf(1024)
+	defer putBuf(out)
+	b, headLen, err := appendResponse(*out, resp, bin)
+	*out = b
+	if err != nil {
+		writeErr(w, http.StatusInternalServerError, err.Error())
 		return
 	}
-	head, _ := json.Marshal(out)
-	w.Header().Set("Content-Type", "application/octet-stream")
-	w.Header().Set(headerInferLen, strconv.Itoa(len(head)))
-	w.WriteHeader(http.StatusOK)
-	w.Write(head)
-	for _, b := range blobs {
-		w.Write(b)
+	h := w.Header()
+	h[HeaderVariant] = []string{resp.variant}
+	h["Content-Length"] = []string{strconv.Itoa(len(b))}
+	if headLen < 0 {
+		h["Content-Type"] = hdrJSON
+	} else {
+		h["Content-Type"] = hdrOctet
+		h[headerInferLen] = []string{strconv.Itoa(headLen)}
 	}
+	w.WriteHeader(http.StatusOK)
+	w.Write(b)
+}
+
+// binaryOutputs says which outputs a request wants in binary.
+type binaryOutputs struct {
+	all   bool
+	names []string
+}
+
+func (bo binaryOutputs) has(name string) bool {
+	if bo.all {
+		return true
+	}
+	for _, n := range bo.names {
+		if n == name {
+			return true
+		}
+	}
+	return false
+}
+
+// appendResponse writes the KServe JSON response (fields in the order, and
+// numbers in the form, encoding/json gives them), followed by the binary
+// outputs when any; it returns the JSON part's length, or -1 when no output
+// is binary: then the response is JSON alone and ends with a newline, as
+// json.Encoder writes it.
+func appendResponse(b []byte, resp *inferResponse, bin binaryOutputs) ([]byte, int, error) {
+	start := len(b)
+	b = append(b, `{"model_name":`...)
+	b = appendJSONString(b, resp.model)
+	b = append(b, `,"model_version":`...)
+	b = appendJSONString(b, resp.version)
+	if resp.id != "" {
+		b = append(b, `,"id":`...)
+		b = appendJSONString(b, resp.id)
+	}
+	b = append(b, `,"parameters":{"cached":`...)
+	b = strconv.AppendBool(b, resp.cached)
+	b = append(b, `,"variant":`...)
+	b = appendJSONString(b, resp.variant)
+	if resp.note != "" {
+		b = append(b, `,"variant_note":`...)
+		b = appendJSONString(b, resp.note)
+	}
+	b = append(b, `},"outputs":`...)
+	if len(resp.outs) == 0 {
+		b = append(b, "null"...)
+	}
+	nBin := 0
+	for i, t := range resp.outs {
+		if i == 0 {
+			b = append(b, '[')
+		} else {
+			b = append(b, ',')
+		}
+		b = append(b, `{"name":`...)
+		b = appendJSONString(b, resp.names[i])
+		b = append(b, `,"shape":`...)
+		b = appendShape(b, t.Shape)
+		b = append(b, `,"datatype":`...)
+		b = appendJSONString(b, DatatypeName(t.DType))
+		if bin.has(resp.names[i]) {
+			n := len(t.Raw)
+			if t.DType == graph.String {
+				n = len(rawBytes(t))
+			}
+			nBin++
+			b = append(b, `,"parameters":{"binary_data_size":`...)
+			b = strconv.AppendInt(b, int64(n), 10)
+			b = append(b, '}')
+		} else {
+			b = append(b, `,"data":`...)
+			var err error
+			if b, err = appendJSONData(b, t); err != nil {
+				return b, 0, err
+			}
+		}
+		b = append(b, '}')
+	}
+	if len(resp.outs) > 0 {
+		b = append(b, ']')
+	}
+	b = append(b, '}')
+	if nBin == 0 {
+		return append(b, '\n'), -1, nil
+	}
+	headLen := len(b) - start
+	for i, t := range resp.outs {
+		if bin.has(resp.names[i]) {
+			b = append(b, rawBytes(t)...)
+		}
+	}
+	return b, headLen, nil
 }
 
 // decodeHTTP parses a JSON (or binary-extension) infer request.
-func (s *Server) decodeHTTP(r *http.Request, body []byte, name, version string) (*inferRequest, map[string]bool, error) {
+func (s *Server) decodeHTTP(r *http.Request, body []byte, name, version string) (*inferRequest, binaryOutputs, error) {
+	var bo binaryOutputs
 	jsonPart, bin := body, []byte(nil)
 	if h := r.Header.Get(headerInferLen); h != "" {
 		n, err := strconv.Atoi(h)
 		if err != nil || n < 0 || n > len(body) {
-			return nil, nil, badRequest("bad %s header %q for a %d-byte body", headerInferLen, h, len(body))
+			return nil, bo, badRequest("bad %s header %q for a %d-byte body", headerInferLen, h, len(body))
 		}
 		jsonPart, bin = body[:n], body[n:]
 	}
-	var jr jsonRequest
-	if err := json.Unmarshal(jsonPart, &jr); err != nil {
-		return nil, nil, badRequest("malformed JSON: %v", err)
-	}
-	if len(jr.Inputs) == 0 {
-		return nil, nil, badRequest("request has no inputs")
-	}
-	req := &inferRequest{model: name, version: version, id: jr.ID}
-	if v, ok := jr.Parameters["variant"].(string); ok {
-		req.variant = v
-	}
-	for _, in := range jr.Inputs {
-		if in.Name == "" {
-			return nil, nil, badRequest("an input has no name")
+	jr, ok := parseHeaderFast(jsonPart)
+	if !ok {
+		var err error
+		if jr, err = decodeHeaderSlow(jsonPart); err != nil {
+			return nil, bo, badRequest("malformed JSON: %v", err)
 		}
-		dt, err := parseDatatype(in.Datatype)
+	}
+	if len(jr.inputs) == 0 {
+		return nil, bo, badRequest("request has no inputs")
+	}
+	req := &inferRequest{model: name, version: version, id: jr.id, variant: jr.variant,
+		names: make([]string, 0, len(jr.inputs)), tensors: make([]*runtime.Tensor, 0, len(jr.inputs))}
+	for _, in := range jr.inputs {
+		if in.name == "" {
+			return nil, bo, badRequest("an input has no name")
+		}
+		dt, err := parseDatatype(in.datatype)
 		if err != nil {
-			return nil, nil, badRequest("input %q: %v", in.Name, err)
+			return nil, bo, badRequest("input %q: %v", in.name, err)
 		}
-		if in.Shape == nil {
-			return nil, nil, badRequest("input %q has no shape", in.Name)
+		if in.shape == nil {
+			return nil, bo, badRequest("input %q has no shape", in.name)
 		}
 		var t *runtime.Tensor
-		if size, ok := in.Parameters["binary_data_size"]; ok {
-			f, isNum := size.(float64)
+		if in.hasSize {
+			f, isNum := in.size.(float64)
 			if !isNum || f < 0 || f != float64(int64(f)) || int64(f) > int64(len(bin)) {
-				return nil, nil, badRequest("input %q: binary_data_size %v does not fit the %d binary bytes left", in.Name, size, len(bin))
+				return nil, bo, badRequest("input %q: binary_data_size %v does not fit the %d binary bytes left", in.name, in.size, len(bin))
 			}
 			n := int(f)
-			t, err = tensorFromRaw(in.Name, dt, in.Shape, bin[:n])
+			t, err = borrowRaw(in.name, dt, in.shape, bin[:n])
 			bin = bin[n:]
+			req.borrowed = true
 		} else {
-			if len(in.Data) == 0 {
-				return nil, nil, badRequest("input %q has no data", in.Name)
+			if len(in.data) == 0 {
+				return nil, bo, badRequest("input %q has no data", in.name)
 			}
-			t, err = tensorFromJSON(in.Name, dt, in.Shape, in.Data, s.cfg.AllowNaN)
+			t, err = tensorFromJSON(in.name, dt, in.shape, in.data, s.cfg.AllowNaN)
 		}
 		if err != nil {
-			return nil, nil, badRequest("%v", err)
+			return nil, bo, badRequest("%v", err)
 		}
-		req.names = append(req.names, in.Name)
+		req.names = append(req.names, in.name)
 		req.tensors = append(req.tensors, t)
 	}
 	if len(bin) != 0 {
-		return nil, nil, badRequest("%d bytes of binary data are not claimed by any input", len(bin))
+		return nil, bo, badRequest("%d bytes of binary data are not claimed by any input", len(bin))
 	}
-	binaryOut := map[string]bool{}
-	all := false
-	if b, ok := jr.Parameters["binary_data_output"].(bool); ok && b {
-		all = true
-	}
-	for _, o := range jr.Outputs {
-		req.outputs = append(req.outputs, o.Name)
-		if b, ok := o.Parameters["binary_data"].(bool); ok && b {
-			binaryOut[o.Name] = true
+	bo.all = jr.binAll
+	for _, o := range jr.outputs {
+		req.outputs = append(req.outputs, o.name)
+		if o.binary {
+			bo.names = append(bo.names, o.name)
 		}
 	}
-	if all {
-		sm, err := s.model(name, version)
-		if err == nil {
-			for _, o := range sm.variants[0].outputs {
-				binaryOut[o.Name] = true
-			}
-		}
-	}
-	return req, binaryOut, nil
+	return req, bo, nil
 }
 
 func statusOf(err error) int {

@@ -56,6 +56,9 @@ type inferRequest struct {
 	tensors            []*runtime.Tensor
 	variant            string   // requested by the client, "" = router's choice
 	outputs            []string // requested outputs, empty = all
+	// borrowed: some tensors alias the request body (borrowRaw); infer
+	// copies them before they can outlive the call.
+	borrowed bool
 }
 
 type inferResponse struct {
@@ -74,16 +77,15 @@ func (s *Server) infer(ctx context.Context, req *inferRequest) (resp *inferRespo
 	if err != nil {
 		return nil, err
 	}
-	lbl := []string{sm.name, sm.version}
 	defer func() {
 		if err != nil {
 			s.metrics.failure.WithLabelValues(sm.name, sm.version, reasonOf(err)).Inc()
 			return
 		}
 		d := time.Since(start)
-		s.metrics.success.WithLabelValues(lbl...).Inc()
-		s.metrics.requestUs.WithLabelValues(lbl...).Add(float64(d.Microseconds()))
-		s.metrics.requestHist.WithLabelValues(lbl...).Observe(d.Seconds())
+		sm.m.success.Inc()
+		sm.m.requestUs.Add(float64(d.Microseconds()))
+		sm.m.requestHist.Observe(d.Seconds())
 	}()
 	if !s.ready.Load() {
 		return nil, &reqError{code: codeUnavailable, msg: "server is not ready"}
@@ -100,52 +102,67 @@ func (s *Server) infer(ctx context.Context, req *inferRequest) (resp *inferRespo
 	resp = &inferResponse{model: sm.name, version: sm.version, id: req.id}
 	var key string
 	if s.cache != nil {
-		names := make([]string, len(ref.inputs))
-		for i, io := range ref.inputs {
-			names[i] = io.Name
-		}
-		key = cacheKey(sm.name, sm.version, names, inputs)
+		key = cacheKey(sm.name, sm.version, sm.inputNames, inputs)
 		if b, ok := s.cache.Get(ctx, key); ok {
 			if v, outs, derr := decodeResult(b); derr == nil && len(outs) == len(ref.outputs) {
-				s.metrics.cacheHits.WithLabelValues(lbl...).Inc()
+				sm.m.cacheHits.Inc()
 				resp.variant, resp.cached = v, true
 				fill(resp, ref, outIdx, outs)
 				return resp, nil
 			}
 		}
-		s.metrics.cacheMisses.WithLabelValues(lbl...).Inc()
+		sm.m.cacheMisses.Inc()
+	}
+	if req.borrowed {
+		for i, t := range inputs {
+			inputs[i] = own(t)
+		}
 	}
 	v, note := s.route(sm, req.variant)
 	resp.variant, resp.note = v.name, note
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 	defer cancel()
-	j := &job{ctx: ctx, inputs: inputs, batch: batch, enqueued: time.Now(), done: make(chan jobResult, 1)}
 	s.inflight.Add(1)
 	s.active.Add(1)
 	defer func() { s.active.Add(-1); s.inflight.Done() }()
-	if err := v.submit(j); err != nil {
-		return nil, &reqError{code: codeTooMany, msg: fmt.Sprintf("model %q variant %q: %v (%d requests waiting); retry later", sm.name, v.name, err, s.cfg.QueueSize)}
+	j := &job{ctx: ctx, inputs: inputs, batch: batch, enqueued: time.Now()}
+	var r jobResult
+	direct := false
+	if v.direct {
+		r, direct = v.tryDirect(j)
 	}
-	select {
-	case r := <-j.done:
-		if r.err != nil {
-			if errors.Is(r.err, context.DeadlineExceeded) {
-				return nil, &reqError{code: codeTimeout, msg: fmt.Sprintf("request timed out after %v", s.cfg.Timeout)}
+	if !direct {
+		j.done = make(chan jobResult, 1)
+		if err := v.submit(j); err != nil {
+			return nil, s.queueErr(sm, v, err)
+		}
+		select {
+		case r = <-j.done:
+		case <-ctx.Done():
+			r.err = ctx.Err()
+			if !errors.Is(r.err, context.DeadlineExceeded) {
+				return nil, r.err
 			}
-			return nil, fmt.Errorf("model %q variant %q: %w", sm.name, v.name, r.err)
 		}
-		v.lat.add(time.Since(j.enqueued))
-		if s.cache != nil {
-			s.cache.Set(ctx, key, encodeResult(v.name, r.outs))
-		}
-		fill(resp, ref, outIdx, r.outs)
-		return resp, nil
-	case <-ctx.Done():
-		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+	}
+	if r.err != nil {
+		if errors.Is(r.err, context.DeadlineExceeded) {
 			return nil, &reqError{code: codeTimeout, msg: fmt.Sprintf("request timed out after %v", s.cfg.Timeout)}
 		}
-		return nil, ctx.Err()
+		return nil, fmt.Errorf("model %q variant %q: %w", sm.name, v.name, r.err)
 	}
+	if s.router {
+		v.lat.add(time.Since(j.enqueued))
+	}
+	if s.cache != nil {
+		s.cache.Set(ctx, key, encodeResult(v.name, r.outs))
+	}
+	fill(resp, ref, outIdx, r.outs)
+	return resp, nil
+}
+
+func (s *Server) queueErr(sm *servedModel, v *variant, err error) error {
+	return &reqError{code: codeTooMany, msg: fmt.Sprintf("model %q variant %q: %v (%d requests waiting); retry later", sm.name, v.name, err, s.cfg.QueueSize)}
 }
 
 func reasonOf(err error) string {
@@ -163,6 +180,8 @@ func reasonOf(err error) string {
 }
 
 func fill(resp *inferResponse, ref *variant, idx []int, outs []*runtime.Tensor) {
+	resp.names = make([]string, 0, len(idx))
+	resp.outs = make([]*runtime.Tensor, 0, len(idx))
 	for _, i := range idx {
 		resp.names = append(resp.names, ref.outputs[i].Name)
 		resp.outs = append(resp.outs, outs[i])

@@ -62,3 +62,41 @@ func newMetrics() *metrics {
 	m.reg.MustRegister(m.queueDepth)
 	return m
 }
+
+// modelMetrics are one served model's series, resolved once at start so
+// that a request does not hash label values (WithLabelValues) on its path.
+type modelMetrics struct {
+	success, requestUs, cacheHits, cacheMisses prometheus.Counter
+	requestHist                                prometheus.Observer
+}
+
+func (m *metrics) forModel(name, version string) modelMetrics {
+	return modelMetrics{
+		success:     m.success.WithLabelValues(name, version),
+		requestUs:   m.requestUs.WithLabelValues(name, version),
+		cacheHits:   m.cacheHits.WithLabelValues(name, version),
+		cacheMisses: m.cacheMisses.WithLabelValues(name, version),
+		requestHist: m.requestHist.WithLabelValues(name, version),
+	}
+}
+
+// variantMetrics are one variant's series (see modelMetrics).
+type variantMetrics struct {
+	inferCount, execCount, queueUs, computeUs prometheus.Counter
+	queueHist, computeHist, batchHist         prometheus.Observer
+	queueDepth                                prometheus.Gauge
+}
+
+func (m *metrics) forVariant(model, version, variant string) variantMetrics {
+	l := []string{model, version, variant}
+	return variantMetrics{
+		inferCount:  m.inferCount.WithLabelValues(l...),
+		execCount:   m.execCount.WithLabelValues(l...),
+		queueUs:     m.queueUs.WithLabelValues(l...),
+		computeUs:   m.computeUs.WithLabelValues(l...),
+		queueHist:   m.queueHist.WithLabelValues(l...),
+		computeHist: m.computeHist.WithLabelValues(l...),
+		batchHist:   m.batchHist.WithLabelValues(l...),
+		queueDepth:  m.queueDepth.WithLabelValues(l...),
+	}
+}

@@ -52,6 +52,19 @@ type variant struct {
 	parent    *servedModel
 	wg        sync.WaitGroup
 	depth     atomic.Int64
+	m         variantMetrics
+	// direct: the variant never merges requests (MaxBatch 1, or inputs
+	// without a dynamic batch dim). Then a request that finds an instance
+	// idle and nobody waiting runs in its own goroutine (tryDirect) instead
+	// of being handed to a batcher goroutine and back, two goroutine
+	// switches that buy nothing; the others queue as before, and each
+	// instance's loop takes the instance (idle holds the free ones) for
+	// every queued job, so that under load the instance goes from job to
+	// job without waiting for a goroutine to wake. depth counts the jobs
+	// waiting, in the queue or taken off it and waiting for an instance,
+	// and QueueSize bounds it.
+	direct bool
+	idle   chan runtime.Session // direct: instances not running
 }
 
 // batchable: every input and output has a dynamic first dim.
@@ -70,6 +83,15 @@ func isBatchable(in, out []runtime.IOInfo) bool {
 }
 
 func (v *variant) start() {
+	if v.direct {
+		v.idle = make(chan runtime.Session, len(v.sessions))
+		for _, s := range v.sessions {
+			v.idle <- s
+			v.wg.Add(1)
+			go v.directLoop()
+		}
+		return
+	}
 	for _, s := range v.sessions {
 		v.wg.Add(1)
 		go v.loop(s)
@@ -180,17 +202,10 @@ func (v *variant) execute(s runtime.Session, jobs []*job, rows int64) {
 	}
 	outs, err := s.Run(context.Background(), in)
 	compute := time.Since(start)
-	m, lbl := v.srv.metrics, []string{v.parent.name, v.parent.version, v.name}
-	m.execCount.WithLabelValues(lbl...).Inc()
-	m.batchHist.WithLabelValues(lbl...).Observe(float64(len(live)))
-	m.computeHist.WithLabelValues(lbl...).Observe(compute.Seconds())
-	m.computeUs.WithLabelValues(lbl...).Add(float64(compute.Microseconds()))
+	v.recordExec(compute, len(live))
 	var off int64
 	for _, j := range live {
-		q := start.Sub(j.enqueued)
-		m.queueHist.WithLabelValues(lbl...).Observe(q.Seconds())
-		m.queueUs.WithLabelValues(lbl...).Add(float64(q.Microseconds()))
-		m.inferCount.WithLabelValues(lbl...).Add(float64(j.batch))
+		q := v.recordJob(start, j)
 		if err != nil {
 			j.done <- jobResult{err: err}
 			continue
@@ -206,6 +221,72 @@ func (v *variant) execute(s runtime.Session, jobs []*job, rows int64) {
 		off += j.batch
 		j.done <- jobResult{outs: res, queue: q, compute: compute, batchSize: len(live)}
 	}
+}
+
+func (v *variant) recordExec(compute time.Duration, jobs int) {
+	m := &v.m
+	m.execCount.Inc()
+	m.batchHist.Observe(float64(jobs))
+	m.computeHist.Observe(compute.Seconds())
+	m.computeUs.Add(float64(compute.Microseconds()))
+}
+
+func (v *variant) recordJob(start time.Time, j *job) time.Duration {
+	m := &v.m
+	q := start.Sub(j.enqueued)
+	m.queueHist.Observe(q.Seconds())
+	m.queueUs.Add(float64(q.Microseconds()))
+	m.inferCount.Add(float64(j.batch))
+	return q
+}
+
+// directLoop serves queued jobs of a direct variant one at a time, each
+// on whichever instance is free.
+func (v *variant) directLoop() {
+	defer v.wg.Done()
+	for j := range v.queue {
+		s := <-v.idle
+		v.addDepth(-1)
+		v.execute(s, []*job{j}, j.batch)
+		v.idle <- s
+	}
+}
+
+// tryDirect runs a request of a direct variant in the caller's goroutine
+// when an instance is idle and no job waits; ok is false otherwise (then
+// the request queues). The run gets j.ctx: backends stop at its deadline.
+func (v *variant) tryDirect(j *job) (r jobResult, ok bool) {
+	if v.depth.Load() != 0 {
+		return r, false
+	}
+	var s runtime.Session
+	select {
+	case s = <-v.idle:
+	default:
+		return r, false
+	}
+	defer func() { v.idle <- s }()
+	start := time.Now()
+	if err := j.ctx.Err(); err != nil {
+		return jobResult{err: err}, true
+	}
+	outs, err := s.Run(j.ctx, j.inputs)
+	compute := time.Since(start)
+	v.recordExec(compute, 1)
+	q := v.recordJob(start, j)
+	if err == nil {
+		// A result after the deadline is a timeout, as for a queued
+		// request (whose waiter has given up by then).
+		err = j.ctx.Err()
+	}
+	if err != nil {
+		return jobResult{err: err}, true
+	}
+	res := make([]*runtime.Tensor, len(outs))
+	for i, o := range outs {
+		res[i] = o.Clone() // sessions may reuse output buffers
+	}
+	return jobResult{outs: res, queue: q, compute: compute, batchSize: 1}, true
 }
 
 // concat0 stacks tensors along dim 0.
@@ -247,11 +328,35 @@ func slice0(t *runtime.Tensor, lo, hi, total int64) *runtime.Tensor {
 
 // submit queues a job without blocking; a full queue is refused at once.
 func (v *variant) submit(j *job) (err error) {
+	reserved := false
 	defer func() {
 		if recover() != nil { // queue closed during shutdown
 			err = ErrShuttingDown
+			if reserved {
+				v.addDepth(-1)
+			}
 		}
 	}()
+	if v.direct {
+		// depth also counts jobs taken off the queue that wait for an
+		// instance: reserve a place under QueueSize before queueing.
+		for !reserved {
+			n := v.depth.Load()
+			if n >= int64(v.srv.cfg.QueueSize) {
+				return ErrQueueFull
+			}
+			if reserved = v.depth.CompareAndSwap(n, n+1); reserved {
+				v.m.queueDepth.Set(float64(n + 1))
+			}
+		}
+		select {
+		case v.queue <- j:
+			return nil
+		default: // cannot happen: the queue holds QueueSize
+			v.addDepth(-1)
+			return ErrQueueFull
+		}
+	}
 	select {
 	case v.queue <- j:
 		v.addDepth(1)
@@ -264,12 +369,17 @@ func (v *variant) submit(j *job) (err error) {
 // addDepth tracks the queue length for the router and the metric.
 func (v *variant) addDepth(d int64) {
 	n := v.depth.Add(d)
-	v.srv.metrics.queueDepth.WithLabelValues(v.parent.name, v.parent.version, v.name).Set(float64(n))
+	v.m.queueDepth.Set(float64(n))
 }
 
 func (v *variant) stop() {
 	close(v.queue)
 	v.wg.Wait()
+	if v.direct {
+		for range v.sessions { // every instance back before closing
+			<-v.idle
+		}
+	}
 	for _, s := range v.sessions {
 		s.Close()
 	}

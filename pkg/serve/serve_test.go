@@ -65,14 +65,19 @@ func writeMLP(t *testing.T, dir, name string, scale float32) string {
 }
 
 // slowSession delays each Run: it induces load for backpressure, timeout,
-// draining and switching tests while the real model still computes.
+// draining and switching tests while the real model still computes. Like
+// the real backends it stops when ctx ends.
 type slowSession struct {
 	runtime.Session
 	delay time.Duration
 }
 
 func (s *slowSession) Run(ctx context.Context, in []*runtime.Tensor) ([]*runtime.Tensor, error) {
-	time.Sleep(s.delay)
+	select {
+	case <-time.After(s.delay):
+	case <-ctx.Done():
+		return nil, fmt.Errorf("slow: %w", ctx.Err())
+	}
 	return s.Session.Run(ctx, in)
 }
 

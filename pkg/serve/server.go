@@ -137,6 +137,9 @@ type Server struct {
 	active     atomic.Int64
 	stopRouter chan struct{}
 	routerWG   sync.WaitGroup
+	// router: load-aware switching is on (SLOP99 > 0), so requests feed
+	// their variant's latency window.
+	router bool
 }
 
 type servedModel struct {
@@ -144,6 +147,8 @@ type servedModel struct {
 	variants      []*variant
 	active        atomic.Int32 // index of the variant unpinned traffic goes to
 	calmSince     time.Time
+	m             modelMetrics
+	inputNames    []string // variants[0]'s inputs, in model order
 }
 
 // New loads every model and variant, opens Instances sessions of each,
@@ -153,7 +158,7 @@ func New(cfg Config) (*Server, error) {
 	if len(cfg.Models) == 0 {
 		return nil, fmt.Errorf("serve: no models to serve")
 	}
-	s := &Server{cfg: cfg, models: map[string]*servedModel{}, metrics: newMetrics(), stopRouter: make(chan struct{})}
+	s := &Server{cfg: cfg, models: map[string]*servedModel{}, metrics: newMetrics(), stopRouter: make(chan struct{}), router: cfg.SLOP99 > 0}
 	ok := false
 	defer func() {
 		if !ok {
@@ -177,7 +182,11 @@ func New(cfg Config) (*Server, error) {
 		if mc.Version == "" {
 			mc.Version = "1"
 		}
+		if len(mc.Variants) == 0 {
+			return nil, fmt.Errorf("serve: model %q has no model file", mc.Name)
+		}
 		sm := &servedModel{name: mc.Name, version: mc.Version}
+		sm.m = s.metrics.forModel(sm.name, sm.version)
 		s.models[mc.Name] = sm
 		s.order = append(s.order, mc.Name)
 		for _, vc := range mc.Variants {
@@ -189,6 +198,9 @@ func New(cfg Config) (*Server, error) {
 				return nil, fmt.Errorf("serve: model %q: variant %q has different inputs/outputs than %q", mc.Name, v.name, sm.variants[0].name)
 			}
 			sm.variants = append(sm.variants, v)
+		}
+		for _, io := range sm.variants[0].inputs {
+			sm.inputNames = append(sm.inputNames, io.Name)
 		}
 		s.setActive(sm, 0, "start")
 	}
@@ -249,6 +261,8 @@ func (s *Server) openVariant(sm *servedModel, vc VariantConfig) (*variant, error
 	v.inputs = v.sessions[0].Inputs()
 	v.outputs = v.sessions[0].Outputs()
 	v.batchable = isBatchable(v.inputs, v.outputs)
+	v.direct = !v.batchable || s.cfg.MaxBatch <= 1
+	v.m = s.metrics.forVariant(sm.name, sm.version, vc.Name)
 	return v, nil
 }
 
