@@ -186,6 +186,10 @@ func goldenCases() []goldenCase {
 		{name: "fuse-gelu", passes: []string{"fuse-gelu"}, change: true, model: geluModel(20)},
 		{name: "fuse-gelu-ort-cpu", passes: []string{"fuse-gelu"}, target: TargetORTCPU, change: true, model: geluModel(13)},
 		{name: "fuse-gelu-opset13-left", passes: []string{"fuse-gelu"}, change: false, model: geluModel(13)},
+		{name: "fuse-hardswish-opset13", passes: []string{"fuse-hardswish"}, change: true, model: hardSwishModel(13, "div")},
+		{name: "fuse-hardswish-opset14", passes: []string{"fuse-hardswish"}, change: true, model: hardSwishModel(14, "mul-sixth")},
+		{name: "fuse-hardswish-scale-first", passes: []string{"fuse-hardswish"}, change: true, model: hardSwishModel(11, "scale-first")},
+		{name: "fuse-hardswish-other-clip-left", passes: []string{"fuse-hardswish"}, change: false, model: hardSwishModel(11, "relu5")},
 		{name: "fuse-ort-conv-activation", passes: []string{"fuse-ort-conv-activation"}, target: TargetORTCPU, change: true, model: func() *graph.Model {
 			b := newBuilder(13)
 			x := b.input("x", graph.Float, 1, 2, 5, 5)
@@ -290,6 +294,40 @@ func geluModel(opset int64) func() *graph.Model {
 		b.node("Mul", []string{x, "c"}, []string{"m"})
 		b.node("Mul", []string{"m", b.scalar("half", 0.5)}, []string{"out"})
 		b.output("out", graph.Float, 2, 8)
+		return b.m
+	}
+}
+
+// hardSwishModel writes x*Clip(x+3,0,6)/6 after a Conv in one of its
+// exported forms: "div" (Div by 6), "mul-sixth" (Mul by 1/6), "scale-first"
+// (x * (Clip/6)); "relu5" clips at 5, which is not hard swish.
+func hardSwishModel(opset int64, form string) func() *graph.Model {
+	return func() *graph.Model {
+		b := newBuilder(opset)
+		x := b.input("x", graph.Float, 1, 2, 4, 4)
+		b.node("Conv", []string{x, b.floats("w", []int64{3, 2, 1, 1}, func(i int) float32 { return 4 * wave(i) })}, []string{"c"})
+		b.node("Add", []string{"c", b.scalar("three", 3)}, []string{"a"})
+		hi := float32(6)
+		if form == "relu5" {
+			hi = 5
+		}
+		if opset < 11 {
+			b.node("Clip", []string{"a"}, []string{"clip"}, graph.FloatAttr("min", 0), graph.FloatAttr("max", hi))
+		} else {
+			b.node("Clip", []string{"a", b.scalar("lo", 0), b.scalar("hi", hi)}, []string{"clip"})
+		}
+		switch form {
+		case "scale-first":
+			b.node("Div", []string{"clip", b.scalar("six", 6)}, []string{"s"})
+			b.node("Mul", []string{"c", "s"}, []string{"out"})
+		case "mul-sixth":
+			b.node("Mul", []string{"clip", "c"}, []string{"m"})
+			b.node("Mul", []string{"m", b.scalar("sixth", float32(1.0/6))}, []string{"out"})
+		default:
+			b.node("Mul", []string{"c", "clip"}, []string{"m"})
+			b.node("Div", []string{"m", b.scalar("six", 6)}, []string{"out"})
+		}
+		b.output("out", graph.Float, 1, 3, 4, 4)
 		return b.m
 	}
 }

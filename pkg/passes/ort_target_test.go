@@ -13,8 +13,8 @@ import (
 )
 
 // TestORTTargetRunsOnORT checks the --target ort-cpu rewrites on the
-// runtime they are written for: every testmodel and the attention and
-// residual golden models, optimized at O3/ort-cpu, must run on ONNX
+// runtime they are written for: every testmodel and the attention,
+// residual and hard-swish golden models, optimized at O3/ort-cpu, must run on ONNX
 // Runtime with its own graph optimizations off (so our contrib nodes run
 // as written) and agree with the original model on ORT, at several batch
 // sizes (the fused ops must not have baked in the seeded shape).
@@ -27,6 +27,8 @@ func TestORTTargetRunsOnORT(t *testing.T) {
 		"attention": attentionModel(false)(),
 		"skip-ln":   skipLNModel(13, false)(),
 		"skip-ln17": skipLNModel(17, true)(),
+		"hardswish13": hardSwishModel(13, "div")(),
+		"hardswish14": hardSwishModel(14, "mul-sixth")(),
 	}
 	for name, mk := range testmodels.All() {
 		models[name] = mk()

@@ -28,6 +28,7 @@ var pipeline = []stage{
 	{"fuse-gemm-batchnorm", false, "needs the Gemm that fuse-matmul-add creates"},
 	{"fuse-layernorm", false, "needs folded constants (epsilon, the 2 of Pow)"},
 	{"fuse-gelu", false, "needs folded constants (sqrt(2), 0.5, 1)"},
+	{"fuse-hardswish", false, "needs folded constants (3, 0, 6); before FusedConv, which would otherwise not see the activation"},
 	// --- target-specific (O3) -------------------------------------------
 	{"fuse-ort-conv-activation", false, "after BN and bias fusion, Conv is directly followed by its activation"},
 	{"fuse-ort-gemm-activation", false, "after MatMul+Add -> Gemm"},

@@ -31,7 +31,7 @@ func init() {
 		"Clip", "HardSigmoid", "Cast", "Add", "Sub", "Mul", "Div", "Pow", "Transpose", "Reshape", "Squeeze", "Unsqueeze",
 		"Expand", "Pad", "Shape", "ReduceMean", "ReduceSum", "Conv", "BatchNormalization", "Gemm", "MatMul",
 		"LayerNormalization", "Gelu", "Constant", "Concat", "Slice", "Softmax", "GlobalAveragePool", "MaxPool",
-		"ConstantOfShape", "Flatten"} {
+		"ConstantOfShape", "Flatten", "HardSwish"} {
 		refOps["."+op] = true
 	}
 	for _, op := range []string{"FusedConv", "FusedGemm", "Gelu", "Attention", "SkipLayerNormalization", "BiasGelu"} {
@@ -283,6 +283,8 @@ func refEval(n *graph.Node, in []*rt) (*rt, error) {
 			hi = float32(x[2].v[0])
 		}
 		return unary(x[0], activation("Clip", []float32{lo, hi})), nil
+	case "HardSwish":
+		return unary(x[0], func(v float64) float64 { return v * math.Max(0, math.Min(1, v/6+0.5)) }), nil
 	case "Neg":
 		return unary(x[0], func(v float64) float64 { return -v }), nil
 	case "Erf":

@@ -6,7 +6,7 @@ package passes
 var builtin = []*Pass{
 	noops, foldShapes, foldConstants, cse,
 	sinkTransposes, mergeTransposes, mergeReshapes, squeezePairs,
-	padIntoConv, convBN, convMul, convAdd, matmulAdd, gemmBN, layerNorm, gelu,
+	padIntoConv, convBN, convMul, convAdd, matmulAdd, gemmBN, layerNorm, gelu, hardSwish,
 	ortConvAct, ortGemmAct, ortAttention, ortSkipLayerNorm, ortBiasGelu,
 	deadNodes, unusedInits, dedupeInits,
 	schedule,
