@@ -24,9 +24,9 @@ func TestORTTargetRunsOnORT(t *testing.T) {
 		return
 	}
 	models := map[string]*graph.Model{
-		"attention": attentionModel(false)(),
-		"skip-ln":   skipLNModel(13, false)(),
-		"skip-ln17": skipLNModel(17, true)(),
+		"attention":   attentionModel(false)(),
+		"skip-ln":     skipLNModel(13, false)(),
+		"skip-ln17":   skipLNModel(17, true)(),
 		"hardswish13": hardSwishModel(13, "div")(),
 		"hardswish14": hardSwishModel(14, "mul-sixth")(),
 	}
