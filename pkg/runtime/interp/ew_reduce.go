@@ -329,7 +329,12 @@ func ewBuildSoftmax(n *graph.Node, bc *BuildContext, kind int) (Kernel, error) {
 		if x.DType == graph.Float && inner == 1 && kind != 2 {
 			xv, ov := ewView[float32](x), ewView[float32](o)
 			for j := 0; j < outer; j++ {
-				ewSoftmaxRow(ov[j*dim:(j+1)*dim], xv[j*dim:(j+1)*dim], kind == 1)
+				if kind == 0 {
+					// Vectorised exp (perf2_exp.go).
+					perf2SoftmaxRow(ov[j*dim:(j+1)*dim], xv[j*dim:(j+1)*dim])
+				} else {
+					ewSoftmaxRow(ov[j*dim:(j+1)*dim], xv[j*dim:(j+1)*dim], true)
+				}
 			}
 			return nil
 		}

@@ -13,9 +13,10 @@ import (
 
 type ewUnarySpec struct {
 	f     func(n *graph.Node) func(float64) float64
-	f32   func(dst, src []float32) // optional fast path
-	ints  bool                     // accepts integer inputs
-	boolO bool                     // output is bool (IsNaN, IsInf)
+	f32   func(dst, src []float32)                     // optional fast path
+	f32n  func(n *graph.Node) func(dst, src []float32) // optional, per node (nil: none)
+	ints  bool                                         // accepts integer inputs
+	boolO bool                                         // output is bool (IsNaN, IsInf)
 }
 
 func ewC(f func(float64) float64) func(*graph.Node) func(float64) float64 {
@@ -61,7 +62,7 @@ var ewUnaryOps = map[string]ewUnarySpec{
 		}
 	}},
 	"Log":   {f: ewC(math.Log)},
-	"Erf":   {f: ewC(math.Erf)},
+	"Erf":   {f: ewC(math.Erf), f32: perf2Erf}, // float32: fast erf (perf2_erf.go)
 	"Sin":   {f: ewC(math.Sin)},
 	"Cos":   {f: ewC(math.Cos)},
 	"Tan":   {f: ewC(math.Tan)},
@@ -165,6 +166,11 @@ var ewUnaryOps = map[string]ewUnarySpec{
 			}
 		}
 		return func(x float64) float64 { return 0.5 * x * (1 + math.Erf(x/math.Sqrt2)) }
+	}, f32n: func(n *graph.Node) func(d, s []float32) {
+		if n.AttrString("approximate", "none") == "none" {
+			return perf2Gelu // float32 exact GELU with the fast erf (perf2_erf.go)
+		}
+		return nil
 	}},
 	"Mish": {f: ewC(func(x float64) float64 { return x * math.Tanh(math.Log1p(math.Exp(x))) })},
 	"IsNaN": {boolO: true, f: ewC(func(x float64) float64 {
@@ -233,6 +239,9 @@ func init() {
 func ewBuildUnary(n *graph.Node, spec ewUnarySpec) (Kernel, error) {
 	f := spec.f(n)
 	f32 := spec.f32
+	if spec.f32n != nil {
+		f32 = spec.f32n(n)
+	}
 	if f32 == nil {
 		f32 = func(d, s []float32) {
 			for i, x := range s {

@@ -60,14 +60,29 @@ func (g *nnGelu) run(c *Call) error {
 		return err
 	}
 	yd := g.out.get(y)
+	if g.op == "Gelu" || g.op == "BiasGelu" {
+		// float32 exact GELU with the fast erf (perf2_erf.go); the bias is
+		// added in float32, as ONNX Runtime does.
+		src := xd
+		if bd != nil {
+			for i := 0; i < len(xd); i += len(bd) {
+				row := yd[i : i+len(bd)]
+				for j, b := range bd {
+					row[j] = xd[i+j] + b
+				}
+			}
+			src = yd
+		}
+		perf2Gelu(yd, src)
+		g.out.done(y, yd)
+		return nil
+	}
 	for i, v := range xd {
 		f := float64(v)
 		if bd != nil {
 			f += float64(bd[i%len(bd)])
 		}
 		switch g.op {
-		case "Gelu", "BiasGelu":
-			f = 0.5 * f * (1 + math.Erf(f/math.Sqrt2))
 		case "FastGelu":
 			f = 0.5 * f * (1 + math.Tanh(0.7978845608028654*(f+0.044715*f*f*f)))
 		case "QuickGelu":

@@ -197,14 +197,14 @@ func (mm *nnMatMul) run(c *Call) error {
 		}
 		ap := c.ScratchF32(1, nnPackedLenA(Mt, K))
 		if nnNumel(aB) == batch {
-			gm.packA(ap, ad, K, 1, Mt, K, mm.alpha)
+			perf2PackA(gm, ap, ad, K, 1, Mt, K, mm.alpha)
 			gm.gemm(Mt, N, K, ap, bp, yd, N, false)
 		} else {
 			// A's batch broadcasts: multiply per batch.
 			ap = c.ScratchF32(1, nnPackedLenA(M, K))
 			for bi := 0; bi < batch; bi++ {
 				ao := nnBatchOffset(bi, mm.oBatch, aB) * M * K
-				gm.packA(ap, ad[ao:], ars, acs, M, K, mm.alpha)
+				perf2PackA(gm, ap, ad[ao:], ars, acs, M, K, mm.alpha)
 				gm.gemm(M, N, K, ap, bp, yd[bi*M*N:], N, false)
 			}
 		}
@@ -214,7 +214,7 @@ func (mm *nnMatMul) run(c *Call) error {
 		for bi := 0; bi < batch; bi++ {
 			ao := nnBatchOffset(bi, mm.oBatch, aB) * M * K
 			bo := nnBatchOffset(bi, mm.oBatch, bB) * K * N
-			gm.packA(ap, ad[ao:], ars, acs, M, K, mm.alpha)
+			perf2PackA(gm, ap, ad[ao:], ars, acs, M, K, mm.alpha)
 			if bConst {
 				bp = mm.bPacked
 			} else {
@@ -439,7 +439,7 @@ func (g *nnGemmOp) run(c *Call) error {
 		gm.packB(bp, bd, brs, bcs, K, N)
 	}
 	ap := c.ScratchF32(1, nnPackedLenA(M, K))
-	gm.packA(ap, ad, ars, acs, M, K, g.alpha)
+	perf2PackA(gm, ap, ad, ars, acs, M, K, g.alpha)
 	gm.gemm(M, N, K, ap, bp, yd, N, accum)
 	g.act.apply(yd)
 	if a.DType != graph.Float {

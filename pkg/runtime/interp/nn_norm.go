@@ -308,6 +308,17 @@ func (ln *nnLayerNorm) run(c *Call) error {
 	}
 	for o := 0; o < outer; o++ {
 		row, dst := xd[o*inner:(o+1)*inner], yd[o*inner:(o+1)*inner]
+		if !ln.rms && fullS && (bd == nil || fullB) && inner > 0 {
+			// Split sums (perf2_norm.go).
+			mean, inv := perf2LNOpRow(dst, row, sd, bd, ln.eps)
+			if md != nil {
+				md[o] = float32(mean)
+			}
+			if id != nil {
+				id[o] = float32(inv)
+			}
+			continue
+		}
 		var mean, ss float64
 		if !ln.rms {
 			for _, v := range row {

@@ -3,6 +3,7 @@ package interp
 import (
 	"context"
 	"fmt"
+	goruntime "runtime"
 	"sort"
 	"strings"
 	"sync"
@@ -34,6 +35,9 @@ type Program struct {
 	// constOf maps slots holding constants (initializers, folded nodes,
 	// constants imported from enclosing graphs); build-time only.
 	constOf map[int]*runtime.Tensor
+	// perf2NoFuse keeps perf2_fuse.go's fusions off (its own fallback
+	// programs).
+	perf2NoFuse bool
 }
 
 type constSlot struct {
@@ -304,6 +308,7 @@ func (p *Program) compile(top bool) error {
 		return p.model.Opset(domain)
 	}
 	fz := newPerfFuser(p, opset, constOf)
+	plan := perf2Plan(fz) // written-out GELU / LayerNorm (perf2_fuse.go)
 	for idx, n := range g.Nodes {
 		if fz.skip[n] {
 			continue // fused into an earlier step
@@ -311,6 +316,9 @@ func (p *Program) compile(top bool) error {
 		b, ok := lookup(n.Domain, n.OpType)
 		if !ok {
 			return fmt.Errorf("interp: unsupported op %s", n)
+		}
+		if fu := plan[idx]; fu != nil {
+			n, b = fu.node, fu.build
 		}
 		if n.OpType == "Conv" || n.OpType == "FusedConv" {
 			if fu := fz.fuseConv(idx); fu != nil {
@@ -543,15 +551,113 @@ func unsupportedOps(g *graph.Graph) []string {
 	return out
 }
 
+// workerPool runs Call.Parallel chunks on persistent workers: threads-1
+// goroutines per session, started on first use (the caller runs a chunk
+// too). A chunk goes to a worker only when one is idle (an unbuffered,
+// non-blocking send); otherwise the caller runs it itself, so a Parallel
+// nested in a chunk (a subgraph's kernel, say) can never deadlock. A panic
+// in a chunk is re-raised in the caller, where exec turns it into an error
+// naming the node. The workers reference only the queue, not the pool, and
+// exit when the session is garbage (a cleanup closes the queue).
 type workerPool struct {
 	mu sync.Mutex
+	q  *poolQueue
 }
+
+type poolQueue struct{ work chan poolTask }
+
+// poolCall is one Parallel call: its chunks and the first panic.
+type poolCall struct {
+	wg       sync.WaitGroup
+	mu       sync.Mutex
+	panicked bool
+	val      any
+}
+
+type poolTask struct {
+	fn     func(lo, hi int)
+	lo, hi int
+	call   *poolCall
+}
+
+func (t poolTask) run() {
+	defer func() {
+		if r := recover(); r != nil {
+			t.call.mu.Lock()
+			if !t.call.panicked {
+				t.call.panicked, t.call.val = true, r
+			}
+			t.call.mu.Unlock()
+		}
+		t.call.wg.Done()
+	}()
+	t.fn(t.lo, t.hi)
+}
+
+func (q *poolQueue) worker() {
+	for {
+		t, ok := <-q.work
+		if !ok {
+			return
+		}
+		t.run()
+	}
+}
+
+// queue returns the pool's queue, starting its workers on first use.
+func (wp *workerPool) queue(workers int) *poolQueue {
+	wp.mu.Lock()
+	defer wp.mu.Unlock()
+	if wp.q == nil {
+		q := &poolQueue{work: make(chan poolTask)}
+		for i := 0; i < workers; i++ {
+			go q.worker()
+		}
+		wp.q = q
+		goruntime.AddCleanup(wp, func(q *poolQueue) { close(q.work) }, q)
+	}
+	return wp.q
+}
+
+// poolPersistent selects the persistent workers; off, each Parallel call
+// starts goroutines (the earlier scheme, kept for A/B benchmarks).
+var poolPersistent = true
 
 func (wp *workerPool) run(n, threads int, fn func(lo, hi int)) {
 	if threads <= 1 || n < 2 {
 		fn(0, n)
 		return
 	}
+	if !poolPersistent {
+		wp.spawn(n, threads, fn)
+		return
+	}
+	q := wp.queue(threads - 1)
+	if threads > n {
+		threads = n
+	}
+	call := &poolCall{}
+	chunk := (n + threads - 1) / threads
+	for lo := chunk; lo < n; lo += chunk {
+		t := poolTask{fn: fn, lo: lo, hi: min(lo+chunk, n), call: call}
+		call.wg.Add(1)
+		select {
+		case q.work <- t:
+		default:
+			t.run() // no idle worker
+		}
+	}
+	first := poolTask{fn: fn, lo: 0, hi: min(chunk, n), call: call}
+	call.wg.Add(1)
+	first.run()
+	call.wg.Wait()
+	if call.panicked {
+		panic(call.val)
+	}
+}
+
+// spawn is run with one goroutine per chunk (poolPersistent off).
+func (wp *workerPool) spawn(n, threads int, fn func(lo, hi int)) {
 	if threads > n {
 		threads = n
 	}

@@ -1,0 +1,65 @@
+//go:build linux
+
+package interp
+
+import (
+	"context"
+	goruntime "runtime"
+	"testing"
+
+	"github.com/optictl/optictl/pkg/graph"
+	"github.com/optictl/optictl/pkg/runtime"
+	"github.com/optictl/optictl/testmodels"
+)
+
+// BenchmarkPerf2CPU times testmodels' transformer at 1 thread with the
+// perf2_* changes off ("base": math.Erf, math.Exp, scalar packing, no
+// GELU/LayerNorm fusion) and on ("perf2"), every other fast path on, in
+// interleaved blocks, by the thread's CPU time:
+//
+//	go test -run XXX -bench Perf2CPU -benchtime=2000x ./pkg/runtime/interp
+func BenchmarkPerf2CPU(b *testing.B) {
+	for _, name := range []string{"transformer", "transformer_ln17"} {
+		b.Run(name, func(b *testing.B) {
+			defer func() { perf2FastOn, perf2FuseOn = true, true }()
+			set := func(on bool) { perf2FastOn, perf2FuseOn = on, on }
+			m := testmodels.All()[name]()
+			x := runtime.NewTensor(graph.Float, []int64{1, 16, 64})
+			for i := range x.Float32s() {
+				x.Float32s()[i] = float32(i%17)/8 - 1
+			}
+			ins := []*runtime.Tensor{x}
+			var sess [2]*Session
+			for i := range sess {
+				set(i == 1)
+				s, err := Open(m, runtime.Options{Threads: 1})
+				if err != nil {
+					b.Fatal(err)
+				}
+				sess[i] = s
+			}
+			goruntime.LockOSThread()
+			defer goruntime.UnlockOSThread()
+			var cpu [2]int64
+			const block = 10
+			b.ResetTimer()
+			for done := 0; done < b.N; done += block {
+				for i, s := range sess {
+					set(i == 1)
+					t0 := seqThreadCPU()
+					for k := 0; k < block && done+k < b.N; k++ {
+						if _, err := s.Run(context.Background(), ins); err != nil {
+							b.Fatal(err)
+						}
+					}
+					cpu[i] += seqThreadCPU() - t0
+				}
+			}
+			b.ReportMetric(float64(cpu[0])/float64(b.N), "base-cpu-ns/op")
+			b.ReportMetric(float64(cpu[1])/float64(b.N), "perf2-cpu-ns/op")
+			if cpu[1] > 0 {
+				b.ReportMetric(float64(cpu[0])/float64(cpu[1]), "speedup")
+			}
+		})
+	}
+}
