@@ -380,7 +380,7 @@ func (o *optimizeOptions) toPassOptions() (passes.Options, error) {
 		return po, usageErr("--verify-each-pass and --no-verify contradict each other")
 	}
 	po = passes.Options{
-		Level: lvl, Target: o.Target, Passes: o.Passes, Disable: o.Disable, DumpAfter: o.DumpAfter,
+		Level: lvl, Target: o.Target, Passes: o.Passes, Disable: int8Disable(o), DumpAfter: o.DumpAfter,
 		Shapes: shapes, Verify: !o.NoVerify, VerifyEachPass: o.EachPass, Backend: o.Backend,
 		Tolerance:    passes.Tolerance{ATol: o.ATol, RTol: o.RTol},
 		FoldMaxBytes: o.FoldMax, FoldGrow: o.FoldGrow, FreezeInitializers: o.Freeze,
@@ -389,6 +389,18 @@ func (o *optimizeOptions) toPassOptions() (passes.Options, error) {
 		return po, usageErr("%v", err)
 	}
 	return po, nil
+}
+
+// int8Disable is --disable, plus fuse-hardswish when quantizing to int8
+// (unless --passes names it): int8 runs hard swish as QLinearAdd +
+// QLinearMul only in its written-out form (Clip folds into the
+// quantization range, /6 into the scale), while HardSigmoid would stay
+// float between a DequantizeLinear and a QuantizeLinear.
+func int8Disable(o *optimizeOptions) []string {
+	if !strings.HasPrefix(o.Quantize, "int8") || slices.Contains(o.Passes, "fuse-hardswish") || slices.Contains(o.Disable, "fuse-hardswish") {
+		return o.Disable
+	}
+	return append(append([]string(nil), o.Disable...), "fuse-hardswish")
 }
 
 // loadData reads the first sample of --data (a test_data_set folder or a

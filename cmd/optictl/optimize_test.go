@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -495,5 +496,27 @@ func TestOptimizePruneThenQuantize(t *testing.T) {
 	}
 	if err := q.Verify(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestInt8Disable(t *testing.T) {
+	tests := []struct {
+		quantize string
+		passes   []string
+		disable  []string
+		want     []string
+	}{
+		{"", nil, []string{"cse"}, []string{"cse"}},
+		{"fp16", nil, nil, nil},
+		{"int8-static", nil, []string{"cse"}, []string{"cse", "fuse-hardswish"}},
+		{"int8-auto", nil, nil, []string{"fuse-hardswish"}},
+		{"int8-dynamic", []string{"fuse-hardswish"}, nil, nil},
+		{"int8-dynamic", nil, []string{"fuse-hardswish"}, []string{"fuse-hardswish"}},
+	}
+	for _, tc := range tests {
+		o := &optimizeOptions{Quantize: tc.quantize, Passes: tc.passes, Disable: tc.disable}
+		if got := int8Disable(o); !slices.Equal(got, tc.want) {
+			t.Errorf("%s passes=%v disable=%v: got %v, want %v", tc.quantize, tc.passes, tc.disable, got, tc.want)
+		}
 	}
 }

@@ -42,7 +42,7 @@ func BenchmarkInt8Speedup(b *testing.B) {
 			b.Run(name+"/"+mode, func(b *testing.B) {
 				m0 := models[name]()
 				// graph passes first (BN folding), as `optictl optimize` does
-				m, _, err := passes.Optimize(m0, passes.Options{Level: passes.O2, Backend: "interp"})
+				m, _, err := passes.Optimize(m0, passes.Options{Level: passes.O2, Backend: "interp", Disable: int8KeepsHardSwish})
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -106,7 +106,7 @@ func BenchmarkInt8Search(b *testing.B) {
 		calib, eval [][]*runtime.Tensor
 	}
 	seededData := func(b *testing.B, m0 *graph.Model, nc, ne int) data {
-		m, _, err := passes.Optimize(m0, passes.Options{Level: passes.O2, Backend: "interp"})
+		m, _, err := passes.Optimize(m0, passes.Options{Level: passes.O2, Backend: "interp", Disable: int8KeepsHardSwish})
 		if err != nil {
 			b.Fatal(err)
 		}
