@@ -75,6 +75,9 @@ func BenchmarkORTRatios(b *testing.B) {
 					b.Fatal(err)
 				}
 			}
+			if d := os.Getenv("ORT_RATIOS_DISABLE"); d != "" {
+				tc.opts.Disable = strings.Split(d, ",")
+			}
 			opt, rep, err := Optimize(m, tc.opts)
 			if err != nil {
 				b.Fatal(err)
