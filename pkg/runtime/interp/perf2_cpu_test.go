@@ -3,8 +3,6 @@
 package interp
 
 import (
-	"context"
-	goruntime "runtime"
 	"testing"
 
 	"github.com/optictl/optictl/pkg/graph"
@@ -29,37 +27,7 @@ func BenchmarkPerf2CPU(b *testing.B) {
 				x.Float32s()[i] = float32(i%17)/8 - 1
 			}
 			ins := []*runtime.Tensor{x}
-			var sess [2]*Session
-			for i := range sess {
-				set(i == 1)
-				s, err := Open(m, runtime.Options{Threads: 1})
-				if err != nil {
-					b.Fatal(err)
-				}
-				sess[i] = s
-			}
-			goruntime.LockOSThread()
-			defer goruntime.UnlockOSThread()
-			var cpu [2]int64
-			const block = 10
-			b.ResetTimer()
-			for done := 0; done < b.N; done += block {
-				for i, s := range sess {
-					set(i == 1)
-					t0 := seqThreadCPU()
-					for k := 0; k < block && done+k < b.N; k++ {
-						if _, err := s.Run(context.Background(), ins); err != nil {
-							b.Fatal(err)
-						}
-					}
-					cpu[i] += seqThreadCPU() - t0
-				}
-			}
-			b.ReportMetric(float64(cpu[0])/float64(b.N), "base-cpu-ns/op")
-			b.ReportMetric(float64(cpu[1])/float64(b.N), "perf2-cpu-ns/op")
-			if cpu[1] > 0 {
-				b.ReportMetric(float64(cpu[0])/float64(cpu[1]), "speedup")
-			}
+			abCPU(b, m, ins, set, "perf2")
 		})
 	}
 }

@@ -56,40 +56,48 @@ func BenchmarkPerfModelsCPU(b *testing.B) {
 		b.Run(tc.name, func(b *testing.B) {
 			defer perfSetAll(true)
 			m, ins := tc.m(b)
-			var sess [2]*Session
-			for i := range sess {
-				perfSetAll(i == 1)
-				s, err := Open(m, runtime.Options{Threads: 1})
-				if err != nil {
-					b.Fatal(err)
-				}
+			abCPU(b, m, ins, perfSetAll, "perf")
+		})
+	}
+}
+
+// abCPU times session A (set(false) at Open and around each block) against
+// session B (set(true)) on one model, interleaved in blocks of 10 runs on
+// one locked OS thread, by thread CPU time (steadier than wall time on a
+// shared machine), and reports base-cpu-ns/op, NAME-cpu-ns/op and speedup.
+func abCPU(b *testing.B, m *graph.Model, ins []*runtime.Tensor, set func(bool), name string) {
+	var sess [2]*Session
+	for i := range sess {
+		set(i == 1)
+		s, err := Open(m, runtime.Options{Threads: 1})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := s.Run(context.Background(), ins); err != nil {
+			b.Fatal(err)
+		}
+		sess[i] = s
+	}
+	goruntime.LockOSThread()
+	defer goruntime.UnlockOSThread()
+	var cpu [2]int64
+	const block = 10
+	b.ResetTimer()
+	for done := 0; done < b.N; done += block {
+		for i, s := range sess {
+			set(i == 1)
+			t0 := seqThreadCPU()
+			for k := 0; k < block && done+k < b.N; k++ {
 				if _, err := s.Run(context.Background(), ins); err != nil {
 					b.Fatal(err)
 				}
-				sess[i] = s
 			}
-			goruntime.LockOSThread()
-			defer goruntime.UnlockOSThread()
-			var cpu [2]int64
-			const block = 10
-			b.ResetTimer()
-			for done := 0; done < b.N; done += block {
-				for i, s := range sess {
-					perfSetAll(i == 1)
-					t0 := seqThreadCPU()
-					for k := 0; k < block && done+k < b.N; k++ {
-						if _, err := s.Run(context.Background(), ins); err != nil {
-							b.Fatal(err)
-						}
-					}
-					cpu[i] += seqThreadCPU() - t0
-				}
-			}
-			b.ReportMetric(float64(cpu[0])/float64(b.N), "base-cpu-ns/op")
-			b.ReportMetric(float64(cpu[1])/float64(b.N), "perf-cpu-ns/op")
-			if cpu[1] > 0 {
-				b.ReportMetric(float64(cpu[0])/float64(cpu[1]), "speedup")
-			}
-		})
+			cpu[i] += seqThreadCPU() - t0
+		}
+	}
+	b.ReportMetric(float64(cpu[0])/float64(b.N), "base-cpu-ns/op")
+	b.ReportMetric(float64(cpu[1])/float64(b.N), name+"-cpu-ns/op")
+	if cpu[1] > 0 {
+		b.ReportMetric(float64(cpu[0])/float64(cpu[1]), "speedup")
 	}
 }
