@@ -83,7 +83,20 @@ func BenchmarkORTRatios(b *testing.B) {
 				b.Fatal(err)
 			}
 			if tc.opts.FreezeInitializers {
+				// The reference runs with its weights frozen too; ORT
+				// refuses an initializer that is neither an input nor read
+				// by a node (zfnet512, resnet50 carry such leftovers).
 				m.Graph.Inputs = m.Graph.RealInputs()
+				read := map[string]bool{}
+				for _, n := range m.Graph.Nodes {
+					for _, in := range n.Inputs {
+						read[in] = true
+					}
+				}
+				for _, o := range m.Graph.Outputs {
+					read[o.Name] = true
+				}
+				m.Graph.Initializers = slices.DeleteFunc(m.Graph.Initializers, func(t *graph.Tensor) bool { return !read[t.Name] })
 			}
 			in, err := SeededInputs(m, nil, 1)
 			if err != nil {
