@@ -13,6 +13,8 @@ package passes
 // intermediate read only inside the pattern and not a graph output.
 
 import (
+	"math"
+
 	"github.com/optictl/optictl/pkg/graph"
 )
 
@@ -122,9 +124,10 @@ var hardSwish = &Pass{
 }
 
 // clipBounds returns a Clip's constant bounds (attributes before opset 11,
-// inputs after; a missing bound is -/+Inf).
+// inputs after; a missing bound is -/+ the largest float32, as ORT's
+// fused activations read it). ok is false when a bound is not constant.
 func clipBounds(n *graph.Node, ci *constIndex) (lo, hi float64, ok bool) {
-	lo, hi = -maxF32, maxF32
+	lo, hi = -math.MaxFloat32, math.MaxFloat32
 	if a := n.Attr("min"); a != nil {
 		lo = float64(a.F)
 	}
@@ -147,8 +150,6 @@ func clipBounds(n *graph.Node, ci *constIndex) (lo, hi float64, ok bool) {
 	}
 	return lo, hi, true
 }
-
-const maxF32 = 3.4028234663852886e38
 
 func nearRel(a, b, tol float64) bool {
 	d := a - b

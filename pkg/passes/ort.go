@@ -20,8 +20,6 @@ package passes
 // graph output; float32.
 
 import (
-	"math"
-
 	"github.com/optictl/optictl/pkg/graph"
 	"github.com/optictl/optictl/pkg/runtime"
 )
@@ -59,28 +57,11 @@ var ortConvAct = &Pass{
 			case "HardSigmoid":
 				params = []float32{act.AttrFloat("alpha", 0.2), act.AttrFloat("beta", 0.5)}
 			case "Clip":
-				lo, hi := float32(-math.MaxFloat32), float32(math.MaxFloat32)
-				if a := act.Attr("min"); a != nil {
-					lo = a.F
+				lo, hi, ok := clipBounds(act, ci)
+				if !ok {
+					return false
 				}
-				if a := act.Attr("max"); a != nil {
-					hi = a.F
-				}
-				for i, in := range act.Inputs[1:] {
-					if in == "" {
-						continue
-					}
-					v, ok := scalarFloat(ci.get(in))
-					if !ok {
-						return false
-					}
-					if i == 0 {
-						lo = float32(v)
-					} else {
-						hi = float32(v)
-					}
-				}
-				params = []float32{lo, hi}
+				params = []float32{float32(lo), float32(hi)}
 			default:
 				return false
 			}
