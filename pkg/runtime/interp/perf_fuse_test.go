@@ -87,30 +87,7 @@ func TestPerfDirectConv(t *testing.T) {
 			graph.IntsAttr("dilations", int64(tc.dh), int64(tc.dw)),
 			graph.IntsAttr("pads", int64(tc.pt), int64(tc.pl), int64(tc.pb), int64(tc.pr)))
 		ins := []*runtime.Tensor{runtime.FromFloat32(xs, x)}
-		for _, fallback := range []bool{false, true} {
-			t.Run(fmt.Sprintf("%s/fallback=%v", tc.name, fallback), func(t *testing.T) {
-				if restore := perfFallbackToggle(fallback); restore != nil {
-					defer restore()
-				} else if fallback {
-					t.Skip("no assembly kernels in this build")
-				}
-				direct, _ := perfRun(t, m, tc.threads, ins)
-				var im2col []*runtime.Tensor
-				perfWithout(&perfDirectOn, func() { im2col, _ = perfRun(t, m, tc.threads, ins) })
-				got := direct[0].Float32s()
-				if len(got) != len(want) {
-					t.Fatalf("%d outputs, want %d", len(got), len(want))
-				}
-				for i, v := range got {
-					if math.Abs(float64(v-want[i])) > 1e-4*(1+math.Abs(float64(want[i]))) {
-						t.Fatalf("direct y[%d] = %g, want %g", i, v, want[i])
-					}
-				}
-				if err := nnCompare(direct[0], im2col[0], 1e-5, 1e-5); err != nil {
-					t.Fatalf("direct and im2col differ: %v", err)
-				}
-			})
-		}
+		perfCheckConvPath(t, tc.name, m, tc.threads, ins, want, &perfDirectOn, "direct and im2col")
 	}
 }
 
@@ -472,30 +449,7 @@ func TestPerfDepthwise(t *testing.T) {
 			graph.IntsAttr("strides", int64(tc.sh), 1), graph.IntsAttr("dilations", int64(tc.dh), int64(tc.dw)),
 			graph.IntsAttr("pads", int64(tc.pt), int64(tc.pl), int64(tc.pb), int64(tc.pr)))
 		ins := []*runtime.Tensor{runtime.FromFloat32(xs, x)}
-		for _, fallback := range []bool{false, true} {
-			t.Run(fmt.Sprintf("%s/fallback=%v", tc.name, fallback), func(t *testing.T) {
-				if restore := perfFallbackToggle(fallback); restore != nil {
-					defer restore()
-				} else if fallback {
-					t.Skip("no assembly kernels in this build")
-				}
-				fast, _ := perfRun(t, m, tc.threads, ins)
-				var rows []*runtime.Tensor
-				perfWithout(&perfDWOn, func() { rows, _ = perfRun(t, m, tc.threads, ins) })
-				got := fast[0].Float32s()
-				if len(got) != len(want) {
-					t.Fatalf("%d outputs, want %d", len(got), len(want))
-				}
-				for i, v := range got {
-					if math.Abs(float64(v-want[i])) > 1e-4*(1+math.Abs(float64(want[i]))) {
-						t.Fatalf("y[%d] = %g, want %g", i, v, want[i])
-					}
-				}
-				if err := nnCompare(fast[0], rows[0], 1e-5, 1e-5); err != nil {
-					t.Fatalf("padded-plane and row-wise paths differ: %v", err)
-				}
-			})
-		}
+		perfCheckConvPath(t, tc.name, m, tc.threads, ins, want, &perfDWOn, "padded-plane and row-wise paths")
 	}
 }
 
@@ -550,5 +504,36 @@ func TestPerfSum(t *testing.T) {
 		if got := perfSum(x); math.Abs(float64(got)-want) > 1e-5*(1+math.Abs(want))*float64(max(n, 1)) {
 			t.Errorf("n=%d: perfSum = %g, want %g", n, got, want)
 		}
+	}
+}
+
+// perfCheckConvPath runs m with the fast path switched on by *toggle and
+// off, with the assembly kernels and with their portable fallbacks: the
+// fast result must match want (a naive reference) and the slow path.
+func perfCheckConvPath(t *testing.T, name string, m *graph.Model, threads int, ins []*runtime.Tensor, want []float32, toggle *bool, what string) {
+	t.Helper()
+	for _, fallback := range []bool{false, true} {
+		t.Run(fmt.Sprintf("%s/fallback=%v", name, fallback), func(t *testing.T) {
+			if restore := perfFallbackToggle(fallback); restore != nil {
+				defer restore()
+			} else if fallback {
+				t.Skip("no assembly kernels in this build")
+			}
+			fast, _ := perfRun(t, m, threads, ins)
+			var slow []*runtime.Tensor
+			perfWithout(toggle, func() { slow, _ = perfRun(t, m, threads, ins) })
+			got := fast[0].Float32s()
+			if len(got) != len(want) {
+				t.Fatalf("%d outputs, want %d", len(got), len(want))
+			}
+			for i, v := range got {
+				if math.Abs(float64(v-want[i])) > 1e-4*(1+math.Abs(float64(want[i]))) {
+					t.Fatalf("y[%d] = %g, want %g", i, v, want[i])
+				}
+			}
+			if err := nnCompare(fast[0], slow[0], 1e-5, 1e-5); err != nil {
+				t.Fatalf("%s differ: %v", what, err)
+			}
+		})
 	}
 }
