@@ -311,16 +311,8 @@ func BenchmarkServeOverhead(b *testing.B) {
 				b.Fatal(err)
 			}
 			direct = append(direct, time.Since(t0))
-			t0 = time.Now()
-			if err := client.send(bareURL, head, body); err != nil {
-				b.Fatal(err)
-			}
-			bare = append(bare, time.Since(t0))
-			t0 = time.Now()
-			if err := client.send(url, head, body); err != nil {
-				b.Fatal(err)
-			}
-			served = append(served, time.Since(t0))
+			bare = append(bare, timedSend(b, client, bareURL, head, body))
+			served = append(served, timedSend(b, client, url, head, body))
 		}
 		pd, pb, ps := median(direct), median(bare), median(served)
 		b.ReportMetric(float64(pd.Microseconds()), "direct-p50-us")
@@ -435,16 +427,8 @@ func BenchmarkServeCacheHit(b *testing.B) {
 		}
 		var lat, bare []time.Duration
 		for i := 0; i < 2000; i++ { // A/B interleaved
-			t0 := time.Now()
-			if err := client.send(bareURL, head, body); err != nil {
-				b.Fatal(err)
-			}
-			bare = append(bare, time.Since(t0))
-			t0 = time.Now()
-			if err := client.send(url, head, body); err != nil {
-				b.Fatal(err)
-			}
-			lat = append(lat, time.Since(t0))
+			bare = append(bare, timedSend(b, client, bareURL, head, body))
+			lat = append(lat, timedSend(b, client, url, head, body))
 		}
 		b.ReportMetric(float64(median(bare).Microseconds()), "bare-http-p50-us")
 		b.ReportMetric(float64(median(lat).Microseconds()), "cache-hit-p50-us")
@@ -566,4 +550,13 @@ func (w *discardWriter) Write(p []byte) (int, error) {
 		w.code = 200
 	}
 	return len(p), nil
+}
+
+// timedSend sends one request and returns how long it took (fatal on error).
+func timedSend(b *testing.B, client sender, url, head string, body []byte) time.Duration {
+	t0 := time.Now()
+	if err := client.send(url, head, body); err != nil {
+		b.Fatal(err)
+	}
+	return time.Since(t0)
 }
