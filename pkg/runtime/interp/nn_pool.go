@@ -156,26 +156,24 @@ func (pl *nnPool) run(c *Call) error {
 
 func (pl *nnPool) planes(lo, hi int) {
 	inSz, outSz := pl.geo.inSize(), pl.geo.outSize()
+	var buf [512]float32 // perfMaxPlane2D's row buffer: zeroed once per chunk, not per plane
 	for p := lo; p < hi; p++ {
 		var ip []int64
 		if pl.widx != nil {
 			ip = pl.widx[p*outSz : (p+1)*outSz]
 		}
-		pl.plane(pl.wx[p*inSz:(p+1)*inSz], pl.wy[p*outSz:(p+1)*outSz], ip, p*inSz)
+		pl.plane(pl.wx[p*inSz:(p+1)*inSz], pl.wy[p*outSz:(p+1)*outSz], ip, p*inSz, buf[:])
 	}
 }
 
 // plane pools one (n, c) plane. base is the plane's flat offset in X (for
-// Indices).
-func (pl *nnPool) plane(x, y []float32, idx []int64, base int) {
+// Indices); buf is scratch for perfMaxPlane2D.
+func (pl *nnPool) plane(x, y []float32, idx []int64, base int, buf []float32) {
 	g := &pl.geo
 	nd := g.nd
-	if nd == 2 && g.d[0] == 1 && g.d[1] == 1 && pl.kind == nnPoolMax && idx == nil && perfPoolOn && g.k[0] > 1 {
-		var buf [512]float32
-		if g.in[1] <= len(buf) {
-			perfMaxPlane2D(g, x, y, buf[:])
-			return
-		}
+	if nd == 2 && g.d[0] == 1 && g.d[1] == 1 && pl.kind == nnPoolMax && idx == nil && perfPoolOn && g.k[0] > 1 && g.in[1] <= len(buf) {
+		perfMaxPlane2D(g, x, y, buf)
+		return
 	}
 	if nd == 2 && g.d[0] == 1 && g.d[1] == 1 && pl.kind != nnPoolLp {
 		pl.plane2D(x, y, idx, base)

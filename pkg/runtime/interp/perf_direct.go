@@ -19,9 +19,14 @@ import "math"
 // perfDirectOn enables the direct path; tests turn it off to compare.
 var perfDirectOn = true
 
+// perfDirectNR is the direct path's tile width: 24 columns, so that the
+// 4×24 micro-kernel's twelve accumulators keep both FMA pipes busy.
+const perfDirectNR = 24
+
 // perfDirect is the per-node state of the direct path (closures made once).
 type perfDirect struct {
 	xp, yp, a   []float32
+	zeros       []float32 // the bias of a Conv without one
 	offs        []int
 	K, mpad, np int
 	fn          func(lo, hi int)
@@ -41,22 +46,22 @@ func perfDirectFits(g *nnGeom, Cg, Mg int) bool {
 	if hp <= 0 || wp <= 0 || int64(Cg)*hp*wp > nnMaxScratch/4 {
 		return false
 	}
-	np := int64(g.out[0])*wp + int64(nnNR)
+	np := int64(g.out[0])*wp + int64(perfDirectNR)
 	return int64(nnRoundUp(Mg, nnMR))*np <= nnMaxScratch/4
 }
 
 // perfConvTileGo is the portable perfConvTile.
 func perfConvTileGo(kc int, a, x []float32, offs []int, c []float32, ldc int, accum bool) {
 	for r := 0; r < nnMR; r++ {
-		var acc [nnNR]float32
+		var acc [perfDirectNR]float32
 		for k := 0; k < kc; k++ {
 			av := a[k*nnMR+r]
-			xs := x[offs[k] : offs[k]+nnNR]
+			xs := x[offs[k] : offs[k]+perfDirectNR]
 			for q := range acc {
 				acc[q] += av * xs[q]
 			}
 		}
-		row := c[r*ldc : r*ldc+nnNR]
+		row := c[r*ldc : r*ldc+perfDirectNR]
 		for q := range acc {
 			if accum {
 				row[q] += acc[q]
@@ -80,7 +85,7 @@ func (cv *nnConv) perfDirectConv(c *Call, xg, a, yg, bias []float32, Cg, Mg, Kg 
 	OH, OW := g.out[0], g.out[1]
 	KH, KW := g.k[0], g.k[1]
 	pd := &cv.pd
-	np := nnRoundUp((OH-1)*Wp+OW, nnNR)
+	np := nnRoundUp((OH-1)*Wp+OW, perfDirectNR)
 	offMax := (Cg-1)*Hp*Wp + (KH-1)*g.d[0]*Wp + (KW-1)*g.d[1]
 	plane := Hp * Wp
 	L := max(Cg*plane, np+offMax)
@@ -119,7 +124,7 @@ func (cv *nnConv) perfDirectConv(c *Call, xg, a, yg, bias []float32, Cg, Mg, Kg 
 	if pd.fn == nil {
 		pd.fn = func(lo, hi int) { cv.perfDirectTiles(lo, hi) }
 	}
-	tiles := np / nnNR
+	tiles := np / perfDirectNR
 	if cv.threads <= 1 || tiles < 2 || mpad*np*Kg < 1<<16 {
 		pd.fn(0, tiles)
 	} else {
@@ -133,18 +138,13 @@ func (cv *nnConv) perfDirectConv(c *Call, xg, a, yg, bias []float32, Cg, Mg, Kg 
 	} else {
 		lo, hi = float32(math.Inf(-1)), float32(math.Inf(1))
 	}
-	outSz := OH * OW
-	for m := 0; m < Mg; m++ {
-		var b float32
-		if bias != nil {
-			b = bias[m]
+	if bias == nil {
+		if len(pd.zeros) < Mg {
+			pd.zeros = make([]float32, Mg)
 		}
-		yrow := yg[m*outSz : (m+1)*outSz]
-		src := yp[m*np:]
-		for oh := 0; oh < OH; oh++ {
-			perfBiasClamp(yrow[oh*OW:(oh+1)*OW], src[oh*Wp:oh*Wp+OW], b, lo, hi)
-		}
+		bias = pd.zeros
 	}
+	perfCopyOut(yg, yp, bias, Mg, OH, OW, Wp, np, lo, hi)
 	pd.xp, pd.yp, pd.a = nil, nil, nil
 }
 
@@ -158,11 +158,21 @@ func (cv *nnConv) perfDirectTiles(lo, hi int) {
 		ab := a[mpad*pc : mpad*pc+mpad*kc]
 		offs := pd.offs[pc : pc+kc]
 		for t := lo; t < hi; t++ {
-			base := t * nnNR
+			base := t * perfDirectNR
 			x := xp[base:]
 			for s := 0; s < strips; s++ {
 				perfConvTile(kc, ab[s*nnMR*kc:(s+1)*nnMR*kc], x, offs, yp[s*nnMR*np+base:], np, pc > 0)
 			}
+		}
+	}
+}
+
+// perfCopyOutGo is the portable perfCopyOut.
+func perfCopyOutGo(dst, src, bias []float32, m, rows, w, sstride, splane int, lo, hi float32) {
+	for i := 0; i < m; i++ {
+		b := bias[i]
+		for h := 0; h < rows; h++ {
+			perfBiasClampGo(dst[(i*rows+h)*w:(i*rows+h+1)*w], src[i*splane+h*sstride:], b, lo, hi)
 		}
 	}
 }

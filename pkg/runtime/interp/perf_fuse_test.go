@@ -472,6 +472,12 @@ func TestPerfMaxPool(t *testing.T) {
 			[]int{0, 1, 22, 23, 4, 27, 30, 31, 52, 53, 74, 75, 100}},
 		{"2x2_odd_width", []int64{1, 2, 7, 35}, []*graph.Attr{graph.IntsAttr("kernel_shape", 2, 2), graph.IntsAttr("strides", 2, 2)}, nil},
 		{"nans", []int64{1, 1, 6, 10}, []*graph.Attr{graph.IntsAttr("kernel_shape", 2, 2), graph.IntsAttr("strides", 2, 2)}, []int{0, 1, 10, 11, 5, 27, 33}},
+		// Short rows take the window-by-window path, four windows at a time.
+		{"3x3_s3_nans_short", []int64{1, 2, 15, 15}, []*graph.Attr{graph.IntsAttr("kernel_shape", 3, 3), graph.IntsAttr("strides", 3, 3)},
+			[]int{0, 1, 2, 15, 16, 17, 30, 31, 32, 50, 100, 224, 225 + 4, 300}},
+		{"2x2_s1_short", []int64{1, 3, 5, 12}, []*graph.Attr{graph.IntsAttr("kernel_shape", 2, 2)}, []int{7}},
+		{"3x2_s2_pad_short", []int64{1, 1, 9, 14}, []*graph.Attr{graph.IntsAttr("kernel_shape", 3, 2), graph.IntsAttr("strides", 2, 2),
+			graph.IntsAttr("pads", 1, 1, 1, 1)}, []int{20}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
