@@ -25,6 +25,8 @@ type nnConv struct {
 	group   int
 	act     nnAct
 	packed  [][]float32 // per group, when W is constant
+	packedT [][]float32 // Wᵀ packed as a B operand per group (perf_smalln.go), made on first use
+	snIdx   perfSmallNIndex
 	wShape  []int64
 	geo     nnGeom
 	shape   []int64
@@ -251,6 +253,13 @@ func (cv *nnConv) compute(c *Call, N, C, M int, xd, wd, bd, yd []float32, w *run
 		}
 	}
 	usePacked := cv.packed != nil && nnSameShape(cv.wShape, w.Shape) && w.DType == graph.Float
+	if usePacked && perfSmallNFits(g, Cg, outSz, Mg) {
+		lo, hi, clamp := cv.act.clamp()
+		clamp = clamp && !cv.hasZ && cv.act.kind != ""
+		cv.perfSmallN(c, N, C, M, xd, wd, bd, yd, Cg, Mg, Kg, lo, hi, clamp)
+		cv.actDone = clamp
+		return
+	}
 	if usePacked && perfDirectFits(g, Cg, Mg) {
 		for n := 0; n < N; n++ {
 			for gr := 0; gr < G; gr++ {

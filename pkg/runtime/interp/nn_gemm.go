@@ -231,14 +231,12 @@ func nnGemmTiles(g *nnGemmer, lo, hi int) {
 						nnKernel(kc, as, bs, c[i*ldc+j:], ldc, acc)
 						continue
 					}
-					if nr == nnNR {
-						// Edge rows (M not a multiple of 3; M = 1 for a
-						// vector-matrix product): one row at a time.
-						for r := 0; r < mr; r++ {
-							nnKernelRow(kc, as[r:], bs, c[(i+r)*ldc+j:], acc)
-						}
-						continue
-					}
+					// Edge tile (M or N not a multiple of the tile; M = 1
+					// for a vector-matrix product): the full kernel over
+					// the zero-padded strips into tmp, then the rows and
+					// columns that exist. One row kernel per row would
+					// read the B strip mr times, and its single FMA chain
+					// per column waits on the FMA latency.
 					nnKernel(kc, as, bs, tmp[:], nnNR, false)
 					for r := 0; r < mr; r++ {
 						row := c[(i+r)*ldc+j : (i+r)*ldc+j+nr]

@@ -71,7 +71,7 @@ func TestRealModels(t *testing.T) {
 }
 
 // realModelBench opens a model at 1 thread with its first data set.
-func realModelBench(b *testing.B, name string) (*Session, []*runtime.Tensor) {
+func realModelBench(b testing.TB, name string) (*Session, []*runtime.Tensor) {
 	b.Helper()
 	dir := filepath.Join(testutil.ModelsDir(b), name)
 	if _, err := os.Stat(dir); err != nil {
