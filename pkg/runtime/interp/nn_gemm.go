@@ -20,7 +20,7 @@ package interp
 // session's threads; within a tile, each B strip (kc·nnNR floats, ~8 KiB)
 // stays in L1 while the A strips of the tile stream past it.
 
-// The micro-kernel's tile (nnMR×nnNR) and nnKernel/nnKernelRow come from
+// The micro-kernel's tile (nnMR×nnNR) and nnKernel come from
 // nn_gemm_scalar.go (default build) or nn_gemm_simd.go (GOEXPERIMENT=simd
 // on amd64: AVX2/FMA through simd/archsimd).
 const (

@@ -17,38 +17,6 @@ func nnKernel(kc int, a, b []float32, c []float32, ldc int, accum bool) {
 	nnKernel3x4(kc, a, b, c, ldc, accum)
 }
 
-func nnKernelRow(kc int, a, b []float32, c []float32, accum bool) {
-	nnKernel1x4(kc, a, b, c, accum)
-}
-
-// nnKernel1x4 computes one row of a block: c[q] (+)= Σk a[k*3]·b[k*4+q].
-func nnKernel1x4(kc int, a, b []float32, c []float32, accum bool) {
-	var c0, c1, c2, c3 float32
-	b = b[:kc*4]
-	a = a[:(kc-1)*nnMR+1]
-	for len(a) >= 1 && len(b) >= 4 {
-		av := a[0]
-		c0 += av * b[0]
-		c1 += av * b[1]
-		c2 += av * b[2]
-		c3 += av * b[3]
-		if len(a) < nnMR {
-			break
-		}
-		a = a[nnMR:]
-		b = b[4:]
-	}
-	r := c[0:4:4]
-	if accum {
-		r[0] += c0
-		r[1] += c1
-		r[2] += c2
-		r[3] += c3
-		return
-	}
-	r[0], r[1], r[2], r[3] = c0, c1, c2, c3
-}
-
 // nnKernel3x4 computes a 3×4 block: c[r*ldc+q] (+)= Σk a[k*3+r]·b[k*4+q].
 // The k loop is unrolled by two and reslices a and b so that bounds checks
 // are hoisted.

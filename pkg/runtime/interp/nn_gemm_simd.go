@@ -60,23 +60,6 @@ func nnStore8(dst []float32, v archsimd.Float32x8, accum bool) {
 	v.Store(p)
 }
 
-// nnKernelRow computes one row: c[q] (+)= Σk a[k*nnMR]·b[k*16+q].
-func nnKernelRow(kc int, a, b []float32, c []float32, accum bool) {
-	if !nnHaveAVX2 {
-		nnKernelGeneric(kc, a, b, c, 0, 1, accum)
-		return
-	}
-	var c0, c1 archsimd.Float32x8
-	b = b[:kc*16]
-	for k := 0; k < kc; k++ {
-		av := archsimd.BroadcastFloat32x8(a[k*nnMR])
-		c0 = av.MulAdd(archsimd.LoadFloat32x8((*[8]float32)(b[k*16:k*16+8])), c0)
-		c1 = av.MulAdd(archsimd.LoadFloat32x8((*[8]float32)(b[k*16+8:k*16+16])), c1)
-	}
-	nnStore8(c[0:8], c0, accum)
-	nnStore8(c[8:16], c1, accum)
-}
-
 // nnKernelGeneric is the portable fallback for rows rows of a tile.
 func nnKernelGeneric(kc int, a, b []float32, c []float32, ldc, rows int, accum bool) {
 	for r := 0; r < rows; r++ {

@@ -24,9 +24,6 @@ var perfHasAVX2 = cpu.X86.HasAVX2 && cpu.X86.HasFMA
 func perfKernel4x16AVX2(kc int, a, b, c *float32, ldc int, accum int)
 
 //go:noescape
-func perfKernel1x16AVX2(kc int, a *float32, as int, b, c *float32, accum int)
-
-//go:noescape
 func perfAxpyAVX2(y, x *float32, n int, a float32)
 
 func perfBool(b bool) int {
@@ -47,18 +44,6 @@ func nnKernel(kc int, a, b []float32, c []float32, ldc int, accum bool) {
 	_ = b[kc*nnNR-1]
 	_ = c[3*ldc+nnNR-1]
 	perfKernel4x16AVX2(kc, &a[0], &b[0], &c[0], ldc, perfBool(accum))
-}
-
-// nnKernelRow computes one row: c[q] (+)= Σk a[k*nnMR]·b[k*16+q].
-func nnKernelRow(kc int, a, b []float32, c []float32, accum bool) {
-	if !perfHasAVX2 || kc <= 0 {
-		nnKernelGeneric(kc, a, b, c, 0, 1, accum)
-		return
-	}
-	_ = a[(kc-1)*nnMR]
-	_ = b[kc*nnNR-1]
-	_ = c[nnNR-1]
-	perfKernel1x16AVX2(kc, &a[0], nnMR, &b[0], &c[0], perfBool(accum))
 }
 
 // nnKernelGeneric is the portable fallback for rows rows of a tile.

@@ -109,45 +109,6 @@ k4over:
 	VZEROUPPER
 	RET
 
-// func perfKernel1x16AVX2(kc int, a *float32, as int, b, c *float32, accum int)
-// One row of 16: c[q] (+)= Σk a[k*as]·b[k*16+q]. Each output is one FMA
-// chain in k order, exactly as in the 4×16 kernel, so that every column of
-// a row rounds the same way whichever kernel computed it (softmax over
-// near-equal huge logits is sensitive to that).
-TEXT ·perfKernel1x16AVX2(SB), NOSPLIT, $0-48
-	MOVQ   kc+0(FP), CX
-	MOVQ   a+8(FP), SI
-	MOVQ   as+16(FP), R8
-	SHLQ   $2, R8
-	MOVQ   b+24(FP), DI
-	MOVQ   c+32(FP), DX
-	VXORPS Y0, Y0, Y0
-	VXORPS Y1, Y1, Y1
-	TESTQ  CX, CX
-	JZ     k1store
-
-k1loop:
-	VBROADCASTSS (SI), Y10
-	ADDQ         R8, SI
-	VFMADD231PS  (DI), Y10, Y0
-	VFMADD231PS  32(DI), Y10, Y1
-	ADDQ         $64, DI
-	DECQ         CX
-	JNZ          k1loop
-
-k1store:
-	MOVQ  accum+40(FP), AX
-	TESTQ AX, AX
-	JZ    k1over
-	VADDPS (DX), Y0, Y0
-	VADDPS 32(DX), Y1, Y1
-
-k1over:
-	VMOVUPS Y0, (DX)
-	VMOVUPS Y1, 32(DX)
-	VZEROUPPER
-	RET
-
 // func perfAxpyAVX2(y, x *float32, n int, a float32)
 // y[i] += a·x[i] for i < n&^7; the caller does the tail.
 TEXT ·perfAxpyAVX2(SB), NOSPLIT, $0-28
