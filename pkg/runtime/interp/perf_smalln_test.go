@@ -25,11 +25,11 @@ func TestPerfSmallNConv(t *testing.T) {
 		threads               int
 	}{
 		{"stft_like_k16_s8", 1, 1, 1, 40, 34, 1, 16, 1, 1, 8, 0, 0, 0, 0, false, false, 1}, // 4 positions
-		{"encoder_k3_s2", 1, 20, 1, 4, 17, 1, 3, 1, 1, 2, 0, 1, 0, 1, true, true, 1},     // 2 positions
-		{"to_one_position", 2, 9, 1, 2, 33, 1, 3, 1, 1, 2, 0, 1, 0, 1, true, false, 2},   // 1 position, batch 2
+		{"encoder_k3_s2", 1, 20, 1, 4, 17, 1, 3, 1, 1, 2, 0, 1, 0, 1, true, true, 1},       // 2 positions
+		{"to_one_position", 2, 9, 1, 2, 33, 1, 3, 1, 1, 2, 0, 1, 0, 1, true, false, 2},     // 1 position, batch 2
 		{"pointwise_vector", 1, 40, 1, 1, 5, 1, 1, 1, 1, 1, 0, 0, 0, 0, true, true, 1},
 		{"pointwise_8", 3, 7, 2, 4, 19, 1, 1, 1, 1, 1, 0, 0, 0, 0, false, true, 1},
-		{"grouped_2d", 1, 8, 3, 3, 12, 3, 3, 4, 1, 1, 1, 1, 1, 1, true, false, 2},  // 9 positions: normal path
+		{"grouped_2d", 1, 8, 3, 3, 12, 3, 3, 4, 1, 1, 1, 1, 1, 1, true, false, 2},   // 9 positions: normal path
 		{"grouped_2d_s2", 1, 8, 4, 4, 12, 3, 3, 2, 2, 2, 1, 1, 1, 1, true, true, 1}, // 4 positions
 		{"K_over_block", 1, 300, 1, 3, 21, 1, 3, 1, 1, 1, 0, 1, 0, 1, true, false, 1},
 		{"eight_positions", 1, 3, 2, 4, 10, 1, 1, 1, 1, 1, 0, 0, 0, 0, true, false, 1},
