@@ -50,6 +50,8 @@ type optimizeOptions struct {
 	FoldMax               int64
 	FoldGrow              bool
 	Freeze                bool
+	// NCHWc is --nchwc: off, auto, 8 or 16 (ONNX Runtime's blocked layout).
+	NCHWc string
 
 	// quantization (after the graph passes)
 	Quantize     string
@@ -379,8 +381,13 @@ func (o *optimizeOptions) toPassOptions() (passes.Options, error) {
 	if o.EachPass && o.EachPassSet && o.NoVerify {
 		return po, usageErr("--verify-each-pass and --no-verify contradict each other")
 	}
+	block, err := o.nchwcBlock(lvl)
+	if err != nil {
+		return po, err
+	}
 	po = passes.Options{
-		Level: lvl, Target: o.Target, Passes: o.Passes, Disable: int8Disable(o), DumpAfter: o.DumpAfter,
+		NCHWcBlock: block,
+		Level:      lvl, Target: o.Target, Passes: o.Passes, Disable: int8Disable(o), DumpAfter: o.DumpAfter,
 		Shapes: shapes, Verify: !o.NoVerify, VerifyEachPass: o.EachPass, Backend: o.Backend,
 		Tolerance:    passes.Tolerance{ATol: o.ATol, RTol: o.RTol},
 		FoldMaxBytes: o.FoldMax, FoldGrow: o.FoldGrow, FreezeInitializers: o.Freeze,
@@ -389,6 +396,37 @@ func (o *optimizeOptions) toPassOptions() (passes.Options, error) {
 		return po, usageErr("%v", err)
 	}
 	return po, nil
+}
+
+// nchwcBlock parses --nchwc into a block size (0: off) and checks that it
+// can take effect.
+func (o *optimizeOptions) nchwcBlock(lvl passes.Level) (int, error) {
+	named := slices.Contains(o.Passes, "layout-nchwc")
+	var block int
+	switch o.NCHWc {
+	case "", "off":
+		if named {
+			return 0, usageErr("--passes layout-nchwc needs --nchwc auto, 8 or 16 (the CPU's block size)")
+		}
+		return 0, nil
+	case "auto":
+		if block = runtime.HostNCHWcBlock(); block == 0 {
+			return 0, usageErr("--nchwc auto: ONNX Runtime has no NCHWc kernels optictl knows of on this CPU (x86-64 with AVX2+FMA uses 8, AVX-512F 16); give --nchwc 8 or 16 for the CPU that will run the model")
+		}
+	case "8":
+		block = 8
+	case "16":
+		block = 16
+	default:
+		return 0, usageErr("--nchwc %q: want off, auto, 8 or 16", o.NCHWc)
+	}
+	if !named && (lvl < passes.O3 || o.Target != passes.TargetORTCPU) {
+		return 0, usageErr("--nchwc needs -O3 --target ort-cpu (it writes ONNX Runtime CPU ops)")
+	}
+	if o.Quantize != "" || o.Prune > 0 {
+		return 0, usageErr("--nchwc does not combine with --quantize or --prune: they rewrite the Conv ops the layout replaces")
+	}
+	return block, nil
 }
 
 // int8Disable is --disable, plus fuse-hardswish when quantizing to int8
@@ -553,6 +591,10 @@ func runOptimize(g *globalOptions, o *optimizeOptions) error {
 		return err
 	}
 	res.Wrote = true
+	if po.NCHWcBlock != 0 {
+		kind := map[int]string{8: "x86-64 with AVX2 and without AVX-512F", 16: "x86-64 with AVX-512F"}[po.NCHWcBlock]
+		fmt.Fprintf(g.Stderr, "note: %s uses ONNX Runtime's NCHWc layout with block %d: run it only on %s (optictl refuses it elsewhere; plain ONNX Runtime would compute wrong results)\n", o.Out, po.NCHWcBlock, kind)
+	}
 	return printOptimize(g, o, &res)
 }
 
@@ -720,8 +762,17 @@ Levels: O0 nothing, O1 safe cleanups, O2 (default) + fusions and reordering,
 O3 + target-specific rewrites (--target ort-cpu: com.microsoft FusedConv,
 FusedGemm, Gelu, BiasGelu, Attention, SkipLayerNormalization).
 
+--nchwc auto (with -O3 --target ort-cpu) also writes ONNX Runtime's blocked
+NCHWc CPU layout (com.microsoft.nchwc ops, reordered filters), what ORT's
+own optimizer does at level "all": the model then runs as fast with ORT's
+optimizations off. The layout depends on the CPU's SIMD width (block 8 for
+AVX2, 16 for AVX-512F): the model records it, optictl refuses it on the
+other kind of CPU, and plain ONNX Runtime there would compute wrong
+results. Use it for a fleet of one CPU kind.
+
   optictl optimize model.onnx -o model.opt.onnx
   optictl optimize model.onnx -o opt.onnx -O3 --target ort-cpu
+  optictl optimize model.onnx -o opt.onnx -O3 --target ort-cpu --nchwc auto
   optictl optimize model.onnx -o opt.onnx --shape x=1x3x48x320 --json`,
 		Args: exactArgs(1, "one model"),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -737,6 +788,7 @@ FusedGemm, Gelu, BiasGelu, Attention, SkipLayerNormalization).
 	f.StringVarP(&o.Out, "output", "o", "", "where to write the optimized model")
 	f.StringVarP(&o.Level, "level", "O", "O2", "optimization level: O0, O1, O2 or O3")
 	f.StringVar(&o.Target, "target", passes.TargetGeneric, "target: generic or ort-cpu")
+	f.StringVar(&o.NCHWc, "nchwc", "off", "with -O3 --target ort-cpu: write ONNX Runtime's blocked NCHWc layout for this CPU (auto) or block size 8 (AVX2) / 16 (AVX-512F); CPU-specific")
 	f.StringSliceVar(&o.Passes, "passes", nil, "run exactly these passes (comma-separated), whatever the level")
 	f.StringSliceVar(&o.Disable, "disable", nil, "passes to skip (comma-separated)")
 	f.StringSliceVar(&o.DumpAfter, "dump-after", nil, "print the model's text form to stderr after these passes")

@@ -283,7 +283,14 @@ func (cm *costModel) node(g *Graph, vis map[string]*ValueInfo, n *Node, depth in
 	}
 	op := n.OpType
 	ms := n.Domain == "com.microsoft"
-	if !n.IsDefaultDomain() && !ms {
+	if n.Domain == NCHWcDomain {
+		// Counted as the plain ops, over the padded channels.
+		switch op {
+		case "Conv", "MaxPool", "AveragePool", "GlobalMaxPool", "GlobalAveragePool":
+		default:
+			return 0, 0, true // reorders: data movement only
+		}
+	} else if !n.IsDefaultDomain() && !ms {
 		return 0, 0, false
 	}
 	mac := func(m int64, known bool) (int64, int64, bool) {

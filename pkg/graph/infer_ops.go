@@ -1,6 +1,7 @@
 package graph
 
 import (
+	"strconv"
 	"fmt"
 	"math"
 )
@@ -26,6 +27,19 @@ func lookupRule(n *Node) (rule, bool) {
 		r, ok := rules[n.OpType]
 		return r, ok
 	}
+	if n.Domain == NCHWcDomain {
+		switch n.OpType {
+		case "Conv":
+			return ruleConv, true
+		case "MaxPool", "AveragePool", "GlobalMaxPool", "GlobalAveragePool":
+			return rules[n.OpType], true
+		case "ReorderInput":
+			return ruleReorderInput, true
+		case "ReorderOutput":
+			return ruleReorderOutput, true
+		}
+		return nil, false
+	}
 	if n.Domain == "com.microsoft" {
 		switch {
 		case msSameShape[n.OpType]:
@@ -34,6 +48,10 @@ func lookupRule(n *Node) (rule, bool) {
 			return ruleMSAttention, true
 		case n.OpType == "EmbedLayerNormalization":
 			return ruleMSEmbedLayerNorm, true
+		case n.OpType == "FusedConv": // Conv + activation: Conv's shapes
+			return rules["Conv"], true
+		case n.OpType == "FusedGemm":
+			return rules["Gemm"], true
 		}
 	}
 	return nil, false
@@ -2138,5 +2156,71 @@ func ruleMSEmbedLayerNorm(x *nctx) error {
 	if len(x.out) > 2 {
 		x.set(2, we.dt, Shape{b, s, h})
 	}
+	return nil
+}
+
+// NCHWcDomain is ONNX Runtime's domain of blocked-layout CPU ops; their
+// NCHWc tensors have the logical shape [N, Cp, H, W], Cp the channels
+// rounded up to the block size that NCHWcMetadataKey records.
+const NCHWcDomain = "com.microsoft.nchwc"
+
+// NCHWcMetadataKey is the model metadata key holding the NCHWc block size
+// (written by optimize --nchwc).
+const NCHWcMetadataKey = "optictl.nchwc_block"
+
+// nchwcBlock is the model's recorded NCHWc block size, or 0.
+func (x *nctx) nchwcBlock() int64 {
+	for _, kv := range x.inf.m.Metadata {
+		if kv.Key == NCHWcMetadataKey {
+			if b, err := strconv.ParseInt(kv.Value, 10, 64); err == nil && (b == 8 || b == 16) {
+				return b
+			}
+		}
+	}
+	return 0
+}
+
+// ruleReorderInput: NCHW (or NHWC with channels_last) -> [N, Cp, H, W].
+func ruleReorderInput(x *nctx) error {
+	a := x.in(0)
+	if !a.typed {
+		return nil
+	}
+	if !a.hasShape || len(a.shape) != 4 {
+		x.setRank(0, a.dt, 4)
+		return nil
+	}
+	n, c, h, w := a.shape[0], a.shape[1], a.shape[2], a.shape[3]
+	if x.n.AttrInt("channels_last", 0) != 0 {
+		c, h, w = a.shape[3], a.shape[1], a.shape[2]
+	}
+	cp := UnknownDim()
+	if b := x.nchwcBlock(); b > 0 && c.Known() {
+		cp = Dim{Size: (c.Size + b - 1) / b * b}
+	}
+	x.set(0, a.dt, Shape{n, cp, h, w})
+	return nil
+}
+
+// ruleReorderOutput: [N, Cp, H, W] -> [N, channels, H, W] (NHWC with
+// channels_last).
+func ruleReorderOutput(x *nctx) error {
+	a := x.in(0)
+	if !a.typed {
+		return nil
+	}
+	if !a.hasShape || len(a.shape) != 4 {
+		x.setRank(0, a.dt, 4)
+		return nil
+	}
+	c := x.n.AttrInt("channels", -1)
+	if c <= 0 {
+		return fmt.Errorf("ReorderOutput needs a positive channels attribute")
+	}
+	out := Shape{a.shape[0], {Size: c}, a.shape[2], a.shape[3]}
+	if x.n.AttrInt("channels_last", 0) != 0 {
+		out = Shape{a.shape[0], a.shape[2], a.shape[3], {Size: c}}
+	}
+	x.set(0, a.dt, out)
 	return nil
 }

@@ -27,10 +27,15 @@ type goldenCase struct {
 	noRef string
 	// interpDiffers says why the interp cross-check is known to disagree.
 	interpDiffers string
+	// nchwc is Options.NCHWcBlock.
+	nchwc int
 }
 
 func goldenCases() []goldenCase {
 	return []goldenCase{
+		{name: "layout-nchwc", passes: []string{"layout-nchwc"}, target: TargetORTCPU, nchwc: 8, change: true, model: nchwcModel,
+			noRef: "testref has no com.microsoft.nchwc kernels (interp below; ONNX Runtime in TestORTTargetRunsOnORT)"},
+		{name: "layout-nchwc-off", passes: []string{"layout-nchwc"}, target: TargetORTCPU, change: false, model: nchwcModel},
 		{name: "eliminate-noops", passes: []string{"eliminate-noops"}, change: true, model: func() *graph.Model {
 			b := newBuilder(13)
 			x := b.input("x", graph.Float, 1, 3, 4, 4)
@@ -449,7 +454,7 @@ func TestGolden(t *testing.T) {
 			before := m.Format()
 			// Verified on the test-only reference backend (refbackend_test.go),
 			// which runs every op of these cases; interp is tried as well below.
-			out, rep, err := Optimize(m, Options{Passes: tc.passes, Target: tc.target, Verify: true, Backend: "testref"})
+			out, rep, err := Optimize(m, Options{Passes: tc.passes, Target: tc.target, Verify: true, Backend: "testref", NCHWcBlock: tc.nchwc})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -474,7 +479,7 @@ func TestGolden(t *testing.T) {
 			if tc.interpDiffers != "" {
 				t.Logf("interp cross-check not run: %s", tc.interpDiffers)
 			} else if interpRuns(m, out) {
-				_, irep, err := Optimize(m, Options{Passes: tc.passes, Target: tc.target, Verify: true})
+				_, irep, err := Optimize(m, Options{Passes: tc.passes, Target: tc.target, Verify: true, NCHWcBlock: tc.nchwc})
 				if err != nil || len(irep.Rollbacks) > 0 || !strings.HasPrefix(irep.Numeric, "outputs match on interp") {
 					t.Fatalf("interp runs every op of this model, yet: %v %+v %s", err, irep.Rollbacks, irep.Numeric)
 				}
@@ -496,4 +501,30 @@ func TestGolden(t *testing.T) {
 			}
 		})
 	}
+}
+
+// nchwcModel covers layout-nchwc's cases at block 8: a first conv on 4
+// channels (plain NCHW input, OIHWBo filter) with 12 outputs (padded to
+// 16), a conv on those 12 (input channels padded), a residual Add that
+// becomes the Sum input of the 1x1 conv beside it, the Relu after it as
+// that conv's activation, BatchNormalization as a depthwise 1x1 conv, a
+// MaxPool and a GlobalAveragePool in NCHWc, a channel Concat of aligned
+// inputs, and a plain-layout reader (Flatten) behind a ReorderOutput.
+func nchwcModel() *graph.Model {
+	b := newBuilder(13)
+	x := b.input("x", graph.Float, 1, 4, 8, 8)
+	b.node("Conv", []string{x, b.floats("w1", []int64{12, 4, 3, 3}, wave), b.floats("b1", []int64{12}, small)}, []string{"c1"}, graph.IntsAttr("pads", 1, 1, 1, 1))
+	b.node("Relu", []string{"c1"}, []string{"r1"})
+	b.node("Conv", []string{"r1", b.floats("w2", []int64{16, 12, 3, 3}, wave)}, []string{"c2"}, graph.IntsAttr("pads", 1, 1, 1, 1))
+	b.node("Conv", []string{"r1", b.floats("w3", []int64{16, 12, 1, 1}, pos), b.floats("b3", []int64{16}, small)}, []string{"c3"})
+	b.node("Add", []string{"c2", "c3"}, []string{"s"})
+	b.node("Relu", []string{"s"}, []string{"r2"})
+	b.node("BatchNormalization", []string{"r2", b.floats("g", []int64{16}, pos), b.floats("be", []int64{16}, small),
+		b.floats("mu", []int64{16}, wave), b.floats("var", []int64{16}, pos)}, []string{"bn"})
+	b.node("MaxPool", []string{"bn"}, []string{"p"}, graph.IntsAttr("kernel_shape", 2, 2), graph.IntsAttr("strides", 2, 2))
+	b.node("Concat", []string{"p", "p"}, []string{"cat"}, graph.IntAttr("axis", 1))
+	b.node("GlobalAveragePool", []string{"cat"}, []string{"gap"})
+	b.node("Flatten", []string{"gap"}, []string{"out"})
+	b.output("out", graph.Float, 1, 32)
+	return b.m
 }

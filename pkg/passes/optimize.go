@@ -67,6 +67,11 @@ type Options struct {
 	// overridable and so not a constant). The optimized model then no
 	// longer accepts those inputs.
 	FreezeInitializers bool
+	// NCHWcBlock, 8 or 16, turns on layout-nchwc (O3, --target ort-cpu):
+	// ONNX Runtime's blocked CPU layout for that block size, which must be
+	// the block size of the CPU that runs the model (8 AVX2, 16 AVX-512F).
+	// 0 leaves it off.
+	NCHWcBlock int
 }
 
 // Tolerance is an allclose bound: |got-want| <= ATol + RTol*|want|.

@@ -30,7 +30,8 @@ import (
 //
 //	go test ./pkg/passes -run '^$' -bench ORTRatios -benchtime 300x
 //
-// ORT_RATIOS_ONLY=substring picks cases; ORT_RATIOS_BUDGET=20s caps each case's timed loop.
+// ORT_RATIOS_ONLY=substring picks cases; ORT_RATIOS_BUDGET=20s caps each case's timed loop;
+// ORT_RATIOS_NCHWC=0 leaves out the NCHWc layout (layout-nchwc) at O3.
 func BenchmarkORTRatios(b *testing.B) {
 	light := filepath.Join(testutil.ModelsDir(b), "conformance", "onnx-1.22.0", "light")
 	type benchCase struct {
@@ -53,6 +54,15 @@ func BenchmarkORTRatios(b *testing.B) {
 	// first. The big ones (vgg19 is ~20 GFLOPs) get few rounds: see budget.
 	for _, arch := range []string{"squeezenet", "shufflenet", "inception_v1", "inception_v2", "resnet50", "densenet121", "bvlc_alexnet", "zfnet512", "vgg19"} {
 		cases = append(cases, benchCase{name: arch + "/O3-ort-cpu", path: filepath.Join(light, "light_"+arch+".onnx"), opts: lightOpts})
+	}
+	// O3 --target ort-cpu writes ORT's NCHWc layout for this CPU's block
+	// size (optimize --nchwc auto); ORT_RATIOS_NCHWC=0 measures without it.
+	if os.Getenv("ORT_RATIOS_NCHWC") != "0" {
+		for i := range cases {
+			if cases[i].opts.Level == O3 && cases[i].opts.Target == TargetORTCPU {
+				cases[i].opts.NCHWcBlock = runtime.HostNCHWcBlock()
+			}
+		}
 	}
 	if f := os.Getenv("ORT_RATIOS_ONLY"); f != "" {
 		cases = slices.DeleteFunc(cases, func(c benchCase) bool { return !strings.Contains(c.name, f) })

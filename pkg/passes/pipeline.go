@@ -40,6 +40,7 @@ var pipeline = []stage{
 	{"eliminate-unused-initializers", false, "after dead nodes go, their weights are unread"},
 	{"dedupe-initializers", false, "after folding, equal constants may exist twice; merged last so CSE sees them next round"},
 	// --- once, at the end -------------------------------------------------
+	{"layout-nchwc", true, "opt-in; the blocked layout hides Conv/Add/Relu from every fusion above, so it runs once they are done"},
 	{"schedule-memory", true, "reorders nodes for peak memory; any later rewrite could undo the order, so it runs last"},
 }
 
@@ -73,4 +74,6 @@ var orderConstraints = []orderConstraint{
 	{"fuse-ort-attention", "fuse-ort-skip-layernorm", "the output projection's bias Add feeds the residual; attention first keeps the attention block intact"},
 	{"eliminate-dead-nodes", "eliminate-unused-initializers", "dead nodes hold the last reads of their weights"},
 	{"eliminate-unused-initializers", "schedule-memory", "scheduling sees the final node set"},
+	{"fuse-ort-conv-activation", "layout-nchwc", "NCHWc convs take FusedConv's activation attributes as they are"},
+	{"layout-nchwc", "schedule-memory", "the rewrite adds reorder nodes the scheduler must place"},
 }

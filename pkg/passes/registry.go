@@ -9,7 +9,7 @@ var builtin = []*Pass{
 	padIntoConv, convBN, convMul, convAdd, matmulAdd, gemmBN, layerNorm, gelu, hardSwish,
 	ortConvAct, ortGemmAct, ortAttention, ortSkipLayerNorm, ortBiasGelu,
 	deadNodes, unusedInits, dedupeInits,
-	schedule,
+	layoutNCHWc, schedule,
 }
 
 func init() {

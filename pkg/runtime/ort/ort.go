@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"reflect"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -103,6 +104,9 @@ func Open(m *graph.Model, opts runtime.Options) (*Session, error) {
 	}
 	if opts.Threads < 0 {
 		return nil, fmt.Errorf("ort: threads must be >= 0, got %d", opts.Threads)
+	}
+	if err := checkNCHWcBlock(m); err != nil {
+		return nil, err
 	}
 	if opts.MaxMemory > 0 {
 		var w int64
@@ -668,4 +672,26 @@ func (s *Session) collect() ([]*runtime.Tensor, error) {
 		s.outs[i] = &runtime.Tensor{DType: graph.String, Shape: shape, Strings: strs}
 	}
 	return s.outs, nil
+}
+
+// checkNCHWcBlock refuses a model whose com.microsoft.nchwc filters were
+// laid out for another CPU's block size (recorded by optimize --nchwc in
+// metadata): ORT would run it without complaint and compute wrong results.
+func checkNCHWcBlock(m *graph.Model) error {
+	for _, kv := range m.Metadata {
+		if kv.Key != runtime.NCHWcMetadataKey {
+			continue
+		}
+		host := runtime.HostNCHWcBlock()
+		if kv.Value != strconv.Itoa(host) {
+			have := "no NCHWc kernels known to optictl"
+			if host > 0 {
+				have = "block " + strconv.Itoa(host)
+			}
+			return fmt.Errorf("ort: the model was optimized for ONNX Runtime's NCHWc block size %s (metadata %s) but this CPU has %s: "+
+				"its convolutions would compute wrong results here; optimize the original model again on this machine "+
+				"(optictl optimize -O3 --target ort-cpu --nchwc auto) or without --nchwc", kv.Value, kv.Key, have)
+		}
+	}
+	return nil
 }

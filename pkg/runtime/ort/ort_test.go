@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -322,6 +323,40 @@ func TestOpenErrors(t *testing.T) {
 				t.Fatal("no error")
 			}
 			for _, w := range c.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Fatalf("error %q does not mention %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+// TestNCHWcBlockGuard: a model optimize wrote for another CPU's NCHWc
+// block size is refused with what to do; one for this CPU opens.
+func TestNCHWcBlockGuard(t *testing.T) {
+	needLib(t)
+	host := runtime.HostNCHWcBlock()
+	other := map[int]string{0: "8", 8: "16", 16: "8"}[host]
+	for _, tc := range []struct {
+		value string
+		ok    bool
+	}{{other, false}, {"nonsense", false}, {strconv.Itoa(host), host != 0}} {
+		t.Run(tc.value, func(t *testing.T) {
+			m := mnist(t)
+			m.Metadata = append(m.Metadata, graph.KV{Key: runtime.NCHWcMetadataKey, Value: tc.value})
+			s, err := Open(m, runtime.Options{Threads: 1})
+			if tc.ok {
+				if err != nil {
+					t.Fatal(err)
+				}
+				s.Close()
+				return
+			}
+			if err == nil {
+				s.Close()
+				t.Fatal("opened a model laid out for another NCHWc block size")
+			}
+			for _, w := range []string{"NCHWc block size " + tc.value, "wrong results", "--nchwc auto"} {
 				if !strings.Contains(err.Error(), w) {
 					t.Fatalf("error %q does not mention %q", err, w)
 				}
