@@ -19,7 +19,7 @@ TEST_TIMEOUT ?= 20m
 FUZZTIME ?= 5m
 BENCHTIME ?= 1s
 
-.PHONY: all setup build demo test fuzz vet fmt bench clean
+.PHONY: all setup build demo test fuzz vet fmt bench bench-passes bench-interp clean
 
 all: build
 
@@ -66,6 +66,15 @@ fmt:
 ## bench: the go test benchmarks (BENCHTIME=1s by default)
 bench: setup
 	$(GO) test -run='^$$' -bench=. -benchmem -benchtime=$(BENCHTIME) -timeout $(TEST_TIMEOUT) ./pkg/...
+
+## bench-passes: issue 4's ratios, optimized vs original on ONNX Runtime at one
+## thread, interleaved (ORT_RATIOS_ONLY=name picks cases, ORT_RATIOS_BUDGET=10s caps each)
+bench-passes: setup
+	$(GO) test -run='^$$' -bench=ORTRatios -benchtime=300x -timeout $(TEST_TIMEOUT) ./pkg/passes
+
+## bench-interp: the pure-Go backend against ONNX Runtime at one thread, interleaved
+bench-interp: setup
+	$(GO) test -tags ortbench -run='^$$' -bench='PairORT|NNVersusORT' -benchtime=2000x -timeout $(TEST_TIMEOUT) ./pkg/runtime/interp
 
 ## clean: remove build outputs (the ONNX Runtime cache stays; rm -rf .cache to drop it)
 clean:
