@@ -13,6 +13,7 @@ var pipeline = []stage{
 	{"eliminate-noops", false, "Identity/Dropout/no-op Cast etc. hide producer-consumer pairs from every fusion below"},
 	{"fold-shapes", false, "turns Shape of a known shape into a constant so the shape arithmetic after it can fold"},
 	{"fold-constants", false, "BN statistics, reshape targets and GELU/LayerNorm constants must be constants before fusions inspect them"},
+	{"dedupe-initializers", false, "equal constants (folded, or left equal by last round's fusions) become one, so CSE below sees nodes reading them as duplicates"},
 	{"eliminate-common-subexpressions", false, "merges duplicated branches so fusions see one consumer instead of two"},
 	// --- layout: bring transposes together, then cancel them --------------
 	{"sink-transposes", false, "moves Transposes through elementwise ops so pairs become adjacent"},
@@ -38,7 +39,6 @@ var pipeline = []stage{
 	// --- sweep ----------------------------------------------------------
 	{"eliminate-dead-nodes", false, "fusions leave the replaced nodes unread; sweep them in the same round"},
 	{"eliminate-unused-initializers", false, "after dead nodes go, their weights are unread"},
-	{"dedupe-initializers", false, "after folding, equal constants may exist twice; merged last so CSE sees them next round"},
 	// --- once, at the end -------------------------------------------------
 	{"layout-nchwc", true, "opt-in; the blocked layout hides Conv/Add/Relu from every fusion above, so it runs once they are done"},
 	{"schedule-memory", true, "reorders nodes for peak memory; any later rewrite could undo the order, so it runs last"},
@@ -60,6 +60,8 @@ type orderConstraint struct{ Before, After, Reason string }
 var orderConstraints = []orderConstraint{
 	{"fold-constants", "fuse-conv-batchnorm", "BN parameters are often Constant subgraphs"},
 	{"fold-shapes", "fold-constants", "shape folding feeds constant folding"},
+	{"fold-constants", "dedupe-initializers", "folded weights (ConstantOfShape, BN statistics) are compared with the rest"},
+	{"dedupe-initializers", "eliminate-common-subexpressions", "CSE compares inputs by name: equal weights must share one first"},
 	{"eliminate-noops", "fuse-conv-batchnorm", "an Identity between Conv and BN blocks the fusion"},
 	{"sink-transposes", "merge-transposes", "sinking makes transposes adjacent"},
 	{"fuse-pad-into-conv", "fuse-ort-conv-activation", "FusedConv has no separate Pad"},
