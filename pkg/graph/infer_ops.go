@@ -2180,14 +2180,24 @@ func (x *nctx) nchwcBlock() int64 {
 	return 0
 }
 
-// ruleReorderInput: NCHW (or NHWC with channels_last) -> [N, Cp, H, W].
-func ruleReorderInput(x *nctx) error {
+// rank4Input returns input 0 when its 4-D shape is known; otherwise it
+// records what is known of output 0 (type, rank 4) and returns nil.
+func (x *nctx) rank4Input() *info {
 	a := x.in(0)
 	if !a.typed {
 		return nil
 	}
 	if !a.hasShape || len(a.shape) != 4 {
 		x.setRank(0, a.dt, 4)
+		return nil
+	}
+	return a
+}
+
+// ruleReorderInput: NCHW (or NHWC with channels_last) -> [N, Cp, H, W].
+func ruleReorderInput(x *nctx) error {
+	a := x.rank4Input()
+	if a == nil {
 		return nil
 	}
 	n, c, h, w := a.shape[0], a.shape[1], a.shape[2], a.shape[3]
@@ -2205,12 +2215,8 @@ func ruleReorderInput(x *nctx) error {
 // ruleReorderOutput: [N, Cp, H, W] -> [N, channels, H, W] (NHWC with
 // channels_last).
 func ruleReorderOutput(x *nctx) error {
-	a := x.in(0)
-	if !a.typed {
-		return nil
-	}
-	if !a.hasShape || len(a.shape) != 4 {
-		x.setRank(0, a.dt, 4)
+	a := x.rank4Input()
+	if a == nil {
 		return nil
 	}
 	c := x.n.AttrInt("channels", -1)

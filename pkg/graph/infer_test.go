@@ -538,3 +538,39 @@ func TestInferHostile(t *testing.T) {
 		})
 	}
 }
+
+// TestInferNCHWc covers ONNX Runtime's blocked-layout ops as optimize
+// --nchwc writes them: channels padded to the recorded block size, convs
+// and pools on the padded tensors, the logical channels restored.
+func TestInferNCHWc(t *testing.T) {
+	F := graph.Float
+	nc := func(b *tb, op string, ins, outs []string, attrs ...*graph.Attr) *tb {
+		b.domainNode(graph.NCHWcDomain, op, ins, outs)
+		n := b.g.Nodes[len(b.g.Nodes)-1]
+		for _, a := range attrs {
+			n.SetAttr(a)
+		}
+		return b
+	}
+	build := func(block string) func() *tb {
+		return func() *tb {
+			b := newTB(13).input("x", F, "N", 12, 8, 8).weight("w", 16, 16, 3, 3).weight("w1", 16, 4, 1, 1).input("y", F, "N", 4, 8, 8)
+			if block != "" {
+				b.m.Metadata = append(b.m.Metadata, graph.KV{Key: graph.NCHWcMetadataKey, Value: block})
+			}
+			nc(b, "ReorderInput", in("x"), in("xc"))
+			nc(b, "Conv", in("xc", "w"), in("c"), graph.IntsAttr("pads", 1, 1, 1, 1), graph.IntsAttr("strides", 2, 2))
+			nc(b, "Conv", in("y", "w1"), in("c1")) // plain NCHW input, OIHWBo filter
+			nc(b, "MaxPool", in("c"), in("p"), graph.IntsAttr("kernel_shape", 2, 2), graph.IntsAttr("strides", 2, 2))
+			nc(b, "GlobalAveragePool", in("p"), in("g"))
+			nc(b, "ReorderOutput", in("p"), in("o"), graph.IntAttr("channels", 12))
+			nc(b, "ReorderOutput", in("g"), in("ol"), graph.IntAttr("channels", 12), graph.IntAttr("channels_last", 1))
+			return b
+		}
+	}
+	runInferCases(t, []inferCase{
+		{"block 8", build("8"), map[string]string{"xc": "float32[N,16,8,8]", "c": "float32[N,16,4,4]", "c1": "float32[N,16,8,8]",
+			"p": "float32[N,16,2,2]", "g": "float32[N,16,1,1]", "o": "float32[N,12,2,2]", "ol": "float32[N,1,1,12]"}},
+		{"no block recorded", build(""), map[string]string{"xc": "float32[N,?,8,8]", "c": "float32[N,16,4,4]", "o": "float32[N,12,2,2]"}},
+	})
+}
