@@ -1,9 +1,9 @@
 package graph
 
 import (
-	"strconv"
 	"fmt"
 	"math"
+	"strconv"
 )
 
 // Per-op inference rules. A rule reads x.in(i) and sets x.out; it returns
