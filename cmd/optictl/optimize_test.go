@@ -7,13 +7,16 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/optictl/optictl/pkg/graph"
 	"github.com/optictl/optictl/pkg/passes"
 	"github.com/optictl/optictl/pkg/quant"
+	"github.com/optictl/optictl/pkg/runtime"
 	"github.com/optictl/optictl/pkg/tensorio"
+	"github.com/optictl/optictl/testmodels"
 )
 
 func TestParseShapeOverrides(t *testing.T) {
@@ -80,6 +83,16 @@ func TestOptimizeOptions(t *testing.T) {
 		{"each pass", func(o *optimizeOptions) { o.EachPass = true }, ""},
 		{"each pass without verify", func(o *optimizeOptions) { o.EachPass, o.EachPassSet, o.NoVerify = true, true, true }, "contradict"},
 		{"default each pass with no-verify", func(o *optimizeOptions) { o.EachPass, o.NoVerify = true, true }, ""},
+		{"nchwc 8", func(o *optimizeOptions) { o.Level, o.Target, o.NCHWc = "O3", "ort-cpu", "8" }, ""},
+		{"nchwc 16", func(o *optimizeOptions) { o.Level, o.Target, o.NCHWc = "O3", "ort-cpu", "16" }, ""},
+		{"nchwc off", func(o *optimizeOptions) { o.NCHWc = "off" }, ""},
+		{"nchwc bad value", func(o *optimizeOptions) { o.Level, o.Target, o.NCHWc = "O3", "ort-cpu", "4" }, "want off, auto, 8 or 16"},
+		{"nchwc at O2", func(o *optimizeOptions) { o.NCHWc = "8" }, "-O3 --target ort-cpu"},
+		{"nchwc generic target", func(o *optimizeOptions) { o.Level, o.NCHWc = "O3", "8" }, "-O3 --target ort-cpu"},
+		{"nchwc with quantize", func(o *optimizeOptions) {
+			o.Level, o.Target, o.NCHWc, o.Quantize = "O3", "ort-cpu", "8", "int8-dynamic"
+		}, "--quantize"},
+		{"nchwc pass without block", func(o *optimizeOptions) { o.Target, o.Passes = "ort-cpu", []string{"layout-nchwc"} }, "needs --nchwc"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -187,6 +200,62 @@ func TestOptimizeCommand(t *testing.T) {
 	if !res.Wrote || res.Report == nil || res.Report.After.Nodes != 1 {
 		t.Fatalf("--json result %+v", res)
 	}
+}
+
+// TestOptimizeNCHWc writes ONNX Runtime's NCHWc layout for this CPU,
+// verified on interp, with the block size in the metadata and a note on
+// stderr; optimizing the result again changes nothing.
+func TestOptimizeNCHWc(t *testing.T) {
+	block := runtime.HostNCHWcBlock()
+	if block == 0 {
+		t.Skip("--nchwc auto needs an x86-64 CPU with AVX2+FMA")
+	}
+	dir := t.TempDir()
+	in := filepath.Join(dir, "cnn.onnx")
+	if err := testmodels.CNN().Save(in); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "opt.onnx")
+	var so, se bytes.Buffer
+	if code := Execute([]string{"optimize", in, "-o", out, "-O3", "--target", "ort-cpu", "--nchwc", "auto"}, &so, &se); code != ExitOK {
+		t.Fatalf("exit %d: %s%s", code, so.String(), se.String())
+	}
+	if !strings.Contains(so.String(), "outputs match on interp") || !strings.Contains(se.String(), "NCHWc layout with block") {
+		t.Fatalf("stdout:\n%s\nstderr:\n%s", so.String(), se.String())
+	}
+	m, err := graph.Load(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc := 0
+	for _, n := range m.Graph.Nodes {
+		if n.Domain == graph.NCHWcDomain {
+			nc++
+		}
+	}
+	want := strconv.Itoa(block)
+	if got := metadataValue(m, runtime.NCHWcMetadataKey); nc == 0 || got != want {
+		t.Fatalf("%d nchwc nodes, metadata %q (want %s)", nc, got, want)
+	}
+	out2 := filepath.Join(dir, "opt2.onnx")
+	so.Reset()
+	if code := Execute([]string{"optimize", out, "-o", out2, "-O3", "--target", "ort-cpu", "--nchwc", "auto"}, &so, &se); code != ExitOK {
+		t.Fatalf("exit %d: %s", code, se.String())
+	}
+	a, _ := os.ReadFile(out)
+	b, _ := os.ReadFile(out2)
+	if !bytes.Equal(a, b) {
+		t.Fatal("optimize --nchwc is not idempotent on its own output")
+	}
+}
+
+func metadataValue(m *graph.Model, key string) string {
+	for _, kv := range m.Metadata {
+		if kv.Key == key {
+			return kv.Value
+		}
+	}
+	return ""
 }
 
 func TestOptimizeCommandErrors(t *testing.T) {

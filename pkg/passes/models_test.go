@@ -2,6 +2,7 @@ package passes
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -77,16 +78,20 @@ func TestRealModels(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			for _, cfg := range []Options{{Level: O2}, {Level: O3, Target: TargetORTCPU}} {
+			// NCHWc at block 8 whatever this CPU: interp reads the block
+			// size from the model's metadata, so it checks the layout
+			// anywhere.
+			for _, cfg := range []Options{{Level: O2}, {Level: O3, Target: TargetORTCPU}, {Level: O3, Target: TargetORTCPU, NCHWcBlock: 8}} {
 				cfg.Verify = true
 				cfg.Inputs = dataInputs(m, path)
+				label := fmt.Sprintf("%s/%s/nchwc=%d", cfg.Level, cfg.Target, cfg.NCHWcBlock)
 				start := time.Now()
 				out, rep, err := Optimize(m, cfg)
 				if err != nil {
-					t.Fatalf("%s/%s: %v", cfg.Level, cfg.Target, err)
+					t.Fatalf("%s: %v", label, err)
 				}
 				for _, rb := range rep.Rollbacks {
-					t.Errorf("%s/%s: pass %s rolled back: %s", cfg.Level, cfg.Target, rb.Pass, rb.Reason)
+					t.Errorf("%s: pass %s rolled back: %s", label, rb.Pass, rb.Reason)
 				}
 				if err := out.Verify(); err != nil {
 					t.Fatal(err)
@@ -94,12 +99,12 @@ func TestRealModels(t *testing.T) {
 				if _, err := out.Marshal(); err != nil {
 					t.Fatalf("optimized model does not serialize: %v", err)
 				}
-				t.Logf("%s/%s: nodes %d -> %d, bytes %d -> %d, %d rounds, %v; %s", cfg.Level, cfg.Target, rep.Before.Nodes, rep.After.Nodes,
+				t.Logf("%s: nodes %d -> %d, bytes %d -> %d, %d rounds, %v; %s", label, rep.Before.Nodes, rep.After.Nodes,
 					rep.Before.Bytes, rep.After.Bytes, rep.Rounds, time.Since(start).Round(time.Millisecond), rep.Numeric)
 				if !rep.Converged {
 					t.Errorf("did not converge in %d rounds", rep.Rounds)
 				}
-				again, rep2, err := Optimize(out, Options{Level: cfg.Level, Target: cfg.Target})
+				again, rep2, err := Optimize(out, Options{Level: cfg.Level, Target: cfg.Target, NCHWcBlock: cfg.NCHWcBlock})
 				if err != nil {
 					t.Fatal(err)
 				}

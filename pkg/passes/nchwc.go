@@ -460,6 +460,11 @@ func (r *nchwcRewriter) pool(n *graph.Node, global bool) bool {
 		if len(n.AttrInts("kernel_shape")) != 2 {
 			return false
 		}
+		if n.OpType == "AveragePool" && n.AttrInt("count_include_pad", 0) != 0 && n.AttrInt("ceil_mode", 0) != 0 {
+			// ORT's blocked kernel divides a window that overhangs the end
+			// padding by the whole kernel, ONNX by the taps it covers.
+			return false
+		}
 		allowed := nchwcPoolAttrs[n.OpType]
 		for _, a := range n.Attrs {
 			if allowed[a.Name] {
