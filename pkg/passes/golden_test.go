@@ -36,6 +36,8 @@ func goldenCases() []goldenCase {
 		{name: "layout-nchwc", passes: []string{"layout-nchwc"}, target: TargetORTCPU, nchwc: 8, change: true, model: nchwcModel,
 			noRef: "testref has no com.microsoft.nchwc kernels (interp below; ONNX Runtime in TestORTTargetRunsOnORT)"},
 		{name: "layout-nchwc-off", passes: []string{"layout-nchwc"}, target: TargetORTCPU, change: false, model: nchwcModel},
+		{name: "layout-nchwc-elementwise", passes: []string{"layout-nchwc"}, target: TargetORTCPU, nchwc: 8, change: true, model: nchwcElementwiseModel,
+			noRef: "testref has no com.microsoft.nchwc kernels (interp below; ONNX Runtime in TestORTTargetRunsOnORT)"},
 		{name: "eliminate-noops", passes: []string{"eliminate-noops"}, change: true, model: func() *graph.Model {
 			b := newBuilder(13)
 			x := b.input("x", graph.Float, 1, 3, 4, 4)
@@ -526,5 +528,29 @@ func nchwcModel() *graph.Model {
 	b.node("GlobalAveragePool", []string{"cat"}, []string{"gap"})
 	b.node("Flatten", []string{"gap"}, []string{"out"})
 	b.output("out", graph.Float, 1, 32)
+	return b.m
+}
+
+// nchwcElementwiseModel covers the elementwise ops layout-nchwc keeps in
+// the blocked layout: HardSwish (unary, f(0) finite), a scalar Mul and Div,
+// a Clip that becomes the conv's activation with its bounds, and Resize
+// (nearest asymmetric/floor by scales, linear half_pixel by sizes) as
+// nchwc.Upsample; a Div of a scalar by the tensor stays out (padding 0).
+func nchwcElementwiseModel() *graph.Model {
+	b := newBuilder(14)
+	x := b.input("x", graph.Float, 1, 4, 6, 6)
+	b.node("Conv", []string{x, b.floats("w1", []int64{16, 4, 3, 3}, wave)}, []string{"c1"}, graph.IntsAttr("pads", 1, 1, 1, 1))
+	b.node("Relu", []string{"c1"}, []string{"r1"})
+	b.node("HardSwish", []string{"r1"}, []string{"h"})
+	b.node("Mul", []string{"h", b.scalar("half", 0.5)}, []string{"m"})
+	b.node("Resize", []string{"m", "", b.floats("sc", []int64{4}, func(i int) float32 { return []float32{1, 1, 2, 2}[i] })}, []string{"up"},
+		graph.StringAttr("mode", "nearest"), graph.StringAttr("coordinate_transformation_mode", "asymmetric"), graph.StringAttr("nearest_mode", "floor"))
+	b.node("Conv", []string{"up", b.floats("w2", []int64{16, 16, 3, 3}, wave), b.floats("b2", []int64{16}, small)}, []string{"c2"}, graph.IntsAttr("pads", 1, 1, 1, 1))
+	b.node("Clip", []string{"c2", b.scalar("lo", 0), b.scalar("hi", 6)}, []string{"k"})
+	b.node("Div", []string{"k", b.scalar("six", 6)}, []string{"d"})
+	b.node("Resize", []string{"d", "", "", b.ints("sizes", 1, 16, 24, 24)}, []string{"up2"},
+		graph.StringAttr("mode", "linear"), graph.StringAttr("coordinate_transformation_mode", "half_pixel"))
+	b.node("Div", []string{b.scalar("one", 1), "up2"}, []string{"inv"})
+	b.output("inv", graph.Float, 1, 16, 24, 24)
 	return b.m
 }

@@ -21,14 +21,24 @@ package passes
 // constant float 4-D filter (and constant bias) whose channels fit the
 // kernels (ORT's rules: group 1 with I < b, or I % 4 == 0; depthwise with
 // M % 4 == 0; other groups with I and M/group multiples of b); MaxPool and
-// AveragePool over C % b == 0 channels; GlobalMaxPool/GlobalAveragePool,
-// Relu/Sigmoid/Tanh, BatchNormalization (as a depthwise 1x1 conv),
-// Add/Sum/Mul of equal static shapes and channel Concat of b-aligned inputs
-// when their inputs already are NCHWc. An Add/Sum of a single-use
-// activation-free NCHWc conv becomes that conv's Sum input, and a Relu,
-// Sigmoid or Tanh after a single-use activation-free conv its activation.
-// Every original tensor still read in plain layout (by another op, a
-// subgraph or as a graph output) gets a ReorderOutput.
+// AveragePool over C % b == 0 channels; and, when their inputs already are
+// NCHWc: GlobalMaxPool/GlobalAveragePool, BatchNormalization (as a
+// depthwise 1x1 conv), Add/Sum/Mul of equal shapes, channel Concat of
+// b-aligned inputs, Resize/Upsample by integer factors (nearest-floor
+// asymmetric or linear) as nchwc.Upsample, elementwise ops with a finite
+// f(0) (Relu, Sigmoid, Tanh, Clip, LeakyRelu, HardSigmoid, HardSwish, Elu,
+// Selu, Softplus, Softsign, Abs, Neg) and Add/Sub/Mul/Div by a finite
+// scalar constant (not a division by the tensor), which leave only finite
+// values in the padding channels that every blocked consumer ignores.
+// An Add/Sum of a single-use activation-free NCHWc conv becomes that
+// conv's Sum input, and an activation MLAS has after a single-use
+// activation-free conv its activation. ORT's own transformer stops at
+// most of these elementwise ops; keeping them blocked saves the reorder
+// pairs around them. Every original tensor still read in plain layout (by
+// another op, a subgraph or as a graph output) gets a ReorderOutput.
+// Equal shapes are proven from inferred shapes, elementwise ops keeping
+// their input's, and, for unnamed dynamic dims, by inferring again with
+// the graph inputs' unknown dims fixed to 2 and to 3.
 //
 // Preconditions: --target ort-cpu, NCHWcBlock 8 or 16 (the block size of
 // the CPU that will run the model: MLAS uses 8 with AVX2 and 16 with
@@ -38,6 +48,7 @@ package passes
 import (
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 
 	"github.com/optictl/optictl/pkg/graph"
@@ -65,6 +76,10 @@ type ncArg struct {
 	node     *graph.Node // its producer (a fusion target when it is an nchwc Conv)
 	channels int64       // logical channels C
 	uses     int         // readers of the original tensor (+1 for a graph output)
+	// shape names an original tensor known to have this tensor's logical
+	// shape (elementwise ops keep their input's), so that equal shapes
+	// are seen even where shape inference has only unnamed dynamic dims.
+	shape string
 }
 
 type nchwcRewriter struct {
@@ -72,7 +87,8 @@ type nchwcRewriter struct {
 	g        *graph.Graph
 	b        int64
 	ci       *constIndex
-	vi       map[string]*graph.ValueInfo // inferred types and shapes of the original tensors
+	vi       map[string]*graph.ValueInfo    // inferred types and shapes of the original tensors
+	probes   [2]map[string]*graph.ValueInfo // the same with unknown input dims fixed to 2, then 3
 	cons     map[string][]*graph.Node
 	nc       map[string]*ncArg
 	order    []string          // original names in nc, in creation order
@@ -98,8 +114,9 @@ func runLayoutNCHWc(c *Context) (bool, error) {
 		return false, fmt.Errorf("the model already uses NCHWc block %s, not %d", v, b)
 	}
 	g := c.Graph()
-	r := &nchwcRewriter{c: c, g: g, b: b, ci: newConstIndex(g), vi: inferredInfo(c.Model), cons: g.Consumers(),
+	r := &nchwcRewriter{c: c, g: g, b: b, ci: newConstIndex(g), vi: inferredInfo(c.Model, 0), cons: g.Consumers(),
 		nc: map[string]*ncArg{}, reorders: map[string]string{}, filters: map[string]string{}, biases: map[string]string{}}
+	r.probes = [2]map[string]*graph.ValueInfo{inferredInfo(c.Model, 2), inferredInfo(c.Model, 3)}
 	if err := g.TopoSort(); err != nil {
 		return false, err
 	}
@@ -118,8 +135,15 @@ func runLayoutNCHWc(c *Context) (bool, error) {
 	if err := g.TopoSort(); err != nil {
 		return false, fmt.Errorf("NCHWc rewrite left a cycle: %w", err)
 	}
-	// Weights the rewrite replaced are unread now.
+	// Weights the rewrite replaced are unread now (initializers, or
+	// Constant nodes).
 	read := readNames(g.Nodes)
+	for _, o := range g.Outputs {
+		read[o.Name] = true
+	}
+	g.Nodes = slices.DeleteFunc(g.Nodes, func(n *graph.Node) bool {
+		return n.Is("Constant") && len(n.Outputs) == 1 && !read[n.Outputs[0]]
+	})
 	kept := g.Initializers[:0]
 	for _, t := range g.Initializers {
 		if read[t.Name] || g.IsGraphInput(t.Name) || g.IsGraphOutput(t.Name) {
@@ -159,19 +183,27 @@ func (r *nchwcRewriter) uses(name string) int {
 
 // produce makes n (already appended) write a fresh NCHWc tensor in place
 // of its original output 0, recording the mapping.
-func (r *nchwcRewriter) produce(n *graph.Node, channels int64) {
+func (r *nchwcRewriter) produce(n *graph.Node, channels int64) *ncArg {
 	orig := n.Outputs[0]
 	name := r.g.UniqueName(orig + "_nchwc")
 	n.Outputs[0] = name
-	r.nc[orig] = &ncArg{name: name, node: n, channels: channels, uses: r.uses(orig)}
+	a := &ncArg{name: name, node: n, channels: channels, uses: r.uses(orig), shape: orig}
+	r.nc[orig] = a
 	r.order = append(r.order, orig)
 	r.changed++
+	return a
+}
+
+// produceLike is produce for an op whose output has the shape of its
+// NCHWc input in.
+func (r *nchwcRewriter) produceLike(n *graph.Node, in *ncArg) {
+	r.produce(n, in.channels).shape = in.shape
 }
 
 // alias records that the original tensor orig is now the NCHWc tensor of a
 // (a node that absorbed orig's producer).
 func (r *nchwcRewriter) alias(orig string, a *ncArg) {
-	r.nc[orig] = &ncArg{name: a.name, node: a.node, channels: a.channels, uses: r.uses(orig)}
+	r.nc[orig] = &ncArg{name: a.name, node: a.node, channels: a.channels, uses: r.uses(orig), shape: a.shape}
 	r.order = append(r.order, orig)
 	r.changed++
 }
@@ -192,18 +224,41 @@ func (r *nchwcRewriter) input(name string) string {
 	return v
 }
 
-// inferredInfo is what shape inference knows of m's tensors (on a clone).
-func inferredInfo(m *graph.Model) map[string]*graph.ValueInfo {
+// inferredInfo is what shape inference knows of m's tensors (on a clone),
+// with the unknown dims of the graph inputs fixed to probe when it is > 0.
+func inferredInfo(m *graph.Model, probe int64) map[string]*graph.ValueInfo {
 	c := m.Clone()
-	if _, err := graph.InferShapes(c, graph.InferOptions{}); err == nil {
+	opts := graph.InferOptions{}
+	if probe > 0 {
+		opts.Fixed = map[string][]int64{}
+		for _, v := range c.Graph.RealInputs() {
+			if !v.HasShape {
+				continue
+			}
+			dims := make([]int64, len(v.Shape))
+			for i, d := range v.Shape {
+				dims[i] = d.Size
+				if !d.Known() {
+					dims[i] = probe
+				}
+			}
+			opts.Fixed[v.Name] = dims
+		}
+	}
+	if _, err := graph.InferShapes(c, opts); err == nil {
 		return c.Graph.ValueInfoMap()
+	}
+	if probe > 0 {
+		return nil
 	}
 	return m.Graph.ValueInfoMap()
 }
 
 // shape4 is the 4-D float shape of an original tensor, or nil.
-func (r *nchwcRewriter) shape4(name string) graph.Shape {
-	v := r.vi[name]
+func (r *nchwcRewriter) shape4(name string) graph.Shape { return shape4Of(r.vi, name) }
+
+func shape4Of(vi map[string]*graph.ValueInfo, name string) graph.Shape {
+	v := vi[name]
 	if v == nil || !v.HasType || v.DType != graph.Float || !v.HasShape || len(v.Shape) != 4 {
 		return nil
 	}
@@ -221,10 +276,29 @@ func (r *nchwcRewriter) channels(name string) int64 {
 	return -1
 }
 
-// sameShape reports whether two original tensors provably have one shape
-// (equal sizes, or the same symbolic dimension names).
+// sameShape reports whether two original tensors provably have one shape:
+// equal sizes or the same symbolic dimension names, or, where dims are
+// unknown and unnamed (a dynamic batch), equal sizes under both probes
+// that fix the graph inputs' unknown dims to 2 and to 3.
 func (r *nchwcRewriter) sameShape(a, b string) bool {
-	sa, sb := r.shape4(a), r.shape4(b)
+	if na, nb := r.nc[a], r.nc[b]; na != nil && nb != nil {
+		if na.shape == nb.shape {
+			return true
+		}
+		a, b = na.shape, nb.shape
+	}
+	if sameDims(r.shape4(a), r.shape4(b)) {
+		return true
+	}
+	for _, p := range r.probes {
+		if p == nil || !sameDims(shape4Of(p, a), shape4Of(p, b)) {
+			return false
+		}
+	}
+	return true
+}
+
+func sameDims(sa, sb graph.Shape) bool {
 	if sa == nil || sb == nil {
 		return false
 	}
@@ -254,16 +328,28 @@ func (r *nchwcRewriter) transform(n *graph.Node) bool {
 		return r.pool(n, false)
 	case n.Is("GlobalMaxPool") || n.Is("GlobalAveragePool"):
 		return r.pool(n, true)
-	case n.Is("Add") || n.Is("Sum") || n.Is("Mul"):
+	case n.Is("Add") || n.Is("Sum") || n.Is("Mul") || n.Is("Sub") || n.Is("Div"):
 		return r.binary(n)
 	case n.Is("Concat"):
 		return r.concat(n)
-	case n.Is("Relu") || n.Is("Sigmoid") || n.Is("Tanh"):
+	case n.IsDefaultDomain() && nchwcUnary[n.OpType]:
 		return r.activation(n)
 	case n.Is("BatchNormalization"):
 		return r.batchNorm(n)
+	case n.Is("Resize") || n.Is("Upsample"):
+		return r.resize(n)
 	}
 	return false
+}
+
+// nchwcUnary are the elementwise ops that run on an NCHWc tensor as they
+// are: f(0) is finite, so the padding channels they fill with f(0) stay
+// harmless (every NCHWc consumer ignores them or multiplies them by zero
+// weights, and ReorderOutput drops them). The first six can also become
+// an NCHWc conv's activation.
+var nchwcUnary = map[string]bool{
+	"Relu": true, "Sigmoid": true, "Tanh": true, "LeakyRelu": true, "HardSigmoid": true, "Clip": true,
+	"HardSwish": true, "Elu": true, "Selu": true, "Softplus": true, "Softsign": true, "Abs": true, "Neg": true,
 }
 
 func roundUp64(x, m int64) int64 { return (x + m - 1) / m * m }
@@ -273,7 +359,7 @@ func (r *nchwcRewriter) conv(n *graph.Node) bool {
 		return false
 	}
 	w := r.ci.get(n.Inputs[1])
-	if w == nil || w.DType != graph.Float || len(w.Dims) != 4 || r.ci.init[n.Inputs[1]] == nil {
+	if w == nil || w.DType != graph.Float || len(w.Dims) != 4 {
 		return false
 	}
 	if len(n.AttrInts("kernel_shape")) > 2 || len(n.AttrInts("strides")) > 2 || len(n.AttrInts("pads")) > 4 {
@@ -505,6 +591,27 @@ func (r *nchwcRewriter) binary(n *graph.Node) bool {
 	if len(n.Outputs) != 1 || len(n.Inputs) < 2 || (!n.Is("Sum") && len(n.Inputs) != 2) {
 		return false
 	}
+	if len(n.Inputs) == 2 && !n.Is("Sum") {
+		// An NCHWc tensor and a finite scalar constant (a non-zero one
+		// as divisor): elementwise on the blocked data, padding finite.
+		for k := 0; k < 2; k++ {
+			a := r.nc[n.Inputs[k]]
+			v, ok := scalarFloat(r.ci.get(n.Inputs[1-k]))
+			if a == nil || !ok || math.IsInf(v, 0) || math.IsNaN(v) || (n.Is("Div") && (k == 1 || v == 0)) {
+				continue
+			}
+			if t := r.ci.get(n.Inputs[1-k]); t.DType != graph.Float || len(t.Dims) > 4 {
+				continue // a rank-5+ scalar would change the output rank
+			}
+			n.Inputs[k] = a.name
+			r.out = append(r.out, n)
+			r.produceLike(n, a)
+			return true
+		}
+	}
+	if n.Is("Sub") || n.Is("Div") {
+		return false
+	}
 	var args []*ncArg
 	for _, in := range n.Inputs {
 		a := r.nc[in]
@@ -531,7 +638,7 @@ func (r *nchwcRewriter) binary(n *graph.Node) bool {
 		n.Inputs[i] = a.name
 	}
 	r.out = append(r.out, n)
-	r.produce(n, args[0].channels)
+	r.produceLike(n, args[0])
 	return true
 }
 
@@ -556,7 +663,7 @@ func (r *nchwcRewriter) concat(n *graph.Node) bool {
 }
 
 func (r *nchwcRewriter) activation(n *graph.Node) bool {
-	if len(n.Outputs) != 1 || len(n.Inputs) != 1 {
+	if len(n.Outputs) != 1 || len(n.Inputs) == 0 {
 		return false
 	}
 	a := r.nc[n.Inputs[0]]
@@ -564,14 +671,19 @@ func (r *nchwcRewriter) activation(n *graph.Node) bool {
 		return false
 	}
 	cv := a.node
-	if cv.Domain == NCHWcDomain && cv.OpType == "Conv" && a.uses == 1 && cv.Attr("activation") == nil && cv.Outputs[0] == a.name {
-		cv.SetAttr(graph.StringAttr("activation", n.OpType))
+	if cv.Domain == NCHWcDomain && cv.OpType == "Conv" && a.uses == 1 && cv.Attr("activation") == nil && cv.Outputs[0] == a.name &&
+		setConvActivation(n, r.ci, cv) {
 		r.alias(n.Outputs[0], a)
 		return true
 	}
+	for _, in := range n.Inputs[1:] { // Clip's bounds
+		if in != "" && r.ci.get(in) == nil {
+			return false
+		}
+	}
 	n.Inputs[0] = a.name
 	r.out = append(r.out, n)
-	r.produce(n, a.channels)
+	r.produceLike(n, a)
 	return true
 }
 
@@ -614,7 +726,93 @@ func (r *nchwcRewriter) batchNorm(n *graph.Node) bool {
 	cv.SetAttr(graph.IntAttr("group", Cp))
 	cv.SetAttr(graph.IntsAttr("kernel_shape", 1, 1))
 	r.out = append(r.out, cv)
-	r.produce(cv, C)
+	r.produceLike(cv, a)
+	return true
+}
+
+// resize turns a Resize/Upsample of an NCHWc tensor by integer spatial
+// factors into nchwc.Upsample, in the modes its kernel has: nearest with
+// floor rounding and asymmetric coordinates, or linear (asymmetric,
+// align_corners or half_pixel).
+func (r *nchwcRewriter) resize(n *graph.Node) bool {
+	if len(n.Outputs) != 1 {
+		return false
+	}
+	a := r.nc[n.Inputs[0]]
+	if a == nil {
+		return false
+	}
+	mode := n.AttrString("mode", "nearest")
+	if mode != "nearest" && mode != "linear" {
+		return false
+	}
+	ctm := "asymmetric"
+	var scalesIn, sizesIn string
+	switch {
+	case n.Is("Upsample") || r.c.Model.Opset("") < 11:
+		scalesIn = inputAt(n, 1)
+		if n.Attr("scales") != nil {
+			return false // Upsample-7's attribute form: rare, left alone
+		}
+	default:
+		scalesIn, sizesIn = inputAt(n, 2), inputAt(n, 3)
+		ctm = n.AttrString("coordinate_transformation_mode", "half_pixel")
+		if mode == "nearest" && (ctm != "asymmetric" || n.AttrString("nearest_mode", "round_prefer_floor") != "floor") {
+			return false
+		}
+		if mode == "linear" && ctm != "asymmetric" && ctm != "align_corners" && ctm != "half_pixel" {
+			return false
+		}
+		if n.AttrInt("antialias", 0) != 0 || n.AttrInt("exclude_outside", 0) != 0 || n.Attr("axes") != nil ||
+			n.Attr("keep_aspect_ratio_policy") != nil {
+			return false
+		}
+	}
+	scales := make([]int64, 4)
+	if sizesIn != "" {
+		t := r.ci.get(sizesIn)
+		sh := r.shape4(n.Inputs[0])
+		if t == nil || t.DType != graph.Int64 || len(t.Dims) != 1 || t.Dims[0] != 4 || sh == nil {
+			return false
+		}
+		sizes, err := t.Int64s()
+		if err != nil {
+			return false
+		}
+		for i := range scales {
+			if !sh[i].Known() || sh[i].Size <= 0 || sizes[i]%sh[i].Size != 0 {
+				return false
+			}
+			scales[i] = sizes[i] / sh[i].Size
+		}
+	} else {
+		t := r.ci.get(scalesIn)
+		if t == nil || t.DType != graph.Float || len(t.Dims) != 1 || t.Dims[0] != 4 {
+			return false
+		}
+		v, err := t.Float32s()
+		if err != nil {
+			return false
+		}
+		for i, f := range v {
+			if f < 1 || f > 1<<16 || float32(int64(f)) != f {
+				return false
+			}
+			scales[i] = int64(f)
+		}
+	}
+	if scales[0] != 1 || scales[1] != 1 {
+		return false
+	}
+	up := &graph.Node{Name: r.g.UniqueName(n.Outputs[0] + "_nchwc"), OpType: "Upsample", Domain: NCHWcDomain,
+		Inputs: []string{a.name}, Outputs: []string{n.Outputs[0]}}
+	up.SetAttr(graph.IntsAttr("scales", scales...))
+	if mode == "linear" {
+		up.SetAttr(graph.StringAttr("mode", mode))
+		up.SetAttr(graph.StringAttr("coordinate_transformation_mode", ctm))
+	}
+	r.out = append(r.out, up)
+	r.produce(up, a.channels)
 	return true
 }
 

@@ -61,30 +61,34 @@ var ortConvAct = &Pass{
 	Level:   O3,
 	Targets: []string{TargetORTCPU},
 	Run: func(c *Context) (bool, error) {
-		return fuseActivation(c, "Conv", "FusedConv", func(act *graph.Node, ci *constIndex, fused *graph.Node) bool {
-			var params []float32
-			switch act.OpType {
-			case "Relu", "Tanh", "Sigmoid":
-			case "LeakyRelu":
-				params = []float32{act.AttrFloat("alpha", 0.01)}
-			case "HardSigmoid":
-				params = []float32{act.AttrFloat("alpha", 0.2), act.AttrFloat("beta", 0.5)}
-			case "Clip":
-				lo, hi, ok := clipBounds(act, ci)
-				if !ok {
-					return false
-				}
-				params = []float32{float32(lo), float32(hi)}
-			default:
-				return false
-			}
-			fused.SetAttr(graph.StringAttr("activation", act.OpType))
-			if params != nil {
-				fused.SetAttr(graph.FloatsAttr("activation_params", params...))
-			}
-			return true
-		})
+		return fuseActivation(c, "Conv", "FusedConv", setConvActivation)
 	},
+}
+
+// setConvActivation gives conv (com.microsoft FusedConv or an NCHWc Conv)
+// act as its activation and activation_params, if MLAS runs it.
+func setConvActivation(act *graph.Node, ci *constIndex, conv *graph.Node) bool {
+	var params []float32
+	switch {
+	case act.Is("Relu"), act.Is("Tanh"), act.Is("Sigmoid"):
+	case act.Is("LeakyRelu"):
+		params = []float32{act.AttrFloat("alpha", 0.01)}
+	case act.Is("HardSigmoid"):
+		params = []float32{act.AttrFloat("alpha", 0.2), act.AttrFloat("beta", 0.5)}
+	case act.Is("Clip"):
+		lo, hi, ok := clipBounds(act, ci)
+		if !ok {
+			return false
+		}
+		params = []float32{float32(lo), float32(hi)}
+	default:
+		return false
+	}
+	conv.SetAttr(graph.StringAttr("activation", act.OpType))
+	if params != nil {
+		conv.SetAttr(graph.FloatsAttr("activation_params", params...))
+	}
+	return true
 }
 
 var ortGemmAct = &Pass{

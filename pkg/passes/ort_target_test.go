@@ -26,12 +26,13 @@ func TestORTTargetRunsOnORT(t *testing.T) {
 		return
 	}
 	models := map[string]*graph.Model{
-		"attention":   attentionModel(false)(),
-		"skip-ln":     skipLNModel(13, false)(),
-		"skip-ln17":   skipLNModel(17, true)(),
-		"hardswish13": hardSwishModel(13, "div")(),
-		"hardswish14": hardSwishModel(14, "mul-sixth")(),
-		"nchwc-mix":   nchwcModel(),
+		"attention":         attentionModel(false)(),
+		"skip-ln":           skipLNModel(13, false)(),
+		"skip-ln17":         skipLNModel(17, true)(),
+		"hardswish13":       hardSwishModel(13, "div")(),
+		"hardswish14":       hardSwishModel(14, "mul-sixth")(),
+		"nchwc-mix":         nchwcModel(),
+		"nchwc-elementwise": nchwcElementwiseModel(),
 	}
 	for name, mk := range testmodels.All() {
 		models[name] = mk()
@@ -45,6 +46,30 @@ func TestORTTargetRunsOnORT(t *testing.T) {
 			t.Run(fmt.Sprintf("%s/nchwc=%d", name, block), func(t *testing.T) {
 				ortTargetCheck(t, m, Options{Level: O3, Target: TargetORTCPU, Verify: true, NCHWcBlock: block}, []int64{1, 3})
 			})
+		}
+	}
+}
+
+// TestNCHWcDynamicBatch: with an unnamed dynamic batch dim, shape
+// inference cannot tell that the residual Add's inputs have one shape;
+// the probes (batch fixed to 2, then 3) can, so the Add still becomes the
+// conv's Sum input. ORT checks the result at batch 1 and 3.
+func TestNCHWcDynamicBatch(t *testing.T) {
+	if len(ort.Candidates("")) == 0 {
+		testutil.Missing(t, "ONNX Runtime shared library (run `make setup`)")
+		return
+	}
+	block := runtime.HostNCHWcBlock()
+	if block == 0 {
+		t.Skip("this CPU has no NCHWc kernels in ONNX Runtime (needs x86-64 AVX2+FMA)")
+	}
+	m := nchwcModel()
+	m.Graph.Inputs[0].Shape[0] = graph.Dim{Size: -1}
+	m.Graph.Outputs[0].Shape[0] = graph.Dim{Size: -1}
+	out := ortTargetCheck(t, m, Options{Level: O3, Target: TargetORTCPU, Verify: true, NCHWcBlock: block}, []int64{1, 3})
+	for _, n := range out.Graph.Nodes {
+		if n.Is("Add") {
+			t.Fatalf("the residual Add was not fused into the NCHWc conv:\n%s", out.Format())
 		}
 	}
 }
