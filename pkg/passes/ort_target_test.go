@@ -50,18 +50,30 @@ func TestORTTargetRunsOnORT(t *testing.T) {
 	}
 }
 
+// needNCHWcORT returns this CPU's NCHWc block size when ONNX Runtime is
+// there to run NCHWc models; else it skips (or, ORT missing under CI,
+// fails) and returns 0.
+func needNCHWcORT(t *testing.T) int {
+	t.Helper()
+	if len(ort.Candidates("")) == 0 {
+		testutil.Missing(t, "ONNX Runtime shared library (run `make setup`)")
+		return 0
+	}
+	block := runtime.HostNCHWcBlock()
+	if block == 0 {
+		t.Skip("this CPU has no NCHWc kernels in ONNX Runtime (needs x86-64 AVX2+FMA)")
+	}
+	return block
+}
+
 // TestNCHWcDynamicBatch: with an unnamed dynamic batch dim, shape
 // inference cannot tell that the residual Add's inputs have one shape;
 // the probes (batch fixed to 2, then 3) can, so the Add still becomes the
 // conv's Sum input. ORT checks the result at batch 1 and 3.
 func TestNCHWcDynamicBatch(t *testing.T) {
-	if len(ort.Candidates("")) == 0 {
-		testutil.Missing(t, "ONNX Runtime shared library (run `make setup`)")
-		return
-	}
-	block := runtime.HostNCHWcBlock()
+	block := needNCHWcORT(t)
 	if block == 0 {
-		t.Skip("this CPU has no NCHWc kernels in ONNX Runtime (needs x86-64 AVX2+FMA)")
+		return
 	}
 	m := nchwcModel()
 	m.Graph.Inputs[0].Shape[0] = graph.Dim{Size: -1}
@@ -81,13 +93,9 @@ func TestNCHWcDynamicBatch(t *testing.T) {
 // channel shuffle (shufflenet), residual Add into the conv's Sum (resnet50).
 // ONNX Runtime runs the result with its optimizations off.
 func TestORTNCHWcZoo(t *testing.T) {
-	if len(ort.Candidates("")) == 0 {
-		testutil.Missing(t, "ONNX Runtime shared library (run `make setup`)")
-		return
-	}
-	block := runtime.HostNCHWcBlock()
+	block := needNCHWcORT(t)
 	if block == 0 {
-		t.Skip("this CPU has no NCHWc kernels in ONNX Runtime (needs x86-64 AVX2+FMA)")
+		return
 	}
 	light := filepath.Join(testutil.ModelsDir(t), "conformance", "onnx-1.22.0", "light")
 	for _, tc := range []struct {
