@@ -87,8 +87,9 @@ type nchwcRewriter struct {
 	g        *graph.Graph
 	b        int64
 	ci       *constIndex
-	vi       map[string]*graph.ValueInfo    // inferred types and shapes of the original tensors
-	probes   [2]map[string]*graph.ValueInfo // the same with unknown input dims fixed to 2, then 3
+	vi       map[string]*graph.ValueInfo     // inferred types and shapes of the original tensors
+	probes   *[2]map[string]*graph.ValueInfo // the same with unknown input dims fixed to 2, then 3 (when some are unnamed)
+	replaced map[string]bool                 // constants the rewrite stopped reading (filters, biases, BN parameters)
 	cons     map[string][]*graph.Node
 	nc       map[string]*ncArg
 	order    []string          // original names in nc, in creation order
@@ -115,8 +116,15 @@ func runLayoutNCHWc(c *Context) (bool, error) {
 	}
 	g := c.Graph()
 	r := &nchwcRewriter{c: c, g: g, b: b, ci: newConstIndex(g), vi: inferredInfo(c.Model, 0), cons: g.Consumers(),
-		nc: map[string]*ncArg{}, reorders: map[string]string{}, filters: map[string]string{}, biases: map[string]string{}}
-	r.probes = [2]map[string]*graph.ValueInfo{inferredInfo(c.Model, 2), inferredInfo(c.Model, 3)}
+		nc: map[string]*ncArg{}, reorders: map[string]string{}, filters: map[string]string{}, biases: map[string]string{},
+		replaced: map[string]bool{}}
+	for _, v := range g.RealInputs() {
+		for _, d := range v.Shape {
+			if !d.Known() && d.Param == "" && r.probes == nil {
+				r.probes = &[2]map[string]*graph.ValueInfo{inferredInfo(c.Model, 2), inferredInfo(c.Model, 3)}
+			}
+		}
+	}
 	if err := g.TopoSort(); err != nil {
 		return false, err
 	}
@@ -135,22 +143,16 @@ func runLayoutNCHWc(c *Context) (bool, error) {
 	if err := g.TopoSort(); err != nil {
 		return false, fmt.Errorf("NCHWc rewrite left a cycle: %w", err)
 	}
-	// Weights the rewrite replaced are unread now (initializers, or
-	// Constant nodes).
+	// The constants the rewrite replaced (initializers or Constant nodes)
+	// go when nothing else reads them.
 	read := readNames(g.Nodes)
-	for _, o := range g.Outputs {
-		read[o.Name] = true
+	gone := func(name string) bool {
+		return r.replaced[name] && !read[name] && !g.IsGraphInput(name) && !g.IsGraphOutput(name)
 	}
 	g.Nodes = slices.DeleteFunc(g.Nodes, func(n *graph.Node) bool {
-		return n.Is("Constant") && len(n.Outputs) == 1 && !read[n.Outputs[0]]
+		return n.Is("Constant") && len(n.Outputs) == 1 && gone(n.Outputs[0])
 	})
-	kept := g.Initializers[:0]
-	for _, t := range g.Initializers {
-		if read[t.Name] || g.IsGraphInput(t.Name) || g.IsGraphOutput(t.Name) {
-			kept = append(kept, t)
-		}
-	}
-	g.Initializers = kept
+	g.Initializers = slices.DeleteFunc(g.Initializers, func(t *graph.Tensor) bool { return gone(t.Name) })
 	if c.Model.Opset(NCHWcDomain) == 0 {
 		c.Model.SetOpset(NCHWcDomain, 1)
 	}
@@ -290,6 +292,9 @@ func (r *nchwcRewriter) sameShape(a, b string) bool {
 	if sameDims(r.shape4(a), r.shape4(b)) {
 		return true
 	}
+	if r.probes == nil {
+		return false
+	}
 	for _, p := range r.probes {
 		if p == nil || !sameDims(shape4Of(p, a), shape4Of(p, b)) {
 			return false
@@ -423,6 +428,10 @@ func (r *nchwcRewriter) conv(n *graph.Node) bool {
 			}
 		}
 		inputs = append(inputs, bName)
+	}
+	r.replaced[n.Inputs[1]] = true
+	if bias != nil {
+		r.replaced[n.Inputs[2]] = true
 	}
 	n.Domain, n.OpType, n.Inputs = NCHWcDomain, "Conv", inputs
 	if ncGroup != G {
@@ -673,6 +682,9 @@ func (r *nchwcRewriter) activation(n *graph.Node) bool {
 	cv := a.node
 	if cv.Domain == NCHWcDomain && cv.OpType == "Conv" && a.uses == 1 && cv.Attr("activation") == nil && cv.Outputs[0] == a.name &&
 		setConvActivation(n, r.ci, cv) {
+		for _, in := range n.Inputs[1:] { // Clip's bounds, now attributes
+			r.replaced[in] = true
+		}
 		r.alias(n.Outputs[0], a)
 		return true
 	}
@@ -709,6 +721,9 @@ func (r *nchwcRewriter) batchNorm(n *graph.Node) bool {
 			return false
 		}
 		p[i] = v
+	}
+	for _, in := range n.Inputs[1:] {
+		r.replaced[in] = true
 	}
 	eps := float64(n.AttrFloat("epsilon", 1e-5))
 	Cp := roundUp64(C, r.b)
@@ -804,6 +819,7 @@ func (r *nchwcRewriter) resize(n *graph.Node) bool {
 	if scales[0] != 1 || scales[1] != 1 {
 		return false
 	}
+	r.replaced[scalesIn], r.replaced[sizesIn] = true, true
 	up := &graph.Node{Name: r.g.UniqueName(n.Outputs[0] + "_nchwc"), OpType: "Upsample", Domain: NCHWcDomain,
 		Inputs: []string{a.name}, Outputs: []string{n.Outputs[0]}}
 	up.SetAttr(graph.IntsAttr("scales", scales...))
