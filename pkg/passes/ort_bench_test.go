@@ -108,9 +108,20 @@ func BenchmarkORTRatios(b *testing.B) {
 				}
 				m.Graph.Initializers = slices.DeleteFunc(m.Graph.Initializers, func(t *graph.Tensor) bool { return !read[t.Name] })
 			}
-			in, err := SeededInputs(m, nil, 1)
-			if err != nil {
-				b.Fatal(err)
+			// A real model runs on its own test data (ppocr-cls's dynamic
+			// height and width would otherwise be 1 in seeded inputs).
+			var in map[string]*runtime.Tensor
+			if tc.path != "" {
+				in = dataInputs(m, tc.path)
+			}
+			if in == nil {
+				var err error
+				if in, err = SeededInputs(m, nil, 1); err != nil {
+					b.Fatal(err)
+				}
+			}
+			for name, t := range in {
+				b.Logf("input %s %v", name, t.Shape)
 			}
 			open := func(mm *graph.Model, level string) runtime.Session {
 				s, err := runtime.Open("ort", mm, runtime.Options{Threads: 1, OptLevel: level})
