@@ -37,8 +37,9 @@ package passes
 // pairs around them. Every original tensor still read in plain layout (by
 // another op, a subgraph or as a graph output) gets a ReorderOutput.
 // Equal shapes are proven from inferred shapes, elementwise ops keeping
-// their input's, and, for unnamed dynamic dims, by inferring again with
-// the graph inputs' unknown dims fixed to 2 and to 3.
+// their input's, and, for dynamic dims (a named one stops being named once
+// a strided conv divides it), by inferring again with the graph inputs'
+// unknown dims fixed to 2 and to 3.
 //
 // Preconditions: --target ort-cpu, NCHWcBlock 8 or 16 (the block size of
 // the CPU that will run the model: MLAS uses 8 with AVX2 and 16 with
@@ -78,7 +79,7 @@ type ncArg struct {
 	uses     int         // readers of the original tensor (+1 for a graph output)
 	// shape names an original tensor known to have this tensor's logical
 	// shape (elementwise ops keep their input's), so that equal shapes
-	// are seen even where shape inference has only unnamed dynamic dims.
+	// are seen even where shape inference lost track of dynamic dims.
 	shape string
 }
 
@@ -88,7 +89,7 @@ type nchwcRewriter struct {
 	b        int64
 	ci       *constIndex
 	vi       map[string]*graph.ValueInfo     // inferred types and shapes of the original tensors
-	probes   *[2]map[string]*graph.ValueInfo // the same with unknown input dims fixed to 2, then 3 (when some are unnamed)
+	probes   *[2]map[string]*graph.ValueInfo // the same with unknown input dims fixed to 2, then 3 (when an input has some)
 	replaced map[string]bool                 // constants the rewrite stopped reading (filters, biases, BN parameters)
 	cons     map[string][]*graph.Node
 	nc       map[string]*ncArg
@@ -120,7 +121,7 @@ func runLayoutNCHWc(c *Context) (bool, error) {
 		replaced: map[string]bool{}}
 	for _, v := range g.RealInputs() {
 		for _, d := range v.Shape {
-			if !d.Known() && d.Param == "" && r.probes == nil {
+			if !d.Known() && r.probes == nil {
 				r.probes = &[2]map[string]*graph.ValueInfo{inferredInfo(c.Model, 2), inferredInfo(c.Model, 3)}
 			}
 		}
@@ -280,7 +281,7 @@ func (r *nchwcRewriter) channels(name string) int64 {
 
 // sameShape reports whether two original tensors provably have one shape:
 // equal sizes or the same symbolic dimension names, or, where dims are
-// unknown and unnamed (a dynamic batch), equal sizes under both probes
+// unknown (a dynamic batch, a named height a conv divided), equal sizes under both probes
 // that fix the graph inputs' unknown dims to 2 and to 3.
 func (r *nchwcRewriter) sameShape(a, b string) bool {
 	if na, nb := r.nc[a], r.nc[b]; na != nil && nb != nil {

@@ -66,23 +66,36 @@ func needNCHWcORT(t *testing.T) int {
 	return block
 }
 
-// TestNCHWcDynamicBatch: with an unnamed dynamic batch dim, shape
-// inference cannot tell that the residual Add's inputs have one shape;
-// the probes (batch fixed to 2, then 3) can, so the Add still becomes the
-// conv's Sum input. ORT checks the result at batch 1 and 3.
+// TestNCHWcDynamicBatch: with dynamic dims (an unnamed batch, or named
+// height and width that a conv turns into unknown dims), shape inference
+// cannot tell that the residual Add's inputs have one shape; the probes
+// (dims fixed to 2, then 3) can, so the Add still becomes the conv's Sum
+// input. ORT checks the result at batch 1 and 3.
 func TestNCHWcDynamicBatch(t *testing.T) {
 	block := needNCHWcORT(t)
 	if block == 0 {
 		return
 	}
-	m := nchwcModel()
-	m.Graph.Inputs[0].Shape[0] = graph.Dim{Size: -1}
-	m.Graph.Outputs[0].Shape[0] = graph.Dim{Size: -1}
-	out := ortTargetCheck(t, m, Options{Level: O3, Target: TargetORTCPU, Verify: true, NCHWcBlock: block}, []int64{1, 3})
-	for _, n := range out.Graph.Nodes {
-		if n.Is("Add") {
-			t.Fatalf("the residual Add was not fused into the NCHWc conv:\n%s", out.Format())
-		}
+	for _, tc := range []struct {
+		name string
+		dims map[int]graph.Dim
+	}{
+		{"unnamed batch", map[int]graph.Dim{0: {Size: -1}}},
+		{"named height and width", map[int]graph.Dim{2: {Size: -1, Param: "H"}, 3: {Size: -1, Param: "W"}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := nchwcModel()
+			for i, d := range tc.dims {
+				m.Graph.Inputs[0].Shape[i] = d
+			}
+			m.Graph.Outputs[0].Shape[0] = graph.Dim{Size: -1}
+			out := ortTargetCheck(t, m, Options{Level: O3, Target: TargetORTCPU, Verify: true, NCHWcBlock: block}, []int64{1, 3})
+			for _, n := range out.Graph.Nodes {
+				if n.Is("Add") {
+					t.Fatalf("the residual Add was not fused into the NCHWc conv:\n%s", out.Format())
+				}
+			}
+		})
 	}
 }
 
