@@ -19,7 +19,8 @@ package passes
 //
 // Rewritten, in topological order: Conv and com.microsoft FusedConv with a
 // constant float 4-D filter (and constant bias) whose channels fit the
-// kernels (ORT's rules: group 1 with I < b, or I % 4 == 0; depthwise with
+// kernels (ORT's rules: group 1 with I < b, or I % 4 == 0 - any I when the
+// input is already NCHWc, which ORT does not exploit; depthwise with
 // M % 4 == 0; other groups with I and M/group multiples of b); MaxPool and
 // AveragePool over C % b == 0 channels; and, when their inputs already are
 // NCHWc: GlobalMaxPool/GlobalAveragePool, BatchNormalization (as a
@@ -283,32 +284,35 @@ func (r *nchwcRewriter) channels(name string) int64 {
 // equal sizes or the same symbolic dimension names, or, where dims are
 // unknown (a dynamic batch, a named height a conv divided), equal sizes under both probes
 // that fix the graph inputs' unknown dims to 2 and to 3.
-func (r *nchwcRewriter) sameShape(a, b string) bool {
+func (r *nchwcRewriter) sameShape(a, b string) bool { return r.sameDimsAt(a, b, 0, 1, 2, 3) }
+
+// sameDimsAt is sameShape for the dims at idx only.
+func (r *nchwcRewriter) sameDimsAt(a, b string, idx ...int) bool {
 	if na, nb := r.nc[a], r.nc[b]; na != nil && nb != nil {
 		if na.shape == nb.shape {
 			return true
 		}
 		a, b = na.shape, nb.shape
 	}
-	if sameDims(r.shape4(a), r.shape4(b)) {
+	if sameDims(r.shape4(a), r.shape4(b), idx) {
 		return true
 	}
 	if r.probes == nil {
 		return false
 	}
 	for _, p := range r.probes {
-		if p == nil || !sameDims(shape4Of(p, a), shape4Of(p, b)) {
+		if p == nil || !sameDims(shape4Of(p, a), shape4Of(p, b), idx) {
 			return false
 		}
 	}
 	return true
 }
 
-func sameDims(sa, sb graph.Shape) bool {
+func sameDims(sa, sb graph.Shape, idx []int) bool {
 	if sa == nil || sb == nil {
 		return false
 	}
-	for i := range sa {
+	for _, i := range idx {
 		da, db := sa[i], sb[i]
 		switch {
 		case da.Known() && db.Known():
@@ -391,12 +395,15 @@ func (r *nchwcRewriter) conv(n *graph.Node) bool {
 			return false
 		}
 	case G == 1:
-		if I < b {
+		blocked := r.nc[n.Inputs[0]] != nil
+		switch {
+		case I < b && !blocked:
 			oihwbo, reorderInput = true, false
-		} else {
-			if I%4 != 0 {
-				return false
-			}
+		case I%4 != 0 && !blocked:
+			return false // ReorderInput needs whole groups of 4 channels
+		default:
+			// An NCHWc input is already padded to Ip: the filter's
+			// padding input channels are zero, whatever I is.
 			Ip = roundUp64(I, b)
 		}
 	default:

@@ -67,6 +67,20 @@ func TestLayoutNCHWcCases(t *testing.T) {
 			b.output("d2", graph.Float, 1, 12, 2, 2)
 			return b.m
 		}, 4, nil},
+		{"odd channel counts between blocked convs", func() *graph.Model {
+			b := newBuilder(13)
+			conv(b, b.input("x", graph.Float, 1, 8, 6, 6), "w1", []int64{22, 8, 3, 3}, "a", graph.IntsAttr("pads", 1, 1, 1, 1))
+			conv(b, "a", "w2", []int64{6, 22, 1, 1}, "c") // 22 inputs: not a multiple of 4, but already blocked
+			conv(b, "c", "w3", []int64{16, 6, 3, 3}, "d") // 6 < 8 inputs, blocked: OIHWBiBo with padding, no reorder
+			b.output("d", graph.Float, 1, 16, 4, 4)
+			return b.m
+		}, 3, func(t *testing.T, out *graph.Model) {
+			for _, n := range out.Graph.Nodes {
+				if n.OpType == "ReorderOutput" && n.Outputs[0] != "d" {
+					t.Fatalf("reorder between blocked convs:\n%s", out.Format())
+				}
+			}
+		}},
 		{"subgraph reads a blocked conv's output", func() *graph.Model {
 			b := newBuilder(13)
 			x := b.input("x", graph.Float, 1, 8, 4, 4)
