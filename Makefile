@@ -43,7 +43,13 @@ demo: setup build
 	@mkdir -p out
 	bin/optictl optimize "$(DEMO_MODEL)" -o out/demo.opt.onnx --data "$(dir $(DEMO_MODEL))test_data_set_0"
 	bin/optictl compare "$(DEMO_MODEL)" out/demo.opt.onnx --backends ort --data "$(dir $(DEMO_MODEL))test_data_set_0"
-	bin/optictl bench "$(DEMO_MODEL)" out/demo.opt.onnx --backend ort --threads 1 --iterations 300 --data "$(dir $(DEMO_MODEL))test_data_set_0"
+	@# -O3 for ONNX Runtime's CPU provider, with its NCHWc layout for this CPU (exit 2: a CPU without it)
+	@code=0; bin/optictl optimize "$(DEMO_MODEL)" -o out/demo.nchwc.onnx -O3 --target ort-cpu --nchwc auto --data "$(dir $(DEMO_MODEL))test_data_set_0" > out/demo.nchwc.txt || code=$$?; \
+	tail -4 out/demo.nchwc.txt; \
+	if [ $$code -eq 2 ]; then echo "demo: no NCHWc variant on this CPU"; variants=out/demo.opt.onnx; \
+	elif [ $$code -ne 0 ]; then exit $$code; else variants="out/demo.opt.onnx out/demo.nchwc.onnx"; fi; \
+	echo bin/optictl bench "$(DEMO_MODEL)" $$variants --backend ort --threads 1 --iterations 300; \
+	bin/optictl bench "$(DEMO_MODEL)" $$variants --backend ort --threads 1 --iterations 300 --data "$(dir $(DEMO_MODEL))test_data_set_0"
 
 ## test: set up, run every test, then a short fuzz run of the ONNX loader
 test: setup
