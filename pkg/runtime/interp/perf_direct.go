@@ -27,9 +27,17 @@ const perfDirectNR = 24
 type perfDirect struct {
 	xp, yp, a   []float32
 	zeros       []float32 // the bias of a Conv without one
+	padKey      perfPadKey
 	offs        []int
 	K, mpad, np int
 	fn          func(lo, hi int)
+}
+
+// perfPadKey identifies the padded buffer's zeros: the buffer and the
+// geometry whose padding positions they are.
+type perfPadKey struct {
+	buf                         *float32
+	L, Cg, H, W, Hp, Wp, pt, pl int
 }
 
 // perfDirectFits reports whether the direct path applies to geometry g with
@@ -90,21 +98,22 @@ func (cv *nnConv) perfDirectConv(c *Call, xg, a, yg, bias []float32, Cg, Mg, Kg 
 	plane := Hp * Wp
 	L := max(Cg*plane, np+offMax)
 	xp := c.ScratchF32(3, L)
-	// Padded copy of the input.
+	// Padded copy of the input. The padding and the slack are zeroed
+	// only when the buffer or the geometry changes: every copy writes the
+	// same interior positions, so the zeros stay.
 	pt, pl := g.pb[0], g.pb[1]
+	key := perfPadKey{&xp[0], L, Cg, H, W, Hp, Wp, pt, pl}
+	if pd.padKey != key {
+		clear(xp)
+		pd.padKey = key
+	}
 	for ci := 0; ci < Cg; ci++ {
 		dst := xp[ci*plane : (ci+1)*plane]
 		src := xg[ci*H*W : (ci+1)*H*W]
-		clear(dst[:pt*Wp])
 		for h := 0; h < H; h++ {
-			row := dst[(pt+h)*Wp : (pt+h+1)*Wp]
-			clear(row[:pl])
-			copy(row[pl:pl+W], src[h*W:(h+1)*W])
-			clear(row[pl+W:])
+			copy(dst[(pt+h)*Wp+pl:(pt+h)*Wp+pl+W], src[h*W:(h+1)*W])
 		}
-		clear(dst[(pt+H)*Wp:])
 	}
-	clear(xp[Cg*plane:])
 	if cap(pd.offs) < Kg {
 		pd.offs = make([]int, Kg)
 	}
