@@ -1,6 +1,7 @@
 package interp
 
 import (
+	"context"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -61,5 +62,40 @@ func TestPerfSmallNConv(t *testing.T) {
 		}
 		ins := []*runtime.Tensor{runtime.FromFloat32(xs, x)}
 		perfCheckConvPath(t, tc.name, m, tc.threads, ins, want, &perfSmallNOn, "transposed and normal")
+	}
+}
+
+// TestPerfDirectConvShapeChanges runs one session over inputs whose height
+// and width change between runs (and back): the direct path keeps its
+// padded buffer's zeros across runs, so a stale border would show here.
+func TestPerfDirectConvShapeChanges(t *testing.T) {
+	r := rand.New(rand.NewPCG(71, 72))
+	const C, M = 3, 8
+	w := nnRandF32(r, M*C*3*3)
+	b := nnRandF32(r, M)
+	xs := []int64{1, C, -1, -1}
+	m := nnConvModel(xs, []int64{M, C, 3, 3}, true, true, w, b, graph.IntsAttr("pads", 1, 2, 2, 1))
+	m.Graph.Inputs[0].Shape = graph.Shape{{Size: 1}, {Size: C}, {Size: -1, Param: "H"}, {Size: -1, Param: "W"}}
+	s, err := Open(m, runtime.Options{Threads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, hw := range [][2]int{{10, 12}, {7, 5}, {10, 12}, {16, 9}, {7, 5}} {
+		H, W := hw[0], hw[1]
+		x := nnRandF32(r, C*H*W)
+		for i := range x {
+			x[i] += 3 // a stale border of old data would be far from zero
+		}
+		OH, OW := H+3-3+1, W+3-3+1
+		want := nnNaiveConv2D(x, 1, C, H, W, w, M, 3, 3, b, 1, 1, 1, 1, 1, 1, 2, OH, OW)
+		out, err := s.Run(context.Background(), []*runtime.Tensor{runtime.FromFloat32([]int64{1, C, int64(H), int64(W)}, x)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, v := range out[0].Float32s() {
+			if math.Abs(float64(v-want[i])) > 1e-4*(1+math.Abs(float64(want[i]))) {
+				t.Fatalf("%dx%d: y[%d] = %g, want %g", H, W, i, v, want[i])
+			}
+		}
 	}
 }
