@@ -2205,7 +2205,7 @@ func ruleReorderInput(x *nctx) error {
 		c, h, w = a.shape[3], a.shape[1], a.shape[2]
 	}
 	cp := UnknownDim()
-	if b := x.nchwcBlock(); b > 0 && c.Known() {
+	if b := x.nchwcBlock(); b > 0 && c.Known() && c.Size <= math.MaxInt64-b {
 		cp = Dim{Size: (c.Size + b - 1) / b * b}
 	}
 	x.set(0, a.dt, Shape{n, cp, h, w})
