@@ -378,6 +378,11 @@ func (r *nchwcRewriter) conv(n *graph.Node) bool {
 	if c := r.channels(n.Inputs[0]); c >= 0 && c != w.Dims[1]*n.AttrInt("group", 1) {
 		return false
 	}
+	for _, d := range w.Dims {
+		if d <= 0 {
+			return false
+		}
+	}
 	M, I, G := w.Dims[0], w.Dims[1], n.AttrInt("group", 1)
 	b := r.b
 	Mp := roundUp64(M, b)
