@@ -25,6 +25,7 @@ func init() { commands = append(commands, newBenchCmd) }
 type benchOptions struct {
 	backend     string
 	ortLib      string
+	ort         ortFlags
 	device      string
 	threads     int
 	batches     []int
@@ -100,7 +101,7 @@ taskset -c 3 optictl bench ...`,
 	f := cmd.Flags()
 	f.StringVar(&o.backend, "backend", "ort", "runtime backend: ort or interp")
 	f.StringVar(&o.ortLib, "ort-lib", "", "path of libonnxruntime.so (ort backend; default: searched, see the ort package)")
-	f.StringVar(&o.device, "device", "cpu", "device: cpu, cuda or tensorrt (no fallback: a missing GPU is an error)")
+	f.StringVar(&o.device, "device", "cpu", "device: cpu, cuda or tensorrt (a missing GPU is an error unless --fallback cpu)")
 	f.IntVar(&o.threads, "threads", 0, "intra-op threads per session (0: backend default)")
 	f.IntSliceVar(&o.batches, "batch", []int{1}, "batch sizes (inputs stacked along a dynamic first dim)")
 	f.IntSliceVar(&o.concurrency, "concurrency", []int{1}, "concurrent workers, one session each")
@@ -124,6 +125,7 @@ taskset -c 3 optictl bench ...`,
 	f.Float64Var(&o.minSpeedup, "min-speedup", 0, "gate: fail when a variant's speedup over the reference is below this")
 	f.Float64Var(&o.maxAccDrop, "max-accuracy-drop", 0, "gate: fail when a variant loses more accuracy than this, in percentage points")
 	f.Float64Var(&o.minThroughput, "min-throughput", 0, "gate: fail when a variant runs fewer inferences per second")
+	o.ort.register(cmd, false)
 	return cmd
 }
 
@@ -169,10 +171,14 @@ func (o *benchOptions) config(models []string, durationSet, iterationsSet bool) 
 	if err != nil {
 		return zero, bench.Gates{}, err
 	}
+	opts := runtime.Options{Device: o.device, Threads: o.threads, Shapes: shapes, ORTLib: o.ortLib}
+	if err := o.ort.apply([]string{o.backend}, o.device, &opts); err != nil {
+		return zero, bench.Gates{}, err
+	}
 	cfg := bench.Config{
 		Models:  models,
 		Backend: o.backend,
-		Options: runtime.Options{Device: o.device, Threads: o.threads, Shapes: shapes, ORTLib: o.ortLib},
+		Options: opts,
 		Batches: o.batches, Concurrency: o.concurrency,
 		Warmup: o.warmup, Rounds: o.rounds,
 		Data: o.data, DataLimit: o.samples, Labels: o.labels,

@@ -27,6 +27,7 @@ type compareOptions struct {
 	seed      int64
 	threads   int
 	maxMemory string
+	ort       ortFlags
 }
 
 func newCompareCmd(g *globalOptions) *cobra.Command {
@@ -65,6 +66,7 @@ named), 2 for bad usage.`,
 	f.BoolVar(&o.json, "json", false, "print JSON")
 	f.Int64Var(&o.seed, "seed", 1, "seed of the random inputs")
 	f.IntVar(&o.threads, "threads", 0, "intra-op threads (0: backend default)")
+	o.ort.register(cmd, true)
 	f.StringVar(&o.maxMemory, "max-memory", "", "refuse a model that needs more memory than this many bytes (suffixes K, M, G)")
 	return cmd
 }
@@ -151,6 +153,9 @@ func (o *compareOptions) run(ctx context.Context, g *globalOptions, models []str
 		return usageErr("--backends lists %d backends; compare takes two", len(backends))
 	}
 	sp := runSessionSpec{device: o.device, threads: o.threads, maxMemory: maxMem, shapes: shapes}
+	if err := o.ort.apply(backends, o.device, &sp.base); err != nil {
+		return err
+	}
 	var sides []compareSide
 	defer func() {
 		for _, s := range sides {

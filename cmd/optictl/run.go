@@ -38,6 +38,7 @@ type runOptions struct {
 	maxMemory string
 	threads   int
 	first     int
+	ort       ortFlags
 }
 
 func newRunCmd(g *globalOptions) *cobra.Command {
@@ -70,6 +71,7 @@ dims are 1 unless --shape name=1x3x48x320 fixes them).`,
 	f.StringVar(&o.maxMemory, "max-memory", "", "refuse a model that needs more memory than this many bytes (suffixes K, M, G)")
 	f.IntVar(&o.threads, "threads", 0, "intra-op threads (0: backend default)")
 	f.IntVar(&o.first, "first", 5, "how many first values to print per output")
+	o.ort.register(cmd, true)
 	return cmd
 }
 
@@ -180,6 +182,7 @@ type runSessionSpec struct {
 	threads   int
 	maxMemory int64
 	shapes    map[string][]int64
+	base      runtime.Options // the ORT flags (ortFlags.apply)
 }
 
 func (sp runSessionSpec) open(backend, path string) (*graph.Model, runtime.Session, error) {
@@ -212,7 +215,8 @@ func (sp runSessionSpec) open(backend, path string) (*graph.Model, runtime.Sessi
 			}
 		}
 	}
-	opts := runtime.Options{Device: sp.device, Threads: sp.threads, MaxMemory: sp.maxMemory, Shapes: sp.shapes}
+	opts := sp.base
+	opts.Device, opts.Threads, opts.MaxMemory, opts.Shapes = sp.device, sp.threads, sp.maxMemory, sp.shapes
 	s, err := compare.Open(backend, m, opts)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", path, err)
@@ -332,6 +336,9 @@ func (o *runOptions) run(ctx context.Context, g *globalOptions, model string) er
 		dataSet = sets[0]
 	}
 	sp := runSessionSpec{device: o.device, threads: o.threads, maxMemory: maxMem, shapes: shapes}
+	if err := o.ort.apply([]string{o.backend}, o.device, &sp.base); err != nil {
+		return err
+	}
 	_, s, err := sp.open(o.backend, model)
 	if err != nil {
 		return err

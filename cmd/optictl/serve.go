@@ -36,6 +36,8 @@ type serveOptions struct {
 	allowNaN   bool
 	version    string
 	logJSON    bool
+	device     string
+	ort        ortFlags
 }
 
 func newServeCmd(g *globalOptions) *cobra.Command {
@@ -101,6 +103,8 @@ SIGTERM or SIGINT stops accepting, finishes in-flight requests and exits 0.`,
 	f.StringVar(&o.grpc, "grpc", ":8001", `gRPC listen address ("off" disables gRPC)`)
 	f.StringVar(&o.backend, "backend", "ort", "runtime backend: ort or interp")
 	f.IntVar(&o.threads, "threads", 1, "intra-op threads per session instance")
+	f.StringVar(&o.device, "device", "cpu", "device: cpu, cuda or tensorrt (ort backend; a missing GPU is an error unless --fallback cpu)")
+	o.ort.register(cmd, true)
 	f.IntVar(&o.instances, "instances", 1, "parallel session instances per model variant")
 	f.IntVar(&o.maxBatch, "max-batch", 1, "largest micro-batch for models with a dynamic batch dim (1 = no batching)")
 	f.DurationVar(&o.queueDelay, "max-queue-delay", 2*time.Millisecond, "longest a request waits for others to batch with")
@@ -129,6 +133,19 @@ func (o *serveOptions) config(args []string) (serve.Config, error) {
 	}
 	if o.backend != "ort" && o.backend != "interp" {
 		return cfg, usageErr("--backend must be ort or interp, not %q", o.backend)
+	}
+	switch o.device {
+	case "cpu":
+	case "cuda", "tensorrt":
+		if o.backend != "ort" {
+			return cfg, usageErr("--device %s needs --backend ort", o.device)
+		}
+		cfg.Session.Device = o.device
+	default:
+		return cfg, usageErr("--device %q: want cpu, cuda or tensorrt", o.device)
+	}
+	if err := o.ort.apply([]string{o.backend}, o.device, &cfg.Session); err != nil {
+		return cfg, err
 	}
 	for _, n := range []struct {
 		name string

@@ -38,13 +38,17 @@ type VariantConfig struct {
 
 // Config configures a Server. Zero values get the defaults in Defaults.
 type Config struct {
-	Models         []ModelConfig
-	HTTPAddr       string // ":8000"
-	GRPCAddr       string // ":8001"; "off" disables gRPC
-	Backend        string // "ort" or "interp"
-	Threads        int    // per session
-	Instances      int    // sessions per variant
-	MaxBatch       int    // 1 disables batching
+	Models   []ModelConfig
+	HTTPAddr string // ":8000"
+	GRPCAddr string // ":8001"; "off" disables gRPC
+	Backend  string // "ort" or "interp"
+	Threads  int    // per session
+	// Session is the base of every session's options (device, ORT
+	// optimization level, fallback, provider options); Threads overrides
+	// its Threads.
+	Session        runtime.Options
+	Instances      int // sessions per variant
+	MaxBatch       int // 1 disables batching
 	MaxQueueDelay  time.Duration
 	PreferredBatch []int
 	QueueSize      int           // per variant
@@ -249,12 +253,17 @@ func (s *Server) openVariant(sm *servedModel, vc VariantConfig) (*variant, error
 	v := &variant{name: vc.Name, path: vc.Path, model: m, srv: s, parent: sm,
 		queue: make(chan *job, s.cfg.QueueSize), lat: &latWindow{keep: 2 * time.Second}}
 	for i := 0; i < s.cfg.Instances; i++ {
-		sess, err := s.cfg.Open(s.cfg.Backend, m, runtime.Options{Threads: s.cfg.Threads})
+		opts := s.cfg.Session
+		opts.Threads = s.cfg.Threads
+		sess, err := s.cfg.Open(s.cfg.Backend, m, opts)
 		if err != nil {
 			for _, o := range v.sessions {
 				o.Close()
 			}
 			return nil, fmt.Errorf("serve: model %q variant %q: %w", sm.name, vc.Name, err)
+		}
+		if i == 0 && strings.Contains(sess.Device(), "fallback") {
+			s.cfg.Log.Warn("device fallback", "model", sm.name, "variant", vc.Name, "device", sess.Device())
 		}
 		v.sessions = append(v.sessions, sess)
 	}
