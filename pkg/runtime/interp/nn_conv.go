@@ -384,16 +384,7 @@ func nnIm2colRows(dst, x, buf []float32, g *nnGeom, Kg, outSz, lo, hi int) {
 			offH := kc[0]*g.d[0] - g.pb[0]
 			offW := kc[1]*g.d[1] - g.pb[1]
 			sh, sw := g.s[0], g.s[1]
-			// Valid ow range: 0 <= ow*sw+offW < W.
-			owLo := 0
-			if offW < 0 {
-				owLo = (-offW + sw - 1) / sw
-			}
-			owHi := 0
-			if W-offW > 0 {
-				owHi = min(OW, (W-offW+sw-1)/sw)
-			}
-			owLo = min(owLo, owHi)
+			owLo, owHi := nnValidCols(offW, sw, W, OW)
 			j := 0
 			for oh := 0; oh < OH; oh++ {
 				ih := oh*sh + offH
@@ -444,6 +435,18 @@ func nnIm2colRows(dst, x, buf []float32, g *nnGeom, Kg, outSz, lo, hi int) {
 	}
 }
 
+// nnValidCols returns the output columns [lo, hi) whose input column
+// ow*sw+off lies in [0, W), for OW output columns.
+func nnValidCols(off, sw, W, OW int) (lo, hi int) {
+	if off < 0 {
+		lo = (-off + sw - 1) / sw
+	}
+	if W-off > 0 {
+		hi = min(OW, (W-off+sw-1)/sw)
+	}
+	return min(lo, hi), hi
+}
+
 // nnIm2col2DRow writes one im2col row (kernel tap ki,kj of one input
 // channel xc) of a 2-D convolution into packed-B layout: output position j
 // goes to dst[base+(j/nnNR)*sstride+j%nnNR]. The row is first built
@@ -454,16 +457,7 @@ func nnIm2col2DRow(dst, xc, buf []float32, g *nnGeom, ki, kj, base, sstride, npa
 	offH := ki*g.d[0] - g.pb[0]
 	offW := kj*g.d[1] - g.pb[1]
 	sh, sw := g.s[0], g.s[1]
-	// Valid ow range: 0 <= ow*sw+offW < W.
-	owLo := 0
-	if offW < 0 {
-		owLo = (-offW + sw - 1) / sw
-	}
-	owHi := 0
-	if W-offW > 0 {
-		owHi = min(OW, (W-offW+sw-1)/sw)
-	}
-	owLo = min(owLo, owHi)
+	owLo, owHi := nnValidCols(offW, sw, W, OW)
 	row := buf[:npad]
 	j := 0
 	for oh := 0; oh < OH; oh++ {
