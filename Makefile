@@ -23,9 +23,12 @@ BENCHTIME ?= 1s
 
 all: build
 
-## setup: fetch ONNX Runtime's shared library into .cache/ort (idempotent);
-## skipped when ONNXRUNTIME_SHARED_LIBRARY_PATH names another existing library
+## setup: install the Debian packages the tests need (scripts/setup-deps.sh:
+## only what is missing; root or sudo), then fetch ONNX Runtime's shared
+## library into .cache/ort (idempotent; skipped when
+## ONNXRUNTIME_SHARED_LIBRARY_PATH names another existing library)
 setup:
+	@scripts/setup-deps.sh
 	@if [ "$$ONNXRUNTIME_SHARED_LIBRARY_PATH" != "$(ORT_LIB)" ] && [ -f "$$ONNXRUNTIME_SHARED_LIBRARY_PATH" ]; then \
 		echo "setup: using ONNX Runtime from ONNXRUNTIME_SHARED_LIBRARY_PATH=$$ONNXRUNTIME_SHARED_LIBRARY_PATH"; \
 	else \
