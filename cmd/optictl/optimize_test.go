@@ -731,3 +731,18 @@ func TestInt8Disable(t *testing.T) {
 		}
 	}
 }
+
+func TestShellQuote(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"models/det.onnx", "models/det.onnx"},
+		{"x=1x3x64x96", "x=1x3x64x96"},
+		{"my model.onnx", "'my model.onnx'"},
+		{"it's.onnx", `'it'\''s.onnx'`},
+		{"", "''"},
+		{"a;rm -rf", "'a;rm -rf'"},
+	} {
+		if got := shellQuote(tc.in); got != tc.want {
+			t.Errorf("shellQuote(%q) = %s, want %s", tc.in, got, tc.want)
+		}
+	}
+}
