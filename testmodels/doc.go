@@ -44,9 +44,18 @@
 //   - lstm: LSTM, opset 13, input[8,N,16] -> hidden[1,N,32], cell[1,N,32],
 //     score[N,1]. One LSTM layer (hidden 32, forget-gate bias 1, Y
 //     omitted), Squeeze of Y_h, MatMul+Add head.
+//   - dbnet: DBNet, opset 11, x[N,3,H,W] -> sigmoid_0.tmp_0[N,1,H,W]
+//     (H and W dynamic, named p2o.DynamicDimension.*, multiples of 32). A
+//     DB text detector as Paddle2ONNX exports PaddleOCR's: weights in
+//     Constant nodes, Conv+BN+HardSwish (written x*Clip(x+3,0,6)/6)
+//     backbone to stride 32 with depthwise convs, residual Adds and an SE
+//     block, an FPN of opset-11 Resizes (nearest and linear) with Adds and
+//     a Concat, a ConvTranspose head and a Sigmoid. InputShapes and
+//     SampleDim give realistic sizes for its dynamic dims (64x96).
 //
 // Model outputs are produced by a final Identity so that their names stay
-// stable while passes rewrite the nodes before them.
+// stable while passes rewrite the nodes before them, except dbnet's, which
+// its Sigmoid writes as Paddle2ONNX does.
 package testmodels
 
 //go:generate go run ./gen

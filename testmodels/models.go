@@ -21,6 +21,7 @@ func All() map[string]func() *graph.Model {
 		"transformer_ln17": TransformerEncoderLN17,
 		"gru":              GRU,
 		"lstm":             LSTM,
+		"dbnet":            DBNet,
 	}
 }
 
@@ -40,6 +41,9 @@ func Names() []string {
 type weights struct {
 	b   *build.Builder
 	rng *rand.Rand
+	// constNodes puts weights in Constant nodes (as Paddle2ONNX and older
+	// exporters do) instead of initializers.
+	constNodes bool
 }
 
 func newWeights(b *build.Builder, seed int64) *weights {
@@ -56,7 +60,7 @@ func (w *weights) normal(name string, std float64, dims ...int64) string {
 	for i := range v {
 		v[i] = float32(w.rng.NormFloat64() * std)
 	}
-	return w.b.Float32(name, dims, v)
+	return w.add(name, dims, v)
 }
 
 // uniform adds an initializer of U(lo, hi) values.
@@ -69,7 +73,16 @@ func (w *weights) uniform(name string, lo, hi float64, dims ...int64) string {
 	for i := range v {
 		v[i] = float32(lo + (hi-lo)*w.rng.Float64())
 	}
-	return w.b.Float32(name, dims, v)
+	return w.add(name, dims, v)
+}
+
+// add adds a float32 weight as an initializer or a Constant node.
+func (w *weights) add(name string, dims []int64, v []float32) string {
+	if !w.constNodes {
+		return w.b.Float32(name, dims, v)
+	}
+	w.b.Op("Constant", "p2o.Constant."+name, nil, []string{name}, graph.TensorAttr("value", graph.NewFloat32(name, dims, v)))
+	return name
 }
 
 // he adds a He-initialised weight: N(0, 2/fanIn).

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -38,6 +39,19 @@ var expected = map[string]struct {
 		map[string]string{"sequence": "float32[8,1,N,32]", "logits": "float32[N,4]"}, []string{"GRU", "Squeeze", "Gemm"}},
 	"lstm": {13, map[string]string{"input": "float32[8,N,16]"},
 		map[string]string{"hidden": "float32[1,N,32]", "cell": "float32[1,N,32]", "score": "float32[N,1]"}, []string{"LSTM", "Squeeze", "MatMul"}},
+	"dbnet": {11, map[string]string{"x": "float32[N,3,p2o.DynamicDimension.0,p2o.DynamicDimension.1]"},
+		map[string]string{"sigmoid_0.tmp_0": "float32[N,1,p2o.DynamicDimension.2,p2o.DynamicDimension.3]"},
+		[]string{"Constant", "Conv", "BatchNormalization", "Add", "Clip", "Mul", "Div", "HardSigmoid", "GlobalAveragePool",
+			"Relu", "Resize", "Concat", "ConvTranspose", "Sigmoid"}},
+}
+
+// sampleShape replaces the dims of an input or output type string as
+// testmodels.InputShapes sets them for batch n: N -> n, dbnet's height and
+// width (input, and the output's, which are the same) -> 64x96.
+func sampleShape(typ string, n int) string {
+	r := strings.NewReplacer("p2o.DynamicDimension.0", "64", "p2o.DynamicDimension.1", "96",
+		"p2o.DynamicDimension.2", "64", "p2o.DynamicDimension.3", "96", "N", strconv.Itoa(n))
+	return r.Replace(typ)
 }
 
 func TestAllListsEveryModel(t *testing.T) {
@@ -101,7 +115,13 @@ func TestWeightsAreRealistic(t *testing.T) {
 	for name, ctor := range testmodels.All() {
 		t.Run(name, func(t *testing.T) {
 			m := ctor()
-			for _, w := range m.Graph.Initializers {
+			ws := append([]*graph.Tensor(nil), m.Graph.Initializers...)
+			for _, n := range m.Graph.Nodes {
+				if t := n.AttrTensor("value"); n.Is("Constant") && t != nil {
+					ws = append(ws, t)
+				}
+			}
+			for _, w := range ws {
 				if w.DType != graph.Float {
 					continue
 				}
@@ -221,18 +241,7 @@ func TestShapesInfer(t *testing.T) {
 	for _, name := range testmodels.Names() {
 		t.Run(name, func(t *testing.T) {
 			m := testmodels.All()[name]()
-			fixed := map[string][]int64{}
-			for _, in := range m.Graph.Inputs {
-				var dims []int64
-				for _, d := range in.Shape {
-					if d.Known() {
-						dims = append(dims, d.Size)
-					} else {
-						dims = append(dims, 3)
-					}
-				}
-				fixed[in.Name] = dims
-			}
+			fixed := testmodels.InputShapes(m, 3)
 			res, err := graph.InferShapes(m, graph.InferOptions{Fixed: fixed})
 			if err != nil {
 				t.Fatal(err)
@@ -241,7 +250,7 @@ func TestShapesInfer(t *testing.T) {
 				t.Errorf("unknown values %v, unsupported ops %v", res.Unknown, res.UnsupportedOps)
 			}
 			for _, out := range m.Graph.Outputs {
-				want := strings.ReplaceAll(expected[name].outputs[out.Name], "N", "3")
+				want := sampleShape(expected[name].outputs[out.Name], 3)
 				if out.TypeString() != want {
 					t.Errorf("output %s inferred as %s, want %s", out.Name, out.TypeString(), want)
 				}
@@ -265,15 +274,11 @@ func TestModelsRun(t *testing.T) {
 			run := func(seed int64) map[string]*runtime.Tensor {
 				rng := rand.New(rand.NewSource(seed))
 				in := map[string]*runtime.Tensor{}
+				shapes := testmodels.InputShapes(m, 2)
 				for _, v := range m.Graph.Inputs {
-					var dims []int64
+					dims := shapes[v.Name]
 					n := 1
-					for _, d := range v.Shape {
-						k := d.Size
-						if !d.Known() {
-							k = 2
-						}
-						dims = append(dims, k)
+					for _, k := range dims {
 						n *= int(k)
 					}
 					data := make([]float32, n)
@@ -294,7 +299,7 @@ func TestModelsRun(t *testing.T) {
 				if o == nil {
 					t.Fatalf("no output %s", oname)
 				}
-				if got := "float32" + runtime.ShapeString(o.Shape); got != strings.ReplaceAll(want, "N", "2") {
+				if got := "float32" + runtime.ShapeString(o.Shape); got != sampleShape(want, 2) {
 					t.Errorf("output %s: %s, want %s", oname, got, want)
 				}
 				v := o.Float32s()

@@ -52,6 +52,10 @@ type optimizeOptions struct {
 	Freeze                bool
 	// NCHWc is --nchwc: off, auto, 8 or 16 (ONNX Runtime's blocked layout).
 	NCHWc string
+	// Strict (--strict) fails (exit 3, nothing written) when a pass was
+	// rolled back; by default the model is written without it, with a
+	// warning.
+	Strict bool
 
 	// quantization (after the graph passes)
 	Quantize     string
@@ -492,6 +496,23 @@ type optimizeResult struct {
 	Quantize *quantizeResult `json:"quantize,omitempty"`
 	// Prune is set with --prune.
 	Prune *prune.Report `json:"prune,omitempty"`
+	// RolledBack lists each pass that was rolled back (once, with its
+	// first failure) and a command that reproduces the failure.
+	RolledBack []rolledBackPass `json:"rolled_back,omitempty"`
+}
+
+// rolledBackPass is a pass that broke the model and was undone.
+type rolledBackPass struct {
+	Pass   string   `json:"pass"`
+	Times  int      `json:"times"`
+	Reason string   `json:"reason"`
+	Output string   `json:"output,omitempty"`
+	Node   string   `json:"node,omitempty"`
+	Inputs []string `json:"inputs,omitempty"`
+	// Reproduce is an optictl command that shows the failure: the pass
+	// alone on the input model when that reproduces it, else the whole
+	// run with --strict.
+	Reproduce string `json:"reproduce"`
 }
 
 type failedPassInfo struct {
@@ -536,24 +557,19 @@ func runOptimize(g *globalOptions, o *optimizeOptions) error {
 		return err
 	}
 	if len(rep.Rollbacks) > 0 {
-		// A rolled-back pass is a rewrite that broke the model: the model
-		// left is correct but the failure must not pass unnoticed.
-		rb := rep.Rollbacks[0]
-		msg := fmt.Sprintf("pass %s broke the model and was rolled back", rb.Pass)
-		if rb.Output != "" {
-			msg += fmt.Sprintf(" (output %q differed)", rb.Output)
+		// A rolled-back pass is a rewrite that broke the model. The model
+		// left is the other passes' verified work (and passed the final
+		// check): it is written, and the failure is reported loudly, with
+		// a command that reproduces it. --strict refuses it instead.
+		res.RolledBack = rolledBack(m, o, po, rep.Rollbacks)
+		if o.Strict {
+			rb := res.RolledBack[0]
+			err := fmt.Errorf("--strict: %s; nothing was written (rerun without --strict to write the model without it, or with --disable %s)", rollbackMessage(rb), rb.Pass)
+			res.Error = err.Error()
+			res.Failed = &failedPassInfo{Pass: rb.Pass, Output: rb.Output}
+			printOptimize(g, o, &res)
+			return failedErr(err)
 		}
-		if rb.Node != "" {
-			msg += " at node " + rb.Node
-		}
-		if n := len(rep.Rollbacks); n > 1 {
-			msg += fmt.Sprintf(", and %d more rollbacks", n-1)
-		}
-		err := fmt.Errorf("%s: %s; nothing was written (rerun with --disable %s to skip it)", msg, rb.Reason, rb.Pass)
-		res.Error = err.Error()
-		res.Failed = &failedPassInfo{Pass: rb.Pass, Output: rb.Output}
-		printOptimize(g, o, &res)
-		return failedErr(err)
 	}
 	if o.Prune > 0 {
 		pm := out.Clone()
@@ -591,11 +607,129 @@ func runOptimize(g *globalOptions, o *optimizeOptions) error {
 		return err
 	}
 	res.Wrote = true
-	if po.NCHWcBlock != 0 {
+	for _, rb := range res.RolledBack {
+		fmt.Fprintf(g.Stderr, "warning: %s; %s was written without it (--strict: exit 3 instead)\n  reproduce: %s\n", rollbackMessage(rb), o.Out, rb.Reproduce)
+	}
+	if po.NCHWcBlock != 0 && slices.ContainsFunc(out.Graph.Nodes, func(n *graph.Node) bool { return n.Domain == graph.NCHWcDomain }) {
 		kind := map[int]string{8: "x86-64 with AVX2 and without AVX-512F", 16: "x86-64 with AVX-512F"}[po.NCHWcBlock]
 		fmt.Fprintf(g.Stderr, "note: %s uses ONNX Runtime's NCHWc layout with block %d: run it only on %s (optictl refuses it elsewhere; plain ONNX Runtime would compute wrong results)\n", o.Out, po.NCHWcBlock, kind)
 	}
 	return printOptimize(g, o, &res)
+}
+
+// rollbackMessage says which pass broke the model, where and how.
+func rollbackMessage(rb rolledBackPass) string {
+	msg := fmt.Sprintf("pass %s broke the model and was rolled back", rb.Pass)
+	if rb.Times > 1 {
+		msg += fmt.Sprintf(" (%d times)", rb.Times)
+	}
+	if rb.Node != "" {
+		msg += " at node " + rb.Node
+	}
+	msg += ": " + rb.Reason
+	if len(rb.Inputs) > 0 {
+		msg += " (inputs " + strings.Join(rb.Inputs, "; ") + ")"
+	}
+	return msg
+}
+
+// rolledBack lists each rolled-back pass once, with a command that
+// reproduces its failure. The pass alone on the input model (with the same
+// target, shapes, data and tolerances) is tried first, as a user would
+// report it; when that does not fail (the pass broke only what earlier
+// passes made of the model), the command is the whole run with --strict.
+func rolledBack(m *graph.Model, o *optimizeOptions, po passes.Options, rbs []passes.Rollback) []rolledBackPass {
+	var out []rolledBackPass
+	index := map[string]int{}
+	for _, rb := range rbs {
+		if i, ok := index[rb.Pass]; ok {
+			out[i].Times++
+			continue
+		}
+		index[rb.Pass] = len(out)
+		out = append(out, rolledBackPass{Pass: rb.Pass, Times: 1, Reason: rb.Reason, Output: rb.Output, Node: rb.Node, Inputs: rb.Inputs})
+	}
+	for i := range out {
+		name := out[i].Pass
+		alone := po
+		alone.Passes, alone.Disable, alone.DumpAfter, alone.Dump = []string{name}, nil, nil, nil
+		if alone.Verify {
+			alone.VerifyEachPass = true
+		}
+		out[i].Reproduce = reproduceCommand(o, po, []string{name})
+		if _, rep, err := passes.Optimize(m, alone); err == nil && rep != nil && slices.ContainsFunc(rep.Rollbacks, func(r passes.Rollback) bool { return r.Pass == name }) {
+			continue
+		}
+		out[i].Reproduce = reproduceCommand(o, po, nil)
+	}
+	return out
+}
+
+// reproduceCommand is the optimize command line of o with --strict (and an
+// explicit NCHWc block): with only the given passes when only is set.
+func reproduceCommand(o *optimizeOptions, po passes.Options, only []string) string {
+	args := []string{"optictl", "optimize", shellQuote(o.Model), "-o", "/tmp/optictl-repro.onnx"}
+	add := func(a ...string) { args = append(args, a...) }
+	if only != nil {
+		add("--passes", strings.Join(only, ","))
+	} else {
+		if po.Level != passes.O2 {
+			add("-" + po.Level.String())
+		}
+		if len(o.Passes) > 0 {
+			add("--passes", strings.Join(o.Passes, ","))
+		}
+		if len(o.Disable) > 0 {
+			add("--disable", strings.Join(o.Disable, ","))
+		}
+	}
+	if o.Target != passes.TargetGeneric {
+		add("--target", o.Target)
+	}
+	if po.NCHWcBlock != 0 {
+		add("--nchwc", strconv.Itoa(po.NCHWcBlock))
+	}
+	for _, sh := range o.Shapes {
+		add("--shape", shellQuote(sh))
+	}
+	if o.Data != "" {
+		add("--data", shellQuote(o.Data))
+	}
+	if o.NoVerify {
+		add("--no-verify")
+	} else if o.EachPassSet && !o.EachPass && only == nil {
+		add("--verify-each-pass=false")
+	}
+	if o.Backend != "interp" {
+		add("--backend", o.Backend)
+	}
+	if o.ATol != passes.DefaultTolerance.ATol {
+		add("--atol", strconv.FormatFloat(o.ATol, 'g', -1, 64))
+	}
+	if o.RTol != passes.DefaultTolerance.RTol {
+		add("--rtol", strconv.FormatFloat(o.RTol, 'g', -1, 64))
+	}
+	if o.Freeze {
+		add("--freeze-initializers")
+	}
+	if o.FoldGrow {
+		add("--fold-grow")
+	}
+	if o.FoldMax != 1<<20 {
+		add("--fold-max-bytes", strconv.FormatInt(o.FoldMax, 10))
+	}
+	add("--strict")
+	return strings.Join(args, " ")
+}
+
+// shellQuote quotes s for a POSIX shell when it needs it.
+func shellQuote(s string) string {
+	if s != "" && strings.IndexFunc(s, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_./=,:+@", r))
+	}) < 0 {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 func printOptimize(g *globalOptions, o *optimizeOptions, res *optimizeResult) error {
@@ -631,6 +765,12 @@ func printOptimize(g *globalOptions, o *optimizeOptions, res *optimizeResult) er
 	printSummary(w, rep)
 	for _, rb := range rep.Rollbacks {
 		fmt.Fprintf(w, "rolled back: pass %s (round %d): %s\n", rb.Pass, rb.Round, rb.Reason)
+		if len(rb.Inputs) > 0 {
+			fmt.Fprintf(w, "  checked on inputs %s\n", strings.Join(rb.Inputs, "; "))
+		}
+	}
+	for _, rb := range res.RolledBack {
+		fmt.Fprintf(w, "reproduce %s: %s\n", rb.Pass, rb.Reproduce)
 	}
 	for _, s := range rep.NumericSkips {
 		fmt.Fprintf(w, "checked structurally only: %s\n", s)
@@ -751,12 +891,17 @@ the result to OUT.
 
 Every pass is followed by a structural check and, unless --no-verify, by a
 numeric one: the outputs on seeded inputs are compared with the original's
-on --backend. A pass that breaks either is rolled back and named. The
-final model is checked again on a second seed and the --data inputs; a
-rollback, or a final model that still differs beyond --atol/--rtol, writes
-nothing and exits with code 3. --verify-each-pass=false checks numerically
-only the final model (faster on big models); if that check fails, the
-pipeline is replayed with per-pass checks to name the pass.
+on --backend. A pass that breaks either is rolled back and the others go
+on. The final model is checked again on a second seed and the --data
+inputs; if it differs beyond --atol/--rtol, nothing is written and the exit
+code is 3. A rolled-back pass does not cost the other passes' verified
+work: the model is written without it, exit 0, with a warning that names
+the pass, the failure (output, error, input shapes checked) and an optictl
+command that reproduces it (also in --json under "rolled_back").
+--strict makes a rollback fail instead: exit 3, nothing written.
+--verify-each-pass=false checks numerically only the final model (faster
+on big models); if that check fails, the pipeline is replayed with per-pass
+checks to find, name and roll back the pass.
 
 Levels: O0 nothing, O1 safe cleanups, O2 (default) + fusions and reordering,
 O3 + target-specific rewrites (--target ort-cpu: com.microsoft FusedConv,
@@ -788,6 +933,7 @@ results. Use it for a fleet of one CPU kind.
 	f.StringVarP(&o.Out, "output", "o", "", "where to write the optimized model")
 	f.StringVarP(&o.Level, "level", "O", "O2", "optimization level: O0, O1, O2 or O3")
 	f.StringVar(&o.Target, "target", passes.TargetGeneric, "target: generic or ort-cpu")
+	f.BoolVar(&o.Strict, "strict", false, "exit 3 and write nothing when a pass was rolled back (default: write the model without that pass, with a warning)")
 	f.StringVar(&o.NCHWc, "nchwc", "off", "with -O3 --target ort-cpu: write ONNX Runtime's blocked NCHWc layout for this CPU (auto) or block size 8 (AVX2) / 16 (AVX-512F); CPU-specific")
 	f.StringSliceVar(&o.Passes, "passes", nil, "run exactly these passes (comma-separated), whatever the level")
 	f.StringSliceVar(&o.Disable, "disable", nil, "passes to skip (comma-separated)")

@@ -285,11 +285,137 @@ func TestOptimizeCommandErrors(t *testing.T) {
 	}
 }
 
-func TestOptimizeRollbackFails(t *testing.T) {
-	p := &passes.Pass{Name: "test-cli-break", Doc: "Deliberately break the graph.", Level: passes.O2,
+// TestOptimizeRollbackContract: a pass that breaks the model is rolled
+// back and the others' verified work is written (exit 0) with a warning
+// that names the pass, the failure and a command that reproduces it (the
+// pass alone when that fails, else the whole run), and the JSON report
+// lists it; --strict turns the rollback into exit 3 with nothing written.
+// The reproduce commands, run, do fail.
+func TestOptimizeRollbackContract(t *testing.T) {
+	for _, p := range []*passes.Pass{
+		{Name: "test-cli-break", Doc: "Deliberately break the graph.", Level: passes.O2,
+			Run: func(c *passes.Context) (bool, error) {
+				c.Graph().Nodes = c.Graph().Nodes[1:]
+				return true, nil
+			}},
+		// Breaks the outputs only once BatchNormalization is gone: alone
+		// on the input model it does nothing.
+		{Name: "test-cli-late-break", Doc: "Deliberately negate a fused conv's output.", Level: passes.O2,
+			Run: func(c *passes.Context) (bool, error) {
+				g := c.Graph()
+				for _, n := range g.Nodes {
+					if n.Is("BatchNormalization") {
+						return false, nil
+					}
+				}
+				for _, n := range g.Nodes {
+					if n.Is("Identity") && n.Inputs[0] != "neg" {
+						g.Nodes = append(g.Nodes, &graph.Node{Name: "neg", OpType: "Neg", Inputs: []string{n.Inputs[0]}, Outputs: []string{"neg"}})
+						n.Inputs[0] = "neg"
+						return true, g.TopoSort()
+					}
+				}
+				return false, nil
+			}},
+	} {
+		if err := passes.Register(p); err != nil {
+			t.Fatal(err)
+		}
+		defer passes.Unregister(p.Name)
+	}
+	dir := t.TempDir()
+	in := testModel(t, dir)
+	tests := []struct {
+		name      string
+		args      []string
+		code      int
+		want      []string
+		reproduce string // in the reproduce command
+	}{
+		{"structural break, written without it", []string{"--passes", "fuse-conv-batchnorm,test-cli-break"}, ExitOK,
+			[]string{"warning: pass test-cli-break broke the model and was rolled back", "was written without it", "reproduce: optictl optimize "},
+			"--passes test-cli-break --strict"},
+		{"numeric break after another pass", []string{"--passes", "fuse-conv-batchnorm,test-cli-late-break"}, ExitOK,
+			[]string{"warning: pass test-cli-late-break broke the model", `output "y" differs`, "(inputs x=1x2x4x4)"},
+			"--passes fuse-conv-batchnorm,test-cli-late-break --strict"},
+		{"strict", []string{"--passes", "fuse-conv-batchnorm,test-cli-break", "--strict"}, ExitFailed,
+			[]string{"--strict: pass test-cli-break broke the model", "nothing was written"}, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			out := filepath.Join(t.TempDir(), "o.onnx")
+			var so, se bytes.Buffer
+			code := Execute(append([]string{"optimize", in, "-o", out}, tc.args...), &so, &se)
+			all := so.String() + se.String()
+			if code != tc.code {
+				t.Fatalf("exit %d, want %d:\n%s", code, tc.code, all)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(all, w) {
+					t.Errorf("output lacks %q:\n%s", w, all)
+				}
+			}
+			m, err := graph.Load(out)
+			if tc.code != ExitOK {
+				if err == nil {
+					t.Fatal("wrote a model with --strict after a rollback")
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			// The other pass's gain is kept.
+			for _, n := range m.Graph.Nodes {
+				if n.Is("BatchNormalization") || n.Is("Neg") {
+					t.Fatalf("written model:\n%s", m.Format())
+				}
+			}
+			// --json lists the rolled-back pass and its command.
+			so.Reset()
+			if code := Execute(append([]string{"optimize", in, "-o", out, "--json"}, tc.args...), &so, &se); code != ExitOK {
+				t.Fatalf("--json: exit %d", code)
+			}
+			var res optimizeResult
+			if err := json.Unmarshal(so.Bytes(), &res); err != nil {
+				t.Fatal(err)
+			}
+			if len(res.RolledBack) != 1 || !strings.Contains(res.RolledBack[0].Reproduce, tc.reproduce) || !res.Wrote ||
+				len(res.Report.Rollbacks) == 0 {
+				t.Fatalf("--json rolled_back %+v, wrote %v", res.RolledBack, res.Wrote)
+			}
+			// The command reproduces the failure.
+			args := strings.Fields(res.RolledBack[0].Reproduce)
+			if args[0] != "optictl" || args[3] != "-o" {
+				t.Fatalf("reproduce %q", res.RolledBack[0].Reproduce)
+			}
+			args[4] = filepath.Join(t.TempDir(), "r.onnx")
+			so.Reset()
+			se.Reset()
+			if code := Execute(args[1:], &so, &se); code != ExitFailed || !strings.Contains(se.String(), "--strict: pass "+res.RolledBack[0].Pass) {
+				t.Fatalf("%v: exit %d:\n%s", args, code, se.String())
+			}
+		})
+	}
+}
+
+// TestOptimizeFinalCheckGuards: per-pass checks (seeded inputs in
+// [-1, 1)) pass a rewrite that clamps the output, but the final check on
+// --data, whose outputs are large, does not: nothing is written, exit 3,
+// whether or not --strict is given.
+func TestOptimizeFinalCheckGuards(t *testing.T) {
+	p := &passes.Pass{Name: "test-cli-clamp", Doc: "Deliberately clamp the output to [-20, 20].", Level: passes.O2,
 		Run: func(c *passes.Context) (bool, error) {
-			c.Graph().Nodes = c.Graph().Nodes[1:]
-			return true, nil
+			g := c.Graph()
+			for _, n := range g.Nodes {
+				if n.Is("Identity") && n.Inputs[0] != "clamped" {
+					g.Nodes = append(g.Nodes, &graph.Node{Name: "clamp", OpType: "Clip", Inputs: []string{n.Inputs[0], "lo", "hi"}, Outputs: []string{"clamped"}})
+					g.Initializers = append(g.Initializers, graph.NewFloat32("lo", nil, []float32{-20}), graph.NewFloat32("hi", nil, []float32{20}))
+					n.Inputs[0] = "clamped"
+					return true, g.TopoSort()
+				}
+			}
+			return false, nil
 		}}
 	if err := passes.Register(p); err != nil {
 		t.Fatal(err)
@@ -297,21 +423,35 @@ func TestOptimizeRollbackFails(t *testing.T) {
 	defer passes.Unregister(p.Name)
 	dir := t.TempDir()
 	in := testModel(t, dir)
-	out := filepath.Join(dir, "o.onnx")
-	var so, se bytes.Buffer
-	code := Execute([]string{"optimize", in, "-o", out, "--passes", "test-cli-break"}, &so, &se)
-	if code != ExitFailed || !strings.Contains(se.String(), "test-cli-break") || !strings.Contains(se.String(), "nothing was written") {
-		t.Fatalf("exit %d, stderr %q", code, se.String())
+	data := filepath.Join(dir, "test_data_set_0")
+	if err := os.MkdirAll(data, 0o755); err != nil {
+		t.Fatal(err)
 	}
-	if _, err := os.Stat(out); err == nil {
-		t.Fatal("wrote a model after a failed verification")
+	x := runtime.NewTensor(graph.Float, []int64{1, 2, 4, 4})
+	for i := range x.Float32s() {
+		x.Float32s()[i] = 100
+	}
+	if err := tensorio.SavePB(filepath.Join(data, "input_0.pb"), "x", x); err != nil {
+		t.Fatal(err)
+	}
+	for _, extra := range [][]string{nil, {"--strict"}} {
+		out := filepath.Join(t.TempDir(), "o.onnx")
+		var so, se bytes.Buffer
+		code := Execute(append([]string{"optimize", in, "-o", out, "--passes", "test-cli-clamp", "--data", data}, extra...), &so, &se)
+		if code != ExitFailed || !strings.Contains(se.String(), "verification failed") || !strings.Contains(se.String(), "nothing was written") {
+			t.Fatalf("%v: exit %d:\n%s%s", extra, code, so.String(), se.String())
+		}
+		if _, err := os.Stat(out); err == nil {
+			t.Fatalf("%v: wrote a model that fails the final check", extra)
+		}
 	}
 }
 
 // TestOptimizeNumericBreakNamed: a pass that keeps the graph valid but
 // changes its outputs fails the final check; the replay with per-pass
-// checks names it, and nothing is written. With --verify-each-pass the
-// report says every pass was checked; by default only the final model.
+// checks names it and rolls it back: the rest is written (--strict: exit
+// 3, nothing written). With --verify-each-pass the report says every pass
+// was checked; by default only the final model.
 func TestOptimizeNumericBreakNamed(t *testing.T) {
 	p := &passes.Pass{Name: "test-cli-numeric-break", Doc: "Deliberately scale a weight.", Level: passes.O2,
 		Run: func(c *passes.Context) (bool, error) {
@@ -341,9 +481,11 @@ func TestOptimizeNumericBreakNamed(t *testing.T) {
 		code int
 		want []string
 	}{
-		{"final check replays", []string{"--passes", "fuse-conv-batchnorm,test-cli-numeric-break", "--verify-each-pass=false"}, ExitFailed,
+		{"final check replays", []string{"--passes", "fuse-conv-batchnorm,test-cli-numeric-break", "--verify-each-pass=false"}, ExitOK,
 			[]string{"pass test-cli-numeric-break broke the model", `output "y"`, "numeric checks: each-pass (replayed: the final model failed"}},
-		{"each pass (default)", []string{"--passes", "test-cli-numeric-break"}, ExitFailed,
+		{"final check replays, strict", []string{"--passes", "fuse-conv-batchnorm,test-cli-numeric-break", "--verify-each-pass=false", "--strict"}, ExitFailed,
+			[]string{"--strict: pass test-cli-numeric-break broke the model", `output "y"`, "nothing was written"}},
+		{"each pass (default)", []string{"--passes", "test-cli-numeric-break"}, ExitOK,
 			[]string{"pass test-cli-numeric-break broke the model", "numeric checks: each-pass\n"}},
 		{"good passes final only", []string{"--passes", "fuse-conv-batchnorm,eliminate-noops", "--verify-each-pass=false"}, ExitOK,
 			[]string{"verification: outputs match on interp", "numeric checks: final\n"}},
@@ -586,6 +728,21 @@ func TestInt8Disable(t *testing.T) {
 		o := &optimizeOptions{Quantize: tc.quantize, Passes: tc.passes, Disable: tc.disable}
 		if got := int8Disable(o); !slices.Equal(got, tc.want) {
 			t.Errorf("%s passes=%v disable=%v: got %v, want %v", tc.quantize, tc.passes, tc.disable, got, tc.want)
+		}
+	}
+}
+
+func TestShellQuote(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"models/det.onnx", "models/det.onnx"},
+		{"x=1x3x64x96", "x=1x3x64x96"},
+		{"my model.onnx", "'my model.onnx'"},
+		{"it's.onnx", `'it'\''s.onnx'`},
+		{"", "''"},
+		{"a;rm -rf", "'a;rm -rf'"},
+	} {
+		if got := shellQuote(tc.in); got != tc.want {
+			t.Errorf("shellQuote(%q) = %s, want %s", tc.in, got, tc.want)
 		}
 	}
 }

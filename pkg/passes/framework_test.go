@@ -155,6 +155,9 @@ func TestRollbackNumeric(t *testing.T) {
 	if rb.Pass != "test-break-weights" || rb.Output != "out" || !strings.Contains(rb.Reason, "out") {
 		t.Fatalf("rollback %+v does not name the pass and output", rb)
 	}
+	if len(rb.Inputs) != 1 || rb.Inputs[0] != "x=1x2x5x5" {
+		t.Fatalf("rollback %+v does not say which input shapes were checked", rb)
+	}
 	if out.Format() != m.Format() {
 		t.Fatal("the rolled-back change is still in the model")
 	}

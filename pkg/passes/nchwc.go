@@ -38,9 +38,11 @@ package passes
 // pairs around them. Every original tensor still read in plain layout (by
 // another op, a subgraph or as a graph output) gets a ReorderOutput.
 // Equal shapes are proven from inferred shapes, elementwise ops keeping
-// their input's, and, for dynamic dims (a named one stops being named once
-// a strided conv divides it), by inferring again with the graph inputs'
-// unknown dims fixed to 2 and to 3.
+// their input's, and, for dims unknown on both sides (a named one stops
+// being named once a strided conv divides it), by inferring again with
+// the graph inputs' dynamic dims fixed to two sets of realistic, distinct
+// sizes and to 1; a known dim never equals an unknown one (a broadcast
+// [N,C,1,1] gate is not the [N,C,H,W] map it scales).
 //
 // Preconditions: --target ort-cpu, NCHWcBlock 8 or 16 (the block size of
 // the CPU that will run the model: MLAS uses 8 with AVX2 and 16 with
@@ -90,7 +92,7 @@ type nchwcRewriter struct {
 	b        int64
 	ci       *constIndex
 	vi       map[string]*graph.ValueInfo     // inferred types and shapes of the original tensors
-	probes   *[2]map[string]*graph.ValueInfo // the same with unknown input dims fixed to 2, then 3 (when an input has some)
+	probes   *[3]map[string]*graph.ValueInfo // the same with dynamic input dims fixed (probeDims 0, 1, 2; when an input has some)
 	replaced map[string]bool                 // constants the rewrite stopped reading (filters, biases, BN parameters)
 	cons     map[string][]*graph.Node
 	nc       map[string]*ncArg
@@ -117,13 +119,13 @@ func runLayoutNCHWc(c *Context) (bool, error) {
 		return false, fmt.Errorf("the model already uses NCHWc block %s, not %d", v, b)
 	}
 	g := c.Graph()
-	r := &nchwcRewriter{c: c, g: g, b: b, ci: newConstIndex(g), vi: inferredInfo(c.Model, 0), cons: g.Consumers(),
+	r := &nchwcRewriter{c: c, g: g, b: b, ci: newConstIndex(g), vi: inferredInfo(c.Model, -1), cons: g.Consumers(),
 		nc: map[string]*ncArg{}, reorders: map[string]string{}, filters: map[string]string{}, biases: map[string]string{},
 		replaced: map[string]bool{}}
 	for _, v := range g.RealInputs() {
 		for _, d := range v.Shape {
 			if !d.Known() && r.probes == nil {
-				r.probes = &[2]map[string]*graph.ValueInfo{inferredInfo(c.Model, 2), inferredInfo(c.Model, 3)}
+				r.probes = &[3]map[string]*graph.ValueInfo{inferredInfo(c.Model, 0), inferredInfo(c.Model, 1), inferredInfo(c.Model, 2)}
 			}
 		}
 	}
@@ -228,34 +230,69 @@ func (r *nchwcRewriter) input(name string) string {
 	return v
 }
 
-// inferredInfo is what shape inference knows of m's tensors (on a clone),
-// with the unknown dims of the graph inputs fixed to probe when it is > 0.
-func inferredInfo(m *graph.Model, probe int64) map[string]*graph.ValueInfo {
+// inferredInfo is what shape inference knows of m's tensors (on a clone):
+// with the dynamic dims of the graph inputs as they are (probe < 0), or
+// fixed by probeDims(probe); nil when inference fails at a probe.
+func inferredInfo(m *graph.Model, probe int) map[string]*graph.ValueInfo {
 	c := m.Clone()
 	opts := graph.InferOptions{}
-	if probe > 0 {
-		opts.Fixed = map[string][]int64{}
-		for _, v := range c.Graph.RealInputs() {
-			if !v.HasShape {
-				continue
-			}
-			dims := make([]int64, len(v.Shape))
-			for i, d := range v.Shape {
-				dims[i] = d.Size
-				if !d.Known() {
-					dims[i] = probe
-				}
-			}
-			opts.Fixed[v.Name] = dims
-		}
+	if probe >= 0 {
+		opts.Fixed = probeDims(c.Graph.RealInputs(), probe)
 	}
 	if _, err := graph.InferShapes(c, opts); err == nil {
 		return c.Graph.ValueInfoMap()
 	}
-	if probe > 0 {
+	if probe >= 0 {
 		return nil
 	}
 	return m.Graph.ValueInfoMap()
+}
+
+// probeDims fixes the graph inputs' dynamic dims for shape probe 0 (all
+// 1, the degenerate size where broadcasting differs), 1 or 2. In probes
+// 1 and 2 each distinct dim (one symbolic name, or one unnamed dim) gets its own
+// size, a multiple of 32 (detectors upsample by up to 32 and add the
+// result to a finer map, so other sizes make the model itself invalid):
+// 64, 96, 128, ... in probe 1 and 96, 160, 224, ... in probe 2. Sizes this
+// large survive every stride, so a strided map never looks like a pooled
+// [.., 1, 1] one, and distinct sizes keep height apart from width.
+func probeDims(inputs []*graph.ValueInfo, probe int) map[string][]int64 {
+	sizes := map[string]int64{}
+	next := int64(0)
+	size := func(key string) int64 {
+		if s, ok := sizes[key]; ok {
+			return s
+		}
+		next++
+		s := 32 * (1 + next)
+		if probe == 0 {
+			s = 1
+		}
+		if probe == 2 {
+			s = 32 * (1 + 2*next)
+		}
+		sizes[key] = s
+		return s
+	}
+	fixed := map[string][]int64{}
+	for _, v := range inputs {
+		if !v.HasShape {
+			continue
+		}
+		dims := make([]int64, len(v.Shape))
+		for i, d := range v.Shape {
+			dims[i] = d.Size
+			if !d.Known() {
+				key := "param:" + d.Param
+				if d.Param == "" {
+					key = fmt.Sprintf("dim:%s:%d", v.Name, i)
+				}
+				dims[i] = size(key)
+			}
+		}
+		fixed[v.Name] = dims
+	}
+	return fixed
 }
 
 // shape4 is the 4-D float shape of an original tensor, or nil.
@@ -280,13 +317,19 @@ func (r *nchwcRewriter) channels(name string) int64 {
 	return -1
 }
 
-// sameShape reports whether two original tensors provably have one shape:
-// equal sizes or the same symbolic dimension names, or, where dims are
-// unknown (a dynamic batch, a named height a conv divided), equal sizes under both probes
-// that fix the graph inputs' unknown dims to 2 and to 3.
+// sameShape reports whether two original tensors provably have one shape.
 func (r *nchwcRewriter) sameShape(a, b string) bool { return r.sameDimsAt(a, b, 0, 1, 2, 3) }
 
-// sameDimsAt is sameShape for the dims at idx only.
+// sameDimsAt is sameShape for the dims at idx only. Per dim, as shape
+// inference works them out on the model as it is: equal sizes, or the same
+// symbolic name, are equal; a known size and an unknown dim are not (the
+// unknown one follows the input's dims, the known one does not: a
+// [N,C,H/16,W/16] map and its [N,C,1,1] squeeze-excitation gate); two
+// unknown dims (a dynamic batch, a named height a strided conv divided)
+// are equal when they are equal in both realistic probes (probeDims 1 and
+// 2) and, when the model accepts it, with every dynamic dim 1: there a
+// detector's upsampled coarse map is 2 where the finer one is 1, and the
+// original Add broadcasts where a blocked one could not.
 func (r *nchwcRewriter) sameDimsAt(a, b string, idx ...int) bool {
 	if na, nb := r.nc[a], r.nc[b]; na != nil && nb != nil {
 		if na.shape == nb.shape {
@@ -294,15 +337,32 @@ func (r *nchwcRewriter) sameDimsAt(a, b string, idx ...int) bool {
 		}
 		a, b = na.shape, nb.shape
 	}
-	if sameDims(r.shape4(a), r.shape4(b), idx) {
-		return true
-	}
-	if r.probes == nil {
+	sa, sb := r.shape4(a), r.shape4(b)
+	if sa == nil || sb == nil {
 		return false
 	}
-	for _, p := range r.probes {
-		if p == nil || !sameDims(shape4Of(p, a), shape4Of(p, b), idx) {
+	for _, i := range idx {
+		da, db := sa[i], sb[i]
+		switch {
+		case da.Known() && db.Known():
+			if da.Size != db.Size || da.Size <= 0 {
+				return false
+			}
+		case da.Known() || db.Known():
 			return false
+		case da.Param != "" && da.Param == db.Param:
+		default:
+			if r.probes == nil {
+				return false
+			}
+			for k, p := range r.probes {
+				if k == 0 && p == nil {
+					continue // the model does not accept dims of 1
+				}
+				if p == nil || !sameDims(shape4Of(p, a), shape4Of(p, b), []int{i}) {
+					return false
+				}
+			}
 		}
 	}
 	return true

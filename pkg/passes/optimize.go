@@ -7,6 +7,8 @@ import (
 	"runtime/debug"
 	"slices"
 	"sort"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/optictl/optictl/pkg/graph"
@@ -107,6 +109,9 @@ type Rollback struct {
 	Output string `json:"output,omitempty"`
 	// Node names the node a panicking pass was rewriting, when known.
 	Node string `json:"node,omitempty"`
+	// Inputs are the input shapes of the numeric check that failed, one
+	// "name=DIMS[, name=DIMS]" per input set (numeric failures only).
+	Inputs []string `json:"inputs,omitempty"`
 }
 
 // Summary describes a model for the before/after report.
@@ -121,7 +126,12 @@ type Summary struct {
 	Ops                 map[string]int `json:"ops"`
 }
 
-// Report is what Optimize did.
+// Report is what Optimize did. Rollbacks lists the pass runs that were
+// undone (an error, a panic, a structural or numeric check failed): the
+// returned model is what the other passes made without them, and it passed
+// the final check; the caller decides whether that is acceptable (optictl
+// optimize writes it with a warning, or with --strict writes nothing and
+// exits 3).
 type Report struct {
 	Level     string      `json:"level"`
 	Target    string      `json:"target"`
@@ -416,7 +426,9 @@ func optimize(m *graph.Model, opts Options, loop, final []*Pass, fck *checker, e
 		if ck != nil {
 			skip, out, err := ck.check(work, false)
 			if err != nil {
-				return rollback(err.Error(), out, "")
+				rollback(err.Error(), out, "")
+				rep.Rollbacks[len(rep.Rollbacks)-1].Inputs = ck.inputShapes()
+				return false
 			}
 			if skip != "" && !ck.origUnrunnable && !skipped[p.Name] {
 				skipped[p.Name] = true
@@ -501,6 +513,28 @@ func optimize(m *graph.Model, opts Options, loop, final []*Pass, fck *checker, e
 	}
 	rep.Time = time.Since(start)
 	return work, rep, nil
+}
+
+// inputShapes describes the checker's input sets: "x=1x3x64x96, y=2" each.
+func (ck *checker) inputShapes() []string {
+	var out []string
+	for _, in := range ck.inputs {
+		names := make([]string, 0, len(in))
+		for name := range in {
+			names = append(names, name)
+		}
+		sort.Strings(names)
+		var parts []string
+		for _, name := range names {
+			dims := make([]string, len(in[name].Shape))
+			for i, d := range in[name].Shape {
+				dims[i] = strconv.FormatInt(d, 10)
+			}
+			parts = append(parts, name+"="+strings.Join(dims, "x"))
+		}
+		out = append(out, strings.Join(parts, ", "))
+	}
+	return out
 }
 
 type snapshot struct {

@@ -170,6 +170,9 @@ func ortTargetCheck(t *testing.T, m *graph.Model, opts Options, batches []int64)
 				dims[i] = d.Size
 				if !d.Known() {
 					dims[i] = batch
+					if s, ok := testmodels.SampleDim(d.Param); ok {
+						dims[i] = s // dbnet's height and width
+					}
 				}
 			}
 			shapes[v.Name] = dims
