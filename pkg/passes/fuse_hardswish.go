@@ -11,11 +11,13 @@ package passes
 // Preconditions: the constants 3, 0, 6 (or 1/6) match to 1e-6 relative;
 // Clip bounds from attributes (opset < 11) or constant inputs; every
 // intermediate read only inside the pattern and not a graph output.
+// Matching: pattern.MatchHardSwish (shared with interp's open-time fusion).
 
 import (
 	"math"
 
 	"github.com/optictl/optictl/pkg/graph"
+	"github.com/optictl/optictl/pkg/graph/pattern"
 )
 
 var hardSwish = &Pass{
@@ -23,103 +25,46 @@ var hardSwish = &Pass{
 	Doc:   "Replace written-out hard swish (x*Clip(x+3,0,6)/6) by HardSwish (opset >= 14) or x*HardSigmoid(x).",
 	Level: O2,
 	Run: func(c *Context) (bool, error) {
-		g := c.Graph()
-		prod := g.Producers()
-		cons := g.Consumers()
-		ci := newConstIndex(g)
 		opset := c.Model.Opset("")
-		dead := map[*graph.Node]bool{}
-		changed := false
-		isConst := func(v string, want float64) bool {
-			k, ok := scalarFloat(ci.get(v))
-			return ok && (k == want || want != 0 && nearRel(k, want, 1e-6))
-		}
-		one := func(v string) *graph.Node {
-			cs := cons[v]
-			if len(cs) != 1 || g.IsGraphOutput(v) {
-				return nil
-			}
-			return cs[0]
-		}
-		// scaleBy6 reports whether n divides its other input (v's partner) by 6.
-		scaleBy6 := func(n *graph.Node, v string) bool {
-			switch {
-			case n.Is("Div") && len(n.Inputs) == 2 && n.Inputs[0] == v:
-				return isConst(n.Inputs[1], 6)
-			case n.Is("Mul") && len(n.Inputs) == 2:
-				return isConst(otherInput(n, v), 1.0/6)
-			}
-			return false
-		}
-		for _, clip := range g.Nodes {
-			if !clip.Is("Clip") || dead[clip] || len(clip.Outputs) != 1 {
-				continue
-			}
-			c.At(clip)
-			lo, hi, ok := clipBounds(clip, ci)
-			if !ok || lo != 0 || hi != 6 {
-				continue
-			}
-			add := producerOf(prod, clip.Inputs[0])
-			if add == nil || !add.Is("Add") || len(add.Inputs) != 2 || !singleUse(g, cons, clip.Inputs[0]) {
-				continue
-			}
-			var x string
-			switch {
-			case isConst(add.Inputs[1], 3):
-				x = add.Inputs[0]
-			case isConst(add.Inputs[0], 3):
-				x = add.Inputs[1]
-			default:
-				continue
-			}
-			if ci.get(x) != nil {
-				continue
-			}
-			cv := clip.Outputs[0]
-			next := one(cv)
-			if next == nil {
-				continue
-			}
-			var inner []*graph.Node // replaced, besides the last node
-			var last *graph.Node
-			switch {
-			case next.Is("Mul") && otherInput(next, cv) == x && next.Inputs[0] != next.Inputs[1]:
-				// Mul(X, C) then /6
-				s := one(next.Outputs[0])
-				if s == nil || !scaleBy6(s, next.Outputs[0]) {
-					continue
+		is := func(k, want float64) bool { return k == want || want != 0 && nearRel(k, want, 1e-6) }
+		return runRule(c, rule[*pattern.HardSwish]{
+			Anchors: []string{"Clip"},
+			Match: func(c *Context, v *pattern.View, clip *graph.Node) (*pattern.HardSwish, *pattern.Mismatch) {
+				m, why := pattern.MatchHardSwish(v, clip)
+				if why != nil {
+					return nil, why
 				}
-				inner, last = []*graph.Node{add, clip, next}, s
-			case scaleBy6(next, cv):
-				// C/6 then Mul(X, .)
-				m := one(next.Outputs[0])
-				if m == nil || !m.Is("Mul") || otherInput(m, next.Outputs[0]) != x {
-					continue
+				b := m.Bounds
+				if !b.HasLo || !b.HasHi || b.Lo != 0 || b.Hi != 6 {
+					return nil, missf(clip, "bounds are not [0, 6]")
 				}
-				inner, last = []*graph.Node{add, clip, next}, m
-			default:
-				continue
-			}
-			out := last.Outputs[0]
-			if opset >= 14 {
-				*last = graph.Node{Name: g.UniqueName("HardSwish_" + out), OpType: "HardSwish", Inputs: []string{x}, Outputs: []string{out}}
-			} else {
+				if !is(m.A, 3) {
+					return nil, missf(clip, "%s adds %g, not 3", pattern.NodeName(m.Add), m.A)
+				}
+				if m.Div && !is(m.D, 6) || !m.Div && !is(m.D, 1.0/6) {
+					return nil, missf(clip, "%s does not divide by 6 (or multiply by 1/6)", pattern.NodeName(m.Scale))
+				}
+				return m, nil
+			},
+			Apply: func(c *Context, v *pattern.View, m *pattern.HardSwish) []*graph.Node {
+				g := c.Graph()
+				nodes := m.Nodes()
+				last, inner := nodes[3], nodes[:3]
+				out := last.Outputs[0]
+				x := m.X
+				if opset >= 14 {
+					*last = graph.Node{Name: g.UniqueName("HardSwish_" + out), OpType: "HardSwish", Inputs: []string{x}, Outputs: []string{out}}
+					return inner
+				}
 				hs := g.UniqueName(out + "_hardsigmoid")
 				// The HardSigmoid takes the Add's place (before the Mul in
 				// node order, after X is computed).
-				*add = graph.Node{Name: g.UniqueName("HardSigmoid_" + out), OpType: "HardSigmoid", Inputs: []string{x}, Outputs: []string{hs},
+				*m.Add = graph.Node{Name: g.UniqueName("HardSigmoid_" + out), OpType: "HardSigmoid", Inputs: []string{x}, Outputs: []string{hs},
 					Attrs: []*graph.Attr{graph.FloatAttr("alpha", float32(1.0/6)), graph.FloatAttr("beta", 0.5)}}
 				*last = graph.Node{Name: g.UniqueName("HardSwish_" + out), OpType: "Mul", Inputs: []string{x, hs}, Outputs: []string{out}}
-				inner = inner[1:]
-			}
-			for _, n := range inner {
-				dead[n] = true
-			}
-			changed = true
-		}
-		g.RemoveNodes(dead)
-		return changed, nil
+				return inner[1:]
+			},
+		}), nil
 	},
 }
 

@@ -10,11 +10,11 @@ package passes
 // constant; gamma and beta float32 constants of one dim; every intermediate
 // read only inside the pattern (D by exactly the Pow/Mul and the Div) and
 // not a graph output.
+// Matching: pattern.MatchLayerNorm (shared with interp's open-time fusion).
 
 import (
-	"math"
-
 	"github.com/optictl/optictl/pkg/graph"
+	"github.com/optictl/optictl/pkg/graph/pattern"
 )
 
 var layerNorm = &Pass{
@@ -23,33 +23,49 @@ var layerNorm = &Pass{
 	Level: O2,
 	Run: func(c *Context) (bool, error) {
 		if c.Model.Opset("") < 17 {
+			if c.Explaining() {
+				c.Note("opset %d < 17: skipped", c.Model.Opset(""))
+			}
 			return false, nil
 		}
-		g := c.Graph()
-		prod := g.Producers()
-		cons := g.Consumers()
-		ci := newConstIndex(g)
-		dead := map[*graph.Node]bool{}
-		for _, div := range g.Nodes {
-			if dead[div] {
-				continue
-			}
-			c.At(div)
-			m, ok := matchWrittenLayerNorm(g, prod, cons, ci, div)
-			if !ok {
-				continue
-			}
-			ln := &graph.Node{Name: g.UniqueName("LayerNorm_" + m.out.Outputs[0]), OpType: "LayerNormalization",
-				Inputs: []string{m.x, m.gamma, m.beta}, Outputs: []string{m.out.Outputs[0]},
-				Attrs: []*graph.Attr{graph.IntAttr("axis", -1), graph.FloatAttr("epsilon", float32(m.eps))}}
-			*m.out = *ln
-			for _, n := range m.inner {
-				dead[n] = true
-			}
-		}
-		g.RemoveNodes(dead)
-		return len(dead) > 0, nil
+		return runRule(c, rule[*pattern.LayerNorm]{
+			Anchors: []string{"Div"},
+			Match: func(c *Context, v *pattern.View, div *graph.Node) (*pattern.LayerNorm, *pattern.Mismatch) {
+				return writtenLayerNorm(v, div)
+			},
+			Apply: func(c *Context, v *pattern.View, m *pattern.LayerNorm) []*graph.Node {
+				g := c.Graph()
+				out := m.Shift
+				y := out.Outputs[0]
+				*out = graph.Node{Name: g.UniqueName("LayerNorm_" + y), OpType: "LayerNormalization",
+					Inputs: []string{m.X, m.Gamma, m.Beta}, Outputs: []string{y},
+					Attrs: []*graph.Attr{graph.IntAttr("axis", -1), graph.FloatAttr("epsilon", float32(m.Eps))}}
+				nodes := m.Nodes()
+				return nodes[:len(nodes)-1]
+			},
+		}), nil
 	},
+}
+
+// writtenLayerNorm matches the pattern of the file comment at its Div:
+// pattern.MatchLayerNorm over the last axis, with gamma and beta vectors.
+func writtenLayerNorm(v *pattern.View, div *graph.Node) (*pattern.LayerNorm, *pattern.Mismatch) {
+	m, why := pattern.MatchLayerNorm(v, div)
+	if why != nil {
+		return nil, why
+	}
+	if m.Axis != -1 {
+		return nil, missf(div, "normalizes over axis %d (want -1)", m.Axis)
+	}
+	if m.Scale == nil || m.Shift == nil {
+		return nil, missf(div, "no constant scale (gamma) and shift (beta) follow")
+	}
+	_, gt := v.Float32s(m.Gamma)
+	_, bt := v.Float32s(m.Beta)
+	if len(gt.Dims) != 1 || len(bt.Dims) != 1 || gt.Dims[0] != bt.Dims[0] || gt.Dims[0] < 2 {
+		return nil, missf(div, "gamma %v and beta %v are not vectors of one length >= 2", gt.Dims, bt.Dims)
+	}
+	return m, nil
 }
 
 // lnMatch is a written-out layer normalization over the last axis:
@@ -61,92 +77,14 @@ type lnMatch struct {
 	out            *graph.Node   // the final Add, whose output is Y
 }
 
-// matchWrittenLayerNorm matches the pattern in the file comment at its Div.
-func matchWrittenLayerNorm(g *graph.Graph, prod map[string]*graph.Node, cons map[string][]*graph.Node, ci *constIndex, div *graph.Node) (lnMatch, bool) {
-	var no lnMatch
-	only := func(v string, n int) bool {
-		return !g.IsGraphOutput(v) && len(cons[v]) == n
+// matchWrittenLayerNorm is writtenLayerNorm for the ORT fusions.
+func matchWrittenLayerNorm(v *pattern.View, div *graph.Node) (lnMatch, bool) {
+	m, why := writtenLayerNorm(v, div)
+	if why != nil {
+		return lnMatch{}, false
 	}
-	lastAxis := func(n *graph.Node) bool {
-		if n.AttrInt("keepdims", 1) != 1 {
-			return false
-		}
-		axes := n.AttrInts("axes")
-		if len(n.Inputs) > 1 && n.Inputs[1] != "" {
-			a, ok := intsConst(ci.get(n.Inputs[1]))
-			if !ok {
-				return false
-			}
-			axes = a
-		}
-		return len(axes) == 1 && axes[0] == -1
-	}
-	if !div.Is("Div") || len(div.Inputs) != 2 {
-		return no, false
-	}
-	sub, sq := producerOf(prod, div.Inputs[0]), producerOf(prod, div.Inputs[1])
-	if sub == nil || sq == nil || !sub.Is("Sub") || !sq.Is("Sqrt") || len(sub.Inputs) != 2 {
-		return no, false
-	}
-	add := producerOf(prod, sq.Inputs[0])
-	if add == nil || !add.Is("Add") || len(add.Inputs) != 2 {
-		return no, false
-	}
-	var v2 *graph.Node
-	var eps float64
-	found := false
-	for i := 0; i < 2; i++ {
-		if p := producerOf(prod, add.Inputs[i]); p != nil && p.Is("ReduceMean") {
-			if e, ok := scalarFloat(ci.get(add.Inputs[1-i])); ok {
-				v2, eps, found = p, e, true
-			}
-		}
-	}
-	if !found {
-		return no, false
-	}
-	pw := producerOf(prod, v2.Inputs[0])
-	d := div.Inputs[0]
-	if pw == nil {
-		return no, false
-	}
-	switch {
-	case pw.Is("Pow") && len(pw.Inputs) == 2 && pw.Inputs[0] == d:
-		e, ok := scalarFloat(ci.get(pw.Inputs[1]))
-		if !ok || e != 2 {
-			return no, false
-		}
-	case pw.Is("Mul") && len(pw.Inputs) == 2 && pw.Inputs[0] == d && pw.Inputs[1] == d:
-	default:
-		return no, false
-	}
-	m1 := producerOf(prod, sub.Inputs[1])
-	x := sub.Inputs[0]
-	if m1 == nil || !m1.Is("ReduceMean") || m1.Inputs[0] != x || !lastAxis(m1) || !lastAxis(v2) {
-		return no, false
-	}
-	// Affine tail.
-	mulc := cons[div.Outputs[0]]
-	if len(mulc) != 1 || !mulc[0].Is("Mul") || g.IsGraphOutput(div.Outputs[0]) {
-		return no, false
-	}
-	mul := mulc[0]
-	gamma := otherInput(mul, div.Outputs[0])
-	addc := cons[mul.Outputs[0]]
-	if len(addc) != 1 || !addc[0].Is("Add") || g.IsGraphOutput(mul.Outputs[0]) {
-		return no, false
-	}
-	badd := addc[0]
-	beta := otherInput(badd, mul.Outputs[0])
-	gt, bt := ci.get(gamma), ci.get(beta)
-	if floatConst(gt) == nil || floatConst(bt) == nil || len(gt.Dims) != 1 || len(bt.Dims) != 1 || gt.Dims[0] != bt.Dims[0] || gt.Dims[0] < 2 {
-		return no, false
-	}
-	if !only(m1.Outputs[0], 1) || !only(d, 2) || !only(pw.Outputs[0], 1) || !only(v2.Outputs[0], 1) ||
-		!only(add.Outputs[0], 1) || !only(sq.Outputs[0], 1) {
-		return no, false
-	}
-	return lnMatch{x: x, gamma: gamma, beta: beta, eps: eps, inner: []*graph.Node{m1, sub, pw, v2, add, sq, div, mul}, out: badd}, true
+	nodes := m.Nodes()
+	return lnMatch{x: m.X, gamma: m.Gamma, beta: m.Beta, eps: m.Eps, inner: nodes[:len(nodes)-1], out: m.Shift}, true
 }
 
 func otherInput(n *graph.Node, v string) string {
@@ -161,5 +99,3 @@ func otherInput(n *graph.Node, v string) string {
 	}
 	return ""
 }
-
-func near(a, b float64) bool { return math.Abs(a-b) <= 1e-4*math.Abs(b) }

@@ -5,9 +5,11 @@ package passes
 // Preconditions: X is 2-D (static shape known), W a 2-D float32 constant,
 // B a float32 constant of shape [N], [1,N] or [M,N]; Z read only by the
 // Add and not a graph output.
+// Matching: pattern.MatchMatMulAdd (shared with interp's open-time fusion).
 
 import (
 	"github.com/optictl/optictl/pkg/graph"
+	"github.com/optictl/optictl/pkg/graph/pattern"
 )
 
 var matmulAdd = &Pass{
@@ -15,49 +17,37 @@ var matmulAdd = &Pass{
 	Doc:   "Turn a 2-D MatMul with constant weights followed by a constant Add into Gemm.",
 	Level: O2,
 	Run: func(c *Context) (bool, error) {
-		g := c.Graph()
 		shapes := staticShapes(c.Model)
-		prod := g.Producers()
-		cons := g.Consumers()
-		ci := newConstIndex(g)
-		dead := map[*graph.Node]bool{}
-		for _, a := range g.Nodes {
-			if !a.Is("Add") || len(a.Inputs) != 2 {
-				continue
-			}
-			var mm *graph.Node
-			var bias string
-			for i, in := range a.Inputs {
-				if p := producerOf(prod, in); p != nil && p.Is("MatMul") && !dead[p] {
-					mm, bias = p, a.Inputs[1-i]
+		return runRule(c, rule[*pattern.MatMulAdd]{
+			Anchors: []string{"Add"},
+			Match: func(c *Context, v *pattern.View, a *graph.Node) (*pattern.MatMulAdd, *pattern.Mismatch) {
+				m, why := pattern.MatchMatMulAdd(v, a)
+				if why != nil {
+					return nil, why
 				}
-			}
-			if mm == nil || !singleUse(g, cons, mm.Outputs[0]) {
-				continue
-			}
-			c.At(a)
-			x := shapes[mm.Inputs[0]]
-			w := ci.get(mm.Inputs[1])
-			b := ci.get(bias)
-			if !x.ok || len(x.dims) != 2 || w == nil || w.DType != graph.Float || len(w.Dims) != 2 || b == nil || b.DType != graph.Float || x.dt != graph.Float {
-				continue
-			}
-			mDim, nDim := x.dims[0], w.Dims[1]
-			if x.dims[1] != w.Dims[0] {
-				continue
-			}
-			okB := len(b.Dims) == 1 && b.Dims[0] == nDim ||
-				len(b.Dims) == 2 && (b.Dims[0] == 1 || b.Dims[0] == mDim) && b.Dims[1] == nDim
-			if !okB {
-				continue
-			}
-			mm.OpType = "Gemm"
-			mm.Inputs = []string{mm.Inputs[0], mm.Inputs[1], bias}
-			mm.Outputs = []string{a.Outputs[0]}
-			moveAfter(g, mm, a)
-			dead[a] = true
-		}
-		g.RemoveNodes(dead)
-		return len(dead) > 0, nil
+				x, w, b := shapes[m.X], m.WT, m.BT
+				if !x.ok || len(x.dims) != 2 || x.dt != graph.Float {
+					return nil, missf(a, "%s's input %s is not a float32 matrix of known shape", pattern.NodeName(m.MatMul), m.X)
+				}
+				mDim, nDim := x.dims[0], w.Dims[1]
+				if x.dims[1] != w.Dims[0] {
+					return nil, missf(a, "%s's shapes %v x %v do not chain", pattern.NodeName(m.MatMul), x.dims, w.Dims)
+				}
+				okB := len(b.Dims) == 1 && b.Dims[0] == nDim ||
+					len(b.Dims) == 2 && (b.Dims[0] == 1 || b.Dims[0] == mDim) && b.Dims[1] == nDim
+				if !okB {
+					return nil, missf(a, "bias shape %v is not [N], [1,N] or [M,N] for N=%d", b.Dims, nDim)
+				}
+				return m, nil
+			},
+			Apply: func(c *Context, v *pattern.View, m *pattern.MatMulAdd) []*graph.Node {
+				mm, a := m.MatMul, m.Add
+				mm.OpType = "Gemm"
+				mm.Inputs = []string{m.X, m.W, m.Bias}
+				mm.Outputs = []string{a.Outputs[0]}
+				moveAfter(c.Graph(), mm, a)
+				return []*graph.Node{a}
+			},
+		}), nil
 	},
 }

@@ -23,6 +23,7 @@ import (
 	"slices"
 
 	"github.com/optictl/optictl/pkg/graph"
+	"github.com/optictl/optictl/pkg/graph/pattern"
 )
 
 var ortAttention = &Pass{
@@ -223,6 +224,7 @@ type fusionEnv struct {
 	cons  map[string][]*graph.Node
 	ci    *constIndex
 	infos map[string]*graph.ValueInfo
+	v     *pattern.View        // matchers' view, indexed with prod and cons
 	dead  map[*graph.Node]bool // replaced nodes, removed after the walk
 }
 
@@ -237,6 +239,7 @@ func runORTFusion(c *Context, op string, visit func(e *fusionEnv, n *graph.Node)
 	}
 	g := c.Graph()
 	e := &fusionEnv{g: g, prod: g.Producers(), cons: g.Consumers(), ci: newConstIndex(g), infos: inferredInfos(c.Model), dead: map[*graph.Node]bool{}}
+	e.v = pattern.NewView(g, e.ci.get, c.Model.Opset)
 	changed := false
 	for _, n := range g.Nodes {
 		if e.dead[n] {

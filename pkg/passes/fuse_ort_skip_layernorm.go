@@ -36,7 +36,7 @@ var ortSkipLayerNorm = &Pass{
 				}
 				x, gamma, beta, eps, last = n.Inputs[0], n.Inputs[1], inputAt(n, 2), float64(n.AttrFloat("epsilon", 1e-5)), n
 			case n.Is("Div"):
-				m, ok := matchWrittenLayerNorm(g, prod, cons, ci, n)
+				m, ok := matchWrittenLayerNorm(e.v, n)
 				if !ok || dead[m.out] {
 					return false
 				}

@@ -129,6 +129,9 @@ type Context struct {
 	pass   *Pass
 	node   *graph.Node
 	notes  []string
+	// explain records why candidates did not match (Options.Explain).
+	explain bool
+	misses  []Miss
 }
 
 // Graph is the model's main graph.
