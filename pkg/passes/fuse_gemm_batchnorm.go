@@ -7,11 +7,13 @@ package passes
 // Preconditions: W and C constant float32 (C of shape [N], [1,N] or one
 // value, or absent); s, b, m, v of length N; Y read only by the BN; BN has
 // one used output and training_mode 0.
+// Matching: pattern.InferenceBN for the BN (shared with interp).
 
 import (
 	"math"
 
 	"github.com/optictl/optictl/pkg/graph"
+	"github.com/optictl/optictl/pkg/graph/pattern"
 )
 
 var gemmBN = &Pass{
@@ -20,89 +22,95 @@ var gemmBN = &Pass{
 	Level:    O2,
 	Requires: []string{"fuse-matmul-add"},
 	Run: func(c *Context) (bool, error) {
-		g := c.Graph()
-		prod := g.Producers()
-		cons := g.Consumers()
-		ci := newConstIndex(g)
-		dead := map[*graph.Node]bool{}
-		for _, bn := range g.Nodes {
-			if !bn.Is("BatchNormalization") || len(bn.Inputs) != 5 || bn.AttrInt("training_mode", 0) != 0 {
-				continue
-			}
-			gm := producerOf(prod, bn.Inputs[0])
-			if gm == nil || !gm.Is("Gemm") || dead[gm] || !singleUse(g, cons, gm.Outputs[0]) || gm.AttrInt("transA", 0) != 0 {
-				continue
-			}
-			c.At(bn)
-			usedExtra := false
-			for _, o := range bn.Outputs[1:] {
-				usedExtra = usedExtra || o != "" && (len(cons[o]) > 0 || g.IsGraphOutput(o))
-			}
-			if usedExtra {
-				continue
-			}
-			w := ci.get(gm.Inputs[1])
-			wv := floatConst(w)
-			if wv == nil || len(w.Dims) != 2 {
-				continue
-			}
-			transB := gm.AttrInt("transB", 0) != 0
-			k, n := w.Dims[0], w.Dims[1]
-			if transB {
-				k, n = n, k
-			}
-			s, b, mean, vr := floatConst(ci.get(bn.Inputs[1])), floatConst(ci.get(bn.Inputs[2])), floatConst(ci.get(bn.Inputs[3])), floatConst(ci.get(bn.Inputs[4]))
-			if int64(len(s)) != n || int64(len(b)) != n || int64(len(mean)) != n || int64(len(vr)) != n {
-				continue
-			}
-			cv := make([]float32, n)
-			if len(gm.Inputs) > 2 && gm.Inputs[2] != "" {
-				ct := ci.get(gm.Inputs[2])
-				cf := floatConst(ct)
-				switch {
-				case cf == nil:
-					continue
-				case len(cf) == 1:
-					for i := range cv {
-						cv[i] = cf[0]
-					}
-				case int64(len(cf)) == n && (len(ct.Dims) == 1 || len(ct.Dims) == 2 && ct.Dims[0] == 1):
-					copy(cv, cf)
-				default:
-					continue
-				}
-			}
-			beta := gm.AttrFloat("beta", 1)
-			eps := float64(bn.AttrFloat("epsilon", 1e-5))
-			f := make([]float32, n)
-			nc := make([]float32, n)
-			for i := range f {
-				f[i] = float32(float64(s[i]) / math.Sqrt(float64(vr[i])+eps))
-				nc[i] = beta*cv[i]*f[i] + b[i] - mean[i]*f[i]
-			}
-			if !allFinite(f) || !allFinite(nc) {
-				continue
-			}
-			nw := make([]float32, len(wv))
-			for r := int64(0); r < w.Dims[0]; r++ {
-				for col := int64(0); col < w.Dims[1]; col++ {
-					j := col
-					if transB {
-						j = r
-					}
-					nw[r*w.Dims[1]+col] = wv[r*w.Dims[1]+col] * f[j]
-				}
-			}
-			_ = k
-			wName := addInitializer(g, gm.Inputs[1]+"_fused", graph.WrapFloat32("", w.Dims, nw))
-			cName := addInitializer(g, wName+"_bias", graph.WrapFloat32("", []int64{n}, nc))
-			gm.Inputs = []string{gm.Inputs[0], wName, cName}
-			gm.SetAttr(graph.FloatAttr("beta", 1))
-			gm.Outputs = []string{bn.Outputs[0]}
-			moveAfter(g, gm, bn)
-			dead[bn] = true
-		}
-		g.RemoveNodes(dead)
-		return len(dead) > 0, nil
+		return runRule(c, rule[gemmFold]{
+			Anchors: []string{"BatchNormalization"},
+			Match:   matchGemmBN,
+			Apply: func(c *Context, v *pattern.View, m gemmFold) []*graph.Node {
+				g := c.Graph()
+				gm, bn := m.gemm, m.bn
+				wName := addInitializer(g, gm.Inputs[1]+"_fused", graph.WrapFloat32("", m.w.Dims, m.nw))
+				cName := addInitializer(g, wName+"_bias", graph.WrapFloat32("", []int64{int64(len(m.nc))}, m.nc))
+				gm.Inputs = []string{gm.Inputs[0], wName, cName}
+				gm.SetAttr(graph.FloatAttr("beta", 1))
+				gm.Outputs = []string{bn.Outputs[0]}
+				moveAfter(g, gm, bn)
+				return []*graph.Node{bn}
+			},
+		}), nil
 	},
+}
+
+// gemmFold is a Gemm with the BatchNormalization after it folded in: new
+// weights nw (of w's shape) and bias nc.
+type gemmFold struct {
+	gemm, bn *graph.Node
+	w        *graph.Tensor
+	nw, nc   []float32
+}
+
+func matchGemmBN(c *Context, v *pattern.View, bn *graph.Node) (gemmFold, *pattern.Mismatch) {
+	var no gemmFold
+	if len(bn.Inputs) != 5 {
+		return no, missf(bn, "has %d inputs, not 5", len(bn.Inputs))
+	}
+	gm := v.Producer(bn.Inputs[0])
+	if gm == nil || !gm.Is("Gemm") {
+		return no, missf(bn, "its input is not produced by a Gemm")
+	}
+	if len(gm.Outputs) != 1 || v.Sole(gm.Outputs[0]) != bn {
+		return no, missf(bn, "%s's output is read elsewhere or is a graph output", pattern.NodeName(gm))
+	}
+	if gm.AttrInt("transA", 0) != 0 {
+		return no, missf(bn, "%s has transA set", pattern.NodeName(gm))
+	}
+	wv, w := v.Float32s(inputAt(gm, 1))
+	if wv == nil || len(w.Dims) != 2 {
+		return no, missf(bn, "%s's weight is not a 2-D float32 constant", pattern.NodeName(gm))
+	}
+	transB := gm.AttrInt("transB", 0) != 0
+	n := w.Dims[1]
+	if transB {
+		n = w.Dims[0]
+	}
+	p, why := pattern.InferenceBN(v, bn, n)
+	if why != nil {
+		return no, why
+	}
+	cv := make([]float32, n)
+	if len(gm.Inputs) > 2 && gm.Inputs[2] != "" {
+		cf, ct := v.Float32s(gm.Inputs[2])
+		switch {
+		case cf == nil:
+			return no, missf(bn, "%s's bias is not a float32 constant", pattern.NodeName(gm))
+		case len(cf) == 1:
+			for i := range cv {
+				cv[i] = cf[0]
+			}
+		case int64(len(cf)) == n && (len(ct.Dims) == 1 || len(ct.Dims) == 2 && ct.Dims[0] == 1):
+			copy(cv, cf)
+		default:
+			return no, missf(bn, "%s's bias of shape %v is not per output column", pattern.NodeName(gm), ct.Dims)
+		}
+	}
+	beta := gm.AttrFloat("beta", 1)
+	f := make([]float32, n)
+	nc := make([]float32, n)
+	for i := range f {
+		f[i] = float32(float64(p.Scale[i]) / math.Sqrt(float64(p.Var[i])+p.Eps))
+		nc[i] = beta*cv[i]*f[i] + p.Bias[i] - p.Mean[i]*f[i]
+	}
+	if !allFinite(f) || !allFinite(nc) {
+		return no, missf(bn, "the folded scale or bias is not finite")
+	}
+	nw := make([]float32, len(wv))
+	for r := int64(0); r < w.Dims[0]; r++ {
+		for col := int64(0); col < w.Dims[1]; col++ {
+			j := col
+			if transB {
+				j = r
+			}
+			nw[r*w.Dims[1]+col] = wv[r*w.Dims[1]+col] * f[j]
+		}
+	}
+	return gemmFold{gemm: gm, bn: bn, w: w, nw: nw, nc: nc}, nil
 }

@@ -94,23 +94,23 @@ func matchAttention(opset int64, e *fusionEnv, out *graph.Node) (attnMatch, bool
 	}
 	perm := func(n *graph.Node, want ...int64) bool { return equalInts(n.AttrInts("perm"), want) }
 	if len(out.Inputs) != 2 || out.AttrInt("allowzero", 0) != 0 {
-		return no, false
+		return no, e.miss(out, "it is not a Reshape with allowzero 0 and a shape input")
 	}
 	outShape, ok := intsConst(ci.get(out.Inputs[1]))
 	if !ok || len(outShape) != 3 {
-		return no, false
+		return no, e.miss(out, "its target shape is not a rank-3 constant")
 	}
 	tr := one(out.Inputs[0], "Transpose")
 	if tr == nil || !perm(tr, 0, 2, 1, 3) {
-		return no, false
+		return no, e.miss(out, "its input is not a Transpose(0,2,1,3) read only here")
 	}
 	ctx := one(tr.Inputs[0], "MatMul")
 	if ctx == nil || len(ctx.Inputs) != 2 {
-		return no, false
+		return no, e.miss(out, "the Transpose does not read a MatMul (attention x V) read only there")
 	}
 	sm := one(ctx.Inputs[0], "Softmax")
 	if sm == nil {
-		return no, false
+		return no, e.miss(out, "the context MatMul does not read a Softmax read only there")
 	}
 	// Softmax over the last axis. Before opset 13 the default axis is 1
 	// (and the op flattens from the axis on, so 3 of a rank-4 input is
@@ -120,14 +120,14 @@ func matchAttention(opset int64, e *fusionEnv, out *graph.Node) (attnMatch, bool
 		defAxis = 1
 	}
 	if ax := sm.AttrInt("axis", defAxis); ax != -1 && ax != 3 {
-		return no, false
+		return no, e.miss(out, "the Softmax is not over the last axis")
 	}
 	scale := 1.0
 	s := producerOf(prod, sm.Inputs[0])
 	if s != nil && (s.Is("Div") || s.Is("Mul")) && len(s.Inputs) == 2 {
 		k, ok := scalarFloat(ci.get(s.Inputs[1]))
 		if !ok || k == 0 || math.IsInf(k, 0) || math.IsNaN(k) || !singleUse(g, cons, s.Outputs[0]) {
-			return no, false
+			return no, e.miss(out, "the scores are scaled by %s, which is not a finite non-zero scalar read only there", s.Inputs[1])
 		}
 		if s.Is("Div") {
 			k = 1 / k
@@ -139,7 +139,7 @@ func matchAttention(opset int64, e *fusionEnv, out *graph.Node) (attnMatch, bool
 		s = one(sm.Inputs[0], "MatMul")
 	}
 	if s == nil || len(s.Inputs) != 2 {
-		return no, false
+		return no, e.miss(out, "the Softmax does not read a MatMul (Q x K) read only there")
 	}
 	var m attnMatch
 	m.scale = scale
@@ -186,27 +186,27 @@ func matchAttention(opset int64, e *fusionEnv, out *graph.Node) (attnMatch, bool
 	xk, wk, bk, hk, dk, okk := head(s.Inputs[1], 0, 2, 3, 1)
 	xv, wv, bv, hv, dv, okv := head(ctx.Inputs[1], 0, 2, 1, 3)
 	if !okq || !okk || !okv || xq != xk || xq != xv || hq != hk || hq != hv || dq != dk || dq != dv {
-		return no, false
+		return no, e.miss(out, "the Q, K and V branches are not Transpose(Reshape(MatMul(X, W) [+ b])) of one X, heads and head size")
 	}
 	if ci.get(xq) != nil {
-		return no, false
+		return no, e.miss(out, "X (%s) is a constant", xq)
 	}
 	wts := [3]*graph.Tensor{ci.get(wq), ci.get(wk), ci.get(wv)}
 	for _, t := range wts[1:] {
 		if !equalInts(t.Dims, wts[0].Dims) {
-			return no, false
+			return no, e.miss(out, "the Q, K and V weights differ in shape")
 		}
 	}
 	hid := int64(hq * dq)
 	if !((outShape[0] == 0) && (outShape[1] == 0) && (outShape[2] == hid || outShape[2] == -1)) {
-		return no, false
+		return no, e.miss(out, "its target shape is not [0, 0, heads*head size]")
 	}
 	vi := infos[xq]
 	if vi == nil || !vi.HasShape || len(vi.Shape) != 3 || vi.DType != graph.Float {
-		return no, false
+		return no, e.miss(out, "X (%s) is not a float32 of known rank 3", xq)
 	}
 	if d := vi.Shape[2]; d.Known() && d.Size != wts[0].Dims[0] {
-		return no, false
+		return no, e.miss(out, "X's hidden size does not match the weights")
 	}
 	m.x = xq
 	m.w = [3]string{wq, wk, wv}
@@ -215,6 +215,13 @@ func matchAttention(opset int64, e *fusionEnv, out *graph.Node) (attnMatch, bool
 	// The final Reshape is replaced in place; the rest go.
 	m.inner = inner
 	return m, true
+}
+
+// miss records why candidate n was not fused (when explaining) and
+// returns false.
+func (e *fusionEnv) miss(n *graph.Node, format string, args ...any) bool {
+	e.c.Miss(n, format, args...)
+	return false
 }
 
 // fusionEnv is what an ORT fusion's visitor reads and marks.
@@ -226,6 +233,7 @@ type fusionEnv struct {
 	infos map[string]*graph.ValueInfo
 	v     *pattern.View        // matchers' view, indexed with prod and cons
 	dead  map[*graph.Node]bool // replaced nodes, removed after the walk
+	c     *Context             // records why candidates did not match
 }
 
 // runORTFusion walks the graph once for a fusion that writes the
@@ -240,6 +248,7 @@ func runORTFusion(c *Context, op string, visit func(e *fusionEnv, n *graph.Node)
 	g := c.Graph()
 	e := &fusionEnv{g: g, prod: g.Producers(), cons: g.Consumers(), ci: newConstIndex(g), infos: inferredInfos(c.Model), dead: map[*graph.Node]bool{}}
 	e.v = pattern.NewView(g, e.ci.get, c.Model.Opset)
+	e.c = c
 	changed := false
 	for _, n := range g.Nodes {
 		if e.dead[n] {

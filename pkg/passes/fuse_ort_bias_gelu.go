@@ -27,7 +27,7 @@ var ortBiasGelu = &Pass{
 			}
 			add := producerOf(prod, n.Inputs[0])
 			if add == nil || !add.Is("Add") || len(add.Inputs) != 2 || dead[add] || !singleUse(g, cons, n.Inputs[0]) {
-				return false
+				return e.miss(n, "its input is not an Add read only by it")
 			}
 			for j := 0; j < 2; j++ {
 				x, bias := add.Inputs[j], add.Inputs[1-j]
@@ -43,7 +43,7 @@ var ortBiasGelu = &Pass{
 				dead[add] = true
 				return true
 			}
-			return false
+			return e.miss(n, "%s adds no float32 constant vector of X's known last dim", add.Name)
 		})
 	},
 }

@@ -32,7 +32,7 @@ var ortSkipLayerNorm = &Pass{
 			switch {
 			case n.Is("LayerNormalization") && len(n.Inputs) >= 2 && n.AttrInt("axis", -1) == -1 && n.AttrInt("stash_type", 1) == 1:
 				if len(n.Outputs) > 1 && (n.Outputs[1] != "" || len(n.Outputs) > 2 && n.Outputs[2] != "") {
-					return false
+					return e.miss(n, "its mean or inverse-std-dev output is used")
 				}
 				x, gamma, beta, eps, last = n.Inputs[0], n.Inputs[1], inputAt(n, 2), float64(n.AttrFloat("epsilon", 1e-5)), n
 			case n.Is("Div"):
@@ -46,21 +46,21 @@ var ortSkipLayerNorm = &Pass{
 			}
 			gt := ci.get(gamma)
 			if floatConst(gt) == nil || len(gt.Dims) != 1 {
-				return false
+				return e.miss(n, "gamma %s is not a float32 constant vector", gamma)
 			}
 			H := gt.Dims[0]
 			if beta != "" {
 				if bt := ci.get(beta); floatConst(bt) == nil || !equalInts(bt.Dims, gt.Dims) {
-					return false
+					return e.miss(n, "beta %s is not a float32 constant of gamma's shape", beta)
 				}
 			}
 			sum := producerOf(prod, x)
 			if sum == nil || !sum.Is("Add") || len(sum.Inputs) != 2 || dead[sum] {
-				return false
+				return e.miss(n, "its input %s is not produced by a residual Add", x)
 			}
 			a, b := sum.Inputs[0], sum.Inputs[1]
 			if ci.get(a) != nil || ci.get(b) != nil || !sameRank3(infos, a, b, H) {
-				return false
+				return e.miss(n, "the residual Add's operands are not two float32 values of one known rank-3 shape ending in %d", H)
 			}
 			// Readers of the sum other than the normalization (the written-out
 			// form reads it twice: ReduceMean and Sub).
