@@ -59,11 +59,11 @@ func Activation(v *View, n *graph.Node) (Act, *Mismatch) {
 	if !n.IsDefaultDomain() || len(n.Outputs) != 1 {
 		return Act{}, miss(n, "%s is not an activation", n.OpType)
 	}
+	if n.OpType != "Clip" && len(n.Inputs) != 1 {
+		return Act{}, miss(n, "%s has %d inputs", n.OpType, len(n.Inputs))
+	}
 	switch n.OpType {
 	case "Relu", "Sigmoid", "Tanh", "HardSwish":
-		if len(n.Inputs) != 1 {
-			return Act{}, miss(n, "%s has %d inputs", n.OpType, len(n.Inputs))
-		}
 		return Act{Kind: n.OpType}, nil
 	case "LeakyRelu":
 		return Act{Kind: n.OpType, Params: []float32{n.AttrFloat("alpha", 0.01)}}, nil

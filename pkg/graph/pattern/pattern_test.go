@@ -174,3 +174,73 @@ func TestPerChannel(t *testing.T) {
 		}
 	}
 }
+
+func TestConvFollowerAndBN(t *testing.T) {
+	w := graph.NewFloat32("w", []int64{2, 1, 1, 1}, []float32{1, 2})
+	bn := func(extra ...string) *graph.Node {
+		return &graph.Node{Name: "bn", OpType: "BatchNormalization", Inputs: []string{"c", "s", "b", "m", "v"}, Outputs: append([]string{"y"}, extra...)}
+	}
+	params := []*graph.Tensor{vec("s", 1, 1), vec("b", 0, 0), vec("m", 0, 0), vec("v", 1, 1)}
+	tests := []struct {
+		name    string
+		nodes   []*graph.Node
+		outputs []string
+		inits   []*graph.Tensor
+		wantWhy string
+	}{
+		{"folds", []*graph.Node{node("Conv", []string{"x", "w"}, "c"), bn()}, []string{"y"}, append(params, w), ""},
+		{"conv output read twice", []*graph.Node{node("Conv", []string{"x", "w"}, "c"), bn(), node("Relu", []string{"c"}, "r")}, []string{"y", "r"}, append(params, w), "c has 2 readers"},
+		{"weight not constant", []*graph.Node{node("Conv", []string{"x", "w"}, "c"), bn()}, []string{"y"}, params, "weight w is not a float32 constant"},
+		{"training output used", []*graph.Node{node("Conv", []string{"x", "w"}, "c"), bn("rm"), node("Relu", []string{"rm"}, "r")}, []string{"y", "r"}, append(params, w), "training output rm is used"},
+		{"wrong length", []*graph.Node{node("Conv", []string{"x", "w"}, "c"), bn()}, []string{"y"}, append([]*graph.Tensor{vec("s", 1, 1, 1), vec("b", 0, 0), vec("m", 0, 0), vec("v", 1, 1)}, w), "parameter s is not a float32 constant of 2 values"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			v := view(tc.nodes, tc.outputs, tc.inits...)
+			f := tc.nodes[1]
+			cf, why := MatchConvFollower(v, f)
+			if why == nil {
+				_, why = InferenceBN(v, f, cf.M)
+			}
+			switch {
+			case tc.wantWhy == "" && why != nil:
+				t.Fatalf("no match: %v", why)
+			case tc.wantWhy != "" && (why == nil || !strings.Contains(why.Reason, tc.wantWhy)):
+				t.Fatalf("reason %v, want %q", why, tc.wantWhy)
+			}
+		})
+	}
+}
+
+func TestActivation(t *testing.T) {
+	tests := []struct {
+		name  string
+		n     *graph.Node
+		inits []*graph.Tensor
+		kind  string // "" for a mismatch
+		lo    float64
+		hasHi bool
+	}{
+		{"relu", node("Relu", []string{"x"}, "y"), nil, "Relu", 0, false},
+		{"clip both", node("Clip", []string{"x", "lo", "hi"}, "y"), []*graph.Tensor{scalar("lo", -1), scalar("hi", 1)}, "Clip", -1, true},
+		{"clip lo only", node("Clip", []string{"x", "lo"}, "y"), []*graph.Tensor{scalar("lo", -2)}, "Clip", -2, false},
+		{"clip bound not constant", node("Clip", []string{"x", "x"}, "y"), nil, "", 0, false},
+		{"clip bound rank 2", node("Clip", []string{"x", "lo"}, "y"), []*graph.Tensor{graph.NewFloat32("lo", []int64{1, 1}, []float32{0})}, "", 0, false},
+		{"softmax", node("Softmax", []string{"x"}, "y"), nil, "", 0, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			v := view([]*graph.Node{tc.n}, []string{"y"}, tc.inits...)
+			a, why := Activation(v, tc.n)
+			if tc.kind == "" {
+				if why == nil {
+					t.Fatalf("matched %+v", a)
+				}
+				return
+			}
+			if why != nil || a.Kind != tc.kind || a.Clip.Lo != tc.lo || a.Clip.HasHi != tc.hasHi {
+				t.Fatalf("got %+v, %v", a, why)
+			}
+		})
+	}
+}
