@@ -41,6 +41,7 @@ func TestOptimizeExplain(t *testing.T) {
 			[]string{"explain fuse-conv-batchnorm: 1 candidate(s) not rewritten", "bn (BatchNormalization): conv's output c is a graph output"}, nil},
 		{"not explained", []string{"optimize", blocked, "-o", out}, ExitOK, nil, []string{"explain "}},
 		{"unknown pass", []string{"optimize", in, "-o", out, "--explain", "nope"}, ExitUsage, []string{"unknown pass \"nope\"", "fuse-gelu"}, nil},
+		{"pass records no reasons", []string{"optimize", in, "-o", out, "--explain", "fold-constants"}, ExitUsage, []string{"does not record why it did not fire"}, nil},
 		{"pass not run", []string{"optimize", in, "-o", out, "--explain", "fuse-ort-attention"}, ExitUsage, []string{"does not run at -O2 --target generic"}, nil},
 	}
 	for _, tc := range tests {

@@ -798,7 +798,7 @@ results. Use it for a fleet of one CPU kind.
 	f.StringSliceVar(&o.Passes, "passes", nil, "run exactly these passes (comma-separated), whatever the level")
 	f.StringSliceVar(&o.Disable, "disable", nil, "passes to skip (comma-separated)")
 	f.StringSliceVar(&o.DumpAfter, "dump-after", nil, "print the model's text form to stderr after these passes")
-	f.StringSliceVar(&o.Explain, "explain", nil, "print, for these passes, each candidate node they did not rewrite and why")
+	f.StringSliceVar(&o.Explain, "explain", nil, "print, for these fusion passes, each candidate node they did not rewrite and why")
 	f.StringArrayVar(&o.Shapes, "shape", nil, "fix an input's dims, name=1x3x48x320 (repeatable)")
 	f.BoolVar(&o.NoVerify, "no-verify", false, "skip numeric verification (structural checks still run)")
 	f.BoolVar(&o.EachPass, "verify-each-pass", true, "check outputs numerically after every pass that changed something; false: only the final model (replaying per pass if it fails)")

@@ -66,3 +66,20 @@ func TestExplainLeftGoldens(t *testing.T) {
 		t.Fatalf("found %d of the %d golden cases", seen, len(want))
 	}
 }
+
+// TestExplainers checks that every explainable pass exists and that
+// Options.Explain refuses a pass that records no reasons.
+func TestExplainers(t *testing.T) {
+	for _, n := range Explainers() {
+		if _, ok := Lookup(n); !ok {
+			t.Errorf("explainer %s is not a registered pass", n)
+		}
+	}
+	_, _, err := ResolvePasses(Options{Level: O2, Explain: []string{"fold-constants"}})
+	if err == nil || !strings.Contains(err.Error(), "does not record why") {
+		t.Fatalf("explain fold-constants: %v", err)
+	}
+	if _, _, err := ResolvePasses(Options{Level: O2, Explain: []string{"fuse-gelu"}}); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -202,6 +202,9 @@ func ResolvePasses(opts Options) (loop, final []*Pass, err error) {
 			return nil, nil, unknown(d)
 		}
 	}
+	if err := checkExplainers(opts.Explain); err != nil {
+		return nil, nil, err
+	}
 	finalSet := map[string]bool{}
 	for _, s := range pipeline {
 		if s.Final {

@@ -10,6 +10,7 @@ package passes
 import (
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/optictl/optictl/pkg/graph"
 	"github.com/optictl/optictl/pkg/graph/pattern"
@@ -72,6 +73,27 @@ func runRule[M any](c *Context, r rule[M]) bool {
 		refresh(v)
 	}
 	return changed
+}
+
+// explainers are the passes that record why a candidate did not match
+// (their rewrites are rules, or call Context.Miss).
+var explainers = []string{
+	"fuse-conv-batchnorm", "fuse-conv-mul", "fuse-conv-add", "fuse-matmul-add", "fuse-gemm-batchnorm",
+	"fuse-layernorm", "fuse-gelu", "fuse-hardswish",
+	"fuse-ort-conv-activation", "fuse-ort-gemm-activation", "fuse-ort-attention", "fuse-ort-skip-layernorm", "fuse-ort-bias-gelu",
+}
+
+// Explainers lists the passes that Options.Explain can explain.
+func Explainers() []string { return slices.Clone(explainers) }
+
+// checkExplainers refuses to explain a pass that records no reasons.
+func checkExplainers(names []string) error {
+	for _, d := range names {
+		if !slices.Contains(explainers, d) {
+			return fmt.Errorf("passes: pass %q does not record why it did not fire (passes that do: %s)", d, strings.Join(explainers, ", "))
+		}
+	}
+	return nil
 }
 
 // Miss is a candidate node a pass looked at and did not rewrite.
