@@ -78,7 +78,7 @@ func runRule[M any](c *Context, r rule[M]) bool {
 // explainers are the passes that record why a candidate did not match
 // (their rewrites are rules, or call Context.Miss).
 var explainers = []string{
-	"fuse-conv-batchnorm", "fuse-conv-mul", "fuse-conv-add", "fuse-matmul-add", "fuse-gemm-batchnorm",
+	"fuse-pad-into-conv", "fuse-conv-batchnorm", "fuse-conv-mul", "fuse-conv-add", "fuse-matmul-add", "fuse-gemm-batchnorm",
 	"fuse-layernorm", "fuse-gelu", "fuse-hardswish",
 	"fuse-ort-conv-activation", "fuse-ort-gemm-activation", "fuse-ort-attention", "fuse-ort-skip-layernorm", "fuse-ort-bias-gelu",
 }
