@@ -37,6 +37,7 @@ type optimizeOptions struct {
 	Passes    []string
 	Disable   []string
 	DumpAfter []string
+	Explain   []string // --explain: passes whose mismatches are printed
 	Shapes    []string
 	NoVerify  bool
 	// EachPass checks numerically after every pass (--verify-each-pass,
@@ -391,13 +392,17 @@ func (o *optimizeOptions) toPassOptions() (passes.Options, error) {
 	}
 	po = passes.Options{
 		NCHWcBlock: block,
-		Level:      lvl, Target: o.Target, Passes: o.Passes, Disable: int8Disable(o), DumpAfter: o.DumpAfter,
+		Level:      lvl, Target: o.Target, Passes: o.Passes, Disable: int8Disable(o), DumpAfter: o.DumpAfter, Explain: o.Explain,
 		Shapes: shapes, Verify: !o.NoVerify, VerifyEachPass: o.EachPass, Backend: o.Backend,
 		Tolerance:    passes.Tolerance{ATol: o.ATol, RTol: o.RTol},
 		FoldMaxBytes: o.FoldMax, FoldGrow: o.FoldGrow, FreezeInitializers: o.Freeze,
 	}
-	if _, _, err := passes.ResolvePasses(po); err != nil {
+	loop, final, err := passes.ResolvePasses(po)
+	if err != nil {
 		return po, usageErr("%v", err)
+	}
+	if err := checkExplain(po, append(loop, final...)); err != nil {
+		return po, err
 	}
 	return po, nil
 }
@@ -775,6 +780,7 @@ func printOptimize(g *globalOptions, o *optimizeOptions, res *optimizeResult) er
 	for _, s := range rep.NumericSkips {
 		fmt.Fprintf(w, "checked structurally only: %s\n", s)
 	}
+	printExplain(w, rep, o.Explain)
 	fmt.Fprintf(w, "verification: %s\n", rep.Numeric)
 	if rep.NumericMode != "" && rep.NumericMode != "off" {
 		fmt.Fprintf(w, "numeric checks: %s\n", rep.NumericMode)
@@ -938,6 +944,7 @@ results. Use it for a fleet of one CPU kind.
 	f.StringSliceVar(&o.Passes, "passes", nil, "run exactly these passes (comma-separated), whatever the level")
 	f.StringSliceVar(&o.Disable, "disable", nil, "passes to skip (comma-separated)")
 	f.StringSliceVar(&o.DumpAfter, "dump-after", nil, "print the model's text form to stderr after these passes")
+	f.StringSliceVar(&o.Explain, "explain", nil, "print, for these fusion passes, each candidate node they did not rewrite and why")
 	f.StringArrayVar(&o.Shapes, "shape", nil, "fix an input's dims, name=1x3x48x320 (repeatable)")
 	f.BoolVar(&o.NoVerify, "no-verify", false, "skip numeric verification (structural checks still run)")
 	f.BoolVar(&o.EachPass, "verify-each-pass", true, "check outputs numerically after every pass that changed something; false: only the final model (replaying per pass if it fails)")

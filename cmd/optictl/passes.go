@@ -18,12 +18,13 @@ type passInfo struct {
 	Targets  []string `json:"targets,omitempty"`
 	Requires []string `json:"requires,omitempty"`
 	Title    string   `json:"title"`
+	File     string   `json:"file"`
 }
 
 func listPasses() []passInfo {
 	var out []passInfo
 	for _, p := range passes.All() {
-		out = append(out, passInfo{Name: p.Name, Level: p.Level.String(), Targets: p.Targets, Requires: p.Requires, Title: p.Title()})
+		out = append(out, passInfo{Name: p.Name, Level: p.Level.String(), Targets: p.Targets, Requires: p.Requires, Title: p.Title(), File: p.File})
 	}
 	return out
 }
@@ -35,7 +36,8 @@ func newPassesCmd(g *globalOptions) *cobra.Command {
 		Short: "List every optimization pass with its level and one-line description",
 		Long: `List every optimization pass in pipeline order: its name (for --passes,
 --disable and --dump-after), the lowest level that runs it, the targets it is
-limited to, and its one-line description.`,
+limited to, its one-line description and the source file that defines it
+(relative to the repository root).`,
 		Args: exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			list := listPasses()
@@ -45,13 +47,13 @@ limited to, and its one-line description.`,
 				return enc.Encode(list)
 			}
 			t := tablewriter.NewTable(g.Stdout)
-			t.Header("Pass", "Level", "Target", "Description")
+			t.Header("Pass", "Level", "Target", "Description", "File")
 			for _, p := range list {
 				target := "any"
 				if len(p.Targets) > 0 {
 					target = strings.Join(p.Targets, ",")
 				}
-				if err := t.Append([]string{p.Name, p.Level, target, p.Title}); err != nil {
+				if err := t.Append([]string{p.Name, p.Level, target, p.Title, p.File}); err != nil {
 					return err
 				}
 			}

@@ -31,6 +31,15 @@
 //     rewrite makes new tensors;
 //   - when a precondition of a rewrite fails, the rewrite does not fire.
 //
-// Each rewrite file opens with its contract: "Before: ... After: ..." and
-// its preconditions.
+// Each pass lives in a file named after it, or after its small family
+// (fuse_conv.go holds fuse-conv-batchnorm, -mul and -add); Pass.File
+// records it and `optictl passes` prints it. Each rewrite file opens with
+// its contract: "Before: ... After: ..." and its preconditions.
+//
+// A fusion is a rule (rule.go): Match, built on the shared matchers of
+// pkg/graph/pattern (the interp backend's open-time fusions use the same
+// ones) plus the pass's own preconditions, returns a match or a
+// *pattern.Mismatch saying why the candidate does not fit; Apply rewrites.
+// With Options.Explain naming the pass, the mismatches of its last run are
+// reported per candidate node (PassStat.Misses, `optimize --explain`).
 package passes

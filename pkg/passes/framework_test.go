@@ -2,6 +2,8 @@ package passes
 
 import (
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -320,5 +322,40 @@ func TestFreezeInitializers(t *testing.T) {
 	}
 	if len(out.Graph.Nodes) != 1 || len(out.Graph.Inputs) != 1 || out.IRVersion < 4 {
 		t.Fatalf("--freeze-initializers did not take effect:\n%s", out.Format())
+	}
+}
+
+// TestPassFiles checks that every built-in pass records the file it is
+// written in, that the file exists, holds the pass's name, and is named
+// after the pass or its family: the file's words (split at "_") appear in
+// order among the pass name's words (split at "-"), so fuse_conv.go may
+// hold fuse-conv-batchnorm but not fuse-gelu.
+func TestPassFiles(t *testing.T) {
+	for _, p := range builtin {
+		base := filepath.Base(p.File)
+		if p.File != "pkg/passes/"+base {
+			t.Errorf("pass %s: File %q, want pkg/passes/<file>.go", p.Name, p.File)
+			continue
+		}
+		src, err := os.ReadFile(base)
+		if err != nil {
+			t.Errorf("pass %s: %v", p.Name, err)
+			continue
+		}
+		if !strings.Contains(string(src), `"`+p.Name+`"`) {
+			t.Errorf("pass %s: %s does not name it", p.Name, base)
+		}
+		words := strings.Split(p.Name, "-")
+		j := 0
+		for _, w := range strings.Split(strings.TrimSuffix(base, ".go"), "_") {
+			for j < len(words) && words[j] != w {
+				j++
+			}
+			if j == len(words) {
+				t.Errorf("pass %s lives in %s, which is not named after it or its family", p.Name, base)
+				break
+			}
+			j++
+		}
 	}
 }

@@ -74,6 +74,9 @@ type Options struct {
 	// the block size of the CPU that runs the model (8 AVX2, 16 AVX-512F).
 	// 0 leaves it off.
 	NCHWcBlock int
+	// Explain names passes whose rewrite rules record, per candidate node,
+	// why they did not fire (PassStat.Misses).
+	Explain []string
 }
 
 // Tolerance is an allclose bound: |got-want| <= ATol + RTol*|want|.
@@ -98,6 +101,9 @@ type PassStat struct {
 	Time       time.Duration `json:"time_ns"`
 	RolledBack int           `json:"rolled_back"`
 	Notes      []string      `json:"notes,omitempty"`
+	// Misses (for the passes in Options.Explain) lists, from the pass's
+	// last run, each candidate node it did not rewrite and why.
+	Misses []Miss `json:"misses,omitempty"`
 }
 
 // Rollback records a pass run that was undone.
@@ -201,10 +207,13 @@ func ResolvePasses(opts Options) (loop, final []*Pass, err error) {
 		}
 		disabled[d] = true
 	}
-	for _, d := range opts.DumpAfter {
+	for _, d := range append(slices.Clone(opts.DumpAfter), opts.Explain...) {
 		if _, ok := Lookup(d); !ok {
 			return nil, nil, unknown(d)
 		}
+	}
+	if err := checkExplainers(opts.Explain); err != nil {
+		return nil, nil, err
 	}
 	finalSet := map[string]bool{}
 	for _, s := range pipeline {
@@ -395,11 +404,14 @@ func optimize(m *graph.Model, opts Options, loop, final []*Pass, fck *checker, e
 		before := work.Clone()
 		beforeNodes := nodeSet(work.Graph)
 		bp, bb := paramsBytes(work)
-		ctx := &Context{Model: work, Options: &opts, Shapes: inputShapes(work), pass: p}
+		ctx := &Context{Model: work, Options: &opts, Shapes: inputShapes(work), pass: p, explain: slices.Contains(opts.Explain, p.Name)}
 		t0 := time.Now()
 		changed, err := safeRun(p, ctx)
 		st.Time += time.Since(t0)
 		st.Notes = appendNotes(st.Notes, ctx.notes)
+		if ctx.explain {
+			st.Misses = ctx.misses
+		}
 		rollback := func(reason, output, node string) bool {
 			work = before
 			st.RolledBack++

@@ -2,7 +2,10 @@ package passes
 
 import (
 	"fmt"
+	"path/filepath"
+	"reflect"
 	"regexp"
+	goruntime "runtime"
 	"sort"
 	"strings"
 	"sync"
@@ -61,6 +64,42 @@ type Pass struct {
 	Targets []string
 	// Run rewrites c.Model and reports whether it changed anything.
 	Run func(c *Context) (changed bool, err error)
+	// File is the source file that defines the pass, relative to the
+	// module root (e.g. "pkg/passes/fuse_conv.go"). Register fills it in,
+	// when empty, from where Run is written; `optictl passes` prints it.
+	// A built-in pass lives in a file named after it or its family (the
+	// file's words, split at "_", appear in order in the pass name), which
+	// a test checks.
+	File string
+}
+
+// moduleRoot is the directory (or, under -trimpath, the module path) that
+// source files are reported relative to.
+var moduleRoot = func() string {
+	_, f, _, ok := goruntime.Caller(0)
+	if !ok {
+		return ""
+	}
+	// f is <root>/pkg/passes/pass.go.
+	return filepath.ToSlash(filepath.Dir(filepath.Dir(filepath.Dir(f)))) + "/"
+}()
+
+// sourceOf returns the module-relative file that defines fn, or "".
+func sourceOf(fn any) string {
+	v := reflect.ValueOf(fn)
+	if v.Kind() != reflect.Func || v.IsNil() {
+		return ""
+	}
+	f := goruntime.FuncForPC(v.Pointer())
+	if f == nil {
+		return ""
+	}
+	file, _ := f.FileLine(f.Entry())
+	file = filepath.ToSlash(file)
+	if moduleRoot != "/" && strings.HasPrefix(file, moduleRoot) {
+		return strings.TrimPrefix(file, moduleRoot)
+	}
+	return file
 }
 
 // Title is the first line of Doc.
@@ -90,6 +129,9 @@ type Context struct {
 	pass   *Pass
 	node   *graph.Node
 	notes  []string
+	// explain records why candidates did not match (Options.Explain).
+	explain bool
+	misses  []Miss
 }
 
 // Graph is the model's main graph.
@@ -129,6 +171,9 @@ func Register(p *Pass) error {
 	}
 	if _, dup := registry[p.Name]; dup {
 		return fmt.Errorf("passes: pass %q registered twice", p.Name)
+	}
+	if p.File == "" {
+		p.File = sourceOf(p.Run)
 	}
 	registry[p.Name] = p
 	if err := checkAcyclic(registry); err != nil {

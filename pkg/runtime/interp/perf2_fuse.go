@@ -28,12 +28,18 @@ package interp
 // gamma/beta do not match x's last dimension, the fused step runs the
 // original nodes (compiled at Open as a private fallback program), so
 // broadcasting and error reporting are exactly those of the unfused graph.
+//
+// The matching is pkg/graph/pattern's (MatchGelu at the Erf, MatchLayerNorm
+// at the Div, MatchMatMulAdd at the Add), shared with pkg/passes; this file
+// adds the interp-only limits (GELU's constants to 1e-6, constants defined
+// before the fused step) and builds the fused steps.
 
 import (
 	"fmt"
 	"math"
 
 	"github.com/optictl/optictl/pkg/graph"
+	"github.com/optictl/optictl/pkg/graph/pattern"
 	"github.com/optictl/optictl/pkg/runtime"
 )
 
@@ -63,11 +69,11 @@ func perf2Plan(f *perfFuser) map[int]*perf2Fused {
 		}
 		var m *perf2Match
 		switch n.OpType {
-		case "Div", "Mul":
+		case "Erf":
 			m = f.perf2MatchGelu(i)
-		case "ReduceMean":
+		case "Div":
 			m = f.perf2MatchLN(i)
-		case "MatMul":
+		case "Add":
 			m = f.perf2MatchMatMulAdd(i)
 		}
 		if m == nil {
@@ -108,302 +114,79 @@ type perf2Match struct {
 	w, bias string
 }
 
-// perf2Node returns node k when it is a default-domain op of that type with
-// nin inputs and one output.
-func (f *perfFuser) perf2Node(k int, op string, nin int) *graph.Node {
-	if k < 0 {
-		return nil
+// perf2Indices returns the graph positions of nodes.
+func (f *perfFuser) perf2Indices(nodes []*graph.Node) []int {
+	out := make([]int, len(nodes))
+	for i, n := range nodes {
+		out[i] = f.perf2Index(n)
 	}
-	n := f.g.Nodes[k]
-	if !n.Is(op) || len(n.Inputs) != nin || len(n.Outputs) != 1 || n.Outputs[0] == "" {
-		return nil
-	}
-	return n
-}
-
-// perf2Other returns the operand of binary node n that is not v.
-func perf2Other(n *graph.Node, v string) (string, bool) {
-	switch {
-	case n.Inputs[0] == v && n.Inputs[1] != v:
-		return n.Inputs[1], true
-	case n.Inputs[1] == v && n.Inputs[0] != v:
-		return n.Inputs[0], true
-	}
-	return "", false
-}
-
-// perf2Scalar returns the value of a one-element float32 constant of rank
-// ≤ 1 (so it never raises the rank of what it broadcasts against, beyond
-// the rank-0 case checked at run time).
-func (f *perfFuser) perf2Scalar(name string) (float32, bool) {
-	return perfScalar(f.constF32(name), 1)
+	return out
 }
 
 func perf2Near(v float32, want float64) bool {
 	return math.Abs(float64(v)-want) <= 1e-6*math.Abs(want)
 }
 
-// perf2MatchGelu matches the GELU pattern whose Div (or Mul by 1/√2) is
-// node i.
+// perf2MatchGelu matches the GELU pattern around the Erf at node i
+// (pattern.MatchGelu), with √2 or 1/√2 to 1e-6 relative: the fused step
+// computes the exact GELU.
 func (f *perfFuser) perf2MatchGelu(i int) *perf2Match {
-	n := f.g.Nodes[i]
-	if len(n.Inputs) != 2 || len(n.Outputs) != 1 || n.Outputs[0] == "" {
+	g, why := pattern.MatchGelu(f.view, f.g.Nodes[i])
+	if why != nil {
 		return nil
 	}
-	x := n.Inputs[0]
-	c, ok := f.perf2Scalar(n.Inputs[1])
-	if n.OpType == "Mul" && !ok {
-		x = n.Inputs[1]
-		c, ok = f.perf2Scalar(n.Inputs[0])
-	}
-	if !ok || x == "" || f.constF32(x) != nil {
+	k := float32(g.K)
+	if g.Scale.Is("Div") && !perf2Near(k, math.Sqrt2) || g.Scale.Is("Mul") && !perf2Near(k, 1/math.Sqrt2) {
 		return nil
 	}
-	if n.OpType == "Div" && !perf2Near(c, math.Sqrt2) || n.OpType == "Mul" && !perf2Near(c, 1/math.Sqrt2) {
-		return nil
-	}
-	t := n.Outputs[0]
-	ke := f.only(t, -1)
-	erf := f.perf2Node(ke, "Erf", 1)
-	if erf == nil {
-		return nil
-	}
-	ka := f.only(erf.Outputs[0], -1)
-	add := f.perf2Node(ka, "Add", 2)
-	if add == nil {
-		return nil
-	}
-	if o, ok := perf2Other(add, erf.Outputs[0]); !ok {
-		return nil
-	} else if one, ok := f.perf2Scalar(o); !ok || one != 1 {
-		return nil
-	}
-	a := add.Outputs[0]
-	km := f.only(a, -1)
-	mul := f.perf2Node(km, "Mul", 2)
-	if mul == nil {
-		return nil
-	}
-	q, ok := perf2Other(mul, a)
-	if !ok {
-		return nil
-	}
-	m := &perf2Match{kind: "Gelu", x: x, nodes: []int{i, ke, ka, km}}
-	isHalf := func(mn *graph.Node, v string) bool {
-		o, ok := perf2Other(mn, v)
-		if !ok {
-			return false
-		}
-		h, ok := f.perf2Scalar(o)
-		return ok && h == 0.5
-	}
-	if q == x {
-		// y = Mul(Mul(x, a), 0.5)
-		kh := f.only(mul.Outputs[0], -1)
-		half := f.perf2Node(kh, "Mul", 2)
-		if half == nil || !isHalf(half, mul.Outputs[0]) {
-			return nil
-		}
-		m.nodes, m.y = append(m.nodes, kh), half.Outputs[0]
-	} else {
-		// y = Mul(Mul(x, 0.5), a): q's producer is Mul(x, 0.5) with mul as
-		// its only consumer.
-		if f.only(q, -1) != km {
-			return nil
-		}
-		kh := f.perf2Index(f.producer[q])
-		half := f.perf2Node(kh, "Mul", 2)
-		if half == nil || !isHalf(half, x) {
-			return nil
-		}
-		m.nodes, m.y = append(m.nodes, kh), mul.Outputs[0]
-	}
-	return m
+	return &perf2Match{kind: "Gelu", x: g.X, y: g.Last().Outputs[0], nodes: f.perf2Indices(g.Nodes())}
 }
 
-// perf2ReduceAxis returns the single axis of a ReduceMean with
-// keepdims=1, from its attribute or (opset ≥ 18) constant input.
-func (f *perfFuser) perf2ReduceAxis(n *graph.Node) (int64, bool) {
-	if len(n.Outputs) != 1 || n.Outputs[0] == "" || n.AttrInt("keepdims", 1) != 1 {
-		return 0, false
-	}
-	var axes []int64
-	if f.opset("") < 18 {
-		if len(n.Inputs) != 1 {
-			return 0, false
-		}
-		axes = n.AttrInts("axes")
-	} else {
-		if len(n.Inputs) != 2 || n.Inputs[1] == "" {
-			return 0, false
-		}
-		var t *runtime.Tensor
-		if s, ok := f.p.slots[n.Inputs[1]]; ok {
-			t = f.constOf[s]
-		} else if k := f.producer[n.Inputs[1]]; k != nil && k.Is("Constant") && len(k.Attrs) == 1 {
-			if v := k.AttrTensor("value"); v != nil {
-				t = runtime.FromGraphTensor(v)
-			}
-		}
-		if t == nil || t.DType != graph.Int64 || t.Len() != 1 || len(t.Raw) != 8 {
-			return 0, false
-		}
-		axes = t.Int64s()
-	}
-	if len(axes) != 1 {
-		return 0, false
-	}
-	return axes[0], true
-}
-
-// perf2MatchLN matches the written-out LayerNormalization whose first
-// ReduceMean is node i.
+// perf2MatchLN matches the written-out LayerNormalization whose Div is
+// node i (pattern.MatchLayerNorm, any single axis, gamma and beta
+// optional); gamma and beta must be defined before the pattern's first
+// node, where the fused step runs.
 func (f *perfFuser) perf2MatchLN(i int) *perf2Match {
-	r1 := f.g.Nodes[i]
-	axis, ok := f.perf2ReduceAxis(r1)
-	if !ok {
+	ln, why := pattern.MatchLayerNorm(f.view, f.g.Nodes[i])
+	if why != nil {
 		return nil
 	}
-	x, mean := r1.Inputs[0], r1.Outputs[0]
-	if x == "" || f.constF32(x) != nil {
-		return nil
+	head := f.perf2Index(ln.Mean)
+	if ln.Scale != nil && !f.perf2DefinedBefore(ln.Gamma, head) {
+		ln.Scale, ln.Gamma, ln.Shift, ln.Beta = nil, "", nil, ""
 	}
-	ks := f.only(mean, -1)
-	sub := f.perf2Node(ks, "Sub", 2)
-	if sub == nil || sub.Inputs[0] != x || sub.Inputs[1] != mean {
-		return nil
+	if ln.Shift != nil && !f.perf2DefinedBefore(ln.Beta, head) {
+		ln.Shift, ln.Beta = nil, ""
 	}
-	d := sub.Outputs[0]
-	// d feeds the square (once, or twice as Mul(d, d)) and the Div.
-	if f.uses[d] != len(f.consumers[d]) {
-		return nil
-	}
-	kq, kd := -1, -1
-	for _, k := range f.consumers[d] {
-		switch nn := f.g.Nodes[k]; {
-		case nn.Is("Div") && kd < 0:
-			kd = k
-		case (nn.Is("Pow") || nn.Is("Mul")) && (kq < 0 || kq == k):
-			kq = k
-		default:
-			return nil
-		}
-	}
-	var sq *graph.Node
-	if sq = f.perf2Node(kq, "Pow", 2); sq != nil {
-		if e, ok := f.perf2Scalar(sq.Inputs[1]); !ok || e != 2 || sq.Inputs[0] != d {
-			return nil
-		}
-	} else if sq = f.perf2Node(kq, "Mul", 2); sq == nil || sq.Inputs[0] != d || sq.Inputs[1] != d {
-		return nil
-	}
-	if n := 1 + btoi(sq.Is("Mul")); len(f.consumers[d]) != n+1 {
-		return nil
-	}
-	kr := f.only(sq.Outputs[0], -1)
-	r2 := f.perf2Node(kr, "ReduceMean", len(r1.Inputs))
-	if r2 == nil || r2.Inputs[0] != sq.Outputs[0] {
-		return nil
-	}
-	if a2, ok := f.perf2ReduceAxis(r2); !ok || a2 != axis {
-		return nil
-	}
-	ka := f.only(r2.Outputs[0], -1)
-	add := f.perf2Node(ka, "Add", 2)
-	if add == nil {
-		return nil
-	}
-	o, ok := perf2Other(add, r2.Outputs[0])
-	if !ok {
-		return nil
-	}
-	eps, ok := f.perf2Scalar(o)
-	if !ok {
-		return nil
-	}
-	kt := f.only(add.Outputs[0], -1)
-	sqrt := f.perf2Node(kt, "Sqrt", 1)
-	if sqrt == nil {
-		return nil
-	}
-	div := f.perf2Node(f.only(sqrt.Outputs[0], -1), "Div", 2)
-	if div == nil || f.only(sqrt.Outputs[0], -1) != kd || div.Inputs[0] != d || div.Inputs[1] != sqrt.Outputs[0] {
-		return nil
-	}
-	m := &perf2Match{kind: "LayerNorm", x: x, axis: axis, eps: eps, nodes: []int{i, ks, kq, kr, ka, kt, kd}}
-	y := div.Outputs[0]
-	vecConst := func(name string) bool {
-		// gamma and beta are inputs of the fused step at i: defined before.
-		t := f.constF32(name)
-		if !f.perf2DefinedBefore(name, i) {
-			return false
-		}
-		return t != nil && len(t.Shape) <= 1 && t.Len() >= 1
-	}
-	// Optional scale then shift.
-	for _, op := range []string{"Mul", "Add"} {
-		k := f.only(y, -1)
-		nn := f.perf2Node(k, op, 2)
-		if nn == nil {
-			continue
-		}
-		o, ok := perf2Other(nn, y)
-		if !ok || !vecConst(o) {
-			continue
-		}
-		if op == "Mul" {
-			m.gamma = o
-		} else {
-			m.beta = o
-		}
-		m.nodes = append(m.nodes, k)
-		y = nn.Outputs[0]
-	}
-	m.y = y
-	return m
+	return &perf2Match{kind: "LayerNorm", x: ln.X, y: ln.Out(), axis: ln.Axis, eps: float32(ln.Eps),
+		gamma: ln.Gamma, beta: ln.Beta, nodes: f.perf2Indices(ln.Nodes())}
 }
 
 // perf2Index returns the index of node n in the graph, or -1.
 func (f *perfFuser) perf2Index(n *graph.Node) int {
-	if n == nil {
-		return -1
-	}
-	for k, nn := range f.g.Nodes {
-		if nn == n {
-			return k
-		}
+	if k, ok := f.index[n]; ok && n != nil {
+		return k
 	}
 	return -1
 }
 
-// perf2MatchMatMulAdd matches y = Add(MatMul(x, W), b) (either Add
-// order) where W is a rank-2 float32 constant and b a float32 constant of
-// rank ≤ 1 with 1 or N (W's columns) values: then the sum has exactly
-// MatMul's shape (rank ≥ 1, last dimension N), and x must be float32 for
-// MatMul to accept it, so the bias can be added in place.
+// perf2MatchMatMulAdd matches y = Add(MatMul(x, W), b) ending at the Add
+// at node i (pattern.MatchMatMulAdd), where b is of rank <= 1 with 1 or N
+// (W's columns) values: then the sum has exactly MatMul's shape (rank
+// >= 1, last dimension N), and x must be float32 for MatMul to accept it,
+// so the bias can be added in place. W and b must be defined before the
+// MatMul, where the fused step runs.
 func (f *perfFuser) perf2MatchMatMulAdd(i int) *perf2Match {
-	mm := f.perf2Node(i, "MatMul", 2)
-	if mm == nil || mm.Inputs[0] == "" || f.constF32(mm.Inputs[0]) != nil {
+	m, why := pattern.MatchMatMulAdd(f.view, f.g.Nodes[i])
+	if why != nil || m.X == "" || m.MatMul.Outputs[0] == "" {
 		return nil
 	}
-	w := f.constF32(mm.Inputs[1])
-	if w == nil || len(w.Shape) != 2 || !f.perf2DefinedBefore(mm.Inputs[1], i) {
+	mi := f.perf2Index(m.MatMul)
+	b := m.BT
+	if !f.perf2DefinedBefore(m.W, mi) || len(b.Dims) > 1 || (b.Len() != 1 && b.Len() != m.WT.Dims[1]) || !f.perf2DefinedBefore(m.Bias, mi) {
 		return nil
 	}
-	ka := f.only(mm.Outputs[0], -1)
-	add := f.perf2Node(ka, "Add", 2)
-	if add == nil {
-		return nil
-	}
-	o, ok := perf2Other(add, mm.Outputs[0])
-	if !ok {
-		return nil
-	}
-	b := f.constF32(o)
-	if b == nil || len(b.Shape) > 1 || (b.Len() != 1 && int64(b.Len()) != w.Shape[1]) || !f.perf2DefinedBefore(o, i) {
-		return nil
-	}
-	return &perf2Match{kind: "MatMulAdd", x: mm.Inputs[0], y: add.Outputs[0], w: mm.Inputs[1], bias: o, nodes: []int{i, ka}}
+	return &perf2Match{kind: "MatMulAdd", x: m.X, y: m.Add.Outputs[0], w: m.W, bias: m.Bias, nodes: []int{mi, i}}
 }
 
 // perf2DefinedBefore reports whether value name exists before node i runs
@@ -461,13 +244,6 @@ func (f *perfFuser) perf2MatMulAddBuild(mm *graph.Node) Builder {
 			return nil
 		}, nil
 	}
-}
-
-func btoi(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
 }
 
 // perf2Make builds the fused node and its builder for m, placed at head.

@@ -17,12 +17,18 @@ package interp
 // BN is in inference mode (training_mode 0, spatial 1, no extra outputs).
 // When one fails, the chain stops there (the rest runs as separate steps).
 // Folding BN into W changes rounding (as in ORT), within 1e-5 relative.
+//
+// The matching of BN, the per-channel Add, the activations and the
+// written-out HardSwish is pkg/graph/pattern's (InferenceBN, PerChannel,
+// Activation, MatchHardSwish), shared with pkg/passes; this file keeps the
+// chain's order, the interp-only limits and the folding arithmetic.
 
 import (
 	"math"
 	"strconv"
 
 	"github.com/optictl/optictl/pkg/graph"
+	"github.com/optictl/optictl/pkg/graph/pattern"
 	"github.com/optictl/optictl/pkg/runtime"
 )
 
@@ -41,6 +47,10 @@ type perfFuser struct {
 	producer  map[string]*graph.Node
 	skip      map[*graph.Node]bool
 	seq       int
+	// view is what the shared matchers (pkg/graph/pattern) read; index
+	// maps a node to its position in the graph.
+	view  *pattern.View
+	index map[*graph.Node]int
 }
 
 func newPerfFuser(p *Program, opset func(string) int64, constOf map[int]*runtime.Tensor) *perfFuser {
@@ -73,7 +83,27 @@ func newPerfFuser(p *Program, opset func(string) int64, constOf map[int]*runtime
 	for _, o := range p.g.Outputs {
 		f.uses[o.Name] += 1 << 20
 	}
+	f.index = make(map[*graph.Node]int, len(p.g.Nodes))
+	for i, n := range p.g.Nodes {
+		f.index[n] = i
+	}
+	f.view = pattern.NewView(p.g, f.constTensor, opset)
 	return f
+}
+
+// constTensor is the constant named name as the schedule knows it so far
+// (initializers, folded values, Constant nodes not reached yet), or nil.
+func (f *perfFuser) constTensor(name string) *graph.Tensor {
+	var t *runtime.Tensor
+	if s, ok := f.p.slots[name]; ok {
+		t = f.constOf[s]
+	} else if k := f.producer[name]; k != nil && k.Is("Constant") && len(k.Attrs) == 1 {
+		return k.AttrTensor("value")
+	}
+	if t == nil || t.DType == graph.String {
+		return nil
+	}
+	return &graph.Tensor{Name: name, DType: t.DType, Dims: t.Shape, Raw: t.Raw}
 }
 
 // constF32 returns the float32 constant named name, or nil.
@@ -111,42 +141,6 @@ func (f *perfFuser) only(v string, after int) int {
 type perfFused struct {
 	node *graph.Node
 	act  nnAct
-}
-
-// perfScalar reports the value of a one-element float32 constant whose rank
-// does not exceed rank.
-func perfScalar(t *runtime.Tensor, rank int) (float32, bool) {
-	if t == nil || t.Len() != 1 || len(t.Shape) > rank {
-		return 0, false
-	}
-	return t.Float32s()[0], true
-}
-
-// perChannel returns c broadcast to M channels when c broadcasts against a
-// (N, M, spatial...) tensor of rank rank only along the channel axis.
-func perfPerChannel(c *runtime.Tensor, M, rank int) []float32 {
-	if c == nil || len(c.Shape) > rank {
-		return nil
-	}
-	d := c.Float32s()
-	if len(d) == 1 {
-		out := make([]float32, M)
-		for i := range out {
-			out[i] = d[0]
-		}
-		return out
-	}
-	// Channel axis 1 of the output is axis 1-(rank-len) of c.
-	ax := 1 - (rank - len(c.Shape))
-	if ax < 0 || c.Shape[ax] != int64(M) {
-		return nil
-	}
-	for i, s := range c.Shape {
-		if i != ax && s != 1 {
-			return nil
-		}
-	}
-	return append([]float32(nil), d...)
 }
 
 // fuseConv tries to fuse the chain starting at node index idx (a Conv).
@@ -226,7 +220,7 @@ func (f *perfFuser) fuseConv(idx int) *perfFused {
 			if other == v {
 				break
 			}
-			if c := perfPerChannel(f.constF32(other), M, rank); c != nil {
+			if c := pattern.PerChannel(f.view.Const(other), int64(M), rank-2); c != nil {
 				if bias == nil {
 					bias = make([]float32, M)
 				}
@@ -281,7 +275,8 @@ func (f *perfFuser) addConst(what string, t *runtime.Tensor) string {
 }
 
 // foldBN returns the per-channel scale and shift of an inference
-// BatchNormalization reading v, or ok false.
+// BatchNormalization reading v (pattern.InferenceBN, with no extra outputs
+// at all), or ok false.
 func (f *perfFuser) foldBN(m *graph.Node, v string, M int) ([2][]float64, bool) {
 	var r [2][]float64
 	if len(m.Inputs) != 5 || m.Inputs[0] != v || len(m.Outputs) == 0 || m.Outputs[0] == "" {
@@ -292,138 +287,81 @@ func (f *perfFuser) foldBN(m *graph.Node, v string, M int) ([2][]float64, bool) 
 			return r, false
 		}
 	}
-	if m.AttrInt("training_mode", 0) != 0 || m.AttrInt("spatial", 1) != 1 {
+	bn, why := pattern.InferenceBN(f.view, m, int64(M))
+	if why != nil {
 		return r, false
 	}
-	var p [4][]float32
-	for i := range p {
-		t := f.constF32(m.Inputs[i+1])
-		if t == nil || t.Len() != M {
-			return r, false
-		}
-		p[i] = t.Float32s()
-	}
-	eps := float64(m.AttrFloat("epsilon", 1e-5))
 	r[0], r[1] = make([]float64, M), make([]float64, M)
 	for ch := 0; ch < M; ch++ {
-		a := float64(p[0][ch]) / math.Sqrt(float64(p[3][ch])+eps)
+		a := float64(bn.Scale[ch]) / math.Sqrt(float64(bn.Var[ch])+bn.Eps)
 		r[0][ch] = a
-		r[1][ch] = float64(p[1][ch]) - float64(p[2][ch])*a
+		r[1][ch] = float64(bn.Bias[ch]) - float64(bn.Mean[ch])*a
 	}
 	return r, true
 }
 
-// activation maps a default-domain activation node to an nnAct.
+// activation maps a default-domain activation node (pattern.Activation) to
+// an nnAct.
 func (f *perfFuser) activation(m *graph.Node) (nnAct, bool) {
-	switch m.OpType {
-	case "Relu", "Sigmoid", "Tanh":
-		if len(m.Inputs) != 1 {
-			return nnAct{}, false
-		}
-		return nnAct{kind: m.OpType}, true
-	case "LeakyRelu":
-		return nnAct{kind: "LeakyRelu", params: []float32{m.AttrFloat("alpha", 0.01)}}, len(m.Inputs) == 1
-	case "HardSigmoid":
-		return nnAct{kind: "HardSigmoid", params: []float32{m.AttrFloat("alpha", 0.2), m.AttrFloat("beta", 0.5)}}, len(m.Inputs) == 1
-	case "HardSwish":
-		return nnAct{kind: "HardSwish"}, len(m.Inputs) == 1
-	case "Clip":
-		lo, hi, ok := f.clipBounds(m)
-		return nnAct{kind: "Clip", params: []float32{lo, hi}}, ok
+	a, why := pattern.Activation(f.view, m)
+	if why != nil {
+		return nnAct{}, false
 	}
-	return nnAct{}, false
+	switch a.Kind {
+	case "Clip":
+		lo, hi := clipF32(a.Clip)
+		return nnAct{kind: "Clip", params: []float32{lo, hi}}, true
+	case "LeakyRelu", "HardSigmoid":
+		return nnAct{kind: a.Kind, params: a.Params}, true
+	}
+	return nnAct{kind: a.Kind}, true
 }
 
-// clipBounds reads Clip's bounds (attributes before opset 11, optional
-// constant inputs after).
-func (f *perfFuser) clipBounds(m *graph.Node) (lo, hi float32, ok bool) {
+// clipF32 returns Clip's bounds, ±Inf where a bound is absent.
+func clipF32(b pattern.ClipBounds) (lo, hi float32) {
 	lo, hi = float32(math.Inf(-1)), float32(math.Inf(1))
-	if f.opset("") < 11 {
-		return m.AttrFloat("min", lo), m.AttrFloat("max", hi), len(m.Inputs) == 1
+	if b.HasLo {
+		lo = float32(b.Lo)
 	}
-	for i := 1; i < len(m.Inputs); i++ {
-		if m.Inputs[i] == "" {
-			continue
-		}
-		t := f.constF32(m.Inputs[i])
-		if t == nil || t.Len() != 1 || len(t.Shape) > 0 && !(len(t.Shape) == 1 && t.Shape[0] == 1) {
-			return lo, hi, false
-		}
-		if i == 1 {
-			lo = t.Float32s()[0]
-		} else {
-			hi = t.Float32s()[0]
-		}
+	if b.HasHi {
+		hi = float32(b.Hi)
 	}
-	return lo, hi, len(m.Inputs) <= 3
+	return lo, hi
 }
 
 // hardSwishPattern matches v → Add(v, a) → Clip(lo, hi) → Mul(v, ·) →
-// Div(·, d) (or Mul(·, 1/d)), where v has exactly the Add and the Mul as
-// consumers; it returns the activation, the nodes and the final value.
+// Div(·, d) (or Mul(·, d)) with pattern.MatchHardSwish, where v has
+// exactly the Add and the Mul as readers; it returns the activation, the
+// nodes and the final value.
 func (f *perfFuser) hardSwishPattern(v string, after, rank int) (nnAct, []*graph.Node, string, bool) {
 	cs := f.consumers[v]
 	if f.uses[v] != 2 || len(cs) != 2 {
 		return nnAct{}, nil, "", false
 	}
-	nodes := f.g.Nodes
-	var add, mul *graph.Node
+	var add *graph.Node
 	for _, k := range cs {
 		if k <= after {
 			return nnAct{}, nil, "", false
 		}
-		m := nodes[k]
-		if m.Is("Add") && len(m.Inputs) == 2 {
-			add = m
-		} else if m.Is("Mul") && len(m.Inputs) == 2 {
-			mul = m
+		if n := f.g.Nodes[k]; n.Is("Add") {
+			add = n
 		}
 	}
-	if add == nil || mul == nil || len(add.Outputs) != 1 {
+	if add == nil || len(add.Outputs) != 1 {
 		return nnAct{}, nil, "", false
 	}
-	other := add.Inputs[1]
-	if add.Inputs[0] != v {
-		other = add.Inputs[0]
-	}
-	a, ok := perfScalar(f.constF32(other), rank)
-	if !ok || other == v {
+	clip := f.view.Sole(add.Outputs[0])
+	if clip == nil {
 		return nnAct{}, nil, "", false
 	}
-	k := f.only(add.Outputs[0], after)
-	if k < 0 || !nodes[k].Is("Clip") || nodes[k].Inputs[0] != add.Outputs[0] || len(nodes[k].Outputs) != 1 {
+	h, why := pattern.MatchHardSwish(f.view, clip)
+	if why != nil || h.X != v || h.ScaleFirst || h.Add != add {
 		return nnAct{}, nil, "", false
 	}
-	clip := nodes[k]
-	lo, hi, ok := f.clipBounds(clip)
-	if !ok {
-		return nnAct{}, nil, "", false
-	}
-	k = f.only(clip.Outputs[0], after)
-	if k < 0 || nodes[k] != mul || !(mul.Inputs[0] == v && mul.Inputs[1] == clip.Outputs[0] ||
-		mul.Inputs[1] == v && mul.Inputs[0] == clip.Outputs[0]) || len(mul.Outputs) != 1 {
-		return nnAct{}, nil, "", false
-	}
-	k = f.only(mul.Outputs[0], after)
-	if k < 0 {
-		return nnAct{}, nil, "", false
-	}
-	last := nodes[k]
-	if len(last.Inputs) != 2 || len(last.Outputs) != 1 || last.Inputs[0] != mul.Outputs[0] {
-		return nnAct{}, nil, "", false
-	}
-	d, ok := perfScalar(f.constF32(last.Inputs[1]), rank)
-	if !ok {
-		return nnAct{}, nil, "", false
-	}
-	kind := ""
-	switch {
-	case last.Is("Div"):
+	lo, hi := clipF32(h.Bounds)
+	kind := "perfHardSwishMul"
+	if h.Div {
 		kind = "perfHardSwishDiv"
-	case last.Is("Mul"):
-		kind = "perfHardSwishMul"
-	default:
-		return nnAct{}, nil, "", false
 	}
-	return nnAct{kind: kind, params: []float32{a, lo, hi, d}}, []*graph.Node{add, clip, mul, last}, last.Outputs[0], true
+	return nnAct{kind: kind, params: []float32{float32(h.A), lo, hi, float32(h.D)}}, h.Nodes(), h.Out(), true
 }

@@ -17,30 +17,13 @@ package passes
 // matching size in the leading dims and allowzero unset; c a scalar
 // constant; no mask (a masked pattern is left alone); every intermediate
 // read only inside the pattern and not a graph output.
-//
-// ONNX Runtime CPU: residual Add + LayerNormalization -> com.microsoft
-// SkipLayerNormalization.
-//   Before: T = Add(A, B) (optionally A = Add(M, bias)); Y = LN(T) where LN
-//           is LayerNormalization(axis=-1) or its written-out form
-//   After:  Y = com.microsoft.SkipLayerNormalization(A or M, B, gamma, beta
-//           [, bias]){epsilon}; when T has other readers, it is the op's
-//           fourth output (input_skip_bias_sum)
-// Preconditions: --target ort-cpu; A and B of the same known rank-3 shape
-// (symbolic dims compared by name); gamma, beta (and bias) float32
-// constants of the hidden size.
-//
-// ONNX Runtime CPU: bias + Gelu -> com.microsoft BiasGelu.
-//   Before: T = Add(X, bias); Y = Gelu(T) (com.microsoft, or opset-20 Gelu
-//           with approximate="none")
-//   After:  Y = com.microsoft.BiasGelu(X, bias)
-// Preconditions: --target ort-cpu; bias a float32 constant of one dim equal
-// to X's known last dim; T read only by the Gelu and not a graph output.
 
 import (
 	"math"
 	"slices"
 
 	"github.com/optictl/optictl/pkg/graph"
+	"github.com/optictl/optictl/pkg/graph/pattern"
 )
 
 var ortAttention = &Pass{
@@ -111,23 +94,23 @@ func matchAttention(opset int64, e *fusionEnv, out *graph.Node) (attnMatch, bool
 	}
 	perm := func(n *graph.Node, want ...int64) bool { return equalInts(n.AttrInts("perm"), want) }
 	if len(out.Inputs) != 2 || out.AttrInt("allowzero", 0) != 0 {
-		return no, false
+		return no, e.miss(out, "it is not a Reshape with allowzero 0 and a shape input")
 	}
 	outShape, ok := intsConst(ci.get(out.Inputs[1]))
 	if !ok || len(outShape) != 3 {
-		return no, false
+		return no, e.miss(out, "its target shape is not a rank-3 constant")
 	}
 	tr := one(out.Inputs[0], "Transpose")
 	if tr == nil || !perm(tr, 0, 2, 1, 3) {
-		return no, false
+		return no, e.miss(out, "its input is not a Transpose(0,2,1,3) read only here")
 	}
 	ctx := one(tr.Inputs[0], "MatMul")
 	if ctx == nil || len(ctx.Inputs) != 2 {
-		return no, false
+		return no, e.miss(out, "the Transpose does not read a MatMul (attention x V) read only there")
 	}
 	sm := one(ctx.Inputs[0], "Softmax")
 	if sm == nil {
-		return no, false
+		return no, e.miss(out, "the context MatMul does not read a Softmax read only there")
 	}
 	// Softmax over the last axis. Before opset 13 the default axis is 1
 	// (and the op flattens from the axis on, so 3 of a rank-4 input is
@@ -137,14 +120,14 @@ func matchAttention(opset int64, e *fusionEnv, out *graph.Node) (attnMatch, bool
 		defAxis = 1
 	}
 	if ax := sm.AttrInt("axis", defAxis); ax != -1 && ax != 3 {
-		return no, false
+		return no, e.miss(out, "the Softmax is not over the last axis")
 	}
 	scale := 1.0
 	s := producerOf(prod, sm.Inputs[0])
 	if s != nil && (s.Is("Div") || s.Is("Mul")) && len(s.Inputs) == 2 {
 		k, ok := scalarFloat(ci.get(s.Inputs[1]))
 		if !ok || k == 0 || math.IsInf(k, 0) || math.IsNaN(k) || !singleUse(g, cons, s.Outputs[0]) {
-			return no, false
+			return no, e.miss(out, "the scores are scaled by %s, which is not a finite non-zero scalar read only there", s.Inputs[1])
 		}
 		if s.Is("Div") {
 			k = 1 / k
@@ -156,7 +139,7 @@ func matchAttention(opset int64, e *fusionEnv, out *graph.Node) (attnMatch, bool
 		s = one(sm.Inputs[0], "MatMul")
 	}
 	if s == nil || len(s.Inputs) != 2 {
-		return no, false
+		return no, e.miss(out, "the Softmax does not read a MatMul (Q x K) read only there")
 	}
 	var m attnMatch
 	m.scale = scale
@@ -203,27 +186,27 @@ func matchAttention(opset int64, e *fusionEnv, out *graph.Node) (attnMatch, bool
 	xk, wk, bk, hk, dk, okk := head(s.Inputs[1], 0, 2, 3, 1)
 	xv, wv, bv, hv, dv, okv := head(ctx.Inputs[1], 0, 2, 1, 3)
 	if !okq || !okk || !okv || xq != xk || xq != xv || hq != hk || hq != hv || dq != dk || dq != dv {
-		return no, false
+		return no, e.miss(out, "the Q, K and V branches are not Transpose(Reshape(MatMul(X, W) [+ b])) of one X, heads and head size")
 	}
 	if ci.get(xq) != nil {
-		return no, false
+		return no, e.miss(out, "X (%s) is a constant", xq)
 	}
 	wts := [3]*graph.Tensor{ci.get(wq), ci.get(wk), ci.get(wv)}
 	for _, t := range wts[1:] {
 		if !equalInts(t.Dims, wts[0].Dims) {
-			return no, false
+			return no, e.miss(out, "the Q, K and V weights differ in shape")
 		}
 	}
 	hid := int64(hq * dq)
 	if !((outShape[0] == 0) && (outShape[1] == 0) && (outShape[2] == hid || outShape[2] == -1)) {
-		return no, false
+		return no, e.miss(out, "its target shape is not [0, 0, heads*head size]")
 	}
 	vi := infos[xq]
 	if vi == nil || !vi.HasShape || len(vi.Shape) != 3 || vi.DType != graph.Float {
-		return no, false
+		return no, e.miss(out, "X (%s) is not a float32 of known rank 3", xq)
 	}
 	if d := vi.Shape[2]; d.Known() && d.Size != wts[0].Dims[0] {
-		return no, false
+		return no, e.miss(out, "X's hidden size does not match the weights")
 	}
 	m.x = xq
 	m.w = [3]string{wq, wk, wv}
@@ -234,181 +217,11 @@ func matchAttention(opset int64, e *fusionEnv, out *graph.Node) (attnMatch, bool
 	return m, true
 }
 
-var ortSkipLayerNorm = &Pass{
-	Name:    "fuse-ort-skip-layernorm",
-	Doc:     "Fuse a residual Add (and a bias Add) with the layer normalization after it into com.microsoft SkipLayerNormalization (ONNX Runtime CPU).",
-	Level:   O3,
-	Targets: []string{TargetORTCPU},
-	Run: func(c *Context) (bool, error) {
-		return runORTFusion(c, "SkipLayerNormalization", func(e *fusionEnv, n *graph.Node) bool {
-			g, prod, cons, ci, infos, dead := e.g, e.prod, e.cons, e.ci, e.infos, e.dead
-			// The layer normalization: the op, or the written-out form
-			// matched at its Div.
-			var x, gamma, beta string
-			var eps float64
-			var last *graph.Node
-			var inner []*graph.Node
-			switch {
-			case n.Is("LayerNormalization") && len(n.Inputs) >= 2 && n.AttrInt("axis", -1) == -1 && n.AttrInt("stash_type", 1) == 1:
-				if len(n.Outputs) > 1 && (n.Outputs[1] != "" || len(n.Outputs) > 2 && n.Outputs[2] != "") {
-					return false
-				}
-				x, gamma, beta, eps, last = n.Inputs[0], n.Inputs[1], inputAt(n, 2), float64(n.AttrFloat("epsilon", 1e-5)), n
-			case n.Is("Div"):
-				m, ok := matchWrittenLayerNorm(g, prod, cons, ci, n)
-				if !ok || dead[m.out] {
-					return false
-				}
-				x, gamma, beta, eps, last, inner = m.x, m.gamma, m.beta, m.eps, m.out, m.inner
-			default:
-				return false
-			}
-			gt := ci.get(gamma)
-			if floatConst(gt) == nil || len(gt.Dims) != 1 {
-				return false
-			}
-			H := gt.Dims[0]
-			if beta != "" {
-				if bt := ci.get(beta); floatConst(bt) == nil || !equalInts(bt.Dims, gt.Dims) {
-					return false
-				}
-			}
-			sum := producerOf(prod, x)
-			if sum == nil || !sum.Is("Add") || len(sum.Inputs) != 2 || dead[sum] {
-				return false
-			}
-			a, b := sum.Inputs[0], sum.Inputs[1]
-			if ci.get(a) != nil || ci.get(b) != nil || !sameRank3(infos, a, b, H) {
-				return false
-			}
-			// Readers of the sum other than the normalization (the written-out
-			// form reads it twice: ReduceMean and Sub).
-			others := false
-			for _, r := range cons[x] {
-				if r != last && !contains(inner, r) {
-					others = true
-				}
-			}
-			// A bias Add before the residual: A = Add(M, bias).
-			var bias string
-			for i, in := range []string{a, b} {
-				other := b
-				if i == 1 {
-					other = a
-				}
-				p := producerOf(prod, in)
-				if p == nil || !p.Is("Add") || len(p.Inputs) != 2 || !singleUse(g, cons, in) || dead[p] {
-					continue
-				}
-				for j := 0; j < 2; j++ {
-					bt := ci.get(p.Inputs[1-j])
-					if floatConst(bt) == nil || len(bt.Dims) != 1 || bt.Dims[0] != H || ci.get(p.Inputs[j]) != nil ||
-						!sameRank3(infos, p.Inputs[j], other, H) {
-						continue
-					}
-					bias = p.Inputs[1-j]
-					if i == 0 {
-						a = p.Inputs[j]
-					} else {
-						b = p.Inputs[j]
-					}
-					dead[p] = true
-					break
-				}
-				if bias != "" {
-					break
-				}
-			}
-			ins := []string{a, b, gamma, beta, bias}
-			for len(ins) > 3 && ins[len(ins)-1] == "" {
-				ins = ins[:len(ins)-1]
-			}
-			outs := []string{last.Outputs[0]}
-			if others || g.IsGraphOutput(x) {
-				outs = append(outs, "", "", x)
-			}
-			skip := &graph.Node{Name: g.UniqueName("SkipLayerNorm_" + last.Outputs[0]), OpType: "SkipLayerNormalization", Domain: "com.microsoft",
-				Inputs: ins, Outputs: outs, Attrs: []*graph.Attr{graph.FloatAttr("epsilon", float32(eps))}}
-			for _, d := range inner {
-				dead[d] = true
-			}
-			dead[sum] = true
-			*last = *skip
-			return true
-		})
-	},
-}
-
-// sameRank3 reports whether a and b are float32 values of the same known
-// rank-3 shape (symbolic dims equal by name) whose last dim is h.
-func sameRank3(infos map[string]*graph.ValueInfo, a, b string, h int64) bool {
-	va, vb := infos[a], infos[b]
-	if va == nil || vb == nil || !va.HasShape || !vb.HasShape || len(va.Shape) != 3 || len(vb.Shape) != 3 ||
-		va.DType != graph.Float || vb.DType != graph.Float {
-		return false
-	}
-	for i := range va.Shape {
-		da, db := va.Shape[i], vb.Shape[i]
-		switch {
-		case da.Known() && db.Known():
-			if da.Size != db.Size {
-				return false
-			}
-		case !da.Known() && !db.Known():
-			if da.Param == "" || da.Param != db.Param {
-				return false
-			}
-		default:
-			return false
-		}
-	}
-	return va.Shape[2].Size == h
-}
-
-func contains(ns []*graph.Node, n *graph.Node) bool {
-	for _, m := range ns {
-		if m == n {
-			return true
-		}
-	}
+// miss records why candidate n was not fused (when explaining) and
+// returns false.
+func (e *fusionEnv) miss(n *graph.Node, format string, args ...any) bool {
+	e.c.Miss(n, format, args...)
 	return false
-}
-
-var ortBiasGelu = &Pass{
-	Name:     "fuse-ort-bias-gelu",
-	Doc:      "Fuse a bias Add followed by Gelu into com.microsoft BiasGelu (ONNX Runtime CPU).",
-	Level:    O3,
-	Targets:  []string{TargetORTCPU},
-	Requires: []string{"fuse-gelu"},
-	Run: func(c *Context) (bool, error) {
-		return runORTFusion(c, "BiasGelu", func(e *fusionEnv, n *graph.Node) bool {
-			g, prod, cons, ci, infos, dead := e.g, e.prod, e.cons, e.ci, e.infos, e.dead
-			isGelu := n.Domain == "com.microsoft" && n.OpType == "Gelu" ||
-				n.Is("Gelu") && n.AttrString("approximate", "none") == "none"
-			if !isGelu || len(n.Inputs) != 1 {
-				return false
-			}
-			add := producerOf(prod, n.Inputs[0])
-			if add == nil || !add.Is("Add") || len(add.Inputs) != 2 || dead[add] || !singleUse(g, cons, n.Inputs[0]) {
-				return false
-			}
-			for j := 0; j < 2; j++ {
-				x, bias := add.Inputs[j], add.Inputs[1-j]
-				bt := ci.get(bias)
-				vi := infos[x]
-				if floatConst(bt) == nil || len(bt.Dims) != 1 || ci.get(x) != nil || vi == nil || !vi.HasShape || len(vi.Shape) == 0 ||
-					vi.DType != graph.Float || vi.Shape[len(vi.Shape)-1].Size != bt.Dims[0] {
-					continue
-				}
-				n.Domain, n.OpType = "com.microsoft", "BiasGelu"
-				n.Inputs = []string{x, bias}
-				n.Attrs = nil
-				dead[add] = true
-				return true
-			}
-			return false
-		})
-	},
 }
 
 // fusionEnv is what an ORT fusion's visitor reads and marks.
@@ -418,7 +231,9 @@ type fusionEnv struct {
 	cons  map[string][]*graph.Node
 	ci    *constIndex
 	infos map[string]*graph.ValueInfo
+	v     *pattern.View        // matchers' view, indexed with prod and cons
 	dead  map[*graph.Node]bool // replaced nodes, removed after the walk
+	c     *Context             // records why candidates did not match
 }
 
 // runORTFusion walks the graph once for a fusion that writes the
@@ -432,6 +247,8 @@ func runORTFusion(c *Context, op string, visit func(e *fusionEnv, n *graph.Node)
 	}
 	g := c.Graph()
 	e := &fusionEnv{g: g, prod: g.Producers(), cons: g.Consumers(), ci: newConstIndex(g), infos: inferredInfos(c.Model), dead: map[*graph.Node]bool{}}
+	e.v = pattern.NewView(g, e.ci.get, c.Model.Opset)
+	e.c = c
 	changed := false
 	for _, n := range g.Nodes {
 		if e.dead[n] {

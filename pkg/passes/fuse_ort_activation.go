@@ -34,6 +34,7 @@ package passes
 
 import (
 	"github.com/optictl/optictl/pkg/graph"
+	"github.com/optictl/optictl/pkg/graph/pattern"
 	"github.com/optictl/optictl/pkg/runtime"
 )
 
@@ -112,50 +113,63 @@ var ortGemmAct = &Pass{
 	},
 }
 
+// actFusion is an activation and the fused node that replaces it and its
+// producer.
+type actFusion struct {
+	act, prod, fused *graph.Node
+}
+
 func fuseActivation(c *Context, op, fusedOp string, set func(act *graph.Node, ci *constIndex, fused *graph.Node) bool) (bool, error) {
 	if !targetSupports(c, "com.microsoft", fusedOp) {
 		c.Note("target backend does not run com.microsoft.%s: skipped", fusedOp)
 		return false, nil
 	}
-	g := c.Graph()
-	prod := g.Producers()
-	cons := g.Consumers()
-	ci := newConstIndex(g)
 	shapes := staticShapes(c.Model)
-	dead := map[*graph.Node]bool{}
-	for _, act := range g.Nodes {
-		if !act.IsDefaultDomain() || len(act.Inputs) == 0 || dead[act] {
-			continue
-		}
-		p := producerOf(prod, act.Inputs[0])
-		if p == nil || !p.Is(op) || dead[p] || len(p.Outputs) != 1 || !singleUse(g, cons, p.Outputs[0]) {
-			continue
-		}
-		if t, ok := shapes[p.Inputs[0]]; !ok || t.dt != graph.Float {
-			if w := ci.get(p.Inputs[1]); w == nil || w.DType != graph.Float {
-				continue
+	var ci *constIndex
+	changed := runRule(c, rule[actFusion]{
+		Anchors: []string{"Relu", "Tanh", "Sigmoid", "LeakyRelu", "HardSigmoid", "Clip"},
+		Match: func(c *Context, v *pattern.View, act *graph.Node) (actFusion, *pattern.Mismatch) {
+			if len(act.Inputs) == 0 {
+				return actFusion{}, missf(act, "no input")
 			}
-		}
-		c.At(act)
-		fused := p.Clone()
-		fused.Domain = "com.microsoft"
-		fused.OpType = fusedOp
-		fused.Outputs = []string{act.Outputs[0]}
-		if !set(act, ci, fused) {
-			continue
-		}
-		if fused.Name == "" {
-			fused.Name = g.UniqueName(fusedOp + "_" + act.Outputs[0])
-		}
-		*act = *fused
-		dead[p] = true
-	}
-	g.RemoveNodes(dead)
-	if len(dead) > 0 && c.Model.Opset("com.microsoft") == 0 {
+			p := v.Producer(act.Inputs[0])
+			if p == nil || !p.Is(op) {
+				return actFusion{}, missf(act, "its input is not produced by a %s", op)
+			}
+			if len(p.Outputs) != 1 || v.Sole(p.Outputs[0]) != act {
+				return actFusion{}, missf(act, "%s's output is read elsewhere or is a graph output", pattern.NodeName(p))
+			}
+			if t, ok := shapes[p.Inputs[0]]; !ok || t.dt != graph.Float {
+				if w := v.Const(inputAt(p, 1)); w == nil || w.DType != graph.Float {
+					return actFusion{}, missf(act, "%s is not known to compute in float32", pattern.NodeName(p))
+				}
+			}
+			fused := p.Clone()
+			fused.Domain = "com.microsoft"
+			fused.OpType = fusedOp
+			fused.Outputs = []string{act.Outputs[0]}
+			if ci == nil || ci.g != c.Graph() {
+				ci = newConstIndex(c.Graph())
+			}
+			if !set(act, ci, fused) {
+				return actFusion{}, missf(act, "com.microsoft.%s does not take %s with these parameters", fusedOp, act.OpType)
+			}
+			return actFusion{act, p, fused}, nil
+		},
+		Apply: func(c *Context, v *pattern.View, m actFusion) []*graph.Node {
+			if m.fused.Name == "" {
+				m.fused.Name = c.Graph().UniqueName(fusedOp + "_" + m.act.Outputs[0])
+			}
+			*m.act = *m.fused
+			ci = nil
+			return []*graph.Node{m.prod}
+		},
+	})
+	if changed && c.Model.Opset("com.microsoft") == 0 {
 		c.Model.SetOpset("com.microsoft", 1)
 	}
 	merged := mergeDuplicateFused(c, fusedOp)
-	return len(dead) > 0 || merged > 0, nil
+	return changed || merged > 0, nil
 }
 
 // mergeDuplicateFused merges com.microsoft fusedOp nodes that read the same

@@ -31,14 +31,20 @@ var padIntoConv = &Pass{
 				continue
 			}
 			p := producerOf(prod, n.Inputs[0])
-			if p == nil || !p.Is("Pad") || dead[p] || !singleUse(g, cons, p.Outputs[0]) {
+			if p == nil || !p.Is("Pad") || dead[p] {
 				continue
 			}
 			c.At(n)
+			if !singleUse(g, cons, p.Outputs[0]) {
+				c.Miss(n, "the Pad's output %s is read elsewhere or is a graph output", p.Outputs[0])
+				continue
+			}
 			if n.AttrString("auto_pad", "NOTSET") != "NOTSET" {
+				c.Miss(n, "auto_pad is set")
 				continue
 			}
 			if p.AttrString("mode", "constant") != "constant" || len(p.Inputs) > 3 && p.Inputs[3] != "" {
+				c.Miss(n, "the Pad is not a constant-mode Pad of every axis")
 				continue
 			}
 			var pads []int64
@@ -46,6 +52,7 @@ var padIntoConv = &Pass{
 			if len(p.Inputs) >= 2 && p.Inputs[1] != "" {
 				v, ok := intsConst(ci.get(p.Inputs[1]))
 				if !ok {
+					c.Miss(n, "the Pad's pads %s are not constant", p.Inputs[1])
 					continue
 				}
 				pads = v
@@ -53,6 +60,7 @@ var padIntoConv = &Pass{
 				if len(p.Inputs) >= 3 && p.Inputs[2] != "" {
 					x, ok := scalarFloat(ci.get(p.Inputs[2]))
 					if !ok {
+						c.Miss(n, "the Pad's value %s is not a constant scalar", p.Inputs[2])
 						continue
 					}
 					value = x
@@ -62,6 +70,7 @@ var padIntoConv = &Pass{
 			}
 			r := len(pads) / 2
 			if r < 3 || len(pads) != 2*r {
+				c.Miss(n, "the Pad's pads %v are not those of a rank >= 3 input", pads)
 				continue
 			}
 			ok := pads[0] == 0 && pads[1] == 0 && pads[r] == 0 && pads[r+1] == 0
@@ -77,11 +86,13 @@ var padIntoConv = &Pass{
 				ok = ok && value == 0
 			}
 			if !ok {
+				c.Miss(n, "the Pad pads the batch or channel axis, by a negative amount, or with a value (%g) the op does not pad with", value)
 				continue
 			}
 			sp := r - 2
 			old := n.AttrInts("pads")
 			if old != nil && len(old) != 2*sp {
+				c.Miss(n, "its pads attribute %v does not fit %d spatial axes", old, sp)
 				continue
 			}
 			np := make([]int64, 2*sp)
