@@ -1,0 +1,184 @@
+package opset
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/optictl/optictl/pkg/conformance"
+	"github.com/optictl/optictl/pkg/graph"
+	"github.com/optictl/optictl/pkg/runtime"
+)
+
+func vi(name string, dims ...int64) *graph.ValueInfo {
+	return &graph.ValueInfo{Name: name, DType: graph.Float, Shape: graph.ShapeOf(dims), HasShape: true, HasType: true}
+}
+
+// model builds a one-input float model at the given opset.
+func model(opset int64, in *graph.ValueInfo, outs []string, nodes ...*graph.Node) *graph.Model {
+	g := &graph.Graph{Name: "g", Inputs: []*graph.ValueInfo{in}, Nodes: nodes}
+	for _, o := range outs {
+		g.Outputs = append(g.Outputs, &graph.ValueInfo{Name: o, DType: graph.Float, HasType: true})
+	}
+	return &graph.Model{IRVersion: 4, Opsets: []graph.OpsetImport{{Version: opset}}, Graph: g}
+}
+
+func nd(op string, ins, outs []string, attrs ...*graph.Attr) *graph.Node {
+	return &graph.Node{Name: op + "_" + outs[0], OpType: op, Inputs: ins, Outputs: outs, Attrs: attrs}
+}
+
+func runInterp(t *testing.T, m *graph.Model, x *runtime.Tensor) []*runtime.Tensor {
+	t.Helper()
+	s, err := runtime.Open("interp", m, runtime.Options{Threads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	outs, err := s.Run(context.Background(), []*runtime.Tensor{x})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, o := range outs {
+		outs[i] = o.Clone()
+	}
+	return outs
+}
+
+// TestAdapters converts one-op models to Newest and checks, on seeded
+// inputs, that interp computes the same outputs before and after, and that
+// the named adapter fired.
+func TestAdapters(t *testing.T) {
+	x := []string{"x"}
+	y := []string{"y"}
+	cases := []struct {
+		name   string
+		m      *graph.Model
+		change string // an op@version expected among the changes
+	}{
+		{"softmax-axis1-rank3", model(11, vi("x", 2, 3, 4), y, nd("Softmax", x, y)), "Softmax@13"},
+		{"logsoftmax-axis0", model(9, vi("x", 2, 3), y, nd("LogSoftmax", x, y, graph.IntAttr("axis", 0))), "LogSoftmax@13"},
+		{"hardmax-last", model(12, vi("x", 2, 5), y, nd("Hardmax", x, y)), "Hardmax@13"},
+		{"upsample7", model(7, vi("x", 1, 2, 3, 3), y, nd("Upsample", x, y, graph.FloatsAttr("scales", 1, 1, 2, 3))), "Upsample@10"},
+		{"upsample7-linear", model(7, vi("x", 1, 1, 3, 4), y, nd("Upsample", x, y, graph.StringAttr("mode", "linear"), graph.FloatsAttr("scales", 1, 1, 2, 2))), "Resize@11"},
+		{"slice9", model(9, vi("x", 4, 6), y, nd("Slice", x, y, graph.IntsAttr("starts", 1, -4), graph.IntsAttr("ends", 3, 100), graph.IntsAttr("axes", 0, 1))), "Slice@10"},
+		{"pad2-value", model(7, vi("x", 2, 3), y, nd("Pad", x, y, graph.IntsAttr("pads", 1, 0, 0, 2), graph.FloatAttr("value", 1.5))), "Pad@11"},
+		{"pad2-reflect", model(9, vi("x", 3, 4), y, nd("Pad", x, y, graph.IntsAttr("pads", 0, 1, 0, 2), graph.StringAttr("mode", "reflect"))), "Pad@11"},
+		{"clip6", model(9, vi("x", 10), y, nd("Clip", x, y, graph.FloatAttr("min", -0.2), graph.FloatAttr("max", 0.3))), "Clip@11"},
+		{"clip6-max-only", model(9, vi("x", 10), y, nd("Clip", x, y, graph.FloatAttr("max", 0.1))), "Clip@11"},
+		{"topk1", model(9, vi("x", 3, 5), []string{"v", "i"}, nd("TopK", x, []string{"v", "i"}, graph.IntAttr("k", 2))), "TopK@10"},
+		{"squeeze-unsqueeze", model(11, vi("x", 1, 3, 1), y, nd("Squeeze", x, []string{"s"}, graph.IntsAttr("axes", 0, 2)), nd("Unsqueeze", []string{"s"}, y, graph.IntsAttr("axes", 1))), "Unsqueeze@13"},
+		{"reducesum", model(11, vi("x", 2, 3, 4), y, nd("ReduceSum", x, y, graph.IntsAttr("axes", 1), graph.IntAttr("keepdims", 0))), "ReduceSum@13"},
+		{"reducemean", model(9, vi("x", 2, 3, 4), y, nd("ReduceMean", x, y, graph.IntsAttr("axes", -1, 0))), "ReduceMean@18"},
+		{"reducemax-all", model(13, vi("x", 2, 3), y, nd("ReduceMax", x, y)), ""},
+		{"split-attr", model(11, vi("x", 6, 2), []string{"a", "b"}, nd("Split", x, []string{"a", "b"}, graph.IntsAttr("split", 2, 4))), "Split@13"},
+		{"split-equal", model(11, vi("x", 6, 2), []string{"a", "b", "c"}, nd("Split", x, []string{"a", "b", "c"})), "Split@18"},
+		{"batchnorm7", model(7, vi("x", 1, 2, 3), y, nd("BatchNormalization", []string{"x", "s", "b", "m", "v"}, y, graph.IntAttr("spatial", 1), graph.FloatAttr("epsilon", 1e-3))), "BatchNormalization@9"},
+		{"dropout7", model(7, vi("x", 4), y, nd("Dropout", x, y, graph.FloatAttr("ratio", 0.3))), "Dropout@12"},
+		{"gemm7-noc", model(7, vi("x", 2, 3), y, nd("Gemm", []string{"x", "w", "c"}, y, graph.IntAttr("transB", 1))), ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			addWeights(tc.m)
+			c, rep, err := Convert(tc.m, Newest)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.Opset("") != Newest || tc.m.Opset("") == Newest {
+				t.Fatalf("opset %d -> %d", tc.m.Opset(""), c.Opset(""))
+			}
+			var seen []string
+			for _, ch := range rep.Changes {
+				seen = append(seen, ch.Op+"@"+strconv.FormatInt(ch.To, 10))
+			}
+			if tc.change != "" && !strings.Contains(" "+strings.Join(seen, " ")+" ", " "+tc.change+" ") {
+				t.Errorf("changes %v lack %s", seen, tc.change)
+			}
+			in := tc.m.Graph.Inputs[0]
+			dims, _ := in.Shape.Static()
+			n := int64(1)
+			for _, d := range dims {
+				n *= d
+			}
+			r := rand.New(rand.NewPCG(1, 2))
+			data := make([]float32, n)
+			for i := range data {
+				data[i] = r.Float32()*4 - 2
+			}
+			xt := runtime.FromFloat32(dims, data)
+			want, got := runInterp(t, tc.m, xt), runInterp(t, c, xt)
+			for k := range want {
+				if err := conformance.Compare(got[k], want[k], 1e-6, 1e-6); err != nil {
+					t.Errorf("output %d: %v", k, err)
+				}
+			}
+		})
+	}
+}
+
+// addWeights gives every node input that is neither the graph input nor
+// produced by a node a constant of the right size for these tests.
+func addWeights(m *graph.Model) {
+	g := m.Graph
+	have := map[string]bool{"x": true}
+	for _, n := range g.Nodes {
+		for _, o := range n.Outputs {
+			have[o] = true
+		}
+	}
+	for _, n := range g.Nodes {
+		for i, in := range n.Inputs {
+			if have[in] || in == "" {
+				continue
+			}
+			have[in] = true
+			switch {
+			case n.OpType == "Gemm" && i == 1:
+				g.Initializers = append(g.Initializers, graph.NewFloat32(in, []int64{4, 3}, []float32{1, 2, 3, -1, 0, 1, 0.5, 0.5, 0.5, 2, -2, 1}))
+			case n.OpType == "Gemm":
+				g.Initializers = append(g.Initializers, graph.NewFloat32(in, []int64{4}, []float32{0.1, 0.2, 0.3, 0.4}))
+			case in == "v":
+				g.Initializers = append(g.Initializers, graph.NewFloat32(in, []int64{2}, []float32{0.5, 2}))
+			default:
+				g.Initializers = append(g.Initializers, graph.NewFloat32(in, []int64{2}, []float32{1.5, -0.5}))
+			}
+		}
+	}
+}
+
+func TestRefusals(t *testing.T) {
+	y := []string{"y"}
+	cases := []struct {
+		name string
+		m    *graph.Model
+		want string
+	}{
+		{"bn-spatial0", model(7, vi("x", 1, 2, 3), y, nd("BatchNormalization", []string{"x", "s", "b", "m", "v"}, y, graph.IntAttr("spatial", 0))), `BatchNormalization "BatchNormalization_y" cannot be converted from opset 8 to 9: spatial=0`},
+		{"dropout-mask-read", model(7, vi("x", 4), []string{"y", "mask"}, nd("Dropout", []string{"x"}, []string{"y", "mask"})), `Dropout "Dropout_y" cannot be converted from opset 9 to 10: output 1 "mask" is read`},
+		{"bn-training-outputs", model(9, vi("x", 1, 2, 3), []string{"y", "mean"}, nd("BatchNormalization", []string{"x", "s", "b", "m", "v"}, []string{"y", "mean"})), `from opset 13 to 14: output 1 "mean" is read`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			addWeights(tc.m)
+			before := len(tc.m.Graph.Initializers)
+			c, rep, err := Convert(tc.m, Newest)
+			if err == nil || c != nil || rep != nil {
+				t.Fatalf("converted (%v)", err)
+			}
+			if !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %q, want one containing %q", err, tc.want)
+			}
+			if len(tc.m.Graph.Initializers) != before || tc.m.Opset("") == Newest {
+				t.Error("the input model was modified")
+			}
+		})
+	}
+	m := model(9, vi("x", 2), y, nd("Relu", []string{"x"}, y))
+	for _, target := range []int64{8, Newest + 1} {
+		if _, _, err := Convert(m, target); err == nil {
+			t.Errorf("target %d accepted", target)
+		}
+	}
+}
