@@ -240,6 +240,9 @@ func applyQuantize(o *optimizeOptions, m *graph.Model) (*graph.Model, *quantizeR
 		if err != nil {
 			return nil, nil, err
 		}
+		if err := rep.NothingQuantized(); err != nil {
+			return nil, nil, fmt.Errorf("--quantize %s: %w; nothing was written", o.Quantize, err)
+		}
 		res := &quantizeResult{Report: rep, Accuracy: &ar.Accuracy, Control: ar,
 			Checked: fmt.Sprintf("%d samples of --data on %s", len(samples), o.Backend)}
 		if !ar.Met {
@@ -254,6 +257,12 @@ func applyQuantize(o *optimizeOptions, m *graph.Model) (*graph.Model, *quantizeR
 		return q, res, nil
 	}
 	q, rep, err := qf(nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := rep.NothingQuantized(); err != nil {
+		return nil, nil, fmt.Errorf("--quantize %s: %w; nothing was written", o.Quantize, err)
+	}
 	res := &quantizeResult{Report: rep}
 	if o.NoVerify || o.Quantize == "fp16" && !o.KeepIO {
 		res.SpeedNote = "speed not checked (--no-verify, or fp16 without --keep-io)"

@@ -71,17 +71,6 @@ func (o *StaticOptions) defaults() error {
 	return nil
 }
 
-// opsetSafe lists ops whose meaning (for the attributes and inputs an
-// older model can use) is the same from opset 7 to opset 13, so that a
-// model made only of them may have its default opset raised to 13 (needed
-// for per-channel DequantizeLinear).
-var opsetSafe = map[string]bool{
-	"Conv": true, "MaxPool": true, "AveragePool": true, "GlobalAveragePool": true, "GlobalMaxPool": true,
-	"Relu": true, "LeakyRelu": true, "Sigmoid": true, "Tanh": true, "MatMul": true, "Gemm": true,
-	"Add": true, "Sub": true, "Mul": true, "Div": true, "Reshape": true, "Flatten": true,
-	"Identity": true, "Transpose": true, "Concat": true, "Sqrt": true, "Shape": true, "Gather": true,
-}
-
 // qkind is how a node takes part in the QDQ rewrite.
 type qkind int
 
@@ -402,19 +391,22 @@ func Static(m *graph.Model, calib [][]*runtime.Tensor, opts StaticOptions) (*gra
 
 	opset := out.Opset("")
 	perChannel := opts.PerChannel
-	if opset < 13 {
-		trial := out.Clone()
-		if err := upgradeTo13(trial, newNamer(trial.Graph)); err == nil {
-			rep.Notes = append(rep.Notes, fmt.Sprintf("default opset raised from %d to 13 (QDQ needs 10, per-channel 13; Clip/Slice/Softmax rewritten to their opset-13 form)", opset))
-			out = trial
+	if opset < 10 || opset < 13 && perChannel {
+		why := "per-channel weights need 13"
+		if opset < 10 {
+			why = "QuantizeLinear needs 10, per-channel weights 13"
+		}
+		conv, note, err := raiseOpset(out, why)
+		switch {
+		case err == nil:
+			rep.Notes = append(rep.Notes, note)
+			out = conv
 			g = out.Graph
-		} else if opset >= 10 {
-			if perChannel {
-				rep.Notes = append(rep.Notes, fmt.Sprintf("opset %d < 13 (%v): weights quantized per tensor, not per channel", opset, err))
-			}
+		case opset >= 10:
+			rep.Notes = append(rep.Notes, fmt.Sprintf("opset %d < 13 and the version converter refused (%v): weights quantized per tensor, not per channel", opset, err))
 			perChannel = false
-		} else {
-			rep.Notes = append(rep.Notes, fmt.Sprintf("opset %d < 10 and cannot be raised: %v: nothing quantized", opset, err))
+		default:
+			rep.Notes = append(rep.Notes, fmt.Sprintf("opset %d < 10 (QuantizeLinear needs 10) and the version converter refused: %v: nothing quantized", opset, err))
 			rep.countOps(g)
 			return out, rep, nil
 		}
