@@ -77,3 +77,51 @@ func TestQuantizePPOCRConvertsOpset(t *testing.T) {
 		t.Errorf("%d int8 / %d float compute ops, want every conv (>= 50) in int8", r.Int8Ops, r.FloatOps)
 	}
 }
+
+// TestRecipeFlags: --quantize and --quant-target are looked up in
+// pkg/quant's registries; what a recipe needs comes from its declaration.
+func TestRecipeFlags(t *testing.T) {
+	base := optimizeOptions{Calibrate: "minmax", Percentile: 99.999, CalibSamples: 100, PruneMode: "structured", MaxDrop: -1}
+	tests := []struct {
+		name string
+		mod  func(o *optimizeOptions)
+		bad  string
+	}{
+		{"unknown recipe lists the valid ones", func(o *optimizeOptions) { o.Quantize = "int4" }, "want one of fp16, int8-auto, int8-dynamic, int8-static"},
+		{"fpga target", func(o *optimizeOptions) { o.Quantize = "int8-static"; o.Calib = "c"; o.QuantTarget = "fpga" }, ""},
+		{"unknown target lists the valid ones", func(o *optimizeOptions) { o.Quantize = "int8-static"; o.Calib = "c"; o.QuantTarget = "tpu" }, "want one of fpga, ort-cpu"},
+		{"target without QDQ", func(o *optimizeOptions) { o.Quantize = "int8-dynamic"; o.QuantTarget = "fpga" }, "not used by --quantize int8-dynamic"},
+		{"target without quantize", func(o *optimizeOptions) { o.QuantTarget = "fpga" }, "--quant-target needs --quantize"},
+		{"calib not read", func(o *optimizeOptions) { o.Quantize = "fp16"; o.Calib = "c" }, "--calib is not used by --quantize fp16"},
+		{"op types not read", func(o *optimizeOptions) { o.Quantize = "fp16"; o.OpTypes = []string{"Conv"} }, "--op-types is not used by --quantize fp16"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			o := base
+			tc.mod(&o)
+			err := o.checkQuantFlags()
+			if tc.bad == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			var ee *exitError
+			if err == nil || !strings.Contains(err.Error(), tc.bad) || !asExit(err, &ee) || ee.code != ExitUsage {
+				t.Fatalf("got %v, want a usage error about %s", err, tc.bad)
+			}
+		})
+	}
+	// --quantize list prints the registries
+	for _, args := range [][]string{{"optimize", "--quantize", "list"}, {"optimize", "--quantize", "list", "--json"}} {
+		var so, se bytes.Buffer
+		if code := Execute(args, &so, &se); code != ExitOK {
+			t.Fatalf("%v: exit %d: %s", args, code, se.String())
+		}
+		for _, want := range []string{"int8-static", "int8-dynamic", "int8-auto", "fp16", "ort-cpu", "fpga"} {
+			if !strings.Contains(so.String(), want) {
+				t.Errorf("%v does not list %s:\n%s", args, want, so.String())
+			}
+		}
+	}
+}
