@@ -8,9 +8,11 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/optictl/optictl/internal/testutil"
 	"github.com/optictl/optictl/pkg/conformance"
 	"github.com/optictl/optictl/pkg/graph"
 	"github.com/optictl/optictl/pkg/runtime"
+	"github.com/optictl/optictl/pkg/runtime/ort"
 )
 
 func vi(name string, dims ...int64) *graph.ValueInfo {
@@ -30,27 +32,54 @@ func nd(op string, ins, outs []string, attrs ...*graph.Attr) *graph.Node {
 	return &graph.Node{Name: op + "_" + outs[0], OpType: op, Inputs: ins, Outputs: outs, Attrs: attrs}
 }
 
+func int64Output(m *graph.Model, i int) *graph.Model {
+	m.Graph.Outputs[i].DType = graph.Int64
+	return m
+}
+
+func withInits(m *graph.Model, ts ...*graph.Tensor) *graph.Model {
+	m.Graph.Initializers = append(m.Graph.Initializers, ts...)
+	return m
+}
+
 func runInterp(t *testing.T, m *graph.Model, x *runtime.Tensor) []*runtime.Tensor {
+	return runOn(t, "interp", m, x)
+}
+
+func runOn(t *testing.T, backend string, m *graph.Model, x *runtime.Tensor) []*runtime.Tensor {
 	t.Helper()
-	s, err := runtime.Open("interp", m, runtime.Options{Threads: 1})
+	outs, err := tryRun(backend, m, x)
 	if err != nil {
 		t.Fatal(err)
+	}
+	return outs
+}
+
+func tryRun(backend string, m *graph.Model, x *runtime.Tensor) ([]*runtime.Tensor, error) {
+	s, err := runtime.Open(backend, m, runtime.Options{Threads: 1})
+	if err != nil {
+		return nil, err
 	}
 	defer s.Close()
 	outs, err := s.Run(context.Background(), []*runtime.Tensor{x})
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	for i, o := range outs {
 		outs[i] = o.Clone()
 	}
-	return outs
+	return outs, nil
 }
 
 // TestAdapters converts one-op models to Newest and checks, on seeded
 // inputs, that interp computes the same outputs before and after, and that
 // the named adapter fired.
 func TestAdapters(t *testing.T) {
+	_, _, _, ortErr := ort.Load("")
+	haveORT := ortErr == nil
+	if !haveORT && testutil.InCI() {
+		t.Fatalf("ONNX Runtime is missing (CI=true): %v", ortErr)
+	}
 	x := []string{"x"}
 	y := []string{"y"}
 	cases := []struct {
@@ -68,7 +97,7 @@ func TestAdapters(t *testing.T) {
 		{"pad2-reflect", model(9, vi("x", 3, 4), y, nd("Pad", x, y, graph.IntsAttr("pads", 0, 1, 0, 2), graph.StringAttr("mode", "reflect"))), "Pad@11"},
 		{"clip6", model(9, vi("x", 10), y, nd("Clip", x, y, graph.FloatAttr("min", -0.2), graph.FloatAttr("max", 0.3))), "Clip@11"},
 		{"clip6-max-only", model(9, vi("x", 10), y, nd("Clip", x, y, graph.FloatAttr("max", 0.1))), "Clip@11"},
-		{"topk1", model(9, vi("x", 3, 5), []string{"v", "i"}, nd("TopK", x, []string{"v", "i"}, graph.IntAttr("k", 2))), "TopK@10"},
+		{"topk1", int64Output(model(9, vi("x", 3, 5), []string{"v", "i"}, nd("TopK", x, []string{"v", "i"}, graph.IntAttr("k", 2))), 1), "TopK@10"},
 		{"squeeze-unsqueeze", model(11, vi("x", 1, 3, 1), y, nd("Squeeze", x, []string{"s"}, graph.IntsAttr("axes", 0, 2)), nd("Unsqueeze", []string{"s"}, y, graph.IntsAttr("axes", 1))), "Unsqueeze@13"},
 		{"reducesum", model(11, vi("x", 2, 3, 4), y, nd("ReduceSum", x, y, graph.IntsAttr("axes", 1), graph.IntAttr("keepdims", 0))), "ReduceSum@13"},
 		{"reducemean", model(9, vi("x", 2, 3, 4), y, nd("ReduceMean", x, y, graph.IntsAttr("axes", -1, 0))), "ReduceMean@18"},
@@ -78,6 +107,18 @@ func TestAdapters(t *testing.T) {
 		{"batchnorm7", model(7, vi("x", 1, 2, 3), y, nd("BatchNormalization", []string{"x", "s", "b", "m", "v"}, y, graph.IntAttr("spatial", 1), graph.FloatAttr("epsilon", 1e-3))), "BatchNormalization@9"},
 		{"dropout7", model(7, vi("x", 4), y, nd("Dropout", x, y, graph.FloatAttr("ratio", 0.3))), "Dropout@12"},
 		{"gemm7-noc", model(7, vi("x", 2, 3), y, nd("Gemm", []string{"x", "w", "c"}, y, graph.IntAttr("transB", 1))), ""},
+		{"gemm6-broadcast", model(6, vi("x", 2, 3), y, nd("Gemm", []string{"x", "w", "c"}, y, graph.IntAttr("transB", 1), graph.IntAttr("broadcast", 1))), "Gemm@7"},
+		{"add6-broadcast-axis", withInits(model(6, vi("x", 2, 3, 4), y, nd("Add", []string{"x", "b"}, y, graph.IntAttr("broadcast", 1), graph.IntAttr("axis", 1))),
+			graph.NewFloat32("b", []int64{3, 4}, []float32{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12})), "Add@7"},
+		{"reducel2", model(13, vi("x", 2, 3, 4), y, nd("ReduceL2", x, y, graph.IntsAttr("axes", 1, 2))), "ReduceL2@18"},
+		{"reducelogsumexp", model(11, vi("x", 2, 3, 4), y, nd("ReduceLogSumExp", x, y, graph.IntsAttr("axes", 0), graph.IntAttr("keepdims", 0))), "ReduceLogSumExp@18"},
+		{"groupnorm18", withInits(model(18, vi("x", 2, 4, 3), y, nd("GroupNormalization", []string{"x", "gs", "gb"}, y, graph.IntAttr("num_groups", 2))),
+			graph.NewFloat32("gs", []int64{2}, []float32{0.5, 2}), graph.NewFloat32("gb", []int64{2}, []float32{1, -1})), "GroupNormalization@21"},
+		{"gridsample16", withInits(model(16, vi("x", 1, 1, 3, 3), y, nd("GridSample", []string{"x", "grid"}, y, graph.StringAttr("mode", "bilinear"))),
+			graph.NewFloat32("grid", []int64{1, 2, 2, 2}, []float32{-1, -1, 0.3, 0.2, 0.9, -0.5, 0, 0})), "GridSample@20"},
+		{"roialign10", withInits(model(10, vi("x", 1, 1, 4, 4), y, nd("RoiAlign", []string{"x", "rois", "bi"}, y,
+			graph.IntAttr("output_height", 2), graph.IntAttr("output_width", 2), graph.IntAttr("sampling_ratio", 2))),
+			graph.NewFloat32("rois", []int64{1, 4}, []float32{0.5, 0.5, 2.5, 3}), graph.NewInt64("bi", []int64{1}, []int64{0})), "RoiAlign@16"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -114,6 +155,23 @@ func TestAdapters(t *testing.T) {
 					t.Errorf("output %d: %v", k, err)
 				}
 			}
+			// ONNX Runtime runs the converted model at the new opset too
+			// (interp's result on the original as the reference).
+			if haveORT {
+				gotO, err := tryRun("ort", c, xt)
+				if err != nil && strings.Contains(err.Error(), "Could not find an implementation") {
+					t.Logf("ONNX Runtime has no kernel for this op at opset %d: %v", Newest, err)
+					return
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				for k := range want {
+					if err := conformance.Compare(gotO[k], want[k], 1e-5, 1e-5); err != nil {
+						t.Errorf("ort, output %d: %v", k, err)
+					}
+				}
+			}
 		})
 	}
 }
@@ -123,6 +181,9 @@ func TestAdapters(t *testing.T) {
 func addWeights(m *graph.Model) {
 	g := m.Graph
 	have := map[string]bool{"x": true}
+	for _, t := range g.Initializers {
+		have[t.Name] = true
+	}
 	for _, n := range g.Nodes {
 		for _, o := range n.Outputs {
 			have[o] = true
@@ -157,6 +218,8 @@ func TestRefusals(t *testing.T) {
 	}{
 		{"bn-spatial0", model(7, vi("x", 1, 2, 3), y, nd("BatchNormalization", []string{"x", "s", "b", "m", "v"}, y, graph.IntAttr("spatial", 0))), `BatchNormalization "BatchNormalization_y" cannot be converted from opset 8 to 9: spatial=0`},
 		{"dropout-mask-read", model(7, vi("x", 4), []string{"y", "mask"}, nd("Dropout", []string{"x"}, []string{"y", "mask"})), `Dropout "Dropout_y" cannot be converted from opset 9 to 10: output 1 "mask" is read`},
+		{"add6-axis-not-trailing", withInits(model(6, vi("x", 2, 3, 4), y, nd("Add", []string{"x", "b"}, y, graph.IntAttr("broadcast", 1), graph.IntAttr("axis", 0))),
+			graph.NewFloat32("b", []int64{2, 3}, []float32{1, 2, 3, 4, 5, 6})), `cannot be converted from opset 6 to 7: broadcast from axis 0 (ranks 3 and 2) is not numpy broadcasting`},
 		{"bn-training-outputs", model(9, vi("x", 1, 2, 3), []string{"y", "mean"}, nd("BatchNormalization", []string{"x", "s", "b", "m", "v"}, []string{"y", "mean"})), `from opset 13 to 14: output 1 "mean" is read`},
 	}
 	for _, tc := range cases {
