@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -9,8 +10,11 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/optictl/optictl/pkg/bench"
+	"github.com/optictl/optictl/pkg/conformance"
 	"github.com/optictl/optictl/pkg/graph"
 	"github.com/optictl/optictl/pkg/opset"
+	"github.com/optictl/optictl/pkg/runtime"
 )
 
 func init() { commands = append(commands, newConvertCmd) }
@@ -21,12 +25,65 @@ type convertOptions struct {
 	Out   string
 	JSON  bool
 	List  bool
+	// Data, when set, holds inputs both models run on (Backend) before
+	// anything is written; their outputs must agree within RTol/ATol.
+	Data       string
+	Backend    string
+	RTol, ATol float64
 }
 
 type convertResult struct {
 	Model string `json:"model"`
 	Out   string `json:"out"`
+	// Verified says on what the converted model was checked against the
+	// original ("" when no --data was given).
+	Verified string `json:"verified,omitempty"`
 	*opset.Report
+}
+
+// verifyConversion runs the original and the converted model on every
+// sample of --data and compares their outputs.
+func verifyConversion(o *convertOptions, m, c *graph.Model) (string, error) {
+	samples, err := bench.LoadData(o.Data, sessionInfos(m), 100)
+	if err != nil {
+		return "", usageErr("--data: %v", err)
+	}
+	run := func(mod *graph.Model) ([][]*runtime.Tensor, error) {
+		s, err := runtime.Open(o.Backend, mod, runtime.Options{Threads: 1})
+		if err != nil {
+			return nil, err
+		}
+		defer s.Close()
+		var out [][]*runtime.Tensor
+		for _, in := range samples {
+			res, err := s.Run(context.Background(), in)
+			if err != nil {
+				return nil, err
+			}
+			cl := make([]*runtime.Tensor, len(res))
+			for i, t := range res {
+				cl[i] = t.Clone()
+			}
+			out = append(out, cl)
+		}
+		return out, nil
+	}
+	want, err := run(m)
+	if err != nil {
+		return "", fmt.Errorf("the original model on %s: %w", o.Backend, err)
+	}
+	got, err := run(c)
+	if err != nil {
+		return "", failedErr(fmt.Errorf("the converted model does not run on %s: %w; nothing was written", o.Backend, err))
+	}
+	for i := range want {
+		for k := range want[i] {
+			if err := conformance.Compare(got[i][k], want[i][k], o.RTol, o.ATol); err != nil {
+				return "", failedErr(fmt.Errorf("sample %d output %d (%s): the converted model differs: %w; nothing was written", i, k, c.Graph.Outputs[k].Name, err))
+			}
+		}
+	}
+	return fmt.Sprintf("outputs match the original on %s (%d sample(s) of --data, rtol %g, atol %g)", o.Backend, len(samples), o.RTol, o.ATol), nil
 }
 
 func runConvert(g *globalOptions, o *convertOptions) error {
@@ -44,6 +101,9 @@ func runConvert(g *globalOptions, o *convertOptions) error {
 	}
 	if o.Out == "" {
 		return usageErr("convert needs -o OUT (where to write the converted model)")
+	}
+	if o.Data == "" && (o.Backend != "interp" || o.RTol != 1e-4 || o.ATol != 1e-5) {
+		return usageErr("--backend, --rtol and --atol set the --data check: give --data")
 	}
 	if o.Opset < opset.Oldest || o.Opset > opset.Newest {
 		return usageErr("--opset %d: want %d..%d (the newest opset this converter knows is %d)", o.Opset, opset.Oldest, opset.Newest, opset.Newest)
@@ -65,10 +125,15 @@ func runConvert(g *globalOptions, o *convertOptions) error {
 		}
 		return err
 	}
+	res := convertResult{Model: o.Model, Out: o.Out, Report: rep}
+	if o.Data != "" {
+		if res.Verified, err = verifyConversion(o, m, c); err != nil {
+			return err
+		}
+	}
 	if err := c.Save(o.Out); err != nil {
 		return err
 	}
-	res := convertResult{Model: o.Model, Out: o.Out, Report: rep}
 	if o.JSON {
 		enc := json.NewEncoder(g.Stdout)
 		enc.SetIndent("", "  ")
@@ -81,6 +146,11 @@ func runConvert(g *globalOptions, o *convertOptions) error {
 	}
 	fmt.Fprintf(w, "converted %s from opset %d to %d (IR version %d): %d of %d default-domain nodes adapted; wrote %s\n",
 		o.Model, rep.From, rep.To, rep.IRVersion, adaptedNodes(rep), rep.Nodes, o.Out)
+	if res.Verified != "" {
+		fmt.Fprintf(w, "verification: %s\n", res.Verified)
+	} else {
+		fmt.Fprintln(w, "verification: not checked numerically (pass --data to compare outputs with the original)")
+	}
 	type group struct {
 		op, what string
 		to       int64
@@ -140,7 +210,8 @@ replaced operators (Upsample -> Resize, Scatter -> ScatterElements).
 
 Opsets %d to %d are read; %d (the default) is the newest written. A node that
 cannot be converted is an error naming the node, op, versions and why, and
-nothing is written.`, opset.Oldest, opset.Newest, opset.Newest),
+nothing is written. With --data both models run on those inputs first and
+must agree (else exit 3, nothing written).`, opset.Oldest, opset.Newest, opset.Newest),
 		Args: func(cmd *cobra.Command, args []string) error {
 			if o.List {
 				return exactArgs(0, "no arguments with --list")(cmd, args)
@@ -159,5 +230,9 @@ nothing is written.`, opset.Oldest, opset.Newest, opset.Newest),
 	f.StringVarP(&o.Out, "out", "o", "", "where to write the converted model")
 	f.BoolVar(&o.JSON, "json", false, "print the report (or --list) as JSON")
 	f.BoolVar(&o.List, "list", false, "list the operator changes the converter adapts, and exit")
+	f.StringVar(&o.Data, "data", "", "inputs (test_data_set folders, .pb/.npy/.npz) to run both models on before writing: outputs must match (exit 3 otherwise)")
+	f.StringVar(&o.Backend, "backend", "interp", "backend that runs the --data check")
+	f.Float64Var(&o.RTol, "rtol", 1e-4, "relative tolerance of the --data check")
+	f.Float64Var(&o.ATol, "atol", 1e-5, "absolute tolerance of the --data check")
 	return cmd
 }

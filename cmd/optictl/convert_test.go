@@ -58,6 +58,8 @@ func TestConvertCommand(t *testing.T) {
 		{"down", []string{"convert", good, "--opset", "9", "-o", out}, 2, "", "only raises", false},
 		{"no out", []string{"convert", good}, 2, "", "needs -o", false},
 		{"list", []string{"convert", "--list"}, 0, "Softmax", "", false},
+		{"tolerance without data", []string{"convert", good, "-o", out, "--rtol", "0.1"}, 2, "", "give --data", false},
+		{"unchecked says so", []string{"convert", good, "-o", out}, 0, "not checked numerically", "", true},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -97,14 +99,15 @@ func TestConvertCommandPPOCR(t *testing.T) {
 	}
 	out := filepath.Join(t.TempDir(), "cls24.onnx")
 	var so, se bytes.Buffer
-	if code := Execute([]string{"convert", src, "-o", out}, &so, &se); code != 0 {
+	data := filepath.Join(filepath.Dir(src), "test_data_set_0")
+	if code := Execute([]string{"convert", src, "-o", out, "--data", data}, &so, &se); code != 0 {
 		t.Fatalf("exit %d: %s", code, se.String())
 	}
-	if !strings.Contains(so.String(), "from opset 9 to 24") {
+	if !strings.Contains(so.String(), "from opset 9 to 24") || !strings.Contains(so.String(), "verification: outputs match the original on interp (1 sample(s)") {
 		t.Errorf("report: %s", so.String())
 	}
 	var co, ce bytes.Buffer
-	if code := Execute([]string{"compare", src, out, "--data", filepath.Join(filepath.Dir(src), "test_data_set_0")}, &co, &ce); code != 0 {
+	if code := Execute([]string{"compare", src, out, "--data", data}, &co, &ce); code != 0 {
 		t.Errorf("compare exit %d: %s%s", code, co.String(), ce.String())
 	}
 }
