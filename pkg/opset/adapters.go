@@ -316,7 +316,7 @@ func dropout12(s *step) ([]*graph.Node, error) {
 func softmax13(s *step) ([]*graph.Node, error) {
 	axis := s.n.AttrInt("axis", 1)
 	x := s.n.Inputs[0]
-	if r := s.rank(x); r > 0 && (axis == -1 || axis == int64(r-1)) {
+	if r := s.rank(x); axis == -1 || r > 0 && axis == int64(r-1) {
 		s.n.SetAttr(graph.IntAttr("axis", -1))
 		return nil, nil
 	}

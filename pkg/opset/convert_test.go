@@ -245,3 +245,31 @@ func TestRefusals(t *testing.T) {
 		}
 	}
 }
+
+// TestSoftmaxForms: the last axis needs no rewrite (even where the rank is
+// unknown); another axis is written as Flatten -> Softmax -> Reshape.
+func TestSoftmaxForms(t *testing.T) {
+	y := []string{"y"}
+	noShape := &graph.ValueInfo{Name: "x", DType: graph.Float, HasType: true}
+	cases := []struct {
+		name  string
+		in    *graph.ValueInfo
+		axis  int64
+		nodes int
+	}{
+		{"axis -1, rank unknown", noShape, -1, 1},
+		{"axis 2 of rank 3", vi("x", 2, 3, 4), 2, 1},
+		{"axis 1 of rank 3", vi("x", 2, 3, 4), 1, 4},
+		{"axis 1, rank unknown", noShape, 1, 4},
+	}
+	for _, tc := range cases {
+		m := model(12, tc.in, y, nd("Softmax", []string{"x"}, y, graph.IntAttr("axis", tc.axis)))
+		c, _, err := Convert(m, 13)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if len(c.Graph.Nodes) != tc.nodes {
+			t.Errorf("%s: %d nodes, want %d", tc.name, len(c.Graph.Nodes), tc.nodes)
+		}
+	}
+}
