@@ -97,6 +97,7 @@ func init() {
 	register(&adapter{op: "Unsqueeze", since: 13, what: "axes attribute became an input", apply: attrToInput("axes", 1)})
 	register(&adapter{op: "ReduceSum", since: 13, what: "axes attribute became an input", apply: attrToInput("axes", 1)})
 	register(&adapter{op: "Split", since: 13, what: "split attribute became an input", apply: attrToInput("split", 1)})
+	register(&adapter{op: "Resize", since: 13, what: "coordinate_transformation_mode tf_half_pixel_for_nn removed: written as half_pixel with the nearest_mode that picks the same pixels", apply: resize13})
 	// 13 -> 14
 	register(&adapter{op: "BatchNormalization", since: 14, what: "training outputs only in training_mode", apply: func(s *step) ([]*graph.Node, error) {
 		return nil, s.dropUnusedOutputs(1, "BatchNormalization-14 computes running statistics only with training_mode=1")
@@ -394,5 +395,31 @@ func groupNorm21(s *step) ([]*graph.Node, error) {
 		}
 		s.n.Inputs[i] = s.floats([]string{"", "scale", "bias"}[i], w)
 	}
+	return nil, nil
+}
+
+// resize13: tf_half_pixel_for_nn (x_in = (x_out+0.5)/scale) is gone from
+// Resize-13. For nearest sampling it equals half_pixel (x_in - 0.5) with a
+// rounding shifted by half a pixel: floor(x+0.5) is round_prefer_ceil(x)
+// and round_prefer_floor(x+0.5) is ceil(x). The other combinations have no
+// equivalent.
+func resize13(s *step) ([]*graph.Node, error) {
+	if s.n.AttrString("coordinate_transformation_mode", "half_pixel") != "tf_half_pixel_for_nn" {
+		return nil, nil
+	}
+	if m := s.n.AttrString("mode", "nearest"); m != "nearest" {
+		return nil, s.refuse("coordinate_transformation_mode tf_half_pixel_for_nn with mode %q has no Resize-13 equivalent", m)
+	}
+	var nm string
+	switch m := s.n.AttrString("nearest_mode", "round_prefer_floor"); m {
+	case "floor":
+		nm = "round_prefer_ceil"
+	case "round_prefer_floor":
+		nm = "ceil"
+	default:
+		return nil, s.refuse("coordinate_transformation_mode tf_half_pixel_for_nn with nearest_mode %q has no Resize-13 equivalent", m)
+	}
+	s.n.SetAttr(graph.StringAttr("coordinate_transformation_mode", "half_pixel"))
+	s.n.SetAttr(graph.StringAttr("nearest_mode", nm))
 	return nil, nil
 }
