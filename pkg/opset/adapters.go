@@ -79,6 +79,22 @@ func init() {
 	register(&adapter{op: "Dropout", since: 10, what: "mask output became bool", apply: func(s *step) ([]*graph.Node, error) {
 		return nil, s.dropUnusedOutputs(1, "Dropout-10's mask is bool where the old one had the data's type")
 	}})
+	// ONNX's experimental ops left the standard at opset 10 (onnx 1.5):
+	// those with a plain equivalent are written out, the others refused.
+	register(&adapter{op: "ImageScaler", since: 10, what: "experimental ImageScaler removed: written as Mul by scale and Add of the per-channel bias", apply: imageScaler10})
+	register(&adapter{op: "Scale", since: 10, what: "experimental Scale removed: written as Mul", apply: scaled10(false)})
+	register(&adapter{op: "Affine", since: 10, what: "experimental Affine removed: written as Mul and Add", apply: scaled10(true)})
+	register(&adapter{op: "ScaledTanh", since: 10, what: "experimental ScaledTanh removed: written as Mul, Tanh, Mul", apply: wrapped10("Tanh")})
+	register(&adapter{op: "ParametricSoftplus", since: 10, what: "experimental ParametricSoftplus removed: written as Mul, Softplus, Mul", apply: wrapped10("Softplus")})
+	register(&adapter{op: "DynamicSlice", since: 10, what: "experimental DynamicSlice removed: Slice-10 takes the same inputs", apply: func(s *step) ([]*graph.Node, error) {
+		s.n.OpType = "Slice"
+		return nil, nil
+	}})
+	for _, op := range []string{"Crop", "GivenTensorFill", "GRUUnit"} {
+		register(&adapter{op: op, since: 10, what: "experimental " + op + " removed from the standard", apply: func(s *step) ([]*graph.Node, error) {
+			return nil, s.refuse("the experimental op %s left the ONNX standard at opset 10 and this converter writes no equivalent", s.n.OpType)
+		}})
+	}
 	// 10 -> 11
 	register(&adapter{op: "Resize", since: 11, what: "roi input added; coordinate_transformation_mode asymmetric and nearest_mode floor keep Resize-10's mapping", apply: resize11})
 	register(&adapter{op: "Pad", since: 11, what: "pads/value attributes became inputs", apply: pad11})
@@ -422,4 +438,87 @@ func resize13(s *step) ([]*graph.Node, error) {
 	s.n.SetAttr(graph.StringAttr("coordinate_transformation_mode", "half_pixel"))
 	s.n.SetAttr(graph.StringAttr("nearest_mode", nm))
 	return nil, nil
+}
+
+// imageScaler10: y[n,c,...] = scale*x[n,c,...] + bias[c].
+func imageScaler10(s *step) ([]*graph.Node, error) {
+	bias := s.n.AttrFloats("bias")
+	scale := s.n.AttrFloat("scale", 1)
+	dt := s.dtype(s.n.Inputs[0])
+	if dt != graph.Float {
+		return nil, s.refuse("only float32 input is converted (input %q is %s)", s.n.Inputs[0], dt)
+	}
+	r := s.rank(s.n.Inputs[0])
+	if r < 2 {
+		return nil, s.refuse("the rank of input %q is unknown or below 2", s.n.Inputs[0])
+	}
+	dims := make([]int64, r)
+	for i := range dims {
+		dims[i] = 1
+	}
+	dims[1] = int64(len(bias))
+	sc, err := s.scalar("scale", graph.Float, float64(scale))
+	if err != nil {
+		return nil, s.refuse("%v", err)
+	}
+	b := s.addInit(graph.NewFloat32(s.base("bias"), dims, append([]float32(nil), bias...)))
+	mid := s.base("scaled")
+	return []*graph.Node{
+		s.node("Mul", []string{s.n.Inputs[0], sc}, []string{mid}),
+		s.node("Add", []string{mid, b}, []string{s.n.Outputs[0]}),
+	}, nil
+}
+
+// scaled10: Scale is x*scale; Affine is alpha*x + beta.
+func scaled10(affine bool) func(s *step) ([]*graph.Node, error) {
+	return func(s *step) ([]*graph.Node, error) {
+		dt := s.dtype(s.n.Inputs[0])
+		if dt == graph.Undefined {
+			return nil, s.refuse("the element type of input %q is unknown", s.n.Inputs[0])
+		}
+		mulBy, addBy := float64(s.n.AttrFloat("scale", 1)), 0.0
+		if affine {
+			mulBy, addBy = float64(s.n.AttrFloat("alpha", 1)), float64(s.n.AttrFloat("beta", 0))
+		}
+		m, err := s.scalar("alpha", dt, mulBy)
+		if err != nil {
+			return nil, s.refuse("%v", err)
+		}
+		if !affine {
+			return []*graph.Node{s.node("Mul", []string{s.n.Inputs[0], m}, s.n.Outputs)}, nil
+		}
+		a, err := s.scalar("beta", dt, addBy)
+		if err != nil {
+			return nil, s.refuse("%v", err)
+		}
+		mid := s.base("scaled")
+		return []*graph.Node{
+			s.node("Mul", []string{s.n.Inputs[0], m}, []string{mid}),
+			s.node("Add", []string{mid, a}, s.n.Outputs),
+		}, nil
+	}
+}
+
+// wrapped10: alpha * op(beta * x) (ScaledTanh, ParametricSoftplus).
+func wrapped10(op string) func(s *step) ([]*graph.Node, error) {
+	return func(s *step) ([]*graph.Node, error) {
+		dt := s.dtype(s.n.Inputs[0])
+		if dt == graph.Undefined {
+			return nil, s.refuse("the element type of input %q is unknown", s.n.Inputs[0])
+		}
+		alpha, err := s.scalar("alpha", dt, float64(s.n.AttrFloat("alpha", 1)))
+		if err != nil {
+			return nil, s.refuse("%v", err)
+		}
+		beta, err := s.scalar("beta", dt, float64(s.n.AttrFloat("beta", 1)))
+		if err != nil {
+			return nil, s.refuse("%v", err)
+		}
+		in, act := s.base("in"), s.base("act")
+		return []*graph.Node{
+			s.node("Mul", []string{s.n.Inputs[0], beta}, []string{in}),
+			s.node(op, []string{in}, []string{act}),
+			s.node("Mul", []string{act, alpha}, s.n.Outputs),
+		}, nil
+	}
 }

@@ -3,6 +3,7 @@ package opset
 import (
 	"context"
 	"errors"
+	"math"
 	"math/rand/v2"
 	"strconv"
 	"strings"
@@ -289,5 +290,47 @@ func TestSoftmaxForms(t *testing.T) {
 		if len(c.Graph.Nodes) != tc.nodes {
 			t.Errorf("%s: %d nodes, want %d", tc.name, len(c.Graph.Nodes), tc.nodes)
 		}
+	}
+}
+
+// TestExperimentalOps: the experimental ops that left the standard at
+// opset 10 are written out in standard ops (checked against their
+// definitions on seeded inputs) or refused.
+func TestExperimentalOps(t *testing.T) {
+	y := []string{"y"}
+	x := []string{"x"}
+	cases := []struct {
+		name string
+		n    *graph.Node
+		f    func(v float64, c int) float64 // y from x at channel c
+	}{
+		{"ImageScaler", nd("ImageScaler", x, y, graph.FloatAttr("scale", 0.5), graph.FloatsAttr("bias", 1, -2, 3)), func(v float64, c int) float64 { return 0.5*v + []float64{1, -2, 3}[c] }},
+		{"Scale", nd("Scale", x, y, graph.FloatAttr("scale", -3)), func(v float64, c int) float64 { return -3 * v }},
+		{"Affine", nd("Affine", x, y, graph.FloatAttr("alpha", 2), graph.FloatAttr("beta", 0.25)), func(v float64, c int) float64 { return 2*v + 0.25 }},
+		{"ScaledTanh", nd("ScaledTanh", x, y, graph.FloatAttr("alpha", 2), graph.FloatAttr("beta", 0.5)), func(v float64, c int) float64 { return 2 * math.Tanh(0.5*v) }},
+		{"ParametricSoftplus", nd("ParametricSoftplus", x, y, graph.FloatAttr("alpha", 1.5), graph.FloatAttr("beta", 2)), func(v float64, c int) float64 { return 1.5 * math.Log1p(math.Exp(2*v)) }},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			m := model(8, vi("x", 1, 3, 2, 2), y, tc.n)
+			c, _, err := Convert(m, Newest)
+			if err != nil {
+				t.Fatal(err)
+			}
+			data := make([]float32, 12)
+			for i := range data {
+				data[i] = float32(i)/3 - 2
+			}
+			got := runInterp(t, c, runtime.FromFloat32([]int64{1, 3, 2, 2}, data))[0].Float32s()
+			for i, v := range data {
+				if want := tc.f(float64(v), i/4); math.Abs(float64(got[i])-want) > 1e-5*(1+math.Abs(want)) {
+					t.Fatalf("y[%d] = %g, want %g", i, got[i], want)
+				}
+			}
+		})
+	}
+	m := model(8, vi("x", 1, 3, 4, 4), y, nd("Crop", x, y, graph.IntsAttr("border", 1, 1, 1, 1)))
+	if _, _, err := Convert(m, Newest); !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), "experimental op Crop") {
+		t.Errorf("Crop: %v", err)
 	}
 }

@@ -13,7 +13,10 @@
 // 7), meanings that changed (Softmax/LogSoftmax/Hardmax axis at 13,
 // Resize's coordinate mapping at 11, RoiAlign's at 16, GridSample's mode
 // names at 20, GroupNormalization's scale shape at 21) and operators
-// replaced (Upsample by Resize at 10, Scatter by ScatterElements at 11).
+// replaced (Upsample by Resize at 10, Scatter by ScatterElements at 11,
+// the experimental ops that left the standard at 10 by their plain
+// equivalents: ImageScaler, Scale, Affine, ScaledTanh, ParametricSoftplus,
+// DynamicSlice).
 // An operator whose new version only widened its types or added
 // attributes and inputs whose defaults keep the old meaning needs no
 // adapter: it simply runs under the new opset.
