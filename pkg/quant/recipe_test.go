@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/optictl/optictl/pkg/graph"
 	"github.com/optictl/optictl/testmodels"
 )
 
@@ -99,5 +100,29 @@ func TestTargetPlacement(t *testing.T) {
 	}
 	if _, _, err := Static(m, calib, StaticOptions{Target: "tpu"}); err == nil {
 		t.Error("unknown target accepted")
+	}
+}
+
+// TestStaticOldOpsetReduceMean: an opset-9 model with a ReduceMean (whose
+// meaning changes at 18, not 13) is converted to 13 by the version
+// converter and quantized per channel; the report says so.
+func TestStaticOldOpsetReduceMean(t *testing.T) {
+	m := testmodels.CNN()
+	m.SetOpset("", 9)
+	m.Graph.Nodes = append(m.Graph.Nodes, &graph.Node{Name: "mean", OpType: "ReduceMean", Inputs: []string{"logits"}, Outputs: []string{"mean"},
+		Attrs: []*graph.Attr{graph.IntsAttr("axes", 1)}})
+	m.Graph.Outputs = append(m.Graph.Outputs, &graph.ValueInfo{Name: "mean", DType: graph.Float, HasType: true})
+	calib := seeded(t, m, 4, 1, 1000)
+	q, rep, err := Static(m, calib, StaticOptions{PerChannel: true, Asymmetric: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if q.Opset("") != 13 || rep.NothingQuantized() != nil || !strings.Contains(rep.String(), "default opset converted from 9 to 13 by the version converter") {
+		t.Fatalf("opset %d\n%s", q.Opset(""), rep)
+	}
+	ref := runSamples(t, open(t, "interp", m), calib[:1])
+	got := runSamples(t, open(t, "interp", q), calib[:1])
+	if acc := accuracy(t, ref, got); acc.Cosine == nil || *acc.Cosine < 0.99 {
+		t.Errorf("cosine %v", deref(acc.Cosine))
 	}
 }
