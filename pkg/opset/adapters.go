@@ -69,9 +69,7 @@ func init() {
 	// 7 -> 9
 	register(&adapter{op: "Upsample", since: 9, what: "scales attribute became an input", apply: upsample9})
 	register(&adapter{op: "BatchNormalization", since: 9, what: "spatial attribute removed (always per channel)", apply: batchNorm9})
-	register(&adapter{op: "Scan", since: 9, what: "batch axis removed", apply: func(s *step) ([]*graph.Node, error) {
-		return nil, s.refuse("Scan-8's batch axis and sequence_lens have no Scan-9 equivalent this converter writes")
-	}})
+	register(&adapter{op: "Scan", since: 9, what: "batch axis and sequence_lens removed: batch-1 inputs squeezed, outputs unsqueezed", apply: scan9})
 	// 9 -> 10
 	register(&adapter{op: "Upsample", since: 10, what: "Upsample deprecated: replaced by Resize-10", apply: upsample10})
 	register(&adapter{op: "Slice", since: 10, what: "starts/ends/axes attributes became inputs", apply: slice10})
@@ -521,4 +519,44 @@ func wrapped10(op string) func(s *step) ([]*graph.Node, error) {
 			s.node("Mul", []string{act, alpha}, s.n.Outputs),
 		}, nil
 	}
+}
+
+// scan9: Scan-8 runs its body over a batch axis (axis 0 of every input and
+// output, the sequence axis 1 of scan inputs) with optional per-batch
+// sequence_lens; Scan-9 has neither. A batch of 1 without sequence_lens
+// is the same as Squeeze(axis 0) -> Scan-9 -> Unsqueeze(axis 0), the
+// body unchanged (directions become scan_input_directions). The helper
+// Squeeze/Unsqueeze are written in their opset-9 form; later steps adapt
+// them like any node.
+func scan9(s *step) ([]*graph.Node, error) {
+	n := s.n
+	if len(n.Inputs) > 0 && n.Inputs[0] != "" {
+		return nil, s.refuse("sequence_lens (input 0) has no Scan-9 equivalent")
+	}
+	var pre []*graph.Node
+	ins := make([]string, 0, len(n.Inputs))
+	for i, in := range n.Inputs[1:] {
+		v := s.c.valueInfo(in)
+		if v == nil || !v.HasShape || len(v.Shape) == 0 || v.Shape[0].Size != 1 {
+			return nil, s.refuse("input %d %q does not have a known batch size of 1; Scan-9 has no batch axis", i+1, in)
+		}
+		sq := s.base("unbatched")
+		pre = append(pre, s.node("Squeeze", []string{in}, []string{sq}, graph.IntsAttr("axes", 0)))
+		ins = append(ins, sq)
+	}
+	var post []*graph.Node
+	outs := make([]string, len(n.Outputs))
+	for i, o := range n.Outputs {
+		if o == "" {
+			continue
+		}
+		outs[i] = s.base("unbatched")
+		post = append(post, s.node("Unsqueeze", []string{outs[i]}, []string{o}, graph.IntsAttr("axes", 0)))
+	}
+	n.Inputs, n.Outputs = ins, outs
+	if d := n.Attr("directions"); d != nil {
+		n.SetAttr(graph.IntsAttr("scan_input_directions", d.Ints...))
+		n.DelAttr("directions")
+	}
+	return append(append(pre, n), post...), nil
 }

@@ -21,6 +21,9 @@
 // attributes and inputs whose defaults keep the old meaning needs no
 // adapter: it simply runs under the new opset.
 //
+// Helper nodes an adapter adds are written in the form of the version the
+// step goes to; later steps adapt them like any other node.
+//
 // Invariants: the input model is never modified (Convert works on a
 // clone) and a model is either converted completely or not at all: a node
 // that cannot be converted is a *RefusalError naming the node, op, the
