@@ -79,6 +79,16 @@ func Convert(m *graph.Model, target int64) (*graph.Model, *Report, error) {
 	case from < Oldest:
 		return nil, nil, fmt.Errorf("opset: the model is at opset %d; converting from opsets older than %d is not supported", from, Oldest)
 	}
+	if from == target {
+		return m.Clone(), &Report{From: from, To: target, IRVersion: m.IRVersion}, nil
+	}
+	for _, f := range m.Functions {
+		for _, o := range f.GetOpsetImport() {
+			if (o.GetDomain() == "" || o.GetDomain() == "ai.onnx") && o.GetVersion() != target {
+				return nil, nil, fmt.Errorf("opset: model-local function %q imports ai.onnx opset %d; converting inside functions is not supported (the model and its functions must import the same version)", f.GetName(), o.GetVersion())
+			}
+		}
+	}
 	c := &conv{orig: m, m: m.Clone()}
 	rep := &Report{From: from, To: target}
 	c.rep = rep
