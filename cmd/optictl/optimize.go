@@ -60,6 +60,7 @@ type optimizeOptions struct {
 
 	// quantization (after the graph passes)
 	Quantize     string
+	QuantTarget  string
 	Calib        string
 	CalibSamples int
 	Calibrate    string
@@ -88,10 +89,10 @@ type optimizeOptions struct {
 
 // checkQuantFlags validates the quantization and pruning flags (usage errors).
 func (o *optimizeOptions) checkQuantFlags() error {
-	if o.MaxDrop >= 0 && (o.Quantize == "" || o.Data == "") && o.Quantize != "int8-auto" {
+	if o.MaxDrop >= 0 && (o.Quantize == "" || o.Data == "") && !isSearchRecipe(o.Quantize) {
 		return usageErr("--max-accuracy-drop needs --quantize and --data (the samples to measure on)")
 	}
-	if o.Labels != "" && o.MaxDrop < 0 && o.Quantize != "int8-auto" {
+	if o.Labels != "" && o.MaxDrop < 0 && !isSearchRecipe(o.Quantize) {
 		return usageErr("--labels is used with --max-accuracy-drop or --quantize int8-auto")
 	}
 	if o.Prune < 0 || o.Prune >= 1 || o.Prune != o.Prune {
@@ -106,35 +107,20 @@ func (o *optimizeOptions) checkQuantFlags() error {
 	if o.PruneMode != prune.Structured && o.PruneMode != prune.Unstructured {
 		return usageErr("--prune-mode %q: want structured or unstructured", o.PruneMode)
 	}
-	switch o.Quantize {
-	case "":
+	if o.Quantize == "" {
 		if o.Calib != "" {
-			return usageErr("--calib needs --quantize int8-static or int8-auto")
+			return usageErr("--calib needs --quantize (a recipe that calibrates)")
+		}
+		if o.QuantTarget != "" {
+			return usageErr("--quant-target needs --quantize")
 		}
 		if o.RequireSpeedup {
 			return usageErr("--require-speedup needs --quantize")
 		}
 		return nil
-	case "int8-dynamic", "fp16":
-		if o.Calib != "" {
-			return usageErr("--calib is only used by --quantize int8-static")
-		}
-	case "int8-auto":
-		if o.Data == "" {
-			return usageErr("--quantize int8-auto needs --data (the samples each variant's accuracy is measured on)")
-		}
-		if o.Calib != "" && filepathClean(o.Data) == filepathClean(o.Calib) {
-			return usageErr("--calib and --data are the same (%s): calibration data must be disjoint from evaluation data", o.Calib)
-		}
-	case "int8-static":
-		if o.Calib == "" {
-			return usageErr("--quantize int8-static needs --calib DIR (calibration inputs, disjoint from --data)")
-		}
-		if o.Data != "" && filepathClean(o.Data) == filepathClean(o.Calib) {
-			return usageErr("--calib and --data are the same (%s): calibration data must be disjoint from evaluation data", o.Calib)
-		}
-	default:
-		return usageErr("--quantize %q: want int8-dynamic, int8-static, int8-auto or fp16", o.Quantize)
+	}
+	if err := checkRecipeFlags(o); err != nil {
+		return err
 	}
 	switch o.Calibrate {
 	case quant.MinMax, quant.Percentile, quant.Entropy:
@@ -146,15 +132,6 @@ func (o *optimizeOptions) checkQuantFlags() error {
 	}
 	if o.CalibSamples < 1 {
 		return usageErr("--calib-samples %d: want at least 1", o.CalibSamples)
-	}
-	ops := quant.QuantizableOps()
-	for _, t := range o.OpTypes {
-		if !slices.Contains(ops, t) {
-			return usageErr("--op-types: %q cannot be quantized (want some of %s)", t, strings.Join(ops, ", "))
-		}
-		if o.Quantize == "int8-dynamic" && t != "MatMul" && t != "Gemm" {
-			return usageErr("--op-types: int8-dynamic quantizes MatMul and Gemm only, not %q", t)
-		}
 	}
 	return nil
 }
@@ -202,7 +179,8 @@ func sessionInfos(m *graph.Model) []runtime.IOInfo {
 // float one (on --data when given, else on seeded inputs).
 func applyQuantize(o *optimizeOptions, m *graph.Model) (*graph.Model, *quantizeResult, error) {
 	var calib [][]*runtime.Tensor
-	if o.Quantize == "int8-static" || o.Quantize == "int8-auto" && o.Calib != "" {
+	r := quantRecipe(o)
+	if o.Calib != "" {
 		samples, err := bench.LoadData(o.Calib, sessionInfos(m), o.CalibSamples)
 		if err != nil {
 			return nil, nil, usageErr("--calib: %v", err)
@@ -212,18 +190,9 @@ func applyQuantize(o *optimizeOptions, m *graph.Model) (*graph.Model, *quantizeR
 		}
 	}
 	qf := func(extra []string) (*graph.Model, *quant.Report, error) {
-		ex := append(append([]string(nil), o.ExcludeNodes...), extra...)
-		switch o.Quantize {
-		case "int8-dynamic":
-			return quant.Dynamic(m, quant.DynamicOptions{OpTypes: o.OpTypes, ExcludeNodes: ex, FullRange: !o.ReduceRange, PerTensor: !o.PerChannel})
-		case "fp16":
-			return quant.FP16(m, quant.FP16Options{KeepIO: o.KeepIO, ExcludeNodes: ex})
-		default:
-			return quant.Static(m, calib, quant.StaticOptions{
-				Calibrate: o.Calibrate, Percentile: o.Percentile, PerChannel: o.PerChannel, Asymmetric: !o.Symmetric,
-				FullRange: !o.ReduceRange, OpTypes: o.OpTypes, ExcludeNodes: ex, Backend: o.Backend,
-			})
-		}
+		ro := recipeOptions(o, extra)
+		ro.Calib = calib
+		return r.Quantize(m, ro)
 	}
 	var labels []int
 	if o.Labels != "" {
@@ -233,8 +202,8 @@ func applyQuantize(o *optimizeOptions, m *graph.Model) (*graph.Model, *quantizeR
 		}
 		labels = l
 	}
-	if o.Quantize == "int8-auto" {
-		return searchInt8(o, m, calib, labels)
+	if r.Search() {
+		return searchInt8(o, r, m, calib, labels)
 	}
 	if o.MaxDrop >= 0 {
 		samples, err := loadSamples(o.Data, m, 1000)
@@ -244,6 +213,9 @@ func applyQuantize(o *optimizeOptions, m *graph.Model) (*graph.Model, *quantizeR
 		q, rep, ar, err := quant.Controlled(m, qf, o.Backend, samples, labels, o.MaxDrop)
 		if err != nil {
 			return nil, nil, err
+		}
+		if err := rep.NothingQuantized(); err != nil {
+			return nil, nil, fmt.Errorf("--quantize %s: %w; nothing was written", o.Quantize, err)
 		}
 		res := &quantizeResult{Report: rep, Accuracy: &ar.Accuracy, Control: ar,
 			Checked: fmt.Sprintf("%d samples of --data on %s", len(samples), o.Backend)}
@@ -259,9 +231,15 @@ func applyQuantize(o *optimizeOptions, m *graph.Model) (*graph.Model, *quantizeR
 		return q, res, nil
 	}
 	q, rep, err := qf(nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := rep.NothingQuantized(); err != nil {
+		return nil, nil, fmt.Errorf("--quantize %s: %w; nothing was written", o.Quantize, err)
+	}
 	res := &quantizeResult{Report: rep}
-	if o.NoVerify || o.Quantize == "fp16" && !o.KeepIO {
-		res.SpeedNote = "speed not checked (--no-verify, or fp16 without --keep-io)"
+	if o.NoVerify || r.SameInputs != nil && !r.SameInputs(recipeOptions(o, nil)) {
+		res.SpeedNote = "speed not checked (--no-verify, or the quantized model takes other input types: fp16 without --keep-io)"
 		return q, res, nil
 	}
 	var samples [][]*runtime.Tensor
@@ -307,7 +285,7 @@ func loadSamples(path string, m *graph.Model, limit int) ([][]*runtime.Tensor, e
 // the static ones only with --calib) under accuracy control on --data,
 // each one that meets the limit timed against the float model on ORT;
 // the fastest is written.
-func searchInt8(o *optimizeOptions, m *graph.Model, calib [][]*runtime.Tensor, labels []int) (*graph.Model, *quantizeResult, error) {
+func searchInt8(o *optimizeOptions, r *quant.Recipe, m *graph.Model, calib [][]*runtime.Tensor, labels []int) (*graph.Model, *quantizeResult, error) {
 	samples, err := loadSamples(o.Data, m, 1000)
 	if err != nil {
 		return nil, nil, err
@@ -316,17 +294,16 @@ func searchInt8(o *optimizeOptions, m *graph.Model, calib [][]*runtime.Tensor, l
 	if drop < 0 {
 		drop = 1
 	}
-	variants := quant.Int8Variants(m, calib,
-		quant.StaticOptions{Calibrate: o.Calibrate, Percentile: o.Percentile, PerChannel: o.PerChannel, FullRange: !o.ReduceRange,
-			OpTypes: o.OpTypes, ExcludeNodes: o.ExcludeNodes, Backend: o.Backend},
-		quant.DynamicOptions{ExcludeNodes: o.ExcludeNodes, FullRange: !o.ReduceRange, PerTensor: !o.PerChannel})
+	ro := recipeOptions(o, nil)
+	ro.Calib = calib
+	variants := r.Variants(m, ro)
 	cands, best, err := quant.Search(m, variants, samples, labels, quant.SearchOptions{Backend: o.Backend, MaxDrop: drop})
 	if err != nil {
 		return nil, nil, err
 	}
 	res := &quantizeResult{Search: cands, Checked: fmt.Sprintf("%d samples of --data on %s", len(samples), o.Backend)}
 	if best < 0 {
-		return nil, res, failedErr(fmt.Errorf("--quantize int8-auto: no int8 variant stays within a %g-point drop (or none could be timed); nothing was written", drop))
+		return nil, res, failedErr(fmt.Errorf("--quantize %s: no int8 variant stays within a %g-point drop (or none could be timed); nothing was written", r.Name, drop))
 	}
 	c := cands[best]
 	res.Report, res.Control, res.Speed, res.Picked = c.Report, c.Accuracy, c.Speed, c.Variant
@@ -444,7 +421,7 @@ func (o *optimizeOptions) nchwcBlock(lvl passes.Level) (int, error) {
 // quantization range, /6 into the scale), while HardSigmoid would stay
 // float between a DequantizeLinear and a QuantizeLinear.
 func int8Disable(o *optimizeOptions) []string {
-	if !strings.HasPrefix(o.Quantize, "int8") || slices.Contains(o.Passes, "fuse-hardswish") || slices.Contains(o.Disable, "fuse-hardswish") {
+	if r := quantRecipe(o); r == nil || !r.Int8 || slices.Contains(o.Passes, "fuse-hardswish") || slices.Contains(o.Disable, "fuse-hardswish") {
 		return o.Disable
 	}
 	return append(append([]string(nil), o.Disable...), "fuse-hardswish")
@@ -925,8 +902,16 @@ results. Use it for a fleet of one CPU kind.
   optictl optimize model.onnx -o opt.onnx -O3 --target ort-cpu
   optictl optimize model.onnx -o opt.onnx -O3 --target ort-cpu --nchwc auto
   optictl optimize model.onnx -o opt.onnx --shape x=1x3x48x320 --json`,
-		Args: exactArgs(1, "one model"),
+		Args: func(cmd *cobra.Command, args []string) error {
+			if o.Quantize == "list" {
+				return exactArgs(0, "no model with --quantize list")(cmd, args)
+			}
+			return exactArgs(1, "one model")(cmd, args)
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if o.Quantize == "list" {
+				return printRecipes(g, o.JSON)
+			}
 			o.Model = args[0]
 			if o.Out == "" {
 				return usageErr("optimize needs -o OUT")
@@ -956,7 +941,8 @@ results. Use it for a fleet of one CPU kind.
 	f.Int64Var(&o.FoldMax, "fold-max-bytes", 1<<20, "largest tensor constant folding may create")
 	f.BoolVar(&o.FoldGrow, "fold-grow", false, "let folding create constants larger than its inputs (e.g. ConstantOfShape weights)")
 	f.BoolVar(&o.Freeze, "freeze-initializers", false, "treat weights listed as graph inputs (IR < 4 files) as constants and drop them from the inputs")
-	f.StringVar(&o.Quantize, "quantize", "", "after the passes, quantize: int8-dynamic, int8-static (needs --calib), int8-auto (needs --data: tries every int8 recipe under --max-accuracy-drop, default 1 point, and writes the fastest on ORT) or fp16")
+	f.StringVar(&o.Quantize, "quantize", "", quantizeFlagHelp())
+	f.StringVar(&o.QuantTarget, "quant-target", "", "where the int8 model will run, which shapes QDQ placement: "+strings.Join(quant.TargetNames(), ", ")+" (default "+quant.DefaultTarget+")")
 	f.StringVar(&o.Calib, "calib", "", "calibration inputs for int8-static (test_data_set folders, .pb/.npy/.npz, MNIST idx); must be disjoint from --data")
 	f.IntVar(&o.CalibSamples, "calib-samples", 100, "calibration samples to read from --calib")
 	f.StringVar(&o.Calibrate, "calibrate", quant.MinMax, "calibration method: minmax, percentile or entropy")

@@ -70,6 +70,10 @@ type Options struct {
 	MaxMemory int64
 	// Session options passed through to the backend (device, ORT library).
 	Session runtime.Options
+	// Transform, when set, rewrites each test's model before it runs (the
+	// opset converter's verification converts every model with it); its
+	// error makes the test an Error whose Detail starts "transform: ".
+	Transform func(*graph.Model) (*graph.Model, error)
 }
 
 // Result is one test's outcome.
@@ -290,10 +294,18 @@ func runOne(ctx context.Context, tc *testCase, backend string, opts Options) Res
 		res.Status, res.Detail = Error, "load: "+tc.err.Error()
 		return res
 	}
+	local := *tc // the goroutine may outlive this call (timeout): give it its own copy
+	if opts.Transform != nil {
+		m, err := opts.Transform(tc.model)
+		if err != nil {
+			res.Status, res.Detail = Error, "transform: "+err.Error()
+			return res
+		}
+		local.model = m
+	}
 	tctx, cancel := context.WithTimeout(ctx, opts.Timeout)
 	defer cancel()
 	done := make(chan Result, 1)
-	local := *tc // the goroutine may outlive this call (timeout): give it its own copy
 	go func() {
 		var r Result
 		defer func() {

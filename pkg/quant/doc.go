@@ -68,6 +68,23 @@
 // models, interp and ORT then disagree by up to 8% of the output range,
 // while with 7 bits they agree to float rounding. FullRange opts out.
 //
+// Recipes (RegisterRecipe, Recipes, LookupRecipe) are declared values,
+// like passes: int8-dynamic, int8-static, int8-auto (a search over
+// Int8Variants) and fp16, each with its Doc and what it needs
+// (calibration, evaluation data, the op types it quantizes); optictl
+// lists and dispatches from the registry. Static's QDQ placement takes a
+// Target (RegisterTarget, LookupTarget): ort-cpu (the default, the ORT
+// CPU fusion rules above) or fpga (int8 end to end, only ops that map to
+// dataflow engines).
+//
+// Opsets: QuantizeLinear needs opset 10, per-channel DequantizeLinear 13
+// and DynamicQuantizeLinear 11. Older models are converted to 13 with the
+// version converter (pkg/opset) and the Report's notes say so and which
+// operators were adapted; when the converter refuses a node, the note
+// names it (and per-channel falls back to per tensor at opset 10-12).
+// Report.NothingQuantized turns a rewrite that quantized nothing into an
+// error saying why (ErrNothingQuantized).
+//
 // Invariants: the input model is never modified (both functions work on a
 // clone); only the main graph is rewritten (nodes holding If/Loop/Scan
 // subgraphs and everything inside them stay in float, and the Report says

@@ -44,14 +44,14 @@ func Dynamic(m *graph.Model, opts DynamicOptions) (*graph.Model, *Report, error)
 	constantsToInits(g)
 	commonChecks(g, rep)
 	if v := out.Opset(""); v < 11 {
-		trial := out.Clone()
-		if err := upgradeTo13(trial, newNamer(trial.Graph)); err != nil {
-			rep.Notes = append(rep.Notes, fmt.Sprintf("opset %d is below 11 (DynamicQuantizeLinear) and cannot be raised (%v): nothing quantized", v, err))
+		conv, note, err := raiseOpset(out, "DynamicQuantizeLinear needs 11")
+		if err != nil {
+			rep.Notes = append(rep.Notes, fmt.Sprintf("opset %d is below 11 (DynamicQuantizeLinear) and the version converter refused: %v: nothing quantized", v, err))
 			rep.countOps(g)
 			return out, rep, nil
 		}
-		rep.Notes = append(rep.Notes, fmt.Sprintf("default opset raised from %d to 13 (DynamicQuantizeLinear needs 11)", v))
-		out, g = trial, trial.Graph
+		rep.Notes = append(rep.Notes, note)
+		out, g = conv, conv.Graph
 	}
 	qmax := 63.0
 	if opts.FullRange {

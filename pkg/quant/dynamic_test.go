@@ -1,6 +1,7 @@
 package quant
 
 import (
+	"errors"
 	"strings"
 	"testing"
 
@@ -95,17 +96,30 @@ func TestDynamicSkips(t *testing.T) {
 	if len(rep.Quantized) != 3 || q.Opset("") != 13 || old.Opset("") != 10 {
 		t.Fatalf("opset 10 model: %d quantized, opset %d (input now %d)\n%s", len(rep.Quantized), q.Opset(""), old.Opset(""), rep)
 	}
-	// an old opset with an op whose meaning changed (Unsqueeze-1 axes
-	// attribute): nothing is done, and the report says why
+	// an old opset with a node the version converter refuses (Dropout-7's
+	// mask, read as a graph output, changes type at 10): nothing is done,
+	// the report says why, and NothingQuantized names it
 	bad := testmodels.MLP()
-	bad.SetOpset("", 10)
-	bad.Graph.Nodes = append(bad.Graph.Nodes, &graph.Node{Name: "u", OpType: "Unsqueeze", Inputs: []string{"logits"}, Outputs: []string{"u_out"},
-		Attrs: []*graph.Attr{graph.IntsAttr("axes", 0)}})
+	bad.SetOpset("", 9)
+	bad.Graph.Nodes = append(bad.Graph.Nodes, &graph.Node{Name: "drop", OpType: "Dropout", Inputs: []string{"logits"}, Outputs: []string{"d_out", "d_mask"}})
+	bad.Graph.Outputs = append(bad.Graph.Outputs, &graph.ValueInfo{Name: "d_mask", DType: graph.Float, HasType: true})
 	_, rep, err = Dynamic(bad, DynamicOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(rep.Quantized) != 0 || !strings.Contains(rep.String(), "cannot be raised") {
-		t.Fatalf("opset 10 model with Unsqueeze quantized:\n%s", rep)
+	if len(rep.Quantized) != 0 || !strings.Contains(rep.String(), `version converter refused: opset: Dropout "drop" cannot be converted from opset 9 to 10`) {
+		t.Fatalf("opset 9 model with a Dropout mask quantized:\n%s", rep)
+	}
+	if err := rep.NothingQuantized(); !errors.Is(err, ErrNothingQuantized) || !strings.Contains(err.Error(), `Dropout "drop"`) {
+		t.Errorf("NothingQuantized: %v", err)
+	}
+	// an old opset with Unsqueeze-1 (axes attribute): converted, quantized
+	ok := testmodels.MLP()
+	ok.SetOpset("", 10)
+	ok.Graph.Nodes = append(ok.Graph.Nodes, &graph.Node{Name: "u", OpType: "Unsqueeze", Inputs: []string{"logits"}, Outputs: []string{"u_out"},
+		Attrs: []*graph.Attr{graph.IntsAttr("axes", 0)}})
+	_, rep, err = Dynamic(ok, DynamicOptions{})
+	if err != nil || len(rep.Quantized) != 3 || !strings.Contains(rep.String(), "Unsqueeze@13 x1") || rep.NothingQuantized() != nil {
+		t.Fatalf("opset 10 model with Unsqueeze: %v\n%s", err, rep)
 	}
 }

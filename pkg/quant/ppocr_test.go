@@ -12,8 +12,8 @@ import (
 	"github.com/optictl/optictl/pkg/runtime"
 )
 
-// TestPPOCRStatic: the opset-9 PaddleOCR classifier is raised to opset 13
-// (Clip-6 and Slice-1 rewritten), quantized after the graph passes, and
+// TestPPOCRStatic: the opset-9 PaddleOCR classifier is converted to opset
+// 13 by the version converter (Clip-6 and Slice-1 rewritten), quantized after the graph passes, and
 // agrees with fp32 on its test_data_set on both backends.
 func TestPPOCRStatic(t *testing.T) {
 	dir := filepath.Join(testutil.ModelsDir(t), "ppocr-cls")
@@ -52,7 +52,7 @@ func TestPPOCRStatic(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rep.Int8Ops < 50 || !strings.Contains(rep.String(), "opset raised from 9 to 13") {
+	if rep.Int8Ops < 50 || !strings.Contains(rep.String(), "opset converted from 9 to 13 by the version converter") {
 		t.Fatalf("expected the Convs quantized after an opset upgrade:\n%s", rep)
 	}
 	samples := [][]*runtime.Tensor{in}

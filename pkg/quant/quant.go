@@ -22,7 +22,9 @@ type Skip struct {
 
 // Report summarises a quantization.
 type Report struct {
-	Mode      string   `json:"mode"`
+	Mode string `json:"mode"`
+	// Target is the QDQ placement target (static int8 only).
+	Target    string   `json:"target,omitempty"`
 	Quantized []string `json:"quantized"`
 	Skipped   []Skip   `json:"skipped,omitempty"`
 	Notes     []string `json:"notes,omitempty"`

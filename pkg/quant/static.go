@@ -39,6 +39,12 @@ type StaticOptions struct {
 	ExcludeNodes []string
 	// Backend runs calibration (default "interp").
 	Backend string
+	// Target shapes the QDQ placement (default DefaultTarget, "ort-cpu";
+	// Targets lists them): which ops join the int8 region and where it
+	// may end in float.
+	Target string
+
+	target *Target
 }
 
 func (o *StaticOptions) defaults() error {
@@ -59,6 +65,11 @@ func (o *StaticOptions) defaults() error {
 	if o.Backend == "" {
 		o.Backend = "interp"
 	}
+	t, err := LookupTarget(o.Target)
+	if err != nil {
+		return err
+	}
+	o.target = t
 	for _, t := range o.OpTypes {
 		ok := false
 		for _, q := range quantizableOps {
@@ -69,17 +80,6 @@ func (o *StaticOptions) defaults() error {
 		}
 	}
 	return nil
-}
-
-// opsetSafe lists ops whose meaning (for the attributes and inputs an
-// older model can use) is the same from opset 7 to opset 13, so that a
-// model made only of them may have its default opset raised to 13 (needed
-// for per-channel DequantizeLinear).
-var opsetSafe = map[string]bool{
-	"Conv": true, "MaxPool": true, "AveragePool": true, "GlobalAveragePool": true, "GlobalMaxPool": true,
-	"Relu": true, "LeakyRelu": true, "Sigmoid": true, "Tanh": true, "MatMul": true, "Gemm": true,
-	"Add": true, "Sub": true, "Mul": true, "Div": true, "Reshape": true, "Flatten": true,
-	"Identity": true, "Transpose": true, "Concat": true, "Sqrt": true, "Shape": true, "Gather": true,
 }
 
 // qkind is how a node takes part in the QDQ rewrite.
@@ -137,8 +137,9 @@ type qdqPlan struct {
 	order []string // needed values in topological order
 }
 
-// placeQDQ decides the QDQ placement. It follows ONNX Runtime's QDQ
-// fusion rules (CPU provider): Conv, MatMul, Gemm, Add, Mul,
+// placeQDQ decides the QDQ placement for opts' Target. For ort-cpu (the
+// default; fpga and other targets narrow it, see Target) it follows ONNX
+// Runtime's QDQ fusion rules (CPU provider): Conv, MatMul, Gemm, Add, Mul,
 // GlobalAveragePool, AveragePool, Sigmoid and LeakyRelu between DQ inputs
 // and a Q output become QLinear ops; MatMul and Gemm without a Q after
 // them become MatMulIntegerToFloat and QGemm with a float output (so
@@ -157,6 +158,10 @@ func placeQDQ(g *graph.Graph, opts StaticOptions, skipOps map[*graph.Node]string
 	prod := g.Producers()
 	cons := g.Consumers()
 	p := &qdqPlan{need: map[string]bool{}, ties: map[string]tie{}}
+	tg := opts.target
+	if tg == nil {
+		tg = targets[DefaultTarget]
+	}
 	avail := map[string]bool{} // values whose int8 form a quantized op can produce
 	quant := map[*graph.Node]*plan{}
 	fold := map[string]string{} // pre-activation value -> Relu/Clip output
@@ -217,13 +222,13 @@ func placeQDQ(g *graph.Graph, opts StaticOptions, skipOps map[*graph.Node]string
 			p.plans = append(p.plans, pl)
 			avail[out] = true
 		case n.Is("MatMul"):
-			if len(n.Inputs) == 2 && avail[n.Inputs[0]] && avail[n.Inputs[1]] && len(n.Outputs) == 1 && allowed(n) {
+			if tg.region["MatMul"] && len(n.Inputs) == 2 && avail[n.Inputs[0]] && avail[n.Inputs[1]] && len(n.Outputs) == 1 && allowed(n) {
 				pl := plan{n: n, kind: kindActMatMul, acts: []int{0, 1}, weight: -1}
 				quant[n] = &pl
 				p.plans = append(p.plans, pl)
 				avail[out] = true
 			}
-		case (n.Is("Div") || n.Is("Mul")) && len(n.Inputs) == 2 && len(n.Outputs) == 1 && !outer[out] && scaleFoldable(n, avail, scalarConst, g):
+		case tg.FoldScales && (n.Is("Div") || n.Is("Mul")) && len(n.Inputs) == 2 && len(n.Outputs) == 1 && !outer[out] && scaleFoldable(n, avail, scalarConst, g):
 			c, _ := scalarConst(n.Inputs[1])
 			f := c
 			if n.Is("Div") {
@@ -231,7 +236,7 @@ func placeQDQ(g *graph.Graph, opts StaticOptions, skipOps map[*graph.Node]string
 			}
 			p.ties[out] = tie{src: n.Inputs[0], factor: f, fold: n}
 			avail[out] = true
-		case n.Is("Add") || n.Is("Mul"):
+		case (n.Is("Add") || n.Is("Mul")) && tg.region[n.OpType]:
 			if len(n.Inputs) != 2 || len(n.Outputs) != 1 {
 				continue
 			}
@@ -255,7 +260,7 @@ func placeQDQ(g *graph.Graph, opts StaticOptions, skipOps map[*graph.Node]string
 				p.plans = append(p.plans, pl)
 				avail[out] = true
 			}
-		case n.Is("GlobalAveragePool") || n.Is("AveragePool") || n.Is("Sigmoid") || n.Is("LeakyRelu"):
+		case (n.Is("GlobalAveragePool") || n.Is("AveragePool") || n.Is("Sigmoid") || n.Is("LeakyRelu")) && tg.region[n.OpType]:
 			if len(n.Inputs) == 1 && len(n.Outputs) == 1 && avail[n.Inputs[0]] && allowed(n) {
 				pl := plan{n: n, kind: kindUnary, acts: []int{0}, weight: -1}
 				quant[n] = &pl
@@ -269,7 +274,7 @@ func placeQDQ(g *graph.Graph, opts StaticOptions, skipOps map[*graph.Node]string
 			}
 		}
 		// Relu/Clip right after a quantized op: fold into its Q.
-		if (n.Is("Relu") || n.Is("Clip")) && len(n.Outputs) == 1 && reluLike(n, inits) {
+		if tg.FoldActivations && (n.Is("Relu") || n.Is("Clip")) && len(n.Outputs) == 1 && reluLike(n, inits) {
 			if pn := prod[n.Inputs[0]]; pn != nil && quant[pn] != nil && onlyReader(n.Inputs[0], n) {
 				fold[n.Inputs[0]] = out
 				avail[out] = true
@@ -299,8 +304,9 @@ func placeQDQ(g *graph.Graph, opts StaticOptions, skipOps map[*graph.Node]string
 		out := n.Outputs[0]
 		switch pl.kind {
 		case kindWeighted, kindActMatMul:
-			// Conv has no float-output int8 form in ORT; MatMul/Gemm do.
-			if !n.Is("Conv") {
+			// ort-cpu: Conv has no float-output int8 form in ORT;
+			// MatMul/Gemm do (MatMulIntegerToFloat, QGemm).
+			if tg.floatOut[n.OpType] {
 				break
 			}
 			fallthrough
@@ -395,26 +401,32 @@ func Static(m *graph.Model, calib [][]*runtime.Tensor, opts StaticOptions) (*gra
 	}
 	out := m.Clone()
 	g := out.Graph
-	rep := &Report{Mode: "int8-static (" + opts.Calibrate + ")"}
+	rep := &Report{Mode: "int8-static (" + opts.Calibrate + ")", Target: opts.target.Name}
+	if opts.target.Name != DefaultTarget {
+		rep.Notes = append(rep.Notes, "QDQ placed for target "+opts.target.Name+": "+opts.target.Title())
+	}
 	constantsToInits(g)
 	foldConstReshapes(g)
 	commonChecks(g, rep)
 
 	opset := out.Opset("")
 	perChannel := opts.PerChannel
-	if opset < 13 {
-		trial := out.Clone()
-		if err := upgradeTo13(trial, newNamer(trial.Graph)); err == nil {
-			rep.Notes = append(rep.Notes, fmt.Sprintf("default opset raised from %d to 13 (QDQ needs 10, per-channel 13; Clip/Slice/Softmax rewritten to their opset-13 form)", opset))
-			out = trial
+	if opset < 10 || opset < 13 && perChannel {
+		why := "per-channel weights need 13"
+		if opset < 10 {
+			why = "QuantizeLinear needs 10, per-channel weights 13"
+		}
+		conv, note, err := raiseOpset(out, why)
+		switch {
+		case err == nil:
+			rep.Notes = append(rep.Notes, note)
+			out = conv
 			g = out.Graph
-		} else if opset >= 10 {
-			if perChannel {
-				rep.Notes = append(rep.Notes, fmt.Sprintf("opset %d < 13 (%v): weights quantized per tensor, not per channel", opset, err))
-			}
+		case opset >= 10:
+			rep.Notes = append(rep.Notes, fmt.Sprintf("opset %d < 13 and the version converter refused (%v): weights quantized per tensor, not per channel", opset, err))
 			perChannel = false
-		} else {
-			rep.Notes = append(rep.Notes, fmt.Sprintf("opset %d < 10 and cannot be raised: %v: nothing quantized", opset, err))
+		default:
+			rep.Notes = append(rep.Notes, fmt.Sprintf("opset %d < 10 (QuantizeLinear needs 10) and the version converter refused: %v: nothing quantized", opset, err))
 			rep.countOps(g)
 			return out, rep, nil
 		}

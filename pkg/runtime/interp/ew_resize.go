@@ -247,6 +247,8 @@ func ewResizeTap(xo float64, L, m int, scale, rs, re float64, cfg *ewResizeCfg) 
 		}
 	case "asymmetric":
 		x = xo / scale
+	case "tf_half_pixel_for_nn": // Resize-11 only
+		x = (xo + 0.5) / scale
 	case "tf_crop_and_resize":
 		if m > 1 {
 			x = rs*float64(L-1) + xo*(re-rs)*float64(L-1)/float64(m-1)
