@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/optictl/optictl/pkg/graph"
+	"github.com/optictl/optictl/pkg/numerics/half"
 	"github.com/optictl/optictl/pkg/runtime"
 	"github.com/optictl/optictl/pkg/tensorio"
 )
@@ -195,7 +196,7 @@ func fillRandom(t *runtime.Tensor, rng *rand.Rand) error {
 		for i := range u {
 			f := float32(rng.Float64()*2 - 1)
 			if t.DType == graph.Float16 {
-				u[i] = graph.Float32ToFloat16(f)
+				u[i] = half.Float32ToFloat16(f)
 			} else {
 				u[i] = uint16(math.Float32bits(f) >> 16)
 			}

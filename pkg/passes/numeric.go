@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/optictl/optictl/pkg/graph"
+	"github.com/optictl/optictl/pkg/numerics/half"
 	"github.com/optictl/optictl/pkg/runtime"
 )
 
@@ -164,7 +165,7 @@ func SeededInputs(m *graph.Model, shapes map[string][]int64, seed uint64) (map[s
 		case graph.Float16:
 			u := t.Uint16s()
 			for i := range u {
-				u[i] = graph.Float32ToFloat16(float32(rng.Float64()*2 - 1))
+				u[i] = half.Float32ToFloat16(float32(rng.Float64()*2 - 1))
 			}
 		case graph.Int64:
 			x := t.Int64s()
