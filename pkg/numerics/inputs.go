@@ -247,7 +247,7 @@ func Seeded(ins []Input, o SeedOptions) ([]*runtime.Tensor, error) {
 			return nil, fmt.Errorf("numerics: seeded input %q of shape %s (%s) needs %s, over the %s bound of --max-memory; give --shape or --data with smaller dims, or raise --max-memory", in.Name, runtime.ShapeString(shapes[i]), dtypeOr(in.DType), FormatBytes(b), FormatBytes(limit))
 		}
 	}
-	rng := rand.New(rand.NewPCG(o.Seed, o.Seed^0x9e3779b97f4a7c15))
+	rng := rand.New(rand.NewPCG(o.Seed, 0x5eed))
 	out := make([]*runtime.Tensor, len(ins))
 	for i, in := range ins {
 		t := runtime.NewTensor(dtypeOr(in.DType), shapes[i])
@@ -312,7 +312,7 @@ func FormatBytes(n int64) string {
 func fillSeeded(t *runtime.Tensor, r *rand.Rand) error {
 	n := t.Len()
 	b := t.Raw
-	uf := func() float32 { return float32(r.Float64()*2 - 1) }
+	uf := func() float32 { return 2*r.Float32() - 1 }
 	switch t.DType {
 	case graph.Float:
 		for i := range n {
@@ -320,7 +320,7 @@ func fillSeeded(t *runtime.Tensor, r *rand.Rand) error {
 		}
 	case graph.Double:
 		for i := range n {
-			binary.LittleEndian.PutUint64(b[8*i:], math.Float64bits(r.Float64()*2-1))
+			binary.LittleEndian.PutUint64(b[8*i:], math.Float64bits(2*r.Float64()-1))
 		}
 	case graph.Float16:
 		for i := range n {
