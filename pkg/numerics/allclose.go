@@ -68,7 +68,11 @@ func (d Diff) Detail() string {
 	case d.Total == 0 && d.Problem != "":
 		return d.Problem
 	}
-	s := fmt.Sprintf("%d of %d elements outside atol %g + rtol %g; worst element %d is %g, want %g", d.Bad, d.Total, d.Tol.ATol, d.Tol.RTol, d.WorstAt, d.WorstGot, d.WorstRef)
+	within := fmt.Sprintf("outside atol %g + rtol %g", d.Tol.ATol, d.Tol.RTol)
+	if d.Tol == (Tolerance{}) {
+		within = "differ (compared exactly)"
+	}
+	s := fmt.Sprintf("%d of %d elements %s; worst element %d is %g, want %g", d.Bad, d.Total, within, d.WorstAt, d.WorstGot, d.WorstRef)
 	if d.Problem != "" {
 		s += " (" + d.Problem + ")"
 	}
@@ -84,7 +88,8 @@ func (d Diff) Detail() string {
 //   - float outputs (float, double, float16, bfloat16) pass when every
 //     element is Close under tol (NaN only where the reference has NaN,
 //     infinities only where the reference has the same one);
-//   - every other dtype (integers, bool, string) must match exactly.
+//   - every other dtype (integers, bool, string, the 8-bit and smaller
+//     float formats) must match exactly, bit for bit.
 func Compare(name string, got, ref *runtime.Tensor, tol Tolerance) Diff {
 	r := Diff{Name: name, DType: got.DType.String(), Shape: append([]int64{}, got.Shape...), Tol: tol, Cosine: 1}
 	if !sameShape(got.Shape, ref.Shape) {
@@ -92,7 +97,7 @@ func Compare(name string, got, ref *runtime.Tensor, tol Tolerance) Diff {
 		r.Problem = fmt.Sprintf("shape %s differs from the reference's %s", runtime.ShapeString(got.Shape), runtime.ShapeString(ref.Shape))
 		return r
 	}
-	exact := !got.DType.IsFloat() || !ref.DType.IsFloat()
+	exact := !tolerant(got.DType) || !tolerant(ref.DType)
 	if got.DType != ref.DType {
 		r.Problem = fmt.Sprintf("dtype %s, reference %s", got.DType, ref.DType)
 		if exact {
@@ -109,7 +114,7 @@ func Compare(name string, got, ref *runtime.Tensor, tol Tolerance) Diff {
 		r.Pass = r.Bad == 0
 		return r
 	}
-	if exact && got.DType == ref.DType && got.DType.BitSize() >= 8 {
+	if exact && got.DType == ref.DType {
 		return compareExact(r, got, ref)
 	}
 	a, err := got.AsFloat64()
@@ -193,7 +198,8 @@ func Compare(name string, got, ref *runtime.Tensor, tol Tolerance) Diff {
 // on their bytes (exact even for int64 values beyond 2^53, and for dtypes
 // without a float view such as complex64).
 func compareExact(r Diff, got, ref *runtime.Tensor) Diff {
-	size := got.DType.Size()
+	r.Tol = Tolerance{}
+	size := got.DType.Size() // sub-byte dtypes: compared byte by byte
 	if size <= 0 || len(got.Raw) != len(ref.Raw) || len(got.Raw)%size != 0 {
 		r.Problem = fmt.Sprintf("%d bytes of data, reference %d", len(got.Raw), len(ref.Raw))
 		return r
@@ -231,6 +237,12 @@ func compareExact(r Diff, got, ref *runtime.Tensor) Diff {
 	}
 	r.Pass = r.Bad == 0
 	return r
+}
+
+// tolerant reports whether dt is compared with a tolerance: float32,
+// float64, float16 and bfloat16.
+func tolerant(dt graph.DType) bool {
+	return dt == graph.Float || dt == graph.Double || dt == graph.Float16 || dt == graph.BFloat16
 }
 
 // Result is the comparison of several outputs.
