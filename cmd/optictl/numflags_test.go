@@ -2,11 +2,14 @@ package main
 
 import (
 	"bytes"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/optictl/optictl/internal/testutil"
+	"github.com/optictl/optictl/pkg/graph"
+	"github.com/optictl/optictl/pkg/graph/build"
 )
 
 // TestSharedShapeAndMemoryFlags: every command that takes --shape or builds
@@ -64,5 +67,53 @@ func TestParseMaxMemory(t *testing.T) {
 		if (err != nil) != c.bad || !c.bad && (got.session != c.session || got.seeded != c.seeded) {
 			t.Errorf("parseMaxMemory(%q) = %+v, %v", c.in, got, err)
 		}
+	}
+}
+
+// TestAbsurdSeededInputRefused: issue 18's [?,3,?,1000000] input made
+// optimize grow to gigabytes printing nothing. Seeded inputs over
+// --max-memory (default 2G) are refused with exit 1 naming the input and
+// its shape, by every command that builds inputs.
+func TestAbsurdSeededInputRefused(t *testing.T) {
+	dir := t.TempDir()
+	save := func(name string, w int64) string {
+		b := build.New(name, 13)
+		x := b.Input("x", graph.Float, build.Dims("N", 3, "H", w))
+		b.Output(b.Node("Relu", []string{x}), graph.Float, build.Dims("N", 3, "H", w))
+		m, err := b.Model()
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := filepath.Join(dir, name+".onnx")
+		if err := m.Save(p); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	huge := save("huge", 1_000_000_000)
+	wide := save("wide", 1_000_000)
+	out := filepath.Join(dir, "o.onnx")
+	cases := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"optimize, default bound", []string{"optimize", huge, "-o", out}, `seeded input "x" of shape [1,3,1,1000000000] (float32) needs 11.18 GiB, over the 2 GiB bound`},
+		{"optimize, --max-memory", []string{"optimize", wide, "-o", out, "--max-memory", "1M"}, `seeded input "x" of shape [1,3,1,1000000]`},
+		{"run", []string{"run", huge}, `seeded input "x"`},
+		{"compare", []string{"compare", huge}, `seeded input "x"`},
+		{"bench", []string{"bench", "--backend", "interp", "--iterations", "1", huge}, `seeded input "x"`},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			code := Execute(c.args, &stdout, &stderr)
+			if code != ExitError || !strings.Contains(stderr.String(), c.want) || !strings.Contains(stderr.String(), "--max-memory") {
+				t.Fatalf("exit %d, stderr %q lacks %q", code, stderr.String(), c.want)
+			}
+			if _, err := os.Stat(out); err == nil {
+				t.Fatal("optimize wrote a model")
+			}
+		})
 	}
 }

@@ -540,7 +540,8 @@ func runOptimize(g *globalOptions, o *optimizeOptions) error {
 		printOptimize(g, o, &res)
 		return failedErr(fmt.Errorf("%w; nothing was written", err))
 	case err != nil:
-		if strings.Contains(err.Error(), "--shape") {
+		var se *numerics.SizeError
+		if !errors.As(err, &se) && strings.Contains(err.Error(), "--shape") {
 			return usageErr("%v", err)
 		}
 		return err

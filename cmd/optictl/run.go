@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -240,7 +241,11 @@ func runPrepareInputs(s runtime.Session, dataSet string, files []tensorio.Named,
 		}
 		if len(missing) > 0 {
 			ts, err := numerics.Seeded(missing, numerics.SeedOptions{Seed: uint64(seed), Dims: dims, MaxBytes: maxBytes})
-			if err != nil {
+			var se *numerics.SizeError
+			switch {
+			case errors.As(err, &se):
+				return nil, nil, err // the model's dims, not the usage
+			case err != nil:
 				return nil, nil, usageErr("%v", err)
 			}
 			all = append([]tensorio.Named{}, given...)

@@ -244,7 +244,7 @@ func Seeded(ins []Input, o SeedOptions) ([]*runtime.Tensor, error) {
 		}
 		total += b
 		if limit > 0 && (b > limit || total > limit) {
-			return nil, fmt.Errorf("numerics: seeded input %q of shape %s (%s) needs %s, over the %s bound of --max-memory; give --shape or --data with smaller dims, or raise --max-memory", in.Name, runtime.ShapeString(shapes[i]), dtypeOr(in.DType), FormatBytes(b), FormatBytes(limit))
+			return nil, &SizeError{Input: in.Name, DType: dtypeOr(in.DType), Shape: shapes[i], Bytes: b, Limit: limit}
 		}
 	}
 	rng := rand.New(rand.NewPCG(o.Seed, 0x5eed))
@@ -257,6 +257,20 @@ func Seeded(ins []Input, o SeedOptions) ([]*runtime.Tensor, error) {
 		out[i] = t
 	}
 	return out, nil
+}
+
+// SizeError says a seeded input set would exceed the memory bound; Seeded
+// returns it before allocating anything.
+type SizeError struct {
+	Input string
+	DType graph.DType
+	Shape []int64
+	// Bytes is what Input takes; Limit the bound of the whole set.
+	Bytes, Limit int64
+}
+
+func (e *SizeError) Error() string {
+	return fmt.Sprintf("numerics: seeded input %q of shape %s (%s) needs %s, over the %s bound of --max-memory; give --shape or --data with smaller dims, or raise --max-memory", e.Input, runtime.ShapeString(e.Shape), e.DType, FormatBytes(e.Bytes), FormatBytes(e.Limit))
 }
 
 // SeededMap is Seeded keyed by input name.

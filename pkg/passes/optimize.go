@@ -369,6 +369,11 @@ func optimize(m *graph.Model, opts Options, loop, final []*Pass, fck *checker, e
 			fck.orig = orig
 		}
 		fck.prepare()
+		// Seeded inputs over --max-memory are refused, not skipped.
+		var se *numerics.SizeError
+		if errors.As(fck.inputErr, &se) {
+			return nil, nil, fmt.Errorf("passes: cannot verify the model: %w", se)
+		}
 		if eachPass {
 			ck = newChecker(orig, &opts, opts.Seed)
 			ck.prepare()
