@@ -126,8 +126,8 @@ func TestRunClassifies(t *testing.T) {
 		t.Errorf("Relu stats %+v", relu)
 	}
 	for _, r := range rep.Results {
-		if r.Name == "test_relu_wrong" && !strings.Contains(r.Detail, "[2] = 2, want 3") {
-			t.Errorf("failure detail %q does not name the first mismatch", r.Detail)
+		if r.Name == "test_relu_wrong" && !strings.Contains(r.Detail, "element 2 is 2, want 3") {
+			t.Errorf("failure detail %q does not name the mismatch", r.Detail)
 		}
 	}
 }
