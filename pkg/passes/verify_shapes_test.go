@@ -131,3 +131,24 @@ func TestVerifySkipsShapesTheOriginalRejects(t *testing.T) {
 		t.Fatalf("numeric %q", rep.Numeric)
 	}
 }
+
+// TestVerifyFallsBackToOnes: a model that runs only with every dynamic dim
+// 1 (Reshape to [1, 1]) is still checked, on the all-ones set, and the
+// report says why.
+func TestVerifyFallsBackToOnes(t *testing.T) {
+	b := build.New("ones", 13)
+	x := b.Input("x", graph.Float, build.Dims("N", "L"))
+	y := b.Node("Reshape", []string{x, b.Int64("shape", []int64{2}, 1, 1)})
+	b.Output(b.Node("Relu", []string{y}), graph.Float, build.Dims(1, 1))
+	m, err := b.Model()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rep, err := Optimize(m, Options{Verify: true, Passes: []string{"eliminate-noops"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(rep.Numeric, "outputs match") || !strings.Contains(rep.Numeric, "1 seeded input set (x=1x1), dynamic dims 1 because") {
+		t.Fatalf("numeric %q", rep.Numeric)
+	}
+}
