@@ -13,7 +13,6 @@ import (
 	"golang.org/x/term"
 
 	"github.com/optictl/optictl/pkg/bench"
-	"github.com/optictl/optictl/pkg/graph"
 	"github.com/optictl/optictl/pkg/runtime"
 	_ "github.com/optictl/optictl/pkg/runtime/interp"
 	_ "github.com/optictl/optictl/pkg/runtime/ort"
@@ -23,6 +22,7 @@ func init() { commands = append(commands, newBenchCmd) }
 
 // benchOptions are bench's flags.
 type benchOptions struct {
+	maxMemory   string
 	backend     string
 	ortLib      string
 	ort         ortFlags
@@ -114,7 +114,8 @@ taskset -c 3 optictl bench ...`,
 	f.StringVar(&o.data, "data", "", "input data: test_data_set_N folders, a .pb/.npy/.npz file or an idx image file")
 	f.IntVar(&o.samples, "samples", 0, "read at most this many --data samples (0: all)")
 	f.StringVar(&o.labels, "labels", "", "class labels of the --data samples: one integer per line or an idx label file")
-	f.StringArrayVar(&o.shapes, "shape", nil, "fix an input's shape: name=1x3x224x224 (repeatable); with --batch a dynamic first dim takes the batch")
+	f.StringArrayVar(&o.shapes, "shape", nil, shapeFlagUsage+"; with --batch a dynamic first dim takes the batch")
+	addMaxMemoryFlag(cmd, &o.maxMemory)
 	f.Int64Var(&o.seed, "seed", 1, "seed of random inputs, Poisson arrivals and the bootstrap")
 	f.StringVar(&o.jsonOut, "json", "", "write the JSON report to FILE (- for stdout)")
 	f.StringVar(&o.csvOut, "csv", "", "write a CSV report to FILE (- for stdout)")
@@ -167,11 +168,15 @@ func (o *benchOptions) config(models []string, durationSet, iterationsSet bool) 
 	if o.plotOut == "-" {
 		return zero, bench.Gates{}, usageErr("bench: --plot needs a file name")
 	}
-	shapes, err := benchParseShapes(o.shapes)
+	shapes, err := parseShapeFlags(o.shapes)
 	if err != nil {
 		return zero, bench.Gates{}, err
 	}
-	opts := runtime.Options{Device: o.device, Threads: o.threads, Shapes: shapes, ORTLib: o.ortLib}
+	mem, err := parseMaxMemory(o.maxMemory)
+	if err != nil {
+		return zero, bench.Gates{}, err
+	}
+	opts := runtime.Options{Device: o.device, Threads: o.threads, Shapes: shapes, ORTLib: o.ortLib, MaxMemory: mem.session}
 	if err := o.ort.apply([]string{o.backend}, o.device, &opts); err != nil {
 		return zero, bench.Gates{}, err
 	}
@@ -182,7 +187,7 @@ func (o *benchOptions) config(models []string, durationSet, iterationsSet bool) 
 		Batches: o.batches, Concurrency: o.concurrency,
 		Warmup: o.warmup, Rounds: o.rounds,
 		Data: o.data, DataLimit: o.samples, Labels: o.labels,
-		Seed: o.seed,
+		Seed: o.seed, MaxInputBytes: mem.seeded,
 	}
 	if o.device == "cpu" {
 		cfg.Options.Device = ""
@@ -212,19 +217,6 @@ func (o *benchOptions) config(models []string, durationSet, iterationsSet bool) 
 		MinThroughput: o.minThroughput, MaxAccuracyDrop: o.maxAccDrop, AccuracyDropSet: o.accuracyDropSet,
 	}
 	return cfg, gates, nil
-}
-
-// benchParseShapes reads --shape name=1x3x48x192 (or 1,3,48,192) values
-// with graph.ParseShapeFlag; a bad value is a usage error.
-func benchParseShapes(specs []string) (map[string][]int64, error) {
-	if len(specs) == 0 {
-		return nil, nil
-	}
-	shapes, err := graph.ParseShapeFlag(specs)
-	if err != nil {
-		return nil, usageErr("bench: %v", err)
-	}
-	return shapes, nil
 }
 
 func runBench(ctx context.Context, g *globalOptions, o *benchOptions, cfg bench.Config, gates bench.Gates) error {

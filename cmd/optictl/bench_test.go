@@ -299,22 +299,6 @@ func TestBenchDeviceAndBatchErrors(t *testing.T) {
 	}
 }
 
-func TestBenchParseShapes(t *testing.T) {
-	got, err := benchParseShapes([]string{"x=1,3,48,192", "ids=2x7", "s=scalar"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if fmt.Sprint(got["x"]) != "[1 3 48 192]" || fmt.Sprint(got["ids"]) != "[2 7]" || len(got["s"]) != 0 {
-		t.Fatalf("shapes %v", got)
-	}
-	if _, err := benchParseShapes([]string{"x=1", "x=2"}); err == nil {
-		t.Fatal("duplicate accepted")
-	}
-	if got, err := benchParseShapes(nil); got != nil || err != nil {
-		t.Fatalf("no --shape: %v %v", got, err)
-	}
-}
-
 // TestBenchRealModelInterp runs the real pure-Go backend on a conformance
 // model: bench end to end on real sessions.
 func TestBenchRealModelInterp(t *testing.T) {

@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/optictl/optictl/pkg/compare"
+	"github.com/optictl/optictl/pkg/numerics"
 	"github.com/optictl/optictl/pkg/runtime"
 	"github.com/optictl/optictl/pkg/tensorio"
 )
@@ -38,7 +39,10 @@ func newCompareCmd(g *globalOptions) *cobra.Command {
 		Long: `Compare outputs, Polygraphy-style: one model on two backends
 (--backends interp,ort), two models on one backend (MODEL_B against MODEL_A),
 or one model against the reference outputs (output_K.pb) of test_data_set
-folders given with --data.
+folders given with --data. A data set may hold references for only some
+outputs: a reference named after an output (its TensorProto name) checks
+that output, an unnamed one the output at its position; the outputs
+without a reference are listed as not checked.
 
 Per output it reports the max absolute and relative error, cosine
 similarity and, for class-like outputs (last dim > 1), top-1 agreement.
@@ -60,14 +64,14 @@ named), 2 for bad usage.`,
 	f.StringVar(&o.device, "device", "", "device for the backends: cpu (default), cuda, tensorrt")
 	f.StringArrayVar(&o.data, "data", nil, "test_data_set_N folder, or a folder of them; repeatable. Their output_K.pb are the reference for a single model on a single backend")
 	f.StringArrayVar(&o.inputs, "input", nil, "input data without a data set: name=FILE or FILE; repeatable")
-	f.StringArrayVar(&o.shapes, "shape", nil, "fix an input's dynamic dims: name=1x3x48x320; repeatable")
-	f.Float64Var(&o.atol, "atol", compare.DefaultTolerance.ATol, "absolute tolerance")
-	f.Float64Var(&o.rtol, "rtol", compare.DefaultTolerance.RTol, "relative tolerance")
+	f.StringArrayVar(&o.shapes, "shape", nil, shapeFlagUsage)
+	f.Float64Var(&o.atol, "atol", numerics.DefaultTolerance.ATol, "absolute tolerance")
+	f.Float64Var(&o.rtol, "rtol", numerics.DefaultTolerance.RTol, "relative tolerance")
 	f.BoolVar(&o.json, "json", false, "print JSON")
 	f.Int64Var(&o.seed, "seed", 1, "seed of the random inputs")
 	f.IntVar(&o.threads, "threads", 0, "intra-op threads (0: backend default)")
 	o.ort.register(cmd, true)
-	f.StringVar(&o.maxMemory, "max-memory", "", "refuse a model that needs more memory than this many bytes (suffixes K, M, G)")
+	addMaxMemoryFlag(cmd, &o.maxMemory)
 	return cmd
 }
 
@@ -82,16 +86,18 @@ func (s compareSide) label() string { return s.Model + " on " + s.Backend }
 
 // compareRound is one comparison on one set of inputs.
 type compareRound struct {
-	Data      string         `json:"data"`
-	Reference string         `json:"reference"`
-	Candidate string         `json:"candidate"`
-	Result    compare.Result `json:"result"`
+	Data      string          `json:"data"`
+	Reference string          `json:"reference"`
+	Candidate string          `json:"candidate"`
+	Result    numerics.Result `json:"result"`
+	// Unchecked lists the outputs the data set holds no reference for.
+	Unchecked []string `json:"unchecked,omitempty"`
 }
 
 type compareReport struct {
-	Tolerance compare.Tolerance `json:"tolerance"`
-	Rounds    []compareRound    `json:"comparisons"`
-	Pass      bool              `json:"pass"`
+	Tolerance numerics.Tolerance `json:"tolerance"`
+	Rounds    []compareRound     `json:"comparisons"`
+	Pass      bool               `json:"pass"`
 }
 
 func (o *compareOptions) run(ctx context.Context, g *globalOptions, models []string) error {
@@ -104,11 +110,11 @@ func (o *compareOptions) run(ctx context.Context, g *globalOptions, models []str
 	if o.threads < 0 {
 		return usageErr("--threads %d: want 0 or more", o.threads)
 	}
-	maxMem, err := runParseBytes(o.maxMemory)
+	maxMem, err := parseMaxMemory(o.maxMemory)
 	if err != nil {
 		return err
 	}
-	shapes, err := runParseShapes(o.shapes)
+	shapes, err := parseShapeFlags(o.shapes)
 	if err != nil {
 		return err
 	}
@@ -189,7 +195,7 @@ func (o *compareOptions) run(ctx context.Context, g *globalOptions, models []str
 			return usageErr("%s has %d outputs, %s has %d", ref.label(), len(a), s.label(), len(b))
 		}
 	}
-	tol := compare.Tolerance{ATol: o.atol, RTol: o.rtol}
+	tol := numerics.Tolerance{ATol: o.atol, RTol: o.rtol}
 	rep := compareReport{Tolerance: tol, Pass: true}
 	rounds := sets
 	if len(rounds) == 0 {
@@ -198,7 +204,7 @@ func (o *compareOptions) run(ctx context.Context, g *globalOptions, models []str
 	outNames := runIONames(ref.sess.Outputs())
 	var firstFail string
 	for _, ds := range rounds {
-		in, srcs, err := runPrepareInputs(ref.sess, ds, files, o.seed, shapes)
+		in, srcs, err := runPrepareInputs(ref.sess, ds, files, o.seed, shapes, maxMem.seeded)
 		if err != nil {
 			return err
 		}
@@ -221,6 +227,7 @@ func (o *compareOptions) run(ctx context.Context, g *globalOptions, models []str
 		type pair struct {
 			refName, candName string
 			ref, cand         []*runtime.Tensor
+			names, unchecked  []string
 		}
 		var pairs []pair
 		if useRefs {
@@ -231,25 +238,34 @@ func (o *compareOptions) run(ctx context.Context, g *globalOptions, models []str
 			if len(refs.Outputs) == 0 {
 				return usageErr("--data %s holds no output_K.pb reference files", ds)
 			}
-			if len(refs.Outputs) != len(outNames) {
-				return usageErr("--data %s holds %d reference outputs, the model has %d", ds, len(refs.Outputs), len(outNames))
+			// A data set may hold references for only some outputs:
+			// those are checked (matched by name, else by position), the
+			// others listed as unchecked.
+			idx, unchecked, err := compare.MatchRefs(outNames, refs.Outputs)
+			if err != nil {
+				return usageErr("--data %s: %v", ds, err)
 			}
 			rt := make([]*runtime.Tensor, len(refs.Outputs))
-			for i, nt := range refs.Outputs {
-				rt[i] = nt.Tensor
+			names := make([]string, len(refs.Outputs))
+			for k, nt := range refs.Outputs {
+				rt[k], names[k] = nt.Tensor, outNames[idx[k]]
 			}
 			for i, s := range sides {
-				pairs = append(pairs, pair{"reference " + ds, s.label(), rt, results[i]})
+				cand := make([]*runtime.Tensor, len(idx))
+				for k, j := range idx {
+					cand[k] = results[i][j]
+				}
+				pairs = append(pairs, pair{"reference " + ds, s.label(), rt, cand, names, unchecked})
 			}
 		} else {
-			pairs = append(pairs, pair{sides[0].label(), sides[1].label(), results[0], results[1]})
+			pairs = append(pairs, pair{sides[0].label(), sides[1].label(), results[0], results[1], outNames, nil})
 		}
 		for _, p := range pairs {
-			res, err := compare.All(outNames, p.cand, p.ref, tol)
+			res, err := numerics.CompareAll(p.names, p.cand, p.ref, tol)
 			if err != nil {
 				return err
 			}
-			rep.Rounds = append(rep.Rounds, compareRound{Data: label, Reference: p.refName, Candidate: p.candName, Result: res})
+			rep.Rounds = append(rep.Rounds, compareRound{Data: label, Reference: p.refName, Candidate: p.candName, Result: res, Unchecked: p.unchecked})
 			if !res.Pass && rep.Pass {
 				rep.Pass = false
 				firstFail = res.FirstFailure
@@ -281,6 +297,9 @@ func (o *compareOptions) run(ctx context.Context, g *globalOptions, models []str
 					verdict = "FAIL" + problemSuffix(or.Problem)
 				}
 				fmt.Fprintf(w, "%s\t%s\t%.3g\t%.3g\t%.6f\t%s\t%d/%d\t%s\n", or.Name, runtime.ShapeString(or.Shape), or.MaxAbs, or.MaxRel, or.Cosine, top, or.Bad, or.Total, verdict)
+			}
+			if len(r.Unchecked) > 0 {
+				fmt.Fprintf(w, "not checked (no reference in the data set): %s\n", strings.Join(r.Unchecked, ", "))
 			}
 			fmt.Fprintln(w)
 		}

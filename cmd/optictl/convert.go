@@ -5,13 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/optictl/optictl/pkg/numerics"
 	"path/filepath"
 	"sort"
 
 	"github.com/spf13/cobra"
 
 	"github.com/optictl/optictl/pkg/bench"
-	"github.com/optictl/optictl/pkg/conformance"
 	"github.com/optictl/optictl/pkg/graph"
 	"github.com/optictl/optictl/pkg/opset"
 	"github.com/optictl/optictl/pkg/runtime"
@@ -78,7 +78,7 @@ func verifyConversion(o *convertOptions, m, c *graph.Model) (string, error) {
 	}
 	for i := range want {
 		for k := range want[i] {
-			if err := conformance.Compare(got[i][k], want[i][k], o.RTol, o.ATol); err != nil {
+			if err := numerics.Check(got[i][k], want[i][k], numerics.Tolerance{RTol: o.RTol, ATol: o.ATol}); err != nil {
 				return "", failedErr(fmt.Errorf("sample %d output %d (%s): the converted model differs: %w; nothing was written", i, k, c.Graph.Outputs[k].Name, err))
 			}
 		}

@@ -5,7 +5,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/optictl/optictl/pkg/graph"
 	"github.com/optictl/optictl/pkg/inspect"
 )
 
@@ -40,15 +39,15 @@ counted: --shape x=1x3x48x320 or --shape x=1,3,48,320, repeatable.`,
 		},
 	}
 	cmd.Flags().BoolVar(&o.json, "json", false, "print one JSON object instead of tables")
-	cmd.Flags().StringArrayVar(&o.shapes, "shape", nil, "fix an input's shape, NAME=DIMS (1x3x224x224 or 1,3,224,224); repeatable")
+	cmd.Flags().StringArrayVar(&o.shapes, "shape", nil, shapeFlagUsage)
 	cmd.Flags().IntVar(&o.top, "top", 10, "how many of the heaviest nodes to list")
 	return cmd
 }
 
 func runInspect(g *globalOptions, o *inspectOptions) error {
-	shapes, err := graph.ParseShapeFlag(o.shapes)
+	shapes, err := parseShapeFlags(o.shapes)
 	if err != nil {
-		return usageErr("%v", err)
+		return err
 	}
 	if o.top < 1 {
 		return usageErr("--top must be at least 1, got %d", o.top)

@@ -18,6 +18,7 @@ import (
 
 	"github.com/optictl/optictl/pkg/bench"
 	"github.com/optictl/optictl/pkg/graph"
+	"github.com/optictl/optictl/pkg/numerics"
 	"github.com/optictl/optictl/pkg/passes"
 	"github.com/optictl/optictl/pkg/prune"
 	"github.com/optictl/optictl/pkg/quant"
@@ -57,6 +58,9 @@ type optimizeOptions struct {
 	// rolled back; by default the model is written without it, with a
 	// warning.
 	Strict bool
+	// MaxMemory is --max-memory; maxMem is its parsed value.
+	MaxMemory string
+	maxMem    memoryBound
 
 	// quantization (after the graph passes)
 	Quantize     string
@@ -146,8 +150,8 @@ func filepathClean(p string) string {
 
 // quantizeResult is the quantization part of the optimize report.
 type quantizeResult struct {
-	Report   *quant.Report   `json:"report"`
-	Accuracy *bench.Accuracy `json:"accuracy,omitempty"`
+	Report   *quant.Report      `json:"report"`
+	Accuracy *numerics.Accuracy `json:"accuracy,omitempty"`
 	// Checked says on what the accuracy was measured.
 	Checked string `json:"checked,omitempty"`
 	// Speed is the interleaved ORT comparison (nil when not measured;
@@ -249,10 +253,20 @@ func applyQuantize(o *optimizeOptions, m *graph.Model) (*graph.Model, *quantizeR
 		}
 		res.Checked = fmt.Sprintf("%d samples of --data on %s", len(samples), o.Backend)
 	} else {
-		if samples, err = quant.SeededSamples(m, o.Backend, 8, 1); err != nil {
+		// Dynamic dims from the calibration data, else representative.
+		dims := numerics.VerifyDimsBounded(m, o.maxMem.seeded)[0]
+		if len(calib) > 0 {
+			dims = numerics.Dims{Shapes: map[string][]int64{}}
+			for i, info := range sessionInfos(m) {
+				if i < len(calib[0]) {
+					dims.Shapes[info.Name] = calib[0][i].Shape
+				}
+			}
+		}
+		if samples, err = quant.SeededSamples(m, 8, 1, dims, o.maxMem.seeded); err != nil {
 			return nil, nil, err
 		}
-		res.Checked = fmt.Sprintf("%d seeded random inputs on %s (pass --data for real inputs)", len(samples), o.Backend)
+		res.Checked = fmt.Sprintf("%d seeded random inputs of shape %s on %s (pass --data for real inputs)", len(samples), numerics.DescribeShapes(namedSample(m, samples[0])), o.Backend)
 	}
 	acc, _, err := quant.Compare(m, q, o.Backend, samples, nil)
 	if err != nil {
@@ -266,6 +280,17 @@ func applyQuantize(o *optimizeOptions, m *graph.Model) (*graph.Model, *quantizeR
 		res.Speed = &sp
 	}
 	return q, res, nil
+}
+
+// namedSample keys one sample by m's input names.
+func namedSample(m *graph.Model, sample []*runtime.Tensor) map[string]*runtime.Tensor {
+	out := map[string]*runtime.Tensor{}
+	for i, v := range m.Graph.RealInputs() {
+		if i < len(sample) {
+			out[v.Name] = sample[i]
+		}
+	}
+	return out
 }
 
 // loadSamples reads up to limit samples of --data in m's input order.
@@ -311,33 +336,6 @@ func searchInt8(o *optimizeOptions, r *quant.Recipe, m *graph.Model, calib [][]*
 	return c.Model, res, nil
 }
 
-// parseShapes reads name=1x3x48x320 (or name=1,3,48,320) overrides.
-func parseShapeOverrides(specs []string) (map[string][]int64, error) {
-	out := map[string][]int64{}
-	for _, s := range specs {
-		name, dims, ok := strings.Cut(s, "=")
-		if !ok || name == "" || dims == "" {
-			return nil, fmt.Errorf("--shape %q: want name=DIMS, e.g. x=1x3x224x224", s)
-		}
-		var d []int64
-		for _, p := range strings.FieldsFunc(dims, func(r rune) bool { return r == 'x' || r == ',' }) {
-			v, err := strconv.ParseInt(strings.TrimSpace(p), 10, 64)
-			if err != nil || v < 0 {
-				return nil, fmt.Errorf("--shape %q: %q is not a dimension", s, p)
-			}
-			d = append(d, v)
-		}
-		if _, err := graph.NumElements(d); err != nil {
-			return nil, fmt.Errorf("--shape %q: %v", s, err)
-		}
-		if _, dup := out[name]; dup {
-			return nil, fmt.Errorf("--shape: %q given twice", name)
-		}
-		out[name] = d
-	}
-	return out, nil
-}
-
 // toPassOptions turns flags into passes.Options (usage errors for bad flags).
 func (o *optimizeOptions) toPassOptions() (passes.Options, error) {
 	var po passes.Options
@@ -348,9 +346,12 @@ func (o *optimizeOptions) toPassOptions() (passes.Options, error) {
 	if o.Target != passes.TargetGeneric && o.Target != passes.TargetORTCPU {
 		return po, usageErr("--target %q: want %s or %s", o.Target, passes.TargetGeneric, passes.TargetORTCPU)
 	}
-	shapes, err := parseShapeOverrides(o.Shapes)
+	shapes, err := parseShapeFlags(o.Shapes)
 	if err != nil {
-		return po, usageErr("%v", err)
+		return po, err
+	}
+	if o.maxMem, err = parseMaxMemory(o.MaxMemory); err != nil {
+		return po, err
 	}
 	if !o.NoVerify {
 		if _, err := runtime.Get(o.Backend); err != nil {
@@ -371,7 +372,8 @@ func (o *optimizeOptions) toPassOptions() (passes.Options, error) {
 		NCHWcBlock: block,
 		Level:      lvl, Target: o.Target, Passes: o.Passes, Disable: int8Disable(o), DumpAfter: o.DumpAfter, Explain: o.Explain,
 		Shapes: shapes, Verify: !o.NoVerify, VerifyEachPass: o.EachPass, Backend: o.Backend,
-		Tolerance:    passes.Tolerance{ATol: o.ATol, RTol: o.RTol},
+		Tolerance: numerics.Tolerance{ATol: o.ATol, RTol: o.RTol},
+		MaxMemory: o.maxMem.seeded, SessionMaxMemory: o.maxMem.session,
 		FoldMaxBytes: o.FoldMax, FoldGrow: o.FoldGrow, FreezeInitializers: o.Freeze,
 	}
 	loop, final, err := passes.ResolvePasses(po)
@@ -519,6 +521,14 @@ func runOptimize(g *globalOptions, o *optimizeOptions) error {
 		if po.Inputs, err = loadData(o.Data, m); err != nil {
 			return usageErr("%v", err)
 		}
+	} else if o.Calib != "" {
+		// Without --data, seeded inputs take their dynamic dims from the
+		// calibration samples.
+		in, err := loadData(o.Calib, m)
+		if err != nil {
+			return usageErr("--calib: %v", strings.TrimPrefix(err.Error(), "--data: "))
+		}
+		po.DataShapes = numerics.ShapesOf(in)
 	}
 	if len(po.DumpAfter) > 0 {
 		po.Dump = g.Stderr
@@ -533,7 +543,8 @@ func runOptimize(g *globalOptions, o *optimizeOptions) error {
 		printOptimize(g, o, &res)
 		return failedErr(fmt.Errorf("%w; nothing was written", err))
 	case err != nil:
-		if strings.Contains(err.Error(), "--shape") {
+		var se *numerics.SizeError
+		if !errors.As(err, &se) && strings.Contains(err.Error(), "--shape") {
 			return usageErr("%v", err)
 		}
 		return err
@@ -685,10 +696,10 @@ func reproduceCommand(o *optimizeOptions, po passes.Options, only []string) stri
 	if o.Backend != "interp" {
 		add("--backend", o.Backend)
 	}
-	if o.ATol != passes.DefaultTolerance.ATol {
+	if o.ATol != numerics.DefaultTolerance.ATol {
 		add("--atol", strconv.FormatFloat(o.ATol, 'g', -1, 64))
 	}
-	if o.RTol != passes.DefaultTolerance.RTol {
+	if o.RTol != numerics.DefaultTolerance.RTol {
 		add("--rtol", strconv.FormatFloat(o.RTol, 'g', -1, 64))
 	}
 	if o.Freeze {
@@ -930,13 +941,14 @@ results. Use it for a fleet of one CPU kind.
 	f.StringSliceVar(&o.Disable, "disable", nil, "passes to skip (comma-separated)")
 	f.StringSliceVar(&o.DumpAfter, "dump-after", nil, "print the model's text form to stderr after these passes")
 	f.StringSliceVar(&o.Explain, "explain", nil, "print, for these fusion passes, each candidate node they did not rewrite and why")
-	f.StringArrayVar(&o.Shapes, "shape", nil, "fix an input's dims, name=1x3x48x320 (repeatable)")
+	f.StringArrayVar(&o.Shapes, "shape", nil, shapeFlagUsage+"; the optimized model declares these dims")
+	addMaxMemoryFlag(cmd, &o.MaxMemory)
 	f.BoolVar(&o.NoVerify, "no-verify", false, "skip numeric verification (structural checks still run)")
 	f.BoolVar(&o.EachPass, "verify-each-pass", true, "check outputs numerically after every pass that changed something; false: only the final model (replaying per pass if it fails)")
 	f.StringVar(&o.Backend, "backend", "interp", "backend for numeric verification: interp or ort")
 	f.StringVar(&o.Data, "data", "", "test_data_set folder (input_K.pb) for the final numeric check")
-	f.Float64Var(&o.ATol, "atol", passes.DefaultTolerance.ATol, "absolute tolerance")
-	f.Float64Var(&o.RTol, "rtol", passes.DefaultTolerance.RTol, "relative tolerance")
+	f.Float64Var(&o.ATol, "atol", numerics.DefaultTolerance.ATol, "absolute tolerance")
+	f.Float64Var(&o.RTol, "rtol", numerics.DefaultTolerance.RTol, "relative tolerance")
 	f.BoolVar(&o.JSON, "json", false, "print the report as one JSON object")
 	f.Int64Var(&o.FoldMax, "fold-max-bytes", 1<<20, "largest tensor constant folding may create")
 	f.BoolVar(&o.FoldGrow, "fold-grow", false, "let folding create constants larger than its inputs (e.g. ConstantOfShape weights)")

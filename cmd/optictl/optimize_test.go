@@ -12,45 +12,13 @@ import (
 	"testing"
 
 	"github.com/optictl/optictl/pkg/graph"
+	"github.com/optictl/optictl/pkg/numerics"
 	"github.com/optictl/optictl/pkg/passes"
 	"github.com/optictl/optictl/pkg/quant"
 	"github.com/optictl/optictl/pkg/runtime"
 	"github.com/optictl/optictl/pkg/tensorio"
 	"github.com/optictl/optictl/testmodels"
 )
-
-func TestParseShapeOverrides(t *testing.T) {
-	tests := []struct {
-		in   []string
-		want map[string][]int64
-		bad  bool
-	}{
-		{in: []string{"x=1x3x48x320"}, want: map[string][]int64{"x": {1, 3, 48, 320}}},
-		{in: []string{"a=2,3", "b=4"}, want: map[string][]int64{"a": {2, 3}, "b": {4}}},
-		{in: []string{"x"}, bad: true},
-		{in: []string{"x=1xq"}, bad: true},
-		{in: []string{"x=-1"}, bad: true},
-		{in: []string{"x=1", "x=2"}, bad: true},
-		{in: []string{"x=4294967296x4294967296"}, bad: true},
-	}
-	for _, tc := range tests {
-		got, err := parseShapeOverrides(tc.in)
-		if tc.bad {
-			if err == nil {
-				t.Errorf("%v: accepted", tc.in)
-			}
-			continue
-		}
-		if err != nil {
-			t.Fatalf("%v: %v", tc.in, err)
-		}
-		for k, v := range tc.want {
-			if !equal(got[k], v) {
-				t.Errorf("%v: %s=%v, want %v", tc.in, k, got[k], v)
-			}
-		}
-	}
-}
 
 func equal(a, b []int64) bool {
 	if len(a) != len(b) {
@@ -599,7 +567,7 @@ func TestOptimizeQuantize(t *testing.T) {
 		t.Fatal(err)
 	}
 	calib := filepath.Join(dir, "calib")
-	samples, err := quant.SeededSamples(m, "interp", 3, 100)
+	samples, err := quant.SeededSamples(m, 3, 100, numerics.Dims{}, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -613,7 +581,7 @@ func TestOptimizeQuantize(t *testing.T) {
 		}
 	}
 	data := filepath.Join(dir, "data")
-	evals, err := quant.SeededSamples(m, "interp", 2, 500) // disjoint from calib
+	evals, err := quant.SeededSamples(m, 2, 500, numerics.Dims{}, 0) // disjoint from calib
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/optictl/optictl/pkg/compare"
 	"github.com/optictl/optictl/pkg/graph"
+	"github.com/optictl/optictl/pkg/numerics"
 	"github.com/optictl/optictl/pkg/runtime"
 	_ "github.com/optictl/optictl/pkg/runtime/interp" // registers the interp backend
 	_ "github.com/optictl/optictl/pkg/runtime/ort"    // registers the ort backend (cgo; without cgo Open explains)
@@ -52,7 +54,10 @@ first values (or write them with --out).
 Inputs come from --input name=FILE (.npy, .npz, ONNX TensorProto .pb), from
 --data DIR (a test_data_set_N folder with input_K.pb files), or are seeded
 random data that respect each input's dtype and fixed dims (--seed; dynamic
-dims are 1 unless --shape name=1x3x48x320 fixes them).`,
+dims are 1 unless --shape name=1x3x48x320 or the given inputs fix them). Seeded
+inputs follow numerics' one range policy: floats in [-1, 1), integers in
+[0, 4), bools, strings s0..s9; a set larger than --max-memory (default 2G)
+is refused naming the input and shape.`,
 		Args: exactArgs(1, "one model"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return o.run(cmd.Context(), g, args[0])
@@ -63,67 +68,16 @@ dims are 1 unless --shape name=1x3x48x320 fixes them).`,
 	f.StringVar(&o.device, "device", "", "device: cpu (default), cuda, tensorrt (backend permitting)")
 	f.StringArrayVar(&o.inputs, "input", nil, "input data: name=FILE, or FILE (.npz, or a .npy/.pb named after the input); repeatable")
 	f.StringVar(&o.data, "data", "", "a test_data_set_N folder (input_K.pb), or a folder holding test_data_set_* (the first is used)")
-	f.StringArrayVar(&o.shapes, "shape", nil, "fix an input's dynamic dims: name=1x3x48x320; repeatable")
+	f.StringArrayVar(&o.shapes, "shape", nil, shapeFlagUsage)
 	f.StringVar(&o.out, "out", "", "write each output to DIR/NAME.npy (or .pb with --out-format pb)")
 	f.StringVar(&o.outFormat, "out-format", "npy", "format of --out files: npy or pb")
 	f.BoolVar(&o.json, "json", false, "print JSON")
 	f.Int64Var(&o.seed, "seed", 1, "seed of the random inputs")
-	f.StringVar(&o.maxMemory, "max-memory", "", "refuse a model that needs more memory than this many bytes (suffixes K, M, G)")
+	addMaxMemoryFlag(cmd, &o.maxMemory)
 	f.IntVar(&o.threads, "threads", 0, "intra-op threads (0: backend default)")
 	f.IntVar(&o.first, "first", 5, "how many first values to print per output")
 	o.ort.register(cmd, true)
 	return cmd
-}
-
-// runParseBytes parses "1048576", "512M", "2G".
-func runParseBytes(s string) (int64, error) {
-	if s == "" {
-		return 0, nil
-	}
-	mult := int64(1)
-	t := strings.ToUpper(strings.TrimSuffix(strings.TrimSuffix(s, "B"), "i"))
-	switch {
-	case strings.HasSuffix(t, "K"):
-		mult, t = 1<<10, strings.TrimSuffix(t, "K")
-	case strings.HasSuffix(t, "M"):
-		mult, t = 1<<20, strings.TrimSuffix(t, "M")
-	case strings.HasSuffix(t, "G"):
-		mult, t = 1<<30, strings.TrimSuffix(t, "G")
-	}
-	v, err := strconv.ParseInt(t, 10, 64)
-	if err != nil || v <= 0 || v > math.MaxInt64/mult {
-		return 0, usageErr("--max-memory %q is not a positive byte count (e.g. 536870912, 512M, 2G)", s)
-	}
-	return v * mult, nil
-}
-
-// runParseShapes parses --shape name=1x3x48x320 flags.
-func runParseShapes(list []string) (map[string][]int64, error) {
-	out := map[string][]int64{}
-	for _, s := range list {
-		name, dims, ok := strings.Cut(s, "=")
-		if !ok || name == "" {
-			return nil, usageErr("--shape %q: want name=DIMS, e.g. x=1x3x48x320", s)
-		}
-		var shape []int64
-		if dims != "" && dims != "scalar" {
-			for _, d := range strings.FieldsFunc(dims, func(r rune) bool { return r == 'x' || r == ',' }) {
-				v, err := strconv.ParseInt(d, 10, 64)
-				if err != nil || v < 0 {
-					return nil, usageErr("--shape %q: %q is not a dimension", s, d)
-				}
-				shape = append(shape, v)
-			}
-		}
-		if shape == nil {
-			shape = []int64{}
-		}
-		if _, err := graph.NumElements(shape); err != nil {
-			return nil, usageErr("--shape %q: %v", s, err)
-		}
-		out[name] = shape
-	}
-	return out, nil
 }
 
 // runLoadInputs reads --input flags.
@@ -180,7 +134,7 @@ func runIONames(infos []runtime.IOInfo) []string {
 type runSessionSpec struct {
 	device    string
 	threads   int
-	maxMemory int64
+	maxMemory memoryBound
 	shapes    map[string][]int64
 	base      runtime.Options // the ORT flags (ortFlags.apply)
 }
@@ -205,18 +159,16 @@ func (sp runSessionSpec) open(backend, path string) (*graph.Model, runtime.Sessi
 		if !ok {
 			return nil, nil, usageErr("--shape %s: the model has no input %q (inputs: %s)", name, name, strings.Join(names, ", "))
 		}
-		if v.HasShape {
-			info := runtime.IOInfo{Name: name, Shape: make([]int64, len(v.Shape))}
-			for i, d := range v.Shape {
-				info.Shape[i] = d.Size
-			}
-			if _, err := compare.ResolveShape(info, want); err != nil {
-				return nil, nil, usageErr("%v", err)
-			}
+		in := numerics.Input{Name: name, DType: v.DType, Ranked: v.HasShape}
+		for _, d := range v.Shape {
+			in.Shape = append(in.Shape, d.Size)
+		}
+		if _, err := numerics.ResolveShape(in, numerics.Dims{Shapes: map[string][]int64{name: want}}); err != nil {
+			return nil, nil, usageErr("--shape: %v", err)
 		}
 	}
 	opts := sp.base
-	opts.Device, opts.Threads, opts.MaxMemory, opts.Shapes = sp.device, sp.threads, sp.maxMemory, sp.shapes
+	opts.Device, opts.Threads, opts.MaxMemory, opts.Shapes = sp.device, sp.threads, sp.maxMemory.session, sp.shapes
 	s, err := compare.Open(backend, m, opts)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", path, err)
@@ -233,7 +185,7 @@ type runInputSource struct {
 }
 
 // runPrepareInputs binds data-set, file and random inputs for a session.
-func runPrepareInputs(s runtime.Session, dataSet string, files []tensorio.Named, seed int64, shapes map[string][]int64) ([]*runtime.Tensor, []runInputSource, error) {
+func runPrepareInputs(s runtime.Session, dataSet string, files []tensorio.Named, seed int64, shapes map[string][]int64, maxBytes int64) ([]*runtime.Tensor, []runInputSource, error) {
 	infos := s.Inputs()
 	given := append([]tensorio.Named{}, files...)
 	src := map[string]string{}
@@ -266,14 +218,41 @@ func runPrepareInputs(s runtime.Session, dataSet string, files []tensorio.Named,
 	}
 	all := given
 	if matched == len(given) {
-		// Seeded random data for every input not given.
-		var err error
-		all, err = compare.Random(infos, given, compare.RandomOptions{Seed: seed, Shapes: shapes})
-		if err != nil {
-			return nil, nil, usageErr("%v", err)
+		// Seeded data for every input not given; its dynamic dims
+		// follow --shape, else the given data (dims shared by name).
+		dims := numerics.Dims{Shapes: map[string][]int64{}}
+		for _, gv := range given {
+			dims.Shapes[gv.Name] = gv.Tensor.Shape
 		}
-		for _, nt := range all[len(given):] {
-			src[nt.Name] = fmt.Sprintf("random (seed %d)", seed)
+		for k, v := range shapes {
+			dims.Shapes[k] = v
+		}
+		var missing []numerics.Input
+		have := map[string]bool{}
+		for _, gv := range given {
+			have[gv.Name] = true
+		}
+		for _, in := range numerics.InputsFromInfos(infos) {
+			if have[in.Name] {
+				dims.Given = append(dims.Given, in)
+			} else {
+				missing = append(missing, in)
+			}
+		}
+		if len(missing) > 0 {
+			ts, err := numerics.Seeded(missing, numerics.SeedOptions{Seed: uint64(seed), Dims: dims, MaxBytes: maxBytes})
+			var se *numerics.SizeError
+			switch {
+			case errors.As(err, &se):
+				return nil, nil, err // the model's dims, not the usage
+			case err != nil:
+				return nil, nil, usageErr("%v", err)
+			}
+			all = append([]tensorio.Named{}, given...)
+			for i, in := range missing {
+				all = append(all, tensorio.Named{Name: in.Name, Tensor: ts[i]})
+				src[in.Name] = fmt.Sprintf("random (seed %d)", seed)
+			}
 		}
 	}
 	// Otherwise Bind takes the tensors by position when none matched by
@@ -315,11 +294,11 @@ func (o *runOptions) run(ctx context.Context, g *globalOptions, model string) er
 	if o.first < 0 {
 		return usageErr("--first %d: want 0 or more", o.first)
 	}
-	maxMem, err := runParseBytes(o.maxMemory)
+	maxMem, err := parseMaxMemory(o.maxMemory)
 	if err != nil {
 		return err
 	}
-	shapes, err := runParseShapes(o.shapes)
+	shapes, err := parseShapeFlags(o.shapes)
 	if err != nil {
 		return err
 	}
@@ -344,7 +323,7 @@ func (o *runOptions) run(ctx context.Context, g *globalOptions, model string) er
 		return err
 	}
 	defer s.Close()
-	in, srcs, err := runPrepareInputs(s, dataSet, files, o.seed, shapes)
+	in, srcs, err := runPrepareInputs(s, dataSet, files, o.seed, shapes, maxMem.seeded)
 	if err != nil {
 		return err
 	}

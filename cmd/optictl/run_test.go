@@ -99,7 +99,7 @@ func TestRunCommand(t *testing.T) {
 		{"wrong dtype", []string{"run", model, "--input", "X=" + xiPath}, 2, nil, []string{`"X"`, "float32", "int64"}, ""},
 		{"fixed dim clash", []string{"run", model, "--shape", "X=2x1x5"}, 2, nil, []string{`"X"`, "fixes it to 3"}, ""},
 		{"unknown shape input", []string{"run", model, "--shape", "Q=1"}, 2, nil, []string{`no input "Q"`}, ""},
-		{"bad shape syntax", []string{"run", model, "--shape", "X"}, 2, nil, []string{"name=DIMS"}, ""},
+		{"bad shape syntax", []string{"run", model, "--shape", "X"}, 2, nil, []string{"NAME=DIMS"}, ""},
 		{"max memory", []string{"run", model, "--max-memory", "100"}, 1, nil, []string{"memory bound"}, ""},
 		{"bad max memory", []string{"run", model, "--max-memory", "lots"}, 2, nil, []string{"--max-memory"}, ""},
 		{"bad out format", []string{"run", model, "--out-format", "csv"}, 2, nil, []string{"npy or pb"}, ""},

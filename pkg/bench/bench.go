@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/optictl/optictl/pkg/graph"
+	"github.com/optictl/optictl/pkg/numerics"
 	"github.com/optictl/optictl/pkg/runtime"
 )
 
@@ -49,6 +50,9 @@ type Config struct {
 	AccuracySamples int
 	// Seed seeds inputs, Poisson arrivals and the bootstrap.
 	Seed int64
+	// MaxInputBytes bounds one set of seeded or stacked inputs
+	// (--max-memory; 0: numerics.DefaultMaxMemory, negative: none).
+	MaxInputBytes int64
 	// Resamples and Level configure the p50 bootstrap (default 1000, 0.95).
 	Resamples int
 	Level     float64
@@ -460,14 +464,20 @@ func (m *model) inputs(cfg Config, b int) ([]*runtime.Tensor, error) {
 				}
 			}
 		}
-		return RandomInputs(m.infos, shapes, b, cfg.Seed)
+		return seededInputs(m.infos, shapes, b, cfg.Seed, cfg.MaxInputBytes)
 	}
 	if b == 1 {
 		return m.samples[0], nil
 	}
+	limit := cfg.MaxInputBytes
+	if limit == 0 {
+		limit = numerics.DefaultMaxMemory
+	}
+	var total int64
 	for k := range m.infos {
-		if int64(b)*int64(len(m.samples[0][k].Raw)+len(m.samples[0][k].Strings)) > maxInputBytes {
-			return nil, fmt.Errorf("bench: %s: --batch %d: input %q would exceed %d bytes", m.info.Variant, b, m.infos[k].Name, int64(maxInputBytes))
+		total += int64(b) * int64(len(m.samples[0][k].Raw)+16*len(m.samples[0][k].Strings))
+		if limit > 0 && total > limit {
+			return nil, fmt.Errorf("bench: %s: --batch %d: input %q would take the batch over %s (--max-memory)", m.info.Variant, b, m.infos[k].Name, numerics.FormatBytes(limit))
 		}
 	}
 	out := make([]*runtime.Tensor, len(m.infos))
@@ -503,7 +513,7 @@ func accuracy(ctx context.Context, cfg Config, models []*model, labels []int) er
 		sets = ref.samples
 	} else {
 		for i := range cfg.AccuracySamples {
-			in, err := RandomInputs(ref.infos, cfg.Options.Shapes, 1, cfg.Seed+int64(i))
+			in, err := seededInputs(ref.infos, cfg.Options.Shapes, 1, cfg.Seed+int64(i), cfg.MaxInputBytes)
 			if err != nil {
 				return err
 			}
@@ -523,7 +533,7 @@ func accuracy(ctx context.Context, cfg Config, models []*model, labels []int) er
 			m.info.AccuracyError = "inputs differ from the reference's; not compared"
 			continue
 		}
-		var meter AccuracyMeter
+		var meter numerics.AccuracyMeter
 		for j, in := range sets {
 			if len(m.samples) > 0 {
 				in = m.samples[j]

@@ -14,6 +14,7 @@ import (
 	"strings"
 
 	"github.com/optictl/optictl/pkg/graph"
+	"github.com/optictl/optictl/pkg/numerics"
 	"github.com/optictl/optictl/pkg/runtime"
 	"github.com/optictl/optictl/pkg/tensorio"
 )
@@ -174,7 +175,7 @@ func idxImages(raw []byte, path string, infos []runtime.IOInfo, limit int) ([]Sa
 	if len(infos) != 1 {
 		return nil, fmt.Errorf("bench: --data %s: idx images feed a model with one input, this one takes %d", path, len(infos))
 	}
-	shape, err := InputShape(infos[0], nil, 1)
+	shape, err := numerics.ResolveShape(numerics.InputsFromInfos(infos[:1])[0], numerics.Dims{})
 	if err != nil {
 		return nil, err
 	}

@@ -30,7 +30,9 @@
 //   - Accuracy runs every model on the same inputs (--data samples, or 8
 //     seeded random input sets) and compares with the reference's outputs:
 //     top-1 agreement on the first output, max abs error, cosine and SQNR
-//     over every numeric output, and with labels top-1 accuracy.
+//     over every numeric output, and with labels top-1 accuracy (the
+//     metrics are numerics.AccuracyMeter's; seeded inputs follow numerics'
+//     one range policy and --max-memory bound).
 //   - Memory: VmHWM is per process, and one process holds every model, so
 //     the report gives the process peak plus, per model, the growth of
 //     VmRSS while its first session was opened and run once.

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/optictl/optictl/pkg/numerics"
 )
 
 // jsonSchema lists the fields the JSON report promises; every pointer must
@@ -218,7 +220,7 @@ func TestWritePlot(t *testing.T) {
 			t.Fatalf("svg lacks %q", want)
 		}
 	}
-	rep.Results[1].Accuracy = Accuracy{}
+	rep.Results[1].Accuracy = numerics.Accuracy{}
 	if err := WritePlot(&b, rep); err == nil {
 		t.Fatal("a plot without accuracy for every result should fail")
 	}

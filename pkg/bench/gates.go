@@ -3,6 +3,8 @@ package bench
 import (
 	"fmt"
 	"time"
+
+	"github.com/optictl/optictl/pkg/numerics"
 )
 
 // Gates are CI limits; a zero field is not checked. Latency and throughput
@@ -32,7 +34,7 @@ func (g Gates) Any() bool {
 func (g Gates) Check(rep *Report) []GateResult {
 	var out []GateResult
 	single := len(rep.Models) <= 1
-	var refAcc Accuracy
+	var refAcc numerics.Accuracy
 	for _, m := range rep.Models {
 		if m.Reference {
 			refAcc = m.Accuracy
@@ -83,7 +85,7 @@ func (g Gates) Check(rep *Report) []GateResult {
 }
 
 // accuracyDrop is the drop in percentage points and what it is based on.
-func accuracyDrop(ref, v Accuracy) (float64, string, bool) {
+func accuracyDrop(ref, v numerics.Accuracy) (float64, string, bool) {
 	if ref.Top1Accuracy != nil && v.Top1Accuracy != nil {
 		return 100 * (*ref.Top1Accuracy - *v.Top1Accuracy), "top-1 accuracy on the labels", true
 	}

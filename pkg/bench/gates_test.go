@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/optictl/optictl/pkg/numerics"
 )
 
 func fp(v float64) *float64 { return &v }
@@ -11,15 +13,15 @@ func fp(v float64) *float64 { return &v }
 func gateReport() *Report {
 	return &Report{
 		Models: []ModelInfo{
-			{Variant: "ref", Reference: true, Accuracy: Accuracy{Samples: 4, Top1Agreement: fp(1), Top1Accuracy: fp(0.9)}},
-			{Variant: "fast", Accuracy: Accuracy{Samples: 4, Top1Agreement: fp(0.95), Top1Accuracy: fp(0.88)}},
+			{Variant: "ref", Reference: true, Accuracy: numerics.Accuracy{Samples: 4, Top1Agreement: fp(1), Top1Accuracy: fp(0.9)}},
+			{Variant: "fast", Accuracy: numerics.Accuracy{Samples: 4, Top1Agreement: fp(0.95), Top1Accuracy: fp(0.88)}},
 			{Variant: "broken", AccuracyError: "inputs differ"},
 		},
 		Results: []Result{
 			{Variant: "ref", Reference: true, Batch: 1, Concurrency: 1, LatencyMS: Summary{P50: 10, P99: 20}, ThroughputPerS: 100, Speedup: 1,
-				Accuracy: Accuracy{Samples: 4, Top1Agreement: fp(1), Top1Accuracy: fp(0.9)}},
+				Accuracy: numerics.Accuracy{Samples: 4, Top1Agreement: fp(1), Top1Accuracy: fp(0.9)}},
 			{Variant: "fast", Batch: 1, Concurrency: 1, LatencyMS: Summary{P50: 5, P99: 8}, ThroughputPerS: 200, Speedup: 2,
-				Accuracy: Accuracy{Samples: 4, Top1Agreement: fp(0.95), Top1Accuracy: fp(0.88)}},
+				Accuracy: numerics.Accuracy{Samples: 4, Top1Agreement: fp(0.95), Top1Accuracy: fp(0.88)}},
 			{Variant: "broken", Batch: 1, Concurrency: 1, LatencyMS: Summary{P50: 12, P99: 30}, ThroughputPerS: 80, Speedup: 10.0 / 12},
 		},
 	}
@@ -83,7 +85,7 @@ func TestGateSingleModelAndLine(t *testing.T) {
 		t.Fatalf("line %q", drop[1].String())
 	}
 	// Without labels the drop is the top-1 disagreement.
-	d, how, ok := accuracyDrop(Accuracy{Top1Agreement: fp(1)}, Accuracy{Top1Agreement: fp(0.97)})
+	d, how, ok := accuracyDrop(numerics.Accuracy{Top1Agreement: fp(1)}, numerics.Accuracy{Top1Agreement: fp(0.97)})
 	if !ok || !near(d, 3, 1e-9) || !strings.Contains(how, "disagreement") {
 		t.Fatalf("drop %v %q %v", d, how, ok)
 	}

@@ -1,15 +1,15 @@
 package bench
 
 import (
-	"math"
 	"strings"
 	"testing"
 
 	"github.com/optictl/optictl/pkg/graph"
+	"github.com/optictl/optictl/pkg/numerics"
 	"github.com/optictl/optictl/pkg/runtime"
 )
 
-func TestRandomInputs(t *testing.T) {
+func TestSeededInputs(t *testing.T) {
 	infos := []runtime.IOInfo{
 		{Name: "img", DType: graph.Float, Shape: []int64{-1, 3, -1, 8}},
 		{Name: "ids", DType: graph.Int64, Shape: []int64{2, -1}},
@@ -19,7 +19,7 @@ func TestRandomInputs(t *testing.T) {
 		{Name: "s", DType: graph.String, Shape: []int64{3}},
 	}
 	shapes := map[string][]int64{"ids": {2, 5}}
-	a, err := RandomInputs(infos, shapes, 3, 9)
+	a, err := seededInputs(infos, shapes, 3, 9, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -41,13 +41,13 @@ func TestRandomInputs(t *testing.T) {
 		}
 	}
 	for _, v := range a[0].Float32s() {
-		if v < 0 || v >= 1 {
-			t.Fatalf("float value %v outside [0,1)", v)
+		if v < -1 || v >= 1 {
+			t.Fatalf("float value %v outside [-1,1)", v)
 		}
 	}
 	for _, v := range a[1].Int64s() {
-		if v < 0 || v >= 10 {
-			t.Fatalf("int value %v outside [0,10)", v)
+		if v < 0 || v >= numerics.SeedIntRange {
+			t.Fatalf("int value %v outside [0,%d)", v, numerics.SeedIntRange)
 		}
 	}
 	for _, v := range a[2].Raw {
@@ -56,12 +56,12 @@ func TestRandomInputs(t *testing.T) {
 		}
 	}
 	for _, h := range a[3].Uint16s() {
-		if h&0x8000 != 0 || h >= 0x3c00 { // 0x3c00 is 1.0
-			t.Fatalf("float16 bits %#x outside [0,1)", h)
+		if h&0x7fff > 0x3c00 { // 0x3c00 is 1.0
+			t.Fatalf("float16 bits %#x outside [-1,1)", h)
 		}
 	}
-	b, _ := RandomInputs(infos, shapes, 3, 9)
-	c, _ := RandomInputs(infos, shapes, 3, 10)
+	b, _ := seededInputs(infos, shapes, 3, 9, 0)
+	c, _ := seededInputs(infos, shapes, 3, 10, 0)
 	for i := range a {
 		if !a[i].Equal(b[i]) {
 			t.Fatalf("%s: same seed, different data", infos[i].Name)
@@ -72,7 +72,7 @@ func TestRandomInputs(t *testing.T) {
 	}
 }
 
-func TestRandomInputsErrors(t *testing.T) {
+func TestSeededInputsErrors(t *testing.T) {
 	cases := []struct {
 		name   string
 		info   runtime.IOInfo
@@ -81,34 +81,19 @@ func TestRandomInputsErrors(t *testing.T) {
 		want   string
 	}{
 		{"rank mismatch", runtime.IOInfo{Name: "x", DType: graph.Float, Shape: []int64{-1, 3}}, map[string][]int64{"x": {1, 3, 4}}, 1, "rank"},
-		{"fixed dim", runtime.IOInfo{Name: "x", DType: graph.Float, Shape: []int64{-1, 3}}, map[string][]int64{"x": {1, 4}}, 1, "fixed to 3"},
-		{"too big", runtime.IOInfo{Name: "x", DType: graph.Float, Shape: []int64{-1, 1 << 20, 1 << 10}}, nil, 4, "bytes"},
+		{"fixed dim", runtime.IOInfo{Name: "x", DType: graph.Float, Shape: []int64{-1, 3}}, map[string][]int64{"x": {1, 4}}, 1, "fixes it to 3"},
+		{"too big", runtime.IOInfo{Name: "x", DType: graph.Float, Shape: []int64{-1, 1 << 20, 1 << 10}}, nil, 4, "--max-memory"},
 		{"overflow", runtime.IOInfo{Name: "x", DType: graph.Float, Shape: []int64{1 << 40, 1 << 40}}, nil, 1, "x"},
 		{"bad batch", runtime.IOInfo{Name: "x", DType: graph.Float, Shape: []int64{-1}}, nil, 0, "batch"},
 		{"dtype", runtime.IOInfo{Name: "x", DType: graph.Complex64, Shape: []int64{2}}, nil, 1, "complex64"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			_, err := RandomInputs([]runtime.IOInfo{c.info}, c.shapes, c.batch, 1)
+			_, err := seededInputs([]runtime.IOInfo{c.info}, c.shapes, c.batch, 1, 0)
 			if err == nil || !strings.Contains(err.Error(), c.want) {
 				t.Fatalf("error %v, want one mentioning %q", err, c.want)
 			}
 		})
-	}
-}
-
-func TestFloat32ToHalf(t *testing.T) {
-	cases := []struct {
-		f    float32
-		want uint16
-	}{
-		{0, 0}, {1, 0x3c00}, {0.5, 0x3800}, {-2, 0xc000}, {65504, 0x7bff}, {1e6, 0x7c00},
-		{0.333333, 0x3555}, {float32(math.Ldexp(1, -24)), 0x0001}, {float32(math.Ldexp(1, -15)), 0x0200},
-	}
-	for _, c := range cases {
-		if got := float32ToHalf(c.f); got != c.want {
-			t.Errorf("half(%v) = %#04x, want %#04x", c.f, got, c.want)
-		}
 	}
 }
 

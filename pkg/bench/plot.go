@@ -7,6 +7,7 @@ import (
 	"math"
 	"sort"
 
+	"github.com/optictl/optictl/pkg/numerics"
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"
@@ -22,8 +23,8 @@ type Point struct {
 
 // plotMetric picks the y axis: top-1 accuracy when every result has it,
 // else top-1 agreement with the reference, else cosine similarity.
-func plotMetric(rep *Report) (string, func(Accuracy) *float64, error) {
-	all := func(get func(Accuracy) *float64) bool {
+func plotMetric(rep *Report) (string, func(numerics.Accuracy) *float64, error) {
+	all := func(get func(numerics.Accuracy) *float64) bool {
 		for _, r := range rep.Results {
 			if get(r.Accuracy) == nil {
 				return false
@@ -33,11 +34,11 @@ func plotMetric(rep *Report) (string, func(Accuracy) *float64, error) {
 	}
 	for _, m := range []struct {
 		name string
-		get  func(Accuracy) *float64
+		get  func(numerics.Accuracy) *float64
 	}{
-		{"top-1 accuracy", func(a Accuracy) *float64 { return a.Top1Accuracy }},
-		{"top-1 agreement with the reference", func(a Accuracy) *float64 { return a.Top1Agreement }},
-		{"cosine similarity to the reference", func(a Accuracy) *float64 { return a.Cosine }},
+		{"top-1 accuracy", func(a numerics.Accuracy) *float64 { return a.Top1Accuracy }},
+		{"top-1 agreement with the reference", func(a numerics.Accuracy) *float64 { return a.Top1Agreement }},
+		{"cosine similarity to the reference", func(a numerics.Accuracy) *float64 { return a.Cosine }},
 	} {
 		if all(m.get) {
 			return m.name, m.get, nil

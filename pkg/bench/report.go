@@ -1,5 +1,7 @@
 package bench
 
+import "github.com/optictl/optictl/pkg/numerics"
+
 // SchemaVersion is the version of the JSON report; it changes when a field
 // changes meaning or disappears (adding fields does not change it).
 const SchemaVersion = 1
@@ -47,10 +49,10 @@ type ModelInfo struct {
 	// SessionRSSBytes is how much the process's resident set grew while
 	// this model's first session was opened and warmed up (approximate:
 	// the Go heap and the allocator do not return memory at once).
-	SessionRSSBytes int64    `json:"session_rss_bytes"`
-	Device          string   `json:"device"`
-	Accuracy        Accuracy `json:"accuracy"`
-	AccuracyError   string   `json:"accuracy_error,omitempty"`
+	SessionRSSBytes int64             `json:"session_rss_bytes"`
+	Device          string            `json:"device"`
+	Accuracy        numerics.Accuracy `json:"accuracy"`
+	AccuracyError   string            `json:"accuracy_error,omitempty"`
 }
 
 // Result is one model at one batch/concurrency point.
@@ -74,10 +76,10 @@ type Result struct {
 	Speedup float64 `json:"speedup"`
 	// SpeedupSignificant is false when the p50 confidence intervals of
 	// this model and the reference overlap.
-	SpeedupSignificant bool     `json:"speedup_significant"`
-	SizeBytes          int64    `json:"size_bytes"`
-	PeakRSSBytes       int64    `json:"peak_rss_bytes"`
-	Accuracy           Accuracy `json:"accuracy"`
+	SpeedupSignificant bool              `json:"speedup_significant"`
+	SizeBytes          int64             `json:"size_bytes"`
+	PeakRSSBytes       int64             `json:"peak_rss_bytes"`
+	Accuracy           numerics.Accuracy `json:"accuracy"`
 }
 
 // GateResult is the outcome of one CI gate for one result.

@@ -269,7 +269,7 @@ func TestRunShapeWithBatches(t *testing.T) {
 	cfg := baseConfig("m")
 	cfg.Options.Shapes = map[string][]int64{"x": {1, 5}}
 	cfg.Open = inner
-	if _, err := Run(context.Background(), cfg); err == nil || !strings.Contains(err.Error(), "--shape x") {
+	if _, err := Run(context.Background(), cfg); err == nil || !strings.Contains(err.Error(), `input "x"`) || !strings.Contains(err.Error(), "fixes it to 4") {
 		t.Fatalf("error %v", err)
 	}
 }

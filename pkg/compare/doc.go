@@ -1,11 +1,11 @@
-// Package compare checks that two sets of model outputs agree (one model on
-// two backends, two models on one backend, or a backend against reference
-// files), Polygraphy-style: per output the max absolute and relative error,
-// cosine similarity, top-1 agreement for class-like outputs, and a pass/fail
-// verdict against numpy.allclose-style tolerances (|a-b| <= atol + rtol*|ref|).
-//
-// It also holds the non-command logic behind `optictl run` and
+// Package compare holds the non-command logic behind `optictl run` and
 // `optictl compare`: binding named input files to a session's inputs,
-// seeded random inputs that respect dtypes and fixed dims, listing the ops a
-// backend lacks before anything runs, and output summaries.
+// pairing a data set's reference outputs with the model's outputs (by name,
+// else by position; outputs without a reference are listed, not refused),
+// listing the ops a backend lacks before anything runs, and output
+// summaries.
+//
+// The comparison itself (tolerances, the allclose verdict, error metrics)
+// and seeded inputs live in pkg/numerics, so "verified" means the same in
+// compare, optimize and bench.
 package compare

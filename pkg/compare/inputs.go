@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math"
-	"math/rand"
 	"sort"
 	"strings"
 
@@ -112,114 +111,43 @@ func Bind(infos []runtime.IOInfo, given []tensorio.Named) ([]*runtime.Tensor, er
 	return out, nil
 }
 
-// RandomOptions tune Random.
-type RandomOptions struct {
-	Seed int64
-	// Shapes fixes dynamic dims per input name; other dynamic dims are 1.
-	Shapes map[string][]int64
-}
-
-// Random makes seeded inputs that respect each input's dtype and fixed
-// dims: floats uniform in [-1, 1), signed integers in [0, 10), unsigned in
-// [0, 10), bools at random. Given tensors (by name) are kept as they are.
-func Random(infos []runtime.IOInfo, given []tensorio.Named, o RandomOptions) ([]tensorio.Named, error) {
-	have := map[string]bool{}
-	for _, g := range given {
-		have[g.Name] = true
+// MatchRefs pairs the reference outputs of a data set with the model's
+// outputs (outNames): a reference whose name (its TensorProto name) is a
+// model output's name checks that output, any other the output at its
+// position. It returns, per reference, the index of the output it checks,
+// and the names of the outputs no reference checks, in model order. A
+// reference that matches no output, or two references for one output, is
+// an error naming them.
+func MatchRefs(outNames []string, refs []tensorio.Named) (idx []int, unchecked []string, err error) {
+	pos := make(map[string]int, len(outNames))
+	for i, n := range outNames {
+		pos[n] = i
 	}
-	out := append([]tensorio.Named{}, given...)
-	rng := rand.New(rand.NewSource(o.Seed))
-	for _, info := range infos {
-		if have[info.Name] {
-			continue
-		}
-		shape, err := ResolveShape(info, o.Shapes[info.Name])
-		if err != nil {
-			return nil, err
-		}
-		dt := info.DType
-		if dt == graph.Undefined {
-			dt = graph.Float
-		}
-		n, err := graph.NumElements(shape)
-		if err != nil || n > 1<<28 {
-			return nil, fmt.Errorf("compare: input %q: shape %v is too large for random data", info.Name, shape)
-		}
-		t := runtime.NewTensor(dt, shape)
-		if err := fillRandom(t, rng); err != nil {
-			return nil, fmt.Errorf("compare: input %q: %w", info.Name, err)
-		}
-		out = append(out, tensorio.Named{Name: info.Name, Tensor: t})
-	}
-	return out, nil
-}
-
-// ResolveShape gives an input's concrete shape: want (from --shape) must
-// agree with the fixed dims; dynamic dims without a value become 1.
-func ResolveShape(info runtime.IOInfo, want []int64) ([]int64, error) {
-	if want != nil {
-		if info.Shape != nil {
-			if len(want) != len(info.Shape) {
-				return nil, fmt.Errorf("compare: --shape for input %q has rank %d, the model's shape %s has rank %d", info.Name, len(want), runtime.ShapeString(info.Shape), len(info.Shape))
+	taken := make([]string, len(outNames))
+	idx = make([]int, len(refs))
+	for k, r := range refs {
+		i, ok := pos[r.Name]
+		if !ok {
+			if k >= len(outNames) {
+				return nil, nil, fmt.Errorf("compare: reference output %d (%q) matches no model output by name, and the model has only %d outputs (%s)", k, r.Name, len(outNames), strings.Join(outNames, ", "))
 			}
-			for i, d := range info.Shape {
-				if d >= 0 && want[i] != d {
-					return nil, fmt.Errorf("compare: --shape for input %q: dim %d is %d, the model fixes it to %d (expected %s)", info.Name, i, want[i], d, runtime.ShapeString(info.Shape))
-				}
-			}
+			i = k
 		}
-		return append([]int64{}, want...), nil
+		if taken[i] != "" {
+			return nil, nil, fmt.Errorf("compare: references %q and %q both check output %q", taken[i], r.Name, outNames[i])
+		}
+		taken[i] = r.Name
+		if taken[i] == "" {
+			taken[i] = fmt.Sprintf("output_%d", k)
+		}
+		idx[k] = i
 	}
-	shape := make([]int64, len(info.Shape))
-	for i, d := range info.Shape {
-		shape[i] = d
-		if d < 0 {
-			shape[i] = 1
+	for i, n := range outNames {
+		if taken[i] == "" {
+			unchecked = append(unchecked, n)
 		}
 	}
-	return shape, nil
-}
-
-func fillRandom(t *runtime.Tensor, rng *rand.Rand) error {
-	switch t.DType {
-	case graph.Float:
-		for i := range t.Float32s() {
-			t.Float32s()[i] = float32(rng.Float64()*2 - 1)
-		}
-	case graph.Double:
-		for i := range t.Float64s() {
-			t.Float64s()[i] = rng.Float64()*2 - 1
-		}
-	case graph.Float16, graph.BFloat16:
-		u := t.Uint16s()
-		for i := range u {
-			f := float32(rng.Float64()*2 - 1)
-			if t.DType == graph.Float16 {
-				u[i] = graph.Float32ToFloat16(f)
-			} else {
-				u[i] = uint16(math.Float32bits(f) >> 16)
-			}
-		}
-	case graph.Bool:
-		for i := range t.Raw {
-			t.Raw[i] = byte(rng.Intn(2))
-		}
-	case graph.String:
-		for i := range t.Strings {
-			t.Strings[i] = fmt.Sprintf("s%d", rng.Intn(100))
-		}
-	case graph.Int64, graph.Int32, graph.Int16, graph.Int8, graph.Uint8, graph.Uint16, graph.Uint32, graph.Uint64:
-		size := t.DType.Size()
-		for i := 0; i < len(t.Raw)/size; i++ {
-			v := uint64(rng.Intn(10))
-			for k := 0; k < size; k++ {
-				t.Raw[i*size+k] = byte(v >> (8 * k))
-			}
-		}
-	default:
-		return fmt.Errorf("no random data for dtype %s", t.DType)
-	}
-	return nil
+	return idx, unchecked, nil
 }
 
 // Summary describes one tensor for `optictl run`.

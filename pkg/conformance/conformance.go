@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -13,12 +12,12 @@ import (
 	"sync"
 	"time"
 
-	"google.golang.org/protobuf/proto"
-
 	"github.com/optictl/optictl/pkg/graph"
+	"github.com/optictl/optictl/pkg/numerics"
 	"github.com/optictl/optictl/pkg/onnxpb"
 	"github.com/optictl/optictl/pkg/runtime"
 	"github.com/optictl/optictl/pkg/tensorio"
+	"google.golang.org/protobuf/proto"
 )
 
 // Status is the outcome of one test.
@@ -39,20 +38,20 @@ const (
 	DefaultATol = 1e-7
 )
 
-// Tolerance widens the comparison for one test.
-type Tolerance struct {
-	RTol, ATol float64
-	Reason     string
+// Override widens the comparison (numerics.Compare) for one test.
+type Override struct {
+	numerics.Tolerance
+	Reason string
 }
 
 // Overrides are per-test tolerances (keyed by test folder name), each with
 // the reason it is needed. Keep this table short: a wider tolerance hides
 // real bugs.
-var Overrides = map[string]Tolerance{
+var Overrides = map[string]Override{
 	// onnx computes these references with a float32 FFT: bins that are
 	// exactly zero come out as rounding noise of about 2e-7, over atol 1e-7.
-	"test_dft_inverse":         {RTol: DefaultRTol, ATol: 1e-6, Reason: "float32 FFT noise in the reference around exact zeros"},
-	"test_dft_inverse_opset19": {RTol: DefaultRTol, ATol: 1e-6, Reason: "float32 FFT noise in the reference around exact zeros"},
+	"test_dft_inverse":         {Tolerance: numerics.Tolerance{RTol: DefaultRTol, ATol: 1e-6}, Reason: "float32 FFT noise in the reference around exact zeros"},
+	"test_dft_inverse_opset19": {Tolerance: numerics.Tolerance{RTol: DefaultRTol, ATol: 1e-6}, Reason: "float32 FFT noise in the reference around exact zeros"},
 }
 
 // Options configure a run.
@@ -377,15 +376,19 @@ func execute(ctx context.Context, tc *testCase, backend string, opts Options) Re
 			}
 			return Result{Status: Error, Detail: "run: " + err.Error()}
 		}
-		tol, ok := Overrides[tc.name]
-		if !ok {
-			tol = Tolerance{RTol: DefaultRTol, ATol: DefaultATol}
+		tol := numerics.Tolerance{RTol: DefaultRTol, ATol: DefaultATol}
+		if o, ok := Overrides[tc.name]; ok {
+			tol = o.Tolerance
 		}
 		if len(outs) < len(ds.Outputs) {
 			return Result{Status: Fail, Detail: fmt.Sprintf("%d outputs, want %d", len(outs), len(ds.Outputs))}
 		}
 		for k, want := range ds.Outputs {
-			if err := Compare(outs[k], want.Tensor, tol.RTol, tol.ATol); err != nil {
+			if outs[k] == nil {
+				return Result{Status: Fail, Detail: fmt.Sprintf("%s output %d: no output", filepath.Base(set), k)}
+			}
+			if d := numerics.Compare("", outs[k], want.Tensor, tol); !d.Pass {
+				err := errors.New(d.Detail())
 				name := ""
 				if k < len(tc.model.Graph.Outputs) {
 					name = tc.model.Graph.Outputs[k].Name
@@ -423,105 +426,6 @@ func bindInputs(infos []runtime.IOInfo, data []tensorio.Named) ([]*runtime.Tenso
 		out[i] = data[i].Tensor
 	}
 	return out, nil
-}
-
-// Compare checks got against want: same dtype and shape; floats within
-// atol + rtol*|want| (NaN matches NaN, infinities must be equal); other
-// types exactly.
-func Compare(got, want *runtime.Tensor, rtol, atol float64) error {
-	if got == nil {
-		return fmt.Errorf("no output")
-	}
-	if got.DType != want.DType {
-		return fmt.Errorf("dtype %s, want %s", got.DType, want.DType)
-	}
-	if len(got.Shape) != len(want.Shape) {
-		return fmt.Errorf("shape %v, want %v", got.Shape, want.Shape)
-	}
-	for i := range got.Shape {
-		if got.Shape[i] != want.Shape[i] {
-			return fmt.Errorf("shape %v, want %v", got.Shape, want.Shape)
-		}
-	}
-	if want.DType == graph.String {
-		if len(got.Strings) != len(want.Strings) {
-			return fmt.Errorf("%d strings, want %d", len(got.Strings), len(want.Strings))
-		}
-		for i := range want.Strings {
-			if got.Strings[i] != want.Strings[i] {
-				return fmt.Errorf("[%d] = %q, want %q", i, got.Strings[i], want.Strings[i])
-			}
-		}
-		return nil
-	}
-	if len(got.Raw) != len(want.Raw) {
-		return fmt.Errorf("%d bytes of data, want %d", len(got.Raw), len(want.Raw))
-	}
-	switch want.DType {
-	case graph.Float, graph.Double, graph.Float16, graph.BFloat16:
-	default:
-		if string(got.Raw) == string(want.Raw) {
-			return nil
-		}
-		if g, err := got.AsFloat64(); err == nil {
-			w, _ := want.AsFloat64()
-			for i := range w {
-				if i < len(g) && g[i] != w[i] {
-					return fmt.Errorf("[%d] = %v, want %v", i, g[i], w[i])
-				}
-			}
-		}
-		for i := range want.Raw {
-			if got.Raw[i] != want.Raw[i] {
-				return fmt.Errorf("byte %d = %#x, want %#x", i, got.Raw[i], want.Raw[i])
-			}
-		}
-		return fmt.Errorf("data differs")
-	}
-	g, err := got.AsFloat64()
-	if err != nil {
-		return err
-	}
-	w, err := want.AsFloat64()
-	if err != nil {
-		return err
-	}
-	bad, first := 0, -1
-	var maxAbs float64
-	for i := range w {
-		a, b := g[i], w[i]
-		if math.IsNaN(a) || math.IsNaN(b) {
-			if math.IsNaN(a) != math.IsNaN(b) {
-				bad++
-				if first < 0 {
-					first = i
-				}
-			}
-			continue
-		}
-		if math.IsInf(a, 0) || math.IsInf(b, 0) {
-			if a != b {
-				bad++
-				if first < 0 {
-					first = i
-				}
-			}
-			continue
-		}
-		d := math.Abs(a - b)
-		if d > atol+rtol*math.Abs(b) {
-			bad++
-			if first < 0 {
-				first = i
-			}
-			maxAbs = max(maxAbs, d)
-		}
-	}
-	if bad > 0 {
-		return fmt.Errorf("%d of %d elements differ; first [%d] = %v, want %v (max abs err %.3g, rtol %g, atol %g)",
-			bad, len(w), first, g[first], w[first], maxAbs, rtol, atol)
-	}
-	return nil
 }
 
 // loadDataSet reads input_K.pb and output_K.pb of a test_data_set folder

@@ -10,10 +10,12 @@ import (
 	"time"
 
 	"github.com/optictl/optictl/pkg/graph"
+	"github.com/optictl/optictl/pkg/numerics"
 	"github.com/optictl/optictl/pkg/runtime"
 	"github.com/optictl/optictl/pkg/tensorio"
 )
 
+// TestCompare checks numerics.Compare under the conformance tolerances.
 func TestCompare(t *testing.T) {
 	f := func(v ...float32) *runtime.Tensor { return runtime.FromFloat32([]int64{int64(len(v))}, v) }
 	nan := float32(math.NaN())
@@ -37,9 +39,9 @@ func TestCompare(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			err := Compare(c.got, c.want, DefaultRTol, DefaultATol)
-			if (err == nil) != c.ok {
-				t.Fatalf("Compare = %v, want ok=%v", err, c.ok)
+			d := numerics.Compare("y", c.got, c.want, numerics.Tolerance{RTol: DefaultRTol, ATol: DefaultATol})
+			if d.Pass != c.ok {
+				t.Fatalf("numerics.Compare = %+v, want pass=%v", d, c.ok)
 			}
 		})
 	}
@@ -124,8 +126,8 @@ func TestRunClassifies(t *testing.T) {
 		t.Errorf("Relu stats %+v", relu)
 	}
 	for _, r := range rep.Results {
-		if r.Name == "test_relu_wrong" && !strings.Contains(r.Detail, "[2] = 2, want 3") {
-			t.Errorf("failure detail %q does not name the first mismatch", r.Detail)
+		if r.Name == "test_relu_wrong" && !strings.Contains(r.Detail, "element 2 is 2, want 3") {
+			t.Errorf("failure detail %q does not name the mismatch", r.Detail)
 		}
 	}
 }

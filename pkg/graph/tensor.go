@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"math"
 	"unsafe"
+
+	"github.com/optictl/optictl/pkg/numerics/half"
 )
 
 // MaxElements bounds the element count of any single tensor the IR will
@@ -155,11 +157,11 @@ func (t *Tensor) AsFloat64s() ([]float64, error) {
 		}
 	case Float16:
 		for i := range out {
-			out[i] = float64(Float16ToFloat32(binary.LittleEndian.Uint16(r[2*i:])))
+			out[i] = float64(half.Float16ToFloat32(binary.LittleEndian.Uint16(r[2*i:])))
 		}
 	case BFloat16:
 		for i := range out {
-			out[i] = float64(math.Float32frombits(uint32(binary.LittleEndian.Uint16(r[2*i:])) << 16))
+			out[i] = float64(half.BFloat16ToFloat32(binary.LittleEndian.Uint16(r[2*i:])))
 		}
 	case Int8:
 		for i := range out {
@@ -273,66 +275,4 @@ func NewInt32(name string, dims []int64, data []int32) *Tensor {
 // (not copied).
 func NewRaw(name string, dt DType, dims []int64, raw []byte) *Tensor {
 	return &Tensor{Name: name, DType: dt, Dims: append([]int64{}, dims...), Raw: raw}
-}
-
-// Float16ToFloat32 converts IEEE half precision bits to float32.
-func Float16ToFloat32(h uint16) float32 {
-	sign := uint32(h>>15) << 31
-	exp := uint32(h>>10) & 0x1f
-	mant := uint32(h) & 0x3ff
-	switch {
-	case exp == 0:
-		if mant == 0 {
-			return math.Float32frombits(sign)
-		}
-		// subnormal: normalise
-		e := uint32(127 - 15 + 1)
-		for mant&0x400 == 0 {
-			mant <<= 1
-			e--
-		}
-		mant &= 0x3ff
-		return math.Float32frombits(sign | e<<23 | mant<<13)
-	case exp == 0x1f:
-		return math.Float32frombits(sign | 0xff<<23 | mant<<13)
-	}
-	return math.Float32frombits(sign | (exp+127-15)<<23 | mant<<13)
-}
-
-// Float32ToFloat16 converts float32 to IEEE half bits, rounding to nearest even.
-func Float32ToFloat16(f float32) uint16 {
-	b := math.Float32bits(f)
-	sign := uint16(b>>16) & 0x8000
-	exp := int32(b>>23) & 0xff
-	mant := b & 0x7fffff
-	if exp == 0xff {
-		if mant != 0 {
-			return sign | 0x7e00
-		}
-		return sign | 0x7c00
-	}
-	e := exp - 127 + 15
-	if e >= 0x1f {
-		return sign | 0x7c00
-	}
-	if e <= 0 {
-		if e < -10 {
-			return sign
-		}
-		mant |= 0x800000
-		shift := uint32(14 - e)
-		half := uint32(1) << (shift - 1)
-		r := mant >> shift
-		rem := mant & ((1 << shift) - 1)
-		if rem > half || (rem == half && r&1 == 1) {
-			r++
-		}
-		return sign | uint16(r)
-	}
-	r := uint16(e)<<10 | uint16(mant>>13)
-	rem := mant & 0x1fff
-	if rem > 0x1000 || (rem == 0x1000 && r&1 == 1) {
-		r++
-	}
-	return sign | r
 }

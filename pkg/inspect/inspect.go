@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"github.com/optictl/optictl/pkg/graph"
+	"github.com/optictl/optictl/pkg/numerics"
+	"github.com/optictl/optictl/pkg/runtime"
 )
 
 // Options tune Build.
@@ -62,10 +64,16 @@ type Report struct {
 	ParamsByDType  []graph.DTypeParams `json:"params_by_dtype"`
 	ConstantParams int64               `json:"constant_params"`
 
-	MACs        int64            `json:"macs"`
-	FLOPs       int64            `json:"flops"`
-	Heaviest    []graph.NodeCost `json:"heaviest"`
-	UnknownCost []string         `json:"unknown_cost"`
+	MACs  int64 `json:"macs"`
+	FLOPs int64 `json:"flops"`
+	// CostShapes are the input shapes MACs, FLOPs and activation memory
+	// were computed at when the model has dynamic dims: --shape, or a
+	// representative shape (batch 1, other dynamic dims from the model's
+	// hints and strides, numerics.VerifyDims). CostShapeNote says which.
+	CostShapes    map[string][]int64 `json:"cost_shapes,omitempty"`
+	CostShapeNote string             `json:"cost_shape_note,omitempty"`
+	Heaviest      []graph.NodeCost   `json:"heaviest"`
+	UnknownCost   []string           `json:"unknown_cost"`
 
 	ActivationBytes     int64  `json:"activation_bytes"`
 	PeakActivationBytes int64  `json:"peak_activation_bytes"`
@@ -108,12 +116,24 @@ func Build(m *graph.Model, opts Options) (*Report, error) {
 	if opts.Top <= 0 {
 		opts.Top = 10
 	}
+	orig := m
 	m = m.Clone()
 	res, err := graph.InferShapes(m, graph.InferOptions{Fixed: opts.Shapes})
 	if err != nil {
 		return nil, fmt.Errorf("inspect: %w: %w", ErrShape, err)
 	}
-	cost, err := graph.Cost(m)
+	costShapes, costNote := representative(orig, opts.Shapes)
+	costModel := m
+	if costShapes != nil {
+		// Dynamic dims count 0 MACs: cost the model at a stated shape.
+		c := orig.Clone()
+		if _, err := graph.InferShapes(c, graph.InferOptions{Fixed: costShapes}); err == nil {
+			costModel = c
+		} else {
+			costShapes, costNote = nil, ""
+		}
+	}
+	cost, err := graph.Cost(costModel)
 	if err != nil {
 		return nil, fmt.Errorf("inspect: %w", err)
 	}
@@ -132,6 +152,8 @@ func Build(m *graph.Model, opts Options) (*Report, error) {
 		ConstantParams:  cost.ConstantParams,
 		MACs:            cost.MACs,
 		FLOPs:           cost.FLOPs,
+		CostShapes:      costShapes,
+		CostShapeNote:   costNote,
 		Heaviest:        cost.Heaviest(opts.Top),
 		UnknownCost:     cost.UnknownCost,
 		ActivationBytes: cost.ActivationBytes,
@@ -209,7 +231,10 @@ func Build(m *graph.Model, opts Options) (*Report, error) {
 				dyn = append(dyn, v.Name)
 			}
 		}
-		if len(dyn) > 0 {
+		switch {
+		case len(dyn) > 0 && r.CostShapes != nil:
+			r.Notes = append(r.Notes, fmt.Sprintf("inputs %s have dynamic dims: MACs, FLOPs and activation memory are computed at %s; pass --shape NAME=DIMS for another size", strings.Join(dyn, ", "), r.CostShapeNote))
+		case len(dyn) > 0:
 			r.Notes = append(r.Notes, fmt.Sprintf("inputs %s have dynamic dims: MACs, FLOPs and memory count only what fixed dims allow; pass --shape NAME=DIMS (e.g. --shape %s=1x...) for a real size", strings.Join(dyn, ", "), dyn[0]))
 		}
 	}
@@ -220,6 +245,45 @@ func Build(m *graph.Model, opts Options) (*Report, error) {
 		r.UnsupportedOps = map[string]int{}
 	}
 	return r, nil
+}
+
+// representative gives the input shapes costs are computed at: the
+// --shape overrides when given (nil when the model has no dynamic dims
+// left), else batch 1 and the other dynamic dims from the model's hints
+// and strides (numerics.VerifyDims), with a note saying which.
+func representative(m *graph.Model, given map[string][]int64) (map[string][]int64, string) {
+	ins, err := numerics.InputsOf(m)
+	if err != nil || !numerics.HasDynamicDims(ins) {
+		return nil, ""
+	}
+	d := numerics.VerifyDims(m)[0]
+	d.Shapes = given
+	shapes, err := numerics.ResolveShapes(ins, d)
+	if err != nil {
+		return nil, ""
+	}
+	out := make(map[string][]int64, len(ins))
+	parts := make([]string, len(ins))
+	for i, in := range ins {
+		out[in.Name] = shapes[i]
+		parts[i] = in.Name + "=" + runtime.ShapeString(shapes[i])
+	}
+	how := d.String() + ", a size every stride of the model divides"
+	switch covered := 0; {
+	case len(given) == 0:
+	default:
+		for _, in := range ins {
+			if _, ok := given[in.Name]; ok {
+				covered++
+			}
+		}
+		if covered == len(ins) {
+			how = "--shape"
+		} else {
+			how = "--shape; inputs without one: " + how
+		}
+	}
+	return out, strings.Join(parts, ", ") + " (" + how + ")"
 }
 
 func countDomain(ops []CustomOp, domain string) int {

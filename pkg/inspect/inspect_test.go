@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -90,8 +91,10 @@ func TestInspectFigures(t *testing.T) {
 		t.Errorf("heaviest %+v", r.Heaviest)
 	}
 
-	// ppocr-cls has dynamic dims: without --shape the convs cannot be
-	// counted, with it they can; a wrong --shape is an ErrShape error.
+	// ppocr-cls has dynamic dims and its weights in Constant nodes: without
+	// --shape the costs are computed at a stated representative shape
+	// (they were 0), with it at that shape; a wrong --shape is an ErrShape
+	// error.
 	p := filepath.Join(root, "ppocr-cls", "model.onnx")
 	r0, err := inspect.Load(p, inspect.Options{})
 	if err != nil {
@@ -101,8 +104,11 @@ func TestInspectFigures(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r0.MACs != 0 || r1.MACs == 0 || len(r1.UnknownCost) != 0 {
-		t.Errorf("MACs without --shape %d, with %d (unknown %v)", r0.MACs, r1.MACs, r1.UnknownCost)
+	if r0.MACs == 0 || r1.MACs <= r0.MACs || len(r1.UnknownCost) != 0 || len(r0.UnknownCost) != 0 {
+		t.Errorf("MACs at 1x3x64x64 %d, at 1x3x48x192 %d (unknown %v, %v)", r0.MACs, r1.MACs, r0.UnknownCost, r1.UnknownCost)
+	}
+	if fmt.Sprint(r0.CostShapes["x"]) != "[1 3 64 64]" || !strings.Contains(r0.CostShapeNote, "x=[1,3,64,64] (batch 1") || fmt.Sprint(r1.CostShapes["x"]) != "[1 3 48 192]" || !strings.Contains(r1.CostShapeNote, "(--shape)") {
+		t.Errorf("cost shapes %v %q; %v %q", r0.CostShapes, r0.CostShapeNote, r1.CostShapes, r1.CostShapeNote)
 	}
 	if got := r1.Outputs[0].Shape; len(got) != 2 || got[0] != int64(1) || got[1] != int64(2) {
 		t.Errorf("output shape %v", got)

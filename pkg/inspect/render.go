@@ -57,6 +57,9 @@ func (r *Report) WriteText(w io.Writer) error {
 	if r.ConstantParams > 0 {
 		rows = append(rows, []string{"params in Constant nodes", count(r.ConstantParams)})
 	}
+	if r.CostShapeNote != "" {
+		rows = append(rows, []string{"costs computed at", r.CostShapeNote})
+	}
 	rows = append(rows,
 		[]string{"MACs", count(r.MACs)},
 		[]string{"FLOPs", count(r.FLOPs)},

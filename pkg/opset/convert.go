@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/optictl/optictl/pkg/graph"
+	"github.com/optictl/optictl/pkg/numerics/half"
 )
 
 // Oldest is the oldest default-domain opset Convert reads.
@@ -379,7 +380,7 @@ func encodeScalar(dt graph.DType, v float64) ([]byte, error) {
 	case graph.Double:
 		b = binary.LittleEndian.AppendUint64(nil, math.Float64bits(v))
 	case graph.Float16:
-		b = binary.LittleEndian.AppendUint16(nil, graph.Float32ToFloat16(float32(v)))
+		b = binary.LittleEndian.AppendUint16(nil, half.Float32ToFloat16(float32(v)))
 	case graph.BFloat16:
 		b = binary.LittleEndian.AppendUint16(nil, uint16(math.Float32bits(float32(v))>>16))
 	case graph.Int8, graph.Uint8:

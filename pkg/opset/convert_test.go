@@ -3,6 +3,7 @@ package opset
 import (
 	"context"
 	"errors"
+	"github.com/optictl/optictl/pkg/numerics"
 	"math"
 	"math/rand/v2"
 	"strconv"
@@ -10,7 +11,6 @@ import (
 	"testing"
 
 	"github.com/optictl/optictl/internal/testutil"
-	"github.com/optictl/optictl/pkg/conformance"
 	"github.com/optictl/optictl/pkg/graph"
 	"github.com/optictl/optictl/pkg/runtime"
 	"github.com/optictl/optictl/pkg/runtime/ort"
@@ -158,7 +158,7 @@ func TestAdapters(t *testing.T) {
 			xt := runtime.FromFloat32(dims, data)
 			want, got := runInterp(t, tc.m, xt), runInterp(t, c, xt)
 			for k := range want {
-				if err := conformance.Compare(got[k], want[k], 1e-6, 1e-6); err != nil {
+				if err := numerics.Check(got[k], want[k], numerics.Tolerance{RTol: 1e-6, ATol: 1e-6}); err != nil {
 					t.Errorf("output %d: %v", k, err)
 				}
 			}
@@ -174,7 +174,7 @@ func TestAdapters(t *testing.T) {
 					t.Fatal(err)
 				}
 				for k := range want {
-					if err := conformance.Compare(gotO[k], want[k], 1e-5, 1e-5); err != nil {
+					if err := numerics.Check(gotO[k], want[k], numerics.Tolerance{RTol: 1e-5, ATol: 1e-5}); err != nil {
 						t.Errorf("ort, output %d: %v", k, err)
 					}
 				}
@@ -183,7 +183,7 @@ func TestAdapters(t *testing.T) {
 				// the old semantics)
 				if wantO, err := tryRun("ort", tc.m, xt); err == nil {
 					for k := range wantO {
-						if err := conformance.Compare(gotO[k], wantO[k], 1e-5, 1e-5); err != nil {
+						if err := numerics.Check(gotO[k], wantO[k], numerics.Tolerance{RTol: 1e-5, ATol: 1e-5}); err != nil {
 							t.Errorf("ort against ort on the original, output %d: %v", k, err)
 						}
 					}

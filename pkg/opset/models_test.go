@@ -3,6 +3,7 @@ package opset
 import (
 	"context"
 	"fmt"
+	"github.com/optictl/optictl/pkg/numerics"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,7 +11,6 @@ import (
 	"testing"
 
 	"github.com/optictl/optictl/internal/testutil"
-	"github.com/optictl/optictl/pkg/conformance"
 	"github.com/optictl/optictl/pkg/graph"
 	"github.com/optictl/optictl/pkg/runtime"
 	"github.com/optictl/optictl/pkg/runtime/ort"
@@ -86,11 +86,11 @@ func checkModel(backend, dir string) (status string, err error) {
 			return "mismatch", fmt.Errorf("converted: %w", err)
 		}
 		for k := range before {
-			if err := conformance.Compare(after[k], before[k], 1e-4, 1e-5); err != nil {
+			if err := numerics.Check(after[k], before[k], numerics.Tolerance{RTol: 1e-4, ATol: 1e-5}); err != nil {
 				return "mismatch", fmt.Errorf("%s output %d against the unconverted model: %w", filepath.Base(set), k, err)
 			}
 			if k < len(refs) {
-				if err := conformance.Compare(after[k], refs[k].Tensor, 1e-3, 1e-4); err != nil {
+				if err := numerics.Check(after[k], refs[k].Tensor, numerics.Tolerance{RTol: 1e-3, ATol: 1e-4}); err != nil {
 					return "mismatch", fmt.Errorf("%s output %d against the reference: %w", filepath.Base(set), k, err)
 				}
 			}
@@ -205,14 +205,14 @@ func TestConvertLightModels(t *testing.T) {
 				return outs[0].Clone()
 			}
 			want, got := run(m), run(c)
-			if err := conformance.Compare(got, want, 1e-4, 1e-6); err != nil {
+			if err := numerics.Check(got, want, numerics.Tolerance{RTol: 1e-4, ATol: 1e-6}); err != nil {
 				t.Errorf("against the unconverted model: %v", err)
 			}
 			_, ref, err := tensorio.LoadPB(filepath.Join(dir, name+"_output_0.pb"))
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := conformance.Compare(got, ref, 1e-3, 1e-6); err != nil {
+			if err := numerics.Check(got, ref, numerics.Tolerance{RTol: 1e-3, ATol: 1e-6}); err != nil {
 				t.Errorf("against the reference: %v", err)
 			}
 			t.Logf("%s: opset %d -> %d, %d changes", name, rep.From, rep.To, len(rep.Changes))

@@ -11,6 +11,7 @@ import (
 
 	"github.com/optictl/optictl/internal/testutil"
 	"github.com/optictl/optictl/pkg/graph"
+	"github.com/optictl/optictl/pkg/numerics"
 	"github.com/optictl/optictl/pkg/runtime"
 	_ "github.com/optictl/optictl/pkg/runtime/interp"
 	"github.com/optictl/optictl/pkg/tensorio"
@@ -156,7 +157,7 @@ func TestRealModelsReference(t *testing.T) {
 			}
 			for _, cfg := range []Options{{Level: O2}, {Level: O3, Target: TargetORTCPU}} {
 				cfg.Verify, cfg.Backend, cfg.Inputs = true, "testref", in
-				cfg.Tolerance = Tolerance{ATol: 1e-4, RTol: 1e-4}
+				cfg.Tolerance = numerics.Tolerance{ATol: 1e-4, RTol: 1e-4}
 				out, rep, err := Optimize(m, cfg)
 				if err != nil {
 					t.Fatalf("%s/%s: %v", cfg.Level, cfg.Target, err)
@@ -200,7 +201,7 @@ func checkReference(t *testing.T, m *graph.Model, path string, in map[string]*ru
 		t.Fatal(err)
 	}
 	for _, want := range ds.Outputs {
-		if err := compareTensor(want.Tensor, got[want.Name], Tolerance{ATol: 1e-4, RTol: 1e-3}); err != nil {
+		if err := compareTensor(want.Tensor, got[want.Name], numerics.Tolerance{ATol: 1e-4, RTol: 1e-3}); err != nil {
 			t.Fatalf("the reference backend disagrees with %s on %s: %v", sets[0], want.Name, err)
 		}
 	}

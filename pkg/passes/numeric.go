@@ -4,11 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
-	"math/rand/v2"
+	"slices"
 	"strings"
 
 	"github.com/optictl/optictl/pkg/graph"
+	"github.com/optictl/optictl/pkg/numerics"
 	"github.com/optictl/optictl/pkg/runtime"
 )
 
@@ -20,9 +20,15 @@ type checker struct {
 	extra map[string]*runtime.Tensor
 	// per backend: reference outputs per input set, or why the original
 	// cannot run there.
-	refs        map[string][]map[string]*runtime.Tensor
-	refErr      map[string]error
+	refs   map[string][]map[string]*runtime.Tensor
+	refErr map[string]error
+	// inputs are the input sets: the seeded ones (representative shapes
+	// without data, see numerics.VerifyDims; the data's dims with data),
+	// then an all-ones fallback set (only run when the original runs on no
+	// representative set), then the --data set. labels describe them.
 	inputs      []map[string]*runtime.Tensor
+	labels      []string
+	fallback    int // index of the fallback set, -1 when there is none
 	inputErr    error
 	usedBackend string
 	// origUnrunnable is set when no backend can run the original model.
@@ -62,12 +68,34 @@ func newChecker(orig *graph.Model, opts *Options, seed uint64) *checker {
 	return &checker{orig: orig, opts: opts, seed: seed, refs: map[string][]map[string]*runtime.Tensor{}, refErr: map[string]error{}}
 }
 
-// sets is the number of seeded input sets (the --data set not counted).
-func (ck *checker) sets() int {
-	if len(ck.extra) > 0 {
-		return len(ck.inputs) - 1
+// used lists the labels of the seeded input sets the last check ran on
+// (the --data set not counted).
+func (ck *checker) used() []string {
+	refs := ck.refs[ck.usedBackend]
+	var out []string
+	for i, l := range ck.labels {
+		if i < len(refs) && refs[i] != nil && (len(ck.extra) == 0 || i < len(ck.inputs)-1) {
+			out = append(out, l)
+		}
 	}
-	return len(ck.inputs)
+	return out
+}
+
+// describe says on what the last check ran: "2 seeded input sets (x=1x3x64x64;
+// x=2x3x64x72)".
+func (ck *checker) describe() string {
+	u := ck.used()
+	s := fmt.Sprintf("%d seeded input set", len(u))
+	if len(u) != 1 {
+		s += "s"
+	}
+	if len(u) > 0 {
+		s += " (" + strings.Join(u, "; ") + ")"
+	}
+	if ck.fallback >= 0 && slices.Contains(u, ck.labels[ck.fallback]) {
+		s += ", dynamic dims 1 because the original model runs on no representative shape; pass --data for real shapes"
+	}
+	return s
 }
 
 // backends lists the backends to try, in order.
@@ -85,107 +113,51 @@ func (ck *checker) makeInputs() error {
 	if ck.inputs != nil || ck.inputErr != nil {
 		return ck.inputErr
 	}
-	shapes := map[string][]int64{}
-	// Dynamic dims: --shape first, else the dims of the --data inputs
-	// (some models cannot run on length-1 inputs), else 1.
-	fixed := map[string][]int64{}
-	for name, t := range ck.opts.Inputs {
-		fixed[name] = t.Shape
+	ins, err := numerics.InputsOf(ck.orig)
+	if err != nil {
+		ck.inputErr = err
+		return err
 	}
-	for name, d := range ck.opts.Shapes {
-		fixed[name] = d
+	// Dynamic dims come from the data when there is any (--data, else
+	// --calib: DataShapes), else from representative shapes.
+	data := numerics.ShapesOf(ck.opts.Inputs)
+	if len(data) == 0 {
+		data = ck.opts.DataShapes
 	}
-	var in map[string]*runtime.Tensor
-	in, ck.inputErr = SeededInputs(ck.orig, fixed, ck.seed)
-	if ck.inputErr != nil {
-		return ck.inputErr
-	}
-	// Integer and bool inputs often carry meaning (a sample rate, token ids,
-	// lengths): with --data, seeded sets take those values from it.
-	for name, t := range ck.opts.Inputs {
-		if _, ok := in[name]; ok && !t.DType.IsFloat() {
-			in[name] = t
+	var sets []numerics.Dims
+	ck.fallback = -1
+	if len(data) > 0 {
+		sets = []numerics.Dims{{Shapes: data}}
+	} else {
+		sets = numerics.VerifyDimsBounded(ck.orig, ck.opts.MaxMemory)
+		if len(sets) > 1 || len(sets[0].Spatial) > 0 {
+			ck.fallback = len(sets)
+			sets = append(sets, numerics.Dims{})
 		}
 	}
-	for k, v := range in {
-		shapes[k] = v.Shape
+	for k, d := range sets {
+		in, err := numerics.SeededMap(ins, numerics.SeedOptions{Seed: ck.seed + uint64(k), Dims: d, MaxBytes: ck.opts.MaxMemory})
+		if err != nil {
+			ck.inputs, ck.labels = nil, nil
+			ck.inputErr = err
+			return err
+		}
+		// Integer and bool inputs often carry meaning (a sample rate,
+		// token ids, lengths): with --data, seeded sets take those values
+		// from it.
+		for name, t := range ck.opts.Inputs {
+			if _, ok := in[name]; ok && !t.DType.IsFloat() {
+				in[name] = t
+			}
+		}
+		ck.inputs = append(ck.inputs, in)
+		ck.labels = append(ck.labels, numerics.DescribeShapes(in))
 	}
-	ck.inputs = append(ck.inputs, in)
 	if len(ck.extra) > 0 {
 		ck.inputs = append(ck.inputs, ck.extra)
+		ck.labels = append(ck.labels, "--data")
 	}
 	return nil
-}
-
-// SeededInputs makes deterministic inputs for every real graph input:
-// floats uniform in [-1, 1), integers in [0, 4), bools random. Dynamic dims
-// are 1 unless shapes fixes them (shapes must agree with fixed dims).
-func SeededInputs(m *graph.Model, shapes map[string][]int64, seed uint64) (map[string]*runtime.Tensor, error) {
-	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
-	out := map[string]*runtime.Tensor{}
-	for _, v := range m.Graph.RealInputs() {
-		if !v.IsTensor() || !v.HasType {
-			return nil, fmt.Errorf("input %q is not a plain tensor", v.Name)
-		}
-		var dims []int64
-		if s, ok := shapes[v.Name]; ok {
-			dims = append([]int64{}, s...)
-		} else {
-			if !v.HasShape {
-				return nil, fmt.Errorf("input %q has unknown rank (give --shape %s=DIMS)", v.Name, v.Name)
-			}
-			for _, d := range v.Shape {
-				if d.Known() {
-					dims = append(dims, d.Size)
-				} else {
-					dims = append(dims, 1)
-				}
-			}
-		}
-		n, err := graph.NumElements(dims)
-		if err != nil {
-			return nil, fmt.Errorf("input %q: %w", v.Name, err)
-		}
-		if n > 1<<28 {
-			return nil, fmt.Errorf("input %q: %d elements is too many for a seeded check", v.Name, n)
-		}
-		t := runtime.NewTensor(v.DType, dims)
-		switch v.DType {
-		case graph.Float:
-			f := t.Float32s()
-			for i := range f {
-				f[i] = float32(rng.Float64()*2 - 1)
-			}
-		case graph.Double:
-			f := t.Float64s()
-			for i := range f {
-				f[i] = rng.Float64()*2 - 1
-			}
-		case graph.Float16:
-			u := t.Uint16s()
-			for i := range u {
-				u[i] = graph.Float32ToFloat16(float32(rng.Float64()*2 - 1))
-			}
-		case graph.Int64:
-			x := t.Int64s()
-			for i := range x {
-				x[i] = int64(rng.IntN(4))
-			}
-		case graph.Int32:
-			x := t.Int32s()
-			for i := range x {
-				x[i] = int32(rng.IntN(4))
-			}
-		case graph.Bool, graph.Uint8, graph.Int8:
-			for i := range t.Raw {
-				t.Raw[i] = byte(rng.IntN(2))
-			}
-		default:
-			return nil, fmt.Errorf("input %q has dtype %s, which seeded checks do not generate", v.Name, v.DType)
-		}
-		out[v.Name] = t
-	}
-	return out, nil
 }
 
 // cannotRun reports whether an Open/Run error means the backend lacks
@@ -198,7 +170,7 @@ func cannotRun(err error) bool {
 // runOn runs m on backend, in segments when its weights are large (see
 // segment.go), else (or when the segments fail) whole.
 func (ck *checker) runOn(backend string, m *graph.Model, in map[string]*runtime.Tensor) (map[string]*runtime.Tensor, error) {
-	opts := runtime.Options{Shapes: ck.opts.Shapes, OptLevel: "off"}
+	opts := runtime.Options{Shapes: ck.opts.Shapes, OptLevel: "off", MaxMemory: ck.opts.SessionMaxMemory}
 	if segs := splitSegments(m.Graph, verifySegmentBytes); len(segs) > 1 {
 		if out, err := runSegments(backend, m, segs, in, opts); err == nil {
 			return out, nil
@@ -219,14 +191,33 @@ func (ck *checker) ref(backend string) ([]map[string]*runtime.Tensor, error) {
 	if err, ok := ck.refErr[backend]; ok {
 		return nil, err
 	}
-	var out []map[string]*runtime.Tensor
-	for _, in := range ck.inputs {
+	// A representative set the original cannot run on (a model that
+	// hard-codes batch 1, say) is left out; the all-ones fallback runs
+	// only when no representative set does; the --data set must run.
+	out := make([]map[string]*runtime.Tensor, len(ck.inputs))
+	var firstErr error
+	ran := 0
+	for i, in := range ck.inputs {
+		if i == ck.fallback && ran > 0 {
+			continue
+		}
 		o, err := ck.runOn(backend, ck.orig, in)
 		if err != nil {
-			ck.refErr[backend] = err
-			return nil, err
+			if firstErr == nil {
+				firstErr = err
+			}
+			if ck.labels[i] == "--data" {
+				ck.refErr[backend] = err
+				return nil, err
+			}
+			continue
 		}
-		out = append(out, o)
+		out[i] = o
+		ran++
+	}
+	if ran == 0 {
+		ck.refErr[backend] = firstErr
+		return nil, firstErr
 	}
 	ck.refs[backend] = out
 	return out, nil
@@ -249,7 +240,11 @@ func (ck *checker) check(m *graph.Model, final bool) (skip, output string, err e
 			continue
 		}
 		var outs []map[string]*runtime.Tensor
-		for _, in := range ck.inputs {
+		for i, in := range ck.inputs {
+			if refs[i] == nil {
+				outs = append(outs, nil)
+				continue
+			}
 			o, err := ck.runOn(b, m, in)
 			if err != nil {
 				if cannotRun(err) {
@@ -266,9 +261,12 @@ func (ck *checker) check(m *graph.Model, final bool) (skip, output string, err e
 		}
 		ck.usedBackend = b
 		for i := range outs {
+			if outs[i] == nil {
+				continue
+			}
 			for _, ov := range ck.orig.Graph.Outputs {
 				if err := compareTensor(refs[i][ov.Name], outs[i][ov.Name], ck.opts.Tolerance); err != nil {
-					return "", ov.Name, &MismatchError{Output: ov.Name, Detail: err.Error()}
+					return "", ov.Name, &MismatchError{Output: ov.Name, Detail: err.Error() + " on input set " + ck.labels[i]}
 				}
 			}
 		}
@@ -280,52 +278,14 @@ func (ck *checker) check(m *graph.Model, final bool) (skip, output string, err e
 
 var errMissing = errors.New("missing output")
 
-func compareTensor(want, got *runtime.Tensor, tol Tolerance) error {
+// compareTensor applies numerics.Compare (the one meaning of "verified")
+// and says why got fails, or returns nil.
+func compareTensor(want, got *runtime.Tensor, tol numerics.Tolerance) error {
 	if want == nil || got == nil {
 		return errMissing
 	}
-	if want.DType != got.DType {
-		return fmt.Errorf("dtype %s, want %s", got.DType, want.DType)
-	}
-	if !equalInts(want.Shape, got.Shape) {
-		return fmt.Errorf("shape %v, want %v", got.Shape, want.Shape)
-	}
-	if want.DType == graph.String {
-		if !want.Equal(got) {
-			return errors.New("string values differ")
-		}
-		return nil
-	}
-	w, err := want.AsFloat64()
-	if err != nil {
-		return err
-	}
-	g, err := got.AsFloat64()
-	if err != nil {
-		return err
-	}
-	exact := !want.DType.IsFloat()
-	worst, at := 0.0, -1
-	for i := range w {
-		a, b := g[i], w[i]
-		if math.IsNaN(a) || math.IsNaN(b) {
-			if math.IsNaN(a) != math.IsNaN(b) {
-				return fmt.Errorf("element %d is %g, want %g", i, a, b)
-			}
-			continue
-		}
-		d := math.Abs(a - b)
-		if a == b {
-			continue
-		}
-		if exact || d > tol.ATol+tol.RTol*math.Abs(b) || math.IsInf(d, 0) {
-			if d > worst || at < 0 {
-				worst, at = d, i
-			}
-		}
-	}
-	if at >= 0 {
-		return fmt.Errorf("element %d is %g, want %g (|diff| %.3g > atol %g + rtol %g)", at, g[at], w[at], worst, tol.ATol, tol.RTol)
+	if d := numerics.Compare("", got, want, tol); !d.Pass {
+		return errors.New(d.Detail())
 	}
 	return nil
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/optictl/optictl/pkg/graph"
+	"github.com/optictl/optictl/pkg/numerics"
 	"github.com/optictl/optictl/pkg/runtime"
 )
 
@@ -50,10 +51,20 @@ type Options struct {
 	// Backend runs the checks ("interp" by default; "ort" is tried when the
 	// backend cannot run a model).
 	Backend string
-	// Tolerance for numeric checks (zero means DefaultTolerance).
-	Tolerance Tolerance
-	// Inputs, when set, are used (besides seeded ones) for the final check.
+	// Tolerance for numeric checks (zero means numerics.DefaultTolerance).
+	Tolerance numerics.Tolerance
+	// Inputs, when set, are used (besides seeded ones) for the final check,
+	// and the seeded sets take their dynamic dims from them.
 	Inputs map[string]*runtime.Tensor
+	// DataShapes, without Inputs, give the seeded sets' dynamic dims from
+	// other data (the --calib samples). Without either, the seeded sets
+	// use representative shapes (numerics.VerifyDims).
+	DataShapes map[string][]int64
+	// MaxMemory bounds one seeded input set (0: numerics.DefaultMaxMemory,
+	// negative: none); SessionMaxMemory bounds the verification sessions'
+	// planned memory (0: none).
+	MaxMemory        int64
+	SessionMaxMemory int64
 	// Seed for generated inputs (0 means a fixed default).
 	Seed uint64
 	// FoldMaxBytes caps the size of a tensor constant folding may create
@@ -78,12 +89,6 @@ type Options struct {
 	// why they did not fire (PassStat.Misses).
 	Explain []string
 }
-
-// Tolerance is an allclose bound: |got-want| <= ATol + RTol*|want|.
-type Tolerance struct{ ATol, RTol float64 }
-
-// DefaultTolerance fits float32 rewrites (reassociation, folded weights).
-var DefaultTolerance = Tolerance{ATol: 1e-4, RTol: 1e-3}
 
 // PassStat aggregates the runs of one pass.
 type PassStat struct {
@@ -148,7 +153,7 @@ type Report struct {
 	Before    Summary     `json:"before"`
 	After     Summary     `json:"after"`
 	// Numeric says how the final model's outputs were checked: "outputs
-	// match on interp (N seeded input set(s), ...)", or "numeric
+	// match on interp (N seeded input sets (their shapes), ...)", or "numeric
 	// verification skipped: <reason>", or "off".
 	Numeric string `json:"numeric"`
 	// NumericMode says when outputs were compared: "off", "final" (the
@@ -296,9 +301,7 @@ func Optimize(m *graph.Model, opts Options) (*graph.Model, *Report, error) {
 	if opts.Backend == "" {
 		opts.Backend = "interp"
 	}
-	if opts.Tolerance == (Tolerance{}) {
-		opts.Tolerance = DefaultTolerance
-	}
+	opts.Tolerance = opts.Tolerance.OrDefault()
 	if opts.MaxRounds <= 0 {
 		opts.MaxRounds = MaxRounds
 	}
@@ -385,6 +388,11 @@ func optimize(m *graph.Model, opts Options, loop, final []*Pass, fck *checker, e
 			fck.orig = orig
 		}
 		fck.prepare()
+		// Seeded inputs over --max-memory are refused, not skipped.
+		var se *numerics.SizeError
+		if errors.As(fck.inputErr, &se) {
+			return nil, nil, fmt.Errorf("passes: cannot verify the model: %w", se)
+		}
 		if eachPass {
 			ck = newChecker(orig, &opts, opts.Seed)
 			ck.prepare()
@@ -520,7 +528,7 @@ func optimize(m *graph.Model, opts Options, loop, final []*Pass, fck *checker, e
 		case skip != "":
 			rep.Numeric = "numeric verification skipped: " + skip
 		default:
-			rep.Numeric = fmt.Sprintf("outputs match on %s (%d seeded input set(s)%s, atol %g, rtol %g)", fck.usedBackend, fck.sets(), dataNote(opts.Inputs), opts.Tolerance.ATol, opts.Tolerance.RTol)
+			rep.Numeric = fmt.Sprintf("outputs match on %s (%s%s, atol %g, rtol %g)", fck.usedBackend, fck.describe(), dataNote(opts.Inputs), opts.Tolerance.ATol, opts.Tolerance.RTol)
 		}
 	}
 	rep.Time = time.Since(start)

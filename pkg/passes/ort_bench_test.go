@@ -116,7 +116,7 @@ func BenchmarkORTRatios(b *testing.B) {
 			}
 			if in == nil {
 				var err error
-				if in, err = SeededInputs(m, nil, 1); err != nil {
+				if in, err = seededInputs(m, nil, 1); err != nil {
 					b.Fatal(err)
 				}
 			}

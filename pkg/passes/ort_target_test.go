@@ -9,6 +9,7 @@ import (
 
 	"github.com/optictl/optictl/internal/testutil"
 	"github.com/optictl/optictl/pkg/graph"
+	"github.com/optictl/optictl/pkg/numerics"
 	"github.com/optictl/optictl/pkg/runtime"
 	"github.com/optictl/optictl/pkg/runtime/ort"
 	"github.com/optictl/optictl/testmodels"
@@ -177,7 +178,7 @@ func ortTargetCheck(t *testing.T, m *graph.Model, opts Options, batches []int64)
 			}
 			shapes[v.Name] = dims
 		}
-		in, err := SeededInputs(m, shapes, uint64(batch))
+		in, err := seededInputs(m, shapes, uint64(batch))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -190,7 +191,7 @@ func ortTargetCheck(t *testing.T, m *graph.Model, opts Options, batches []int64)
 			t.Fatalf("batch %d: %v", batch, err)
 		}
 		for k, w := range want {
-			if err := compareTensor(w, got[k], Tolerance{ATol: 1e-4, RTol: 1e-3}); err != nil {
+			if err := compareTensor(w, got[k], numerics.Tolerance{ATol: 1e-4, RTol: 1e-3}); err != nil {
 				t.Errorf("batch %d: output %s: %v", batch, k, err)
 			}
 		}

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/optictl/optictl/pkg/graph"
+	"github.com/optictl/optictl/pkg/numerics"
 	"github.com/optictl/optictl/pkg/runtime"
 )
 
@@ -53,7 +54,7 @@ func TestSegmentedRunMatchesWhole(t *testing.T) {
 	if err := m.Verify(); err != nil {
 		t.Fatal(err)
 	}
-	in, err := SeededInputs(m, nil, 7)
+	in, err := seededInputs(m, nil, 7)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,7 +99,7 @@ func TestSegmentedRunMatchesWhole(t *testing.T) {
 				t.Fatal(err)
 			}
 			for _, v := range m.Graph.Outputs {
-				if err := compareTensor(whole[v.Name], got[v.Name], Tolerance{ATol: 1e-6, RTol: 1e-6}); err != nil {
+				if err := compareTensor(whole[v.Name], got[v.Name], numerics.Tolerance{ATol: 1e-6, RTol: 1e-6}); err != nil {
 					t.Fatalf("output %s: %v", v.Name, err)
 				}
 			}
@@ -172,7 +173,7 @@ func TestSegmentedRealModels(t *testing.T) {
 			for k, v := range dataInputs(m, path) {
 				shapes[k] = v.Shape
 			}
-			in, err := SeededInputs(m, shapes, 11)
+			in, err := seededInputs(m, shapes, 11)
 			if err != nil {
 				t.Skipf("no seeded inputs: %v", err)
 			}
@@ -193,7 +194,7 @@ func TestSegmentedRealModels(t *testing.T) {
 				return
 			}
 			for _, v := range m.Graph.Outputs {
-				if err := compareTensor(whole[v.Name], got[v.Name], Tolerance{ATol: 1e-5, RTol: 1e-4}); err != nil {
+				if err := compareTensor(whole[v.Name], got[v.Name], numerics.Tolerance{ATol: 1e-5, RTol: 1e-4}); err != nil {
 					t.Fatalf("%d segments: output %s: %v", len(segs), v.Name, err)
 				}
 			}

@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/optictl/optictl/internal/testutil"
-	"github.com/optictl/optictl/pkg/bench"
 	"github.com/optictl/optictl/pkg/graph"
+	"github.com/optictl/optictl/pkg/numerics"
 	"github.com/optictl/optictl/pkg/runtime"
 	"github.com/optictl/optictl/testmodels"
 )
@@ -63,7 +63,7 @@ func BenchmarkStructuredORT(b *testing.B) {
 				return s
 			}
 			sess := []runtime.Session{open(orig), open(pruned)}
-			in, err := bench.RandomInputs(sess[0].Inputs(), nil, 1, 1)
+			in, err := numerics.Seeded(numerics.InputsFromInfos(sess[0].Inputs()), numerics.SeedOptions{Seed: 1})
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -12,9 +12,9 @@ import (
 	"testing"
 
 	"github.com/optictl/optictl/internal/testutil"
-	"github.com/optictl/optictl/pkg/bench"
 	"github.com/optictl/optictl/pkg/graph"
 	"github.com/optictl/optictl/pkg/graph/build"
+	"github.com/optictl/optictl/pkg/numerics"
 	"github.com/optictl/optictl/pkg/runtime"
 	_ "github.com/optictl/optictl/pkg/runtime/interp"
 	_ "github.com/optictl/optictl/pkg/runtime/ort"
@@ -42,7 +42,7 @@ func tryRun(t testing.TB, backend string, m *graph.Model, seed int64, batch int)
 		return nil, fmt.Errorf("open: %w", err)
 	}
 	defer s.Close()
-	in, err := bench.RandomInputs(s.Inputs(), nil, batch, seed)
+	in, err := numerics.Seeded(numerics.InputsFromInfos(s.Inputs()), numerics.SeedOptions{Seed: uint64(seed), Dims: numerics.Dims{Batch: int64(batch)}})
 	if err != nil {
 		return nil, err
 	}

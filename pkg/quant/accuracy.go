@@ -6,8 +6,8 @@ import (
 	"math"
 	"sort"
 
-	"github.com/optictl/optictl/pkg/bench"
 	"github.com/optictl/optictl/pkg/graph"
+	"github.com/optictl/optictl/pkg/numerics"
 	"github.com/optictl/optictl/pkg/runtime"
 )
 
@@ -19,8 +19,8 @@ type AccuracyResult struct {
 	// Drop is the accuracy drop in percentage points: top-1 accuracy
 	// (float minus quantized) with labels, else 100 * (1 - top-1
 	// agreement).
-	Drop     float64        `json:"drop_points"`
-	Accuracy bench.Accuracy `json:"accuracy"`
+	Drop     float64           `json:"drop_points"`
+	Accuracy numerics.Accuracy `json:"accuracy"`
 	// RefTop1 is the float model's top-1 accuracy (with labels).
 	RefTop1 *float64 `json:"ref_top1,omitempty"`
 	// LayerSQNR is each quantized node's output SQNR (dB) against fp32 on

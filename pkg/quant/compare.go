@@ -4,8 +4,8 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/optictl/optictl/pkg/bench"
 	"github.com/optictl/optictl/pkg/graph"
+	"github.com/optictl/optictl/pkg/numerics"
 	"github.com/optictl/optictl/pkg/runtime"
 )
 
@@ -14,7 +14,7 @@ import (
 // agreement, cosine, SQNR; top-1 accuracy too when labels are given, one
 // per row of the first output; refTop1 is then the float model's top-1
 // accuracy on the same rows, else nil).
-func Compare(ref, q *graph.Model, backend string, samples [][]*runtime.Tensor, labels []int) (acc bench.Accuracy, refTop1 *float64, err error) {
+func Compare(ref, q *graph.Model, backend string, samples [][]*runtime.Tensor, labels []int) (acc numerics.Accuracy, refTop1 *float64, err error) {
 	rs, err := runtime.Open(backend, ref, runtime.Options{Threads: 1})
 	if err != nil {
 		return acc, nil, fmt.Errorf("quant: compare: float model: %w", err)
@@ -25,7 +25,7 @@ func Compare(ref, q *graph.Model, backend string, samples [][]*runtime.Tensor, l
 		return acc, nil, fmt.Errorf("quant: compare: quantized model: %w", err)
 	}
 	defer qs.Close()
-	var fp32, int8 bench.AccuracyMeter
+	var fp32, int8 numerics.AccuracyMeter
 	for i, in := range samples {
 		ro, err := rs.Run(context.Background(), in)
 		if err != nil {
@@ -60,27 +60,21 @@ func Compare(ref, q *graph.Model, backend string, samples [][]*runtime.Tensor, l
 	return int8.Result(), fp32.Result().Top1Accuracy, nil
 }
 
-// SeededSamples makes n seeded random input sets (batch 1) for a model,
-// values uniform in [-1, 1) for float inputs.
-func SeededSamples(m *graph.Model, backend string, n int, seed int64) ([][]*runtime.Tensor, error) {
-	s, err := runtime.Open(backend, m, runtime.Options{Threads: 1})
+// SeededSamples makes n seeded input sets for a model with numerics'
+// range policy (floats in [-1, 1), ...). dims gives the dynamic dims: the
+// shapes of the data the caller has (--calib), or representative ones
+// (numerics.VerifyDims); a zero Dims sets them to 1. maxBytes bounds one
+// set (numerics.SeedOptions.MaxBytes).
+func SeededSamples(m *graph.Model, n int, seed int64, dims numerics.Dims, maxBytes int64) ([][]*runtime.Tensor, error) {
+	ins, err := numerics.InputsOf(m)
 	if err != nil {
 		return nil, fmt.Errorf("quant: %w", err)
 	}
-	defer s.Close()
 	var out [][]*runtime.Tensor
 	for i := 0; i < n; i++ {
-		in, err := bench.RandomInputs(s.Inputs(), nil, 1, seed+int64(i))
+		in, err := numerics.Seeded(ins, numerics.SeedOptions{Seed: uint64(seed + int64(i)), Dims: dims, MaxBytes: maxBytes})
 		if err != nil {
 			return nil, fmt.Errorf("quant: %w", err)
-		}
-		for _, x := range in {
-			if x.DType == graph.Float {
-				f := x.Float32s()
-				for j := range f {
-					f[j] = 2*f[j] - 1
-				}
-			}
 		}
 		out = append(out, in)
 	}

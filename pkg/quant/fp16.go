@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/optictl/optictl/pkg/graph"
+	"github.com/optictl/optictl/pkg/numerics/half"
 )
 
 // FP16Options configure FP16.
@@ -218,7 +219,7 @@ func toHalfBytes(t *graph.Tensor) []byte {
 	f, _ := t.Float32s()
 	b := make([]byte, 2*len(f))
 	for i, v := range f {
-		binary.LittleEndian.PutUint16(b[2*i:], graph.Float32ToFloat16(v))
+		binary.LittleEndian.PutUint16(b[2*i:], half.Float32ToFloat16(v))
 	}
 	return b
 }

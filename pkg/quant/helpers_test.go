@@ -6,8 +6,8 @@ import (
 	"testing"
 
 	"github.com/optictl/optictl/internal/testutil"
-	"github.com/optictl/optictl/pkg/bench"
 	"github.com/optictl/optictl/pkg/graph"
+	"github.com/optictl/optictl/pkg/numerics"
 	"github.com/optictl/optictl/pkg/runtime"
 	_ "github.com/optictl/optictl/pkg/runtime/interp"
 	_ "github.com/optictl/optictl/pkg/runtime/ort"
@@ -47,30 +47,24 @@ func runSamples(t *testing.T, s runtime.Session, samples [][]*runtime.Tensor) []
 
 func seeded(t *testing.T, m *graph.Model, n, batch int, seed int64) [][]*runtime.Tensor {
 	t.Helper()
-	s := open(t, "interp", m)
+	ins, err := numerics.InputsOf(m)
+	if err != nil {
+		t.Fatal(err)
+	}
 	var out [][]*runtime.Tensor
 	for i := 0; i < n; i++ {
-		in, err := bench.RandomInputs(s.Inputs(), nil, batch, seed+int64(i))
+		in, err := numerics.Seeded(ins, numerics.SeedOptions{Seed: uint64(seed + int64(i)), Dims: numerics.Dims{Batch: int64(batch)}})
 		if err != nil {
 			t.Fatal(err)
-		}
-		// centre the [0,1) inputs: realistic activations have both signs
-		for _, x := range in {
-			if x.DType == graph.Float {
-				f := x.Float32s()
-				for j := range f {
-					f[j] = 2*f[j] - 1
-				}
-			}
 		}
 		out = append(out, in)
 	}
 	return out
 }
 
-func accuracy(t *testing.T, ref, got [][]*runtime.Tensor) bench.Accuracy {
+func accuracy(t *testing.T, ref, got [][]*runtime.Tensor) numerics.Accuracy {
 	t.Helper()
-	var am bench.AccuracyMeter
+	var am numerics.AccuracyMeter
 	for i := range ref {
 		if err := am.Add(ref[i], got[i], nil); err != nil {
 			t.Fatal(err)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/optictl/optictl/internal/testutil"
 	"github.com/optictl/optictl/pkg/graph"
+	"github.com/optictl/optictl/pkg/numerics"
 	"github.com/optictl/optictl/pkg/passes"
 	"github.com/optictl/optictl/pkg/runtime"
 	"github.com/optictl/optictl/testmodels"
@@ -46,8 +47,8 @@ func BenchmarkInt8Speedup(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				calib, err := SeededSamples(m, "interp", 8, 1000)
-				in, err2 := SeededSamples(m, "interp", 1, 7)
+				calib, err := SeededSamples(m, 8, 1000, numerics.Dims{}, 0)
+				in, err2 := SeededSamples(m, 1, 7, numerics.Dims{}, 0)
 				if name == "ppocr-cls" {
 					// dynamic dims: use the real input (speed only)
 					x, _, _, _, err3 := runtime.LoadTestDataSet(filepath.Join(testutil.ModelsDir(b), "ppocr-cls", "test_data_set_0"))
@@ -110,11 +111,11 @@ func BenchmarkInt8Search(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		calib, err := SeededSamples(m, "interp", nc, 1000)
+		calib, err := SeededSamples(m, nc, 1000, numerics.Dims{}, 0)
 		if err != nil {
 			b.Fatal(err)
 		}
-		eval, err := SeededSamples(m, "interp", ne, 7)
+		eval, err := SeededSamples(m, ne, 7, numerics.Dims{}, 0)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -7,6 +7,7 @@ import (
 	"math"
 
 	"github.com/optictl/optictl/pkg/graph"
+	"github.com/optictl/optictl/pkg/numerics/half"
 	"github.com/optictl/optictl/pkg/runtime"
 )
 
@@ -172,7 +173,7 @@ func putNumber(t *runtime.Tensor, i int, f float64, allowNaN bool) error {
 	case graph.Double:
 		binary.LittleEndian.PutUint64(r[8*i:], math.Float64bits(f))
 	case graph.Float16:
-		binary.LittleEndian.PutUint16(r[2*i:], graph.Float32ToFloat16(float32(f)))
+		binary.LittleEndian.PutUint16(r[2*i:], half.Float32ToFloat16(float32(f)))
 	case graph.Int8:
 		if err := intRange(math.MinInt8, math.MaxInt8); err != nil {
 			return err

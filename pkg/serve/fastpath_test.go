@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/optictl/optictl/pkg/graph"
+	"github.com/optictl/optictl/pkg/numerics/half"
 	"github.com/optictl/optictl/pkg/runtime"
 )
 
@@ -201,7 +202,7 @@ func TestResponseEncoderMatchesEncodingJSON(t *testing.T) {
 	s := runtime.NewTensor(graph.String, []int64{2})
 	s.Strings[0], s.Strings[1] = "<a&b>", "é\n"
 	h := runtime.NewTensor(graph.Float16, []int64{1})
-	binary.LittleEndian.PutUint16(h.Raw, graph.Float32ToFloat16(1.5))
+	binary.LittleEndian.PutUint16(h.Raw, half.Float32ToFloat16(1.5))
 	empty := runtime.NewTensor(graph.Float, []int64{0, 3})
 	scalar := &runtime.Tensor{DType: graph.Float, Raw: make([]byte, 4)}
 	all := []*runtime.Tensor{f32, f64, i64, i32, b, s, h, empty, scalar}

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/optictl/optictl/pkg/graph"
+	"github.com/optictl/optictl/pkg/numerics/half"
 	"github.com/optictl/optictl/pkg/runtime"
 )
 
@@ -368,15 +369,15 @@ func ewCastStore(dst *runtime.Tensor, v []float64, sat bool) error {
 // unlike going through float32).
 func ewF64ToF16(x float64) uint16 {
 	f := float32(x)
-	h := graph.Float32ToFloat16(f)
+	h := half.Float32ToFloat16(f)
 	if math.IsNaN(x) || math.IsInf(x, 0) || float64(f) == x {
 		return h
 	}
 	// Check the neighbours for the truly nearest value.
-	best, bd := h, math.Abs(float64(graph.Float16ToFloat32(h))-x)
+	best, bd := h, math.Abs(float64(half.Float16ToFloat32(h))-x)
 	for _, c := range []uint16{h - 1, h + 1} {
-		v := float64(graph.Float16ToFloat32(c))
-		if math.IsNaN(v) || math.Signbit(v) != math.Signbit(float64(graph.Float16ToFloat32(h))) {
+		v := float64(half.Float16ToFloat32(c))
+		if math.IsNaN(v) || math.Signbit(v) != math.Signbit(float64(half.Float16ToFloat32(h))) {
 			continue
 		}
 		if d := math.Abs(v - x); d < bd {

@@ -4,6 +4,7 @@ import (
 	"math"
 
 	"github.com/optictl/optictl/pkg/graph"
+	"github.com/optictl/optictl/pkg/numerics/half"
 )
 
 // CausalConvWithState (depthwise causal conv1d with a carried state) and
@@ -105,7 +106,7 @@ func ewBuildCausalConv(n *graph.Node, bc *BuildContext) (Kernel, error) {
 func ewRoundTo(dt graph.DType, v float64) float64 {
 	switch dt {
 	case graph.Float16:
-		return float64(graph.Float16ToFloat32(graph.Float32ToFloat16(float32(v))))
+		return float64(half.Float16ToFloat32(half.Float32ToFloat16(float32(v))))
 	case graph.Float:
 		return float64(float32(v))
 	}

@@ -4,6 +4,7 @@ import (
 	"math"
 
 	"github.com/optictl/optictl/pkg/graph"
+	"github.com/optictl/optictl/pkg/numerics/half"
 	"github.com/optictl/optictl/pkg/runtime"
 )
 
@@ -304,11 +305,11 @@ func ewFromF32(dst, src *runtime.Tensor) {
 	d := ewView[uint16](dst)
 	if dst.DType == graph.BFloat16 {
 		for i, v := range s {
-			d[i] = ewF32ToBF16(v)
+			d[i] = half.Float32ToBFloat16(v)
 		}
 		return
 	}
 	for i, v := range s {
-		d[i] = graph.Float32ToFloat16(v)
+		d[i] = half.Float32ToFloat16(v)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"unsafe"
 
 	"github.com/optictl/optictl/pkg/graph"
+	"github.com/optictl/optictl/pkg/numerics/half"
 	"github.com/optictl/optictl/pkg/runtime"
 )
 
@@ -193,12 +194,12 @@ func ewSetF64(t *runtime.Tensor, v []float64) error {
 	case graph.Float16:
 		o := ewView[uint16](t)
 		for i := range o {
-			o[i] = graph.Float32ToFloat16(float32(v[i]))
+			o[i] = half.Float32ToFloat16(float32(v[i]))
 		}
 	case graph.BFloat16:
 		o := ewView[uint16](t)
 		for i := range o {
-			o[i] = ewF32ToBF16(float32(v[i]))
+			o[i] = half.Float32ToBFloat16(float32(v[i]))
 		}
 	case graph.Bool:
 		for i := range t.Raw {
@@ -246,18 +247,6 @@ func ewSetInts[T ewInt](o []T, v []float64) {
 		}
 	}
 }
-
-func ewF32ToBF16(f float32) uint16 {
-	b := math.Float32bits(f)
-	if f != f {
-		return uint16(b>>16) | 0x40
-	}
-	// round to nearest even
-	b += 0x7fff + (b>>16)&1
-	return uint16(b >> 16)
-}
-
-func ewBF16ToF32(h uint16) float32 { return math.Float32frombits(uint32(h) << 16) }
 
 // ewIsNumeric reports the dtypes the ew arithmetic kernels handle.
 func ewIsNumeric(dt graph.DType) bool {
@@ -382,12 +371,12 @@ func ewF16s(t *runtime.Tensor) []float32 {
 	o := make([]float32, len(v))
 	if t.DType == graph.BFloat16 {
 		for i, h := range v {
-			o[i] = ewBF16ToF32(h)
+			o[i] = half.BFloat16ToFloat32(h)
 		}
 		return o
 	}
 	for i, h := range v {
-		o[i] = graph.Float16ToFloat32(h)
+		o[i] = half.Float16ToFloat32(h)
 	}
 	return o
 }

@@ -12,36 +12,24 @@ package interp
 
 import (
 	"context"
-	"math/rand/v2"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/optictl/optictl/internal/testutil"
 	"github.com/optictl/optictl/pkg/graph"
+	"github.com/optictl/optictl/pkg/numerics"
 	"github.com/optictl/optictl/pkg/runtime"
 	_ "github.com/optictl/optictl/pkg/runtime/ort"
 	"github.com/optictl/optictl/testmodels"
 )
 
-// nnRandomInputs makes seeded inputs for a session (dynamic dims = 1).
-func nnRandomInputs(s runtime.Session) []*runtime.Tensor {
-	r := rand.New(rand.NewPCG(11, 12))
-	var ins []*runtime.Tensor
-	for _, in := range s.Inputs() {
-		shape := append([]int64{}, in.Shape...)
-		for i, d := range shape {
-			if d < 0 {
-				shape[i] = 1
-			}
-		}
-		t := runtime.NewTensor(in.DType, shape)
-		if in.DType == graph.Float {
-			for i := range t.Float32s() {
-				t.Float32s()[i] = r.Float32()*2 - 1
-			}
-		}
-		ins = append(ins, t)
+// nnRandomInputs makes seeded inputs for a session (numerics' policy,
+// dynamic dims 1).
+func nnRandomInputs(b *testing.B, s runtime.Session) []*runtime.Tensor {
+	ins, err := numerics.Seeded(numerics.InputsFromInfos(s.Inputs()), numerics.SeedOptions{Seed: 11})
+	if err != nil {
+		b.Fatal(err)
 	}
 	return ins
 }
@@ -88,7 +76,7 @@ func BenchmarkNNVersusORT(b *testing.B) {
 			if dir != "" {
 				ins = nnBenchInputs(b, dir)
 			} else {
-				ins = nnRandomInputs(si)
+				ins = nnRandomInputs(b, si)
 			}
 			ctx := context.Background()
 			oi, err := si.Run(ctx, ins)

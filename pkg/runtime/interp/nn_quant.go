@@ -6,6 +6,7 @@ import (
 	"sort"
 
 	"github.com/optictl/optictl/pkg/graph"
+	"github.com/optictl/optictl/pkg/numerics/half"
 	"github.com/optictl/optictl/pkg/runtime"
 )
 
@@ -114,7 +115,7 @@ var nnF8Tables = map[graph.DType]*nnF8Table{
 		return float32(math.Ldexp(1+float64(m)/8, e-7))
 	}),
 	graph.Float8E5M2: nnNewF8Table(256, 0x80, func(c int) float32 {
-		return graph.Float16ToFloat32(uint16(c&0x7f) << 8)
+		return half.Float16ToFloat32(uint16(c&0x7f) << 8)
 	}),
 	graph.Float4E2M1: nnNewF8Table(16, 0x8, func(c int) float32 {
 		e, m := (c>>1)&3, c&1
@@ -644,16 +645,16 @@ func nnF32At(t *runtime.Tensor, i int) (float32, error) {
 	case graph.Float:
 		return t.Float32s()[i], nil
 	case graph.Float16:
-		return graph.Float16ToFloat32(t.Uint16s()[i]), nil
+		return half.Float16ToFloat32(t.Uint16s()[i]), nil
 	case graph.BFloat16:
-		return math.Float32frombits(uint32(t.Uint16s()[i]) << 16), nil
+		return half.BFloat16ToFloat32(t.Uint16s()[i]), nil
 	case graph.Double:
 		return float32(t.Float64s()[i]), nil
 	}
 	return 0, fmt.Errorf("dtype %s is not a float", t.DType)
 }
 
-func nnRoundF16(v float32) float32 { return graph.Float16ToFloat32(graph.Float32ToFloat16(v)) }
+func nnRoundF16(v float32) float32 { return half.Float16ToFloat32(half.Float32ToFloat16(v)) }
 
 // nnIntConv serves ConvInteger and QLinearConv: im2col into int32 and an
 // int32 GEMM per group.

@@ -5,6 +5,7 @@ import (
 	"math"
 
 	"github.com/optictl/optictl/pkg/graph"
+	"github.com/optictl/optictl/pkg/numerics/half"
 	"github.com/optictl/optictl/pkg/runtime"
 )
 
@@ -193,7 +194,7 @@ func nnToF32(t *runtime.Tensor, buf []float32) ([]float32, []float32, error) {
 		}
 		buf = buf[:n]
 		for i, h := range t.Uint16s()[:n] {
-			buf[i] = graph.Float16ToFloat32(h)
+			buf[i] = half.Float16ToFloat32(h)
 		}
 		return buf, buf, nil
 	case graph.BFloat16:
@@ -202,7 +203,7 @@ func nnToF32(t *runtime.Tensor, buf []float32) ([]float32, []float32, error) {
 		}
 		buf = buf[:n]
 		for i, h := range t.Uint16s()[:n] {
-			buf[i] = math.Float32frombits(uint32(h) << 16)
+			buf[i] = half.BFloat16ToFloat32(h)
 		}
 		return buf, buf, nil
 	case graph.Double:
@@ -227,7 +228,7 @@ func nnFromF32(dst *runtime.Tensor, src []float32) {
 	case graph.Float16:
 		d := dst.Uint16s()
 		for i, v := range src {
-			d[i] = graph.Float32ToFloat16(v)
+			d[i] = half.Float32ToFloat16(v)
 		}
 	case graph.BFloat16:
 		d := dst.Uint16s()
@@ -264,9 +265,9 @@ func nnScalarF32(t *runtime.Tensor) (float32, error) {
 	case graph.Float:
 		return t.Float32s()[0], nil
 	case graph.Float16:
-		return graph.Float16ToFloat32(t.Uint16s()[0]), nil
+		return half.Float16ToFloat32(t.Uint16s()[0]), nil
 	case graph.BFloat16:
-		return math.Float32frombits(uint32(t.Uint16s()[0]) << 16), nil
+		return half.BFloat16ToFloat32(t.Uint16s()[0]), nil
 	case graph.Double:
 		return float32(t.Float64s()[0]), nil
 	}

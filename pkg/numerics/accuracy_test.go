@@ -1,4 +1,4 @@
-package bench
+package numerics
 
 import (
 	"math"
@@ -69,3 +69,4 @@ func TestAccuracyMeter(t *testing.T) {
 		t.Fatal("Empty")
 	}
 }
+func near(a, b, tol float64) bool { return math.Abs(a-b) <= tol }

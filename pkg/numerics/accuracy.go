@@ -1,4 +1,4 @@
-package bench
+package numerics
 
 import (
 	"fmt"
@@ -55,7 +55,7 @@ type AccuracyMeter struct {
 // of the first output across calls.
 func (m *AccuracyMeter) Add(ref, got []*runtime.Tensor, labels []int) error {
 	if len(ref) != len(got) {
-		return fmt.Errorf("bench: the variant has %d outputs, the reference %d", len(got), len(ref))
+		return fmt.Errorf("numerics: the variant has %d outputs, the reference %d", len(got), len(ref))
 	}
 	m.samples++
 	for i := range ref {
@@ -64,15 +64,15 @@ func (m *AccuracyMeter) Add(ref, got []*runtime.Tensor, labels []int) error {
 			continue
 		}
 		if len(r.Shape) != len(g.Shape) || r.Len() != g.Len() {
-			return fmt.Errorf("bench: output %d: variant shape %v, reference %v", i, g.Shape, r.Shape)
+			return fmt.Errorf("numerics: output %d: variant shape %v, reference %v", i, g.Shape, r.Shape)
 		}
 		rv, err := r.AsFloat64()
 		if err != nil {
-			return fmt.Errorf("bench: output %d: %w", i, err)
+			return fmt.Errorf("numerics: output %d: %w", i, err)
 		}
 		gv, err := g.AsFloat64()
 		if err != nil {
-			return fmt.Errorf("bench: output %d: %w", i, err)
+			return fmt.Errorf("numerics: output %d: %w", i, err)
 		}
 		m.numeric = true
 		for k := range rv {
@@ -94,8 +94,8 @@ func (m *AccuracyMeter) Add(ref, got []*runtime.Tensor, labels []int) error {
 		if i == 0 {
 			rows, width := splitRows(r.Shape, len(rv))
 			for k := range rows {
-				ra := argmax(rv[k*width : (k+1)*width])
-				ga := argmax(gv[k*width : (k+1)*width])
+				ra := Argmax(rv[k*width : (k+1)*width])
+				ga := Argmax(gv[k*width : (k+1)*width])
 				m.rows++
 				if ra == ga {
 					m.agree++
@@ -120,19 +120,6 @@ func splitRows(shape []int64, n int) (rows, width int) {
 		return int(shape[0]), n / int(shape[0])
 	}
 	return 1, n
-}
-
-func argmax(x []float64) int {
-	best := -1
-	for i, v := range x {
-		if math.IsNaN(v) {
-			continue
-		}
-		if best < 0 || v > x[best] {
-			best = i
-		}
-	}
-	return best
 }
 
 // Result returns the accumulated metrics.
