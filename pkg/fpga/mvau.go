@@ -21,11 +21,41 @@ type MVAU struct {
 	// Bias per output channel, in accumulator units, with the input zero
 	// point already folded in (bias - zx·Σw).
 	Bias []int64
-	// Requant per output channel.
+	// Requant per output channel; nil makes the unit output its raw
+	// accumulators (32-bit lanes), as a last layer whose float tail runs
+	// on the host does.
 	Requant []Requant
+	// LUT optionally maps each channel's requantized byte (index: the
+	// byte's bit pattern) to the output byte: the exact integer form of a
+	// monotone float tail (DequantizeLinear, bias Add, ReLU, Clip,
+	// QuantizeLinear) between this layer's QuantizeLinear and the next.
+	LUT [][256]int32
 	// InSigned: input elements are int8 (else uint8). OutSigned likewise.
 	InSigned, OutSigned bool
+	// Vectors per frame: output pixels for a convolution (its windows
+	// come from a sliding-window generator), 1 for a dense layer.
+	Vectors int
 }
+
+func (m *MVAU) vectors() int {
+	if m.Vectors <= 0 {
+		return 1
+	}
+	return m.Vectors
+}
+
+// StageName, ModuleName, lanes and frame sizes implement Stage.
+func (m *MVAU) StageName() string  { return m.Name }
+func (m *MVAU) ModuleName() string { return m.VerilogName() }
+func (m *MVAU) InLanes() int       { return m.SIMD }
+func (m *MVAU) OutLanes() int      { return m.PE }
+func (m *MVAU) OutIsSigned() bool  { return m.OutSigned || m.Requant == nil }
+func (m *MVAU) InIsSigned() bool   { return m.InSigned }
+func (m *MVAU) InFrame() int       { return m.vectors() * m.MW }
+func (m *MVAU) OutFrame() int      { return m.vectors() * m.MH }
+
+// EstCycles is FINN's MVAU formula: vectors·(MH/PE)·(MW/SIMD).
+func (m *MVAU) EstCycles() int { return m.vectors() * m.CyclesPerVector() }
 
 // Fold is a folding choice.
 type Fold struct{ PE, SIMD int }
@@ -55,8 +85,11 @@ func (m *MVAU) Check() error {
 	if len(m.Weights) != m.MH*m.MW {
 		return fmt.Errorf("fpga: %s: %d weights for a %dx%d matrix", m.Name, len(m.Weights), m.MH, m.MW)
 	}
-	if len(m.Bias) != m.MH || len(m.Requant) != m.MH {
+	if len(m.Bias) != m.MH || (m.Requant != nil && len(m.Requant) != m.MH) {
 		return fmt.Errorf("fpga: %s: %d biases and %d requantizers for %d channels", m.Name, len(m.Bias), len(m.Requant), m.MH)
+	}
+	if m.LUT != nil && (len(m.LUT) != m.MH || m.Requant == nil) {
+		return fmt.Errorf("fpga: %s: %d lookup tables for %d requantized channels", m.Name, len(m.LUT), m.MH)
 	}
 	return nil
 }
@@ -128,10 +161,30 @@ func (m *MVAU) Forward(in []int32) ([]int32, error) {
 			for i, xi := range x {
 				acc += int64(xi) * int64(w[i])
 			}
-			out[v*m.MH+c] = m.Requant[c].Apply(acc)
+			out[v*m.MH+c] = m.output(c, acc)
 		}
 	}
 	return out, nil
+}
+
+// output is the channel's output for an accumulator value.
+func (m *MVAU) output(c int, acc int64) int32 {
+	if m.Requant == nil {
+		return int32(acc)
+	}
+	q := m.Requant[c].Apply(acc)
+	if m.LUT != nil {
+		q = m.LUT[c][byte(q)]
+	}
+	return q
+}
+
+// OutBits is the width of an output lane: 8, or 32 for raw accumulators.
+func (m *MVAU) OutBits() int {
+	if m.Requant == nil {
+		return 32
+	}
+	return 8
 }
 
 // multBits is the widest requantization multiplier of the layer.
@@ -186,9 +239,13 @@ func (m *MVAU) Emit(files Files) error {
 	name := m.VerilogName()
 	nf, sf := m.NF(), m.SF()
 	acc := int(m.AccBits())
+	if m.Requant == nil && acc > 32 {
+		return fmt.Errorf("fpga: %s: accumulators need %d bits, more than the 32-bit output lanes", m.Name, acc)
+	}
 	mb := int(m.multBits())
 	pw := acc + mb + 1
 	depth := nf * sf
+	ob := m.OutBits()
 
 	// Weight ROM: word a = nf*SF + sf holds, for PE p and lane s, the
 	// weight of channel nf*PE+p, input sf*SIMD+s at bits
@@ -203,86 +260,111 @@ func (m *MVAU) Emit(files Files) error {
 					word[p*m.SIMD+l] = byte(m.Weights[c*m.MW+s*m.SIMD+l])
 				}
 			}
-			for i := len(word) - 1; i >= 0; i-- { // most significant first
-				fmt.Fprintf(&wmem, "%02x", word[i])
-			}
-			wmem.WriteByte('\n')
+			writeHexBytes(&wmem, word)
 		}
 	}
 	files[name+"_w.mem"] = wmem.String()
 
-	// Per-channel parameters, one word per neuron fold holding PE lanes:
-	// bias (acc bits), multiplier (mb bits), shift (6 bits).
+	// Per-channel parameters, one word per neuron fold holding PE lanes
+	// (lane p at the low end): bias, multiplier, shift; each lane padded
+	// to whole hex digits.
 	hexw := func(v int64, bits int) string {
 		u := uint64(v) & (1<<uint(bits) - 1)
-		return fmt.Sprintf("%0*x", (bits+3)/4, u)
+		return fmt.Sprintf("%0*x", bits/4, u)
 	}
-	var bmem, mmem, smem strings.Builder
+	bw, mw4 := roundUp4(acc), roundUp4(mb)
+	var bmem, mmem, smem, lmem strings.Builder
 	for f := 0; f < nf; f++ {
 		for p := m.PE - 1; p >= 0; p-- {
 			c := f*m.PE + p
-			// each lane padded to a whole number of hex digits
-			bmem.WriteString(hexw(m.Bias[c], roundUp4(acc)))
-			mmem.WriteString(hexw(m.Requant[c].Mult, roundUp4(mb)))
-			smem.WriteString(hexw(int64(m.Requant[c].Shift), 8))
+			bmem.WriteString(hexw(m.Bias[c], bw))
+			if m.Requant != nil {
+				mmem.WriteString(hexw(m.Requant[c].Mult, mw4))
+				smem.WriteString(hexw(int64(m.Requant[c].Shift), 8))
+			}
 		}
 		bmem.WriteByte('\n')
 		mmem.WriteByte('\n')
 		smem.WriteByte('\n')
 	}
+	// LUT ROM: address nf*256 + byte holds PE output bytes.
+	if m.LUT != nil {
+		for f := 0; f < nf; f++ {
+			for q := 0; q < 256; q++ {
+				for p := m.PE - 1; p >= 0; p-- {
+					lmem.WriteString(hexw(int64(m.LUT[f*m.PE+p][q]), 8))
+				}
+				lmem.WriteByte('\n')
+			}
+		}
+		files[name+"_l.mem"] = lmem.String()
+	}
 	files[name+"_b.mem"] = bmem.String()
-	files[name+"_m.mem"] = mmem.String()
-	files[name+"_s.mem"] = smem.String()
-
-	r0 := m.Requant[0]
-	for _, r := range m.Requant {
-		if r.Zero != r0.Zero || r.Lo != r0.Lo || r.Hi != r0.Hi {
-			return fmt.Errorf("fpga: %s: output zero point and bounds must be per tensor", m.Name)
+	if m.Requant != nil {
+		files[name+"_m.mem"] = mmem.String()
+		files[name+"_s.mem"] = smem.String()
+		r0 := m.Requant[0]
+		for _, r := range m.Requant {
+			if r.Zero != r0.Zero || r.Lo != r0.Lo || r.Hi != r0.Hi {
+				return fmt.Errorf("fpga: %s: output zero point and bounds must be per tensor", m.Name)
+			}
 		}
 	}
 	xlane := "$signed({1'b0, xA[i*8 +: 8]})"
 	if m.InSigned {
 		xlane = "$signed(xA[i*8 +: 8])"
 	}
+	nfw := clog2(nf + 1)
 	var v strings.Builder
 	w := func(format string, args ...any) { fmt.Fprintf(&v, format, args...) }
 	w("// %s: MVAU %s, MH=%d MW=%d PE=%d SIMD=%d (NF=%d, SF=%d: %d cycles per vector)\n", name, m.Name, m.MH, m.MW, m.PE, m.SIMD, nf, sf, depth)
 	w("module %s (\n", name)
 	w("  input clk, input rst,\n")
 	w("  input in_valid, output in_ready, input [%d:0] in_data,\n", m.SIMD*8-1)
-	w("  output reg out_valid, input out_ready, output reg [%d:0] out_data\n);\n", m.PE*8-1)
+	w("  output reg out_valid, input out_ready, output reg [%d:0] out_data\n);\n", m.PE*ob-1)
 	w("  localparam NF = %d, SF = %d, DEPTH = %d;\n", nf, sf, depth)
-	w("  localparam ACC = %d, MB = %d, PW = %d;\n", acc, mb, pw)
-	w("  localparam BW = %d, MW4 = %d;\n", roundUp4(acc), roundUp4(mb))
+	w("  localparam ACC = %d, MB = %d, PW = %d, BW = %d, MW4 = %d;\n", acc, mb, pw, bw, mw4)
 	w("  reg [%d:0] wrom [0:DEPTH-1];\n", m.PE*m.SIMD*8-1)
-	w("  reg [%d:0] brom [0:NF-1];\n", m.PE*roundUp4(acc)-1)
-	w("  reg [%d:0] mrom [0:NF-1];\n", m.PE*roundUp4(mb)-1)
-	w("  reg [%d:0] srom [0:NF-1];\n", m.PE*8-1)
+	w("  reg [%d:0] brom [0:NF-1];\n", m.PE*bw-1)
+	if m.Requant != nil {
+		w("  reg [%d:0] mrom [0:NF-1];\n", m.PE*mw4-1)
+		w("  reg [%d:0] srom [0:NF-1];\n", m.PE*8-1)
+	}
+	if m.LUT != nil {
+		w("  reg [%d:0] lrom [0:NF*256-1];\n", m.PE*8-1)
+	}
 	w("  initial begin\n")
 	w("    $readmemh(\"%s_w.mem\", wrom);\n", name)
 	w("    $readmemh(\"%s_b.mem\", brom);\n", name)
-	w("    $readmemh(\"%s_m.mem\", mrom);\n", name)
-	w("    $readmemh(\"%s_s.mem\", srom);\n", name)
+	if m.Requant != nil {
+		w("    $readmemh(\"%s_m.mem\", mrom);\n", name)
+		w("    $readmemh(\"%s_s.mem\", srom);\n", name)
+	}
+	if m.LUT != nil {
+		w("    $readmemh(\"%s_l.mem\", lrom);\n", name)
+	}
 	w("  end\n")
 	w("  reg [%d:0] ibuf [0:SF-1];\n", m.SIMD*8-1)
-	w("  reg [%d:0] nf; reg [%d:0] sf; reg [%d:0] addr;\n", clog2(nf+1)-1, clog2(sf+1)-1, clog2(depth+1)-1)
+	w("  reg [%d:0] nf; reg [%d:0] sf; reg [%d:0] addr;\n", nfw-1, clog2(sf+1)-1, clog2(depth+1)-1)
 	w("  wire en = !out_valid || out_ready;\n")
 	w("  wire src = (nf == 0) ? in_valid : 1'b1;\n")
 	w("  assign in_ready = en && (nf == 0);\n")
 	w("  wire issue = en && src;\n")
 	w("  wire [%d:0] xsel = (nf == 0) ? in_data : ibuf[sf];\n", m.SIMD*8-1)
 	w("  // stage A: weights and inputs\n")
-	w("  reg vA, firstA, lastA; reg [%d:0] nfA; reg [%d:0] xA; reg [%d:0] wA;\n", clog2(nf+1)-1, m.SIMD*8-1, m.PE*m.SIMD*8-1)
+	w("  reg vA, firstA, lastA; reg [%d:0] nfA; reg [%d:0] xA; reg [%d:0] wA;\n", nfw-1, m.SIMD*8-1, m.PE*m.SIMD*8-1)
 	w("  always @(posedge clk) if (issue) wA <= wrom[addr];\n")
 	w("  always @(posedge clk) if (issue && nf == 0) ibuf[sf] <= in_data;\n")
 	w("  // stage B: accumulate; stage C: requantize\n")
-	w("  reg vB; reg [%d:0] nfB;\n", clog2(nf+1)-1)
+	w("  reg vB; reg [%d:0] nfB;\n", nfw-1)
 	w("  reg signed [ACC-1:0] acc [0:%d];\n", m.PE-1)
 	w("  reg signed [ACC-1:0] dot [0:%d];\n", m.PE-1)
-	w("  reg [%d:0] qout;\n", m.PE*8-1)
+	w("  reg [%d:0] qout;\n", m.PE*ob-1)
 	w("  integer p, i;\n")
-	w("  reg signed [PW-1:0] prod, q, rem, half;\n")
-	w("  reg [7:0] sh;\n")
+	if m.Requant != nil {
+		w("  reg signed [PW-1:0] prod, q, rem, half;\n")
+		w("  reg [7:0] sh;\n")
+	}
 	w("  always @* begin\n")
 	w("    for (p = 0; p < %d; p = p + 1) begin\n", m.PE)
 	w("      dot[p] = firstA ? $signed(brom[nfA][p*BW +: ACC]) : acc[p];\n")
@@ -290,16 +372,25 @@ func (m *MVAU) Emit(files Files) error {
 	w("        dot[p] = dot[p] + %s * $signed(wA[(p*%d+i)*8 +: 8]);\n", xlane, m.SIMD)
 	w("    end\n")
 	w("    for (p = 0; p < %d; p = p + 1) begin\n", m.PE)
-	w("      sh = srom[nfB][p*8 +: 8];\n")
-	w("      prod = $signed(acc[p]) * $signed({1'b0, mrom[nfB][p*MW4 +: MB]});\n")
-	w("      q = prod >>> sh;\n")
-	w("      rem = prod - (q <<< sh);\n")
-	w("      half = {{(PW-1){1'b0}}, 1'b1} <<< (sh - 1);\n")
-	w("      if (rem > half || (rem == half && q[0])) q = q + 1;\n")
-	w("      q = q + %d;\n", r0.Zero)
-	w("      if (q < %d) q = %d;\n", r0.Lo, r0.Lo)
-	w("      if (q > %d) q = %d;\n", r0.Hi, r0.Hi)
-	w("      qout[p*8 +: 8] = q[7:0];\n")
+	if m.Requant == nil {
+		w("      qout[p*32 +: 32] = {{(33-ACC){acc[p][ACC-1]}}, acc[p][ACC-2:0]};\n")
+	} else {
+		r0 := m.Requant[0]
+		w("      sh = srom[nfB][p*8 +: 8];\n")
+		w("      prod = $signed(acc[p]) * $signed({1'b0, mrom[nfB][p*MW4 +: MB]});\n")
+		w("      q = prod >>> sh;\n")
+		w("      rem = prod - (q <<< sh);\n")
+		w("      half = {{(PW-1){1'b0}}, 1'b1} <<< (sh - 1);\n")
+		w("      if (rem > half || (rem == half && q[0])) q = q + 1;\n")
+		w("      q = q + %d;\n", r0.Zero)
+		w("      if (q < %d) q = %d;\n", r0.Lo, r0.Lo)
+		w("      if (q > %d) q = %d;\n", r0.Hi, r0.Hi)
+		if m.LUT != nil {
+			w("      qout[p*8 +: 8] = lrom[{nfB, q[7:0]}][p*8 +: 8];\n")
+		} else {
+			w("      qout[p*8 +: 8] = q[7:0];\n")
+		}
+	}
 	w("    end\n")
 	w("  end\n")
 	w("  always @(posedge clk) begin\n")

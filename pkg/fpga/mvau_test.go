@@ -74,7 +74,7 @@ func TestFINNFoldingGolden(t *testing.T) {
 		if got := m.CyclesPerVector(); got != c.cycles {
 			t.Fatalf("PE=%d SIMD=%d: analytical %d cycles, FINN says %d", c.pe, c.simd, got, c.cycles)
 		}
-		chain := &Chain{Layers: []*MVAU{m}}
+		chain := &Pipeline{Stages: []Stage{m}}
 		frames := randomFrames(3, 600, 1)
 		res, err := chain.Simulate(context.Background(), t.TempDir(), frames)
 		if err != nil {
@@ -90,15 +90,15 @@ func TestFINNFoldingGolden(t *testing.T) {
 	}
 }
 
-func checkOutputs(t *testing.T, chain *Chain, frames [][]int32, res *SimResult) {
+func checkOutputs(t *testing.T, chain *Pipeline, frames [][]int32, res *SimResult) {
 	t.Helper()
-	var flat []int32
+	var want []int32
 	for _, f := range frames {
-		flat = append(flat, f...)
-	}
-	want, err := chain.Forward(flat)
-	if err != nil {
-		t.Fatal(err)
+		y, err := chain.Forward(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, y...)
 	}
 	if len(res.Outputs) != len(want) {
 		t.Fatalf("RTL gave %d outputs, Go model %d", len(res.Outputs), len(want))
@@ -123,7 +123,7 @@ func TestChainRTLEqualsModel(t *testing.T) {
 	l0 := randomMVAU(t, "fc0", 24, 30, 4, 6, 11, false, true)
 	l1 := randomMVAU(t, "fc1", 12, 24, 3, 8, 12, false, true)
 	l2 := randomMVAU(t, "fc2", 10, 12, 5, 1, 13, false, false)
-	chain := &Chain{Layers: []*MVAU{l0, l1, l2}}
+	chain := &Pipeline{Stages: []Stage{l0, l1, l2}}
 	frames := randomFrames(6, 30, 2)
 	res, err := chain.Simulate(context.Background(), t.TempDir(), frames)
 	if err != nil {

@@ -11,39 +11,39 @@ import (
 	"strings"
 )
 
-// Chain is a linear dataflow of MVAUs: each layer's MH outputs per vector
-// are the next layer's MW inputs. Stream width converters join layers
-// whose PE and next SIMD differ.
-type Chain struct {
-	Layers []*MVAU
+// Pipeline is a linear dataflow of engines: each stage's output frame is
+// the next stage's input frame. Stream width converters join stages whose
+// lanes differ.
+type Pipeline struct {
+	Stages []Stage
 }
 
-// Check validates every layer and the joins.
-func (c *Chain) Check() error {
-	if len(c.Layers) == 0 {
-		return fmt.Errorf("fpga: empty chain")
+// Check validates every stage and the joins.
+func (c *Pipeline) Check() error {
+	if len(c.Stages) == 0 {
+		return fmt.Errorf("fpga: empty pipeline")
 	}
-	for i, l := range c.Layers {
+	for i, l := range c.Stages {
 		if err := l.Check(); err != nil {
 			return err
 		}
 		if i > 0 {
-			p := c.Layers[i-1]
-			if p.MH != l.MW {
-				return fmt.Errorf("fpga: %s outputs %d values per vector but %s takes %d", p.Name, p.MH, l.Name, l.MW)
+			p := c.Stages[i-1]
+			if p.OutFrame() != l.InFrame() {
+				return fmt.Errorf("fpga: %s outputs %d values per frame but %s takes %d", p.StageName(), p.OutFrame(), l.StageName(), l.InFrame())
 			}
-			if p.OutSigned != l.InSigned {
-				return fmt.Errorf("fpga: %s and %s disagree on the signedness of their stream", p.Name, l.Name)
+			if p.OutIsSigned() != l.InIsSigned() || p.OutBits() != 8 {
+				return fmt.Errorf("fpga: %s and %s disagree on their stream's element type", p.StageName(), l.StageName())
 			}
 		}
 	}
 	return nil
 }
 
-// Forward is the Go model of the whole chain.
-func (c *Chain) Forward(in []int32) ([]int32, error) {
+// Forward is the Go model of the whole pipeline on one frame.
+func (c *Pipeline) Forward(in []int32) ([]int32, error) {
 	x := in
-	for _, l := range c.Layers {
+	for _, l := range c.Stages {
 		y, err := l.Forward(x)
 		if err != nil {
 			return nil, err
@@ -53,12 +53,12 @@ func (c *Chain) Forward(in []int32) ([]int32, error) {
 	return x, nil
 }
 
-// EstimatedII is the chain's initiation interval in cycles: its slowest
-// engine (FINN's analytical model).
-func (c *Chain) EstimatedII() int {
+// EstimatedII is the pipeline's initiation interval in cycles: its
+// slowest engine (FINN's analytical model).
+func (c *Pipeline) EstimatedII() int {
 	ii := 0
-	for _, l := range c.Layers {
-		if n := l.CyclesPerVector(); n > ii {
+	for _, l := range c.Stages {
+		if n := l.EstCycles(); n > ii {
 			ii = n
 		}
 	}
@@ -101,41 +101,41 @@ func EmitDWC(files Files, in, out int) string {
 // Emit writes every module of the chain and a top module "top" with one
 // input stream (first layer's SIMD lanes) and one output stream (last
 // layer's PE lanes).
-func (c *Chain) Emit(files Files) error {
+func (c *Pipeline) Emit(files Files) error {
 	if err := c.Check(); err != nil {
 		return err
 	}
 	var v strings.Builder
 	w := func(format string, args ...any) { fmt.Fprintf(&v, format, args...) }
-	first, last := c.Layers[0], c.Layers[len(c.Layers)-1]
-	w("// top: %d-layer dataflow\n", len(c.Layers))
+	first, last := c.Stages[0], c.Stages[len(c.Stages)-1]
+	w("// top: %d-stage dataflow\n", len(c.Stages))
 	w("module top (input clk, input rst,\n")
-	w("  input in_valid, output in_ready, input [%d:0] in_data,\n", first.SIMD*8-1)
-	w("  output out_valid, input out_ready, output [%d:0] out_data);\n", last.PE*8-1)
-	// stream s_i feeds layer i; t_i leaves it.
-	for i, l := range c.Layers {
+	w("  input in_valid, output in_ready, input [%d:0] in_data,\n", first.InLanes()*8-1)
+	w("  output out_valid, input out_ready, output [%d:0] out_data);\n", last.OutLanes()*last.OutBits()-1)
+	// stream s_i feeds stage i; t_i leaves it.
+	for i, l := range c.Stages {
 		if err := l.Emit(files); err != nil {
 			return err
 		}
-		w("  wire s%d_valid, s%d_ready; wire [%d:0] s%d_data;\n", i, i, l.SIMD*8-1, i)
-		w("  wire t%d_valid, t%d_ready; wire [%d:0] t%d_data;\n", i, i, l.PE*8-1, i)
+		w("  wire s%d_valid, s%d_ready; wire [%d:0] s%d_data;\n", i, i, l.InLanes()*8-1, i)
+		w("  wire t%d_valid, t%d_ready; wire [%d:0] t%d_data;\n", i, i, l.OutLanes()*l.OutBits()-1, i)
 	}
 	w("  assign s0_valid = in_valid; assign in_ready = s0_ready; assign s0_data = in_data;\n")
-	for i, l := range c.Layers {
-		w("  %s u%d (.clk(clk), .rst(rst), .in_valid(s%d_valid), .in_ready(s%d_ready), .in_data(s%d_data),\n", l.VerilogName(), i, i, i, i)
+	for i, l := range c.Stages {
+		w("  %s u%d (.clk(clk), .rst(rst), .in_valid(s%d_valid), .in_ready(s%d_ready), .in_data(s%d_data),\n", l.ModuleName(), i, i, i, i)
 		w("    .out_valid(t%d_valid), .out_ready(t%d_ready), .out_data(t%d_data));\n", i, i, i)
-		if i+1 < len(c.Layers) {
-			n := c.Layers[i+1]
-			if l.PE == n.SIMD {
+		if i+1 < len(c.Stages) {
+			n := c.Stages[i+1]
+			if l.OutLanes() == n.InLanes() {
 				w("  assign s%d_valid = t%d_valid; assign t%d_ready = s%d_ready; assign s%d_data = t%d_data;\n", i+1, i, i, i+1, i+1, i)
 			} else {
-				d := EmitDWC(files, l.PE, n.SIMD)
+				d := EmitDWC(files, l.OutLanes(), n.InLanes())
 				w("  %s j%d (.clk(clk), .rst(rst), .in_valid(t%d_valid), .in_ready(t%d_ready), .in_data(t%d_data),\n", d, i, i, i, i)
 				w("    .out_valid(s%d_valid), .out_ready(s%d_ready), .out_data(s%d_data));\n", i+1, i+1, i+1)
 			}
 		}
 	}
-	n := len(c.Layers) - 1
+	n := len(c.Stages) - 1
 	w("  assign out_valid = t%d_valid; assign t%d_ready = out_ready; assign out_data = t%d_data;\n", n, n, n)
 	w("endmodule\n")
 	files["top.v"] = v.String()
@@ -156,15 +156,15 @@ type SimResult struct {
 	II, Latency int
 }
 
-// Simulate builds the chain's RTL with Verilator in dir and streams frames
-// (each MW elements of the first layer) through it.
-func (c *Chain) Simulate(ctx context.Context, dir string, frames [][]int32) (*SimResult, error) {
+// Simulate builds the pipeline's RTL with Verilator in dir and streams
+// frames (each InFrame elements of the first stage) through it.
+func (c *Pipeline) Simulate(ctx context.Context, dir string, frames [][]int32) (*SimResult, error) {
 	files := Files{}
 	if err := c.Emit(files); err != nil {
 		return nil, err
 	}
-	first, last := c.Layers[0], c.Layers[len(c.Layers)-1]
-	files["tb.cpp"] = testbench(first.SIMD, last.PE)
+	first, last := c.Stages[0], c.Stages[len(c.Stages)-1]
+	files["tb.cpp"] = testbench(first.InLanes(), last.OutLanes()*last.OutBits()/8)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("fpga: %w", err)
 	}
@@ -177,16 +177,17 @@ func (c *Chain) Simulate(ctx context.Context, dir string, frames [][]int32) (*Si
 			vfiles = append(vfiles, name)
 		}
 	}
-	// Input beats: SF beats of SIMD lanes per frame.
+	// Input beats: InFrame/InLanes beats per frame.
 	var in strings.Builder
-	beat := make([]byte, first.SIMD)
+	lanes := first.InLanes()
+	beat := make([]byte, lanes)
 	for fi, f := range frames {
-		if len(f) != first.MW {
-			return nil, fmt.Errorf("fpga: frame %d has %d elements, the first layer takes %d", fi, len(f), first.MW)
+		if len(f) != first.InFrame() {
+			return nil, fmt.Errorf("fpga: frame %d has %d elements, the first stage takes %d", fi, len(f), first.InFrame())
 		}
-		for s := 0; s < first.SF(); s++ {
+		for s := 0; s < len(f)/lanes; s++ {
 			for l := range beat {
-				beat[l] = byte(f[s*first.SIMD+l])
+				beat[l] = byte(f[s*lanes+l])
 			}
 			writeHexBytes(&in, beat)
 		}
@@ -197,7 +198,7 @@ func (c *Chain) Simulate(ctx context.Context, dir string, frames [][]int32) (*Si
 	if _, err := exec.LookPath("verilator"); err != nil {
 		return nil, fmt.Errorf("fpga: RTL simulation needs verilator (Debian package verilator): %w", err)
 	}
-	args := []string{"--cc", "--exe", "--build", "-O2", "-Wno-fatal", "-Wno-lint", "-Wno-style",
+	args := []string{"--cc", "--exe", "--build", "-O2", "+1364-2005ext+v", "-Wno-fatal", "-Wno-lint", "-Wno-style",
 		"--top-module", "top", "-Mdir", "obj", "-o", "sim", "-CFLAGS", "-O1"}
 	args = append(args, vfiles...)
 	args = append(args, "tb.cpp")
@@ -206,8 +207,8 @@ func (c *Chain) Simulate(ctx context.Context, dir string, frames [][]int32) (*Si
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("fpga: verilator build failed: %w\n%s", err, tail(string(out), 3000))
 	}
-	outBeats := len(frames) * last.NF()
-	maxCycles := (len(frames) + 4) * (c.EstimatedII()*4 + 64*len(c.Layers))
+	outBeats := len(frames) * last.OutFrame() / last.OutLanes()
+	maxCycles := (len(frames) + 4) * (c.EstimatedII()*4 + 64*len(c.Stages))
 	run := exec.CommandContext(ctx, filepath.Join(dir, "obj", "sim"), strconv.Itoa(outBeats), strconv.Itoa(maxCycles))
 	run.Dir = dir
 	if out, err := run.CombinedOutput(); err != nil {
@@ -223,7 +224,7 @@ func tail(s string, n int) string {
 	return s
 }
 
-func readSim(dir string, last, first *MVAU, nframes int) (*SimResult, error) {
+func readSim(dir string, last, first Stage, nframes int) (*SimResult, error) {
 	f, err := os.Open(filepath.Join(dir, "out.txt"))
 	if err != nil {
 		return nil, fmt.Errorf("fpga: simulation wrote no output: %w", err)
@@ -250,20 +251,27 @@ func readSim(dir string, last, first *MVAU, nframes int) (*SimResult, error) {
 				return nil, fmt.Errorf("fpga: bad simulation line %q", sc.Text())
 			}
 			h := fields[2]
-			for l := 0; l < last.PE; l++ { // lane l is the l-th byte from the right
-				end := len(h) - 2*l
-				b, err := strconv.ParseUint(h[end-2:end], 16, 8)
+			digits := last.OutBits() / 4
+			if len(h) != digits*last.OutLanes() {
+				return nil, fmt.Errorf("fpga: bad simulation line %q", sc.Text())
+			}
+			for l := 0; l < last.OutLanes(); l++ { // lane l is the l-th from the right
+				end := len(h) - digits*l
+				b, err := strconv.ParseUint(h[end-digits:end], 16, last.OutBits())
 				if err != nil {
 					return nil, fmt.Errorf("fpga: bad simulation line %q", sc.Text())
 				}
 				v := int32(b)
-				if last.OutSigned {
+				switch {
+				case last.OutBits() == 32:
+					v = int32(uint32(b))
+				case last.OutIsSigned():
 					v = int32(int8(b))
 				}
 				res.Outputs = append(res.Outputs, v)
 			}
 			res.Cycles = cyc
-			if len(res.Outputs)%last.MH == 0 {
+			if len(res.Outputs)%last.OutFrame() == 0 {
 				res.LastOut = append(res.LastOut, cyc)
 			}
 		case "T":
@@ -273,7 +281,7 @@ func readSim(dir string, last, first *MVAU, nframes int) (*SimResult, error) {
 	if err := sc.Err(); err != nil {
 		return nil, fmt.Errorf("fpga: %w", err)
 	}
-	for k := 0; k < len(inCycles); k += first.SF() {
+	for k := 0; k < len(inCycles); k += first.InFrame() / first.InLanes() {
 		res.FirstIn = append(res.FirstIn, inCycles[k])
 	}
 	if len(res.LastOut) != nframes || len(res.FirstIn) != nframes {
