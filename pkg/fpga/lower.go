@@ -316,7 +316,23 @@ func (l *lowerer) run() error {
 	if len(l.bad) > 0 {
 		return fmt.Errorf("fpga: unsupported: %s", strings.Join(l.bad, "; "))
 	}
-	return l.d.Pipeline.Check()
+	// a FIFO after every layer but the last, a frame of its output deep
+	// (capped at 1024 beats)
+	p := l.d.Pipeline
+	p.FIFOs = map[int]int{}
+	for i, li := range l.d.Layers {
+		if i == len(l.d.Layers)-1 || len(li.Stages) == 0 {
+			continue
+		}
+		last := p.Stages[li.Stages[len(li.Stages)-1]]
+		beats := last.OutFrame() / last.OutLanes()
+		depth := 2
+		for depth < beats && depth < 1024 {
+			depth *= 2
+		}
+		p.FIFOs[li.Stages[len(li.Stages)-1]] = depth
+	}
+	return p.Check()
 }
 
 // chainOp is one float op after an engine, before the next quantized value.
@@ -525,7 +541,9 @@ func (l *lowerer) engine(e *graph.Node, qp qparams, lay layout) (string, qparams
 		if err := l.setFolding(mv, stages); err != nil {
 			return "", qparams{}, layout{}, false, err
 		}
+		start := len(l.d.Pipeline.Stages)
 		l.d.Pipeline.Stages = append(l.d.Pipeline.Stages, append(stages, mv)...)
+		info.Stages = span(start, len(l.d.Pipeline.Stages))
 		l.d.OutRaw = true
 		l.d.OutScale = make([]float32, mh)
 		for c := range accScale {
@@ -594,7 +612,9 @@ func (l *lowerer) engine(e *graph.Node, qp qparams, lay layout) (string, qparams
 	if nextLay.spatial {
 		nextLay = poolLay
 	}
+	start := len(l.d.Pipeline.Stages)
 	l.d.Pipeline.Stages = append(l.d.Pipeline.Stages, stages...)
+	info.Stages = span(start, len(l.d.Pipeline.Stages))
 	l.finishInfo(&info, mv, stages[:len(stages)-len(pools)-1])
 	return endQ.node.Outputs[0], endQ.q, nextLay, false, nil
 }
@@ -612,6 +632,14 @@ func (l *lowerer) finishInfo(info *LayerInfo, mv *MVAU, pre []Stage) {
 		}
 	}
 	l.d.Layers = append(l.d.Layers, *info)
+}
+
+func span(a, b int) []int {
+	var s []int
+	for i := a; i < b; i++ {
+		s = append(s, i)
+	}
+	return s
 }
 
 func hasNonPool(ops []chainOp) bool {

@@ -16,6 +16,40 @@ import (
 // lanes differ.
 type Pipeline struct {
 	Stages []Stage
+	// FIFOs[i] is the depth, in beats, of a FIFO after stage i (0: none).
+	// Lowering puts one between layers, deep enough for a whole frame of
+	// the producer (capped), so that each layer runs at its own pace.
+	FIFOs map[int]int
+}
+
+// EmitFIFO writes a ready/valid FIFO of depth beats of width bits.
+func EmitFIFO(files Files, width, depth int) string {
+	name := fmt.Sprintf("fifo_%d_%d", width, depth)
+	if _, ok := files[name+".v"]; ok {
+		return name
+	}
+	ab := clog2(depth)
+	var v strings.Builder
+	fmt.Fprintf(&v, "// %s: FIFO of %d beats of %d bits\n", name, depth, width)
+	fmt.Fprintf(&v, "module %s (input clk, input rst,\n", name)
+	fmt.Fprintf(&v, "  input in_valid, output in_ready, input [%d:0] in_data,\n", width-1)
+	fmt.Fprintf(&v, "  output out_valid, input out_ready, output [%d:0] out_data);\n", width-1)
+	fmt.Fprintf(&v, "  reg [%d:0] mem [0:%d];\n", width-1, depth-1)
+	fmt.Fprintf(&v, "  reg [%d:0] wp, rp; reg [%d:0] n;\n", ab-1, ab)
+	fmt.Fprintf(&v, "  assign in_ready = n != %d;\n", depth)
+	fmt.Fprintf(&v, "  assign out_valid = n != 0;\n")
+	fmt.Fprintf(&v, "  assign out_data = mem[rp];\n")
+	fmt.Fprintf(&v, "  wire wr = in_valid && in_ready, rd = out_valid && out_ready;\n")
+	fmt.Fprintf(&v, "  always @(posedge clk) if (wr) mem[wp] <= in_data;\n")
+	fmt.Fprintf(&v, "  always @(posedge clk) begin\n")
+	fmt.Fprintf(&v, "    if (rst) begin wp <= 0; rp <= 0; n <= 0; end\n")
+	fmt.Fprintf(&v, "    else begin\n")
+	fmt.Fprintf(&v, "      if (wr) wp <= (wp == %d) ? 0 : wp + 1;\n", depth-1)
+	fmt.Fprintf(&v, "      if (rd) rp <= (rp == %d) ? 0 : rp + 1;\n", depth-1)
+	fmt.Fprintf(&v, "      n <= n + wr - rd;\n")
+	fmt.Fprintf(&v, "    end\n  end\nendmodule\n")
+	files[name+".v"] = v.String()
+	return name
 }
 
 // Check validates every stage and the joins.
@@ -124,13 +158,22 @@ func (c *Pipeline) Emit(files Files) error {
 	for i, l := range c.Stages {
 		w("  %s u%d (.clk(clk), .rst(rst), .in_valid(s%d_valid), .in_ready(s%d_ready), .in_data(s%d_data),\n", l.ModuleName(), i, i, i, i)
 		w("    .out_valid(t%d_valid), .out_ready(t%d_ready), .out_data(t%d_data));\n", i, i, i)
+		src := fmt.Sprintf("t%d", i)
+		if d := c.FIFOs[i]; d > 0 && i+1 < len(c.Stages) {
+			ow := l.OutLanes() * l.OutBits()
+			f := EmitFIFO(files, ow, d)
+			w("  wire f%d_valid, f%d_ready; wire [%d:0] f%d_data;\n", i, i, ow-1, i)
+			w("  %s q%d (.clk(clk), .rst(rst), .in_valid(t%d_valid), .in_ready(t%d_ready), .in_data(t%d_data),\n", f, i, i, i, i)
+			w("    .out_valid(f%d_valid), .out_ready(f%d_ready), .out_data(f%d_data));\n", i, i, i)
+			src = fmt.Sprintf("f%d", i) // downstream reads the FIFO
+		}
 		if i+1 < len(c.Stages) {
 			n := c.Stages[i+1]
 			if l.OutLanes() == n.InLanes() {
-				w("  assign s%d_valid = t%d_valid; assign t%d_ready = s%d_ready; assign s%d_data = t%d_data;\n", i+1, i, i, i+1, i+1, i)
+				w("  assign s%d_valid = %s_valid; assign %s_ready = s%d_ready; assign s%d_data = %s_data;\n", i+1, src, src, i+1, i+1, src)
 			} else {
 				d := EmitDWC(files, l.OutLanes(), n.InLanes())
-				w("  %s j%d (.clk(clk), .rst(rst), .in_valid(t%d_valid), .in_ready(t%d_ready), .in_data(t%d_data),\n", d, i, i, i, i)
+				w("  %s j%d (.clk(clk), .rst(rst), .in_valid(%s_valid), .in_ready(%s_ready), .in_data(%s_data),\n", d, i, src, src, src)
 				w("    .out_valid(s%d_valid), .out_ready(s%d_ready), .out_data(s%d_data));\n", i+1, i+1, i+1)
 			}
 		}

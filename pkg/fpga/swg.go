@@ -112,7 +112,7 @@ func (s *SWG) Emit(files Files) error {
 	w("module %s (input clk, input rst,\n", s.ModuleName())
 	w("  input in_valid, output in_ready, input [%d:0] in_data,\n", pw-1)
 	w("  output out_valid, input out_ready, output [%d:0] out_data);\n", s.SIMD*8-1)
-	w("  reg [%d:0] sr [0:%d];\n", pw-1, L-1)
+	w("  reg [%d:0] sr; // %d pixels, newest at the low end\n", L*pw-1, L)
 	w("  reg [%d:0] pr; reg [%d:0] pc; // padded position of the next pixel\n", clog2(hp+1)-1, clog2(wp+1)-1)
 	w("  reg [%d:0] ry; reg [%d:0] rx; // phase within the stride\n", clog2(s.S+1), clog2(s.S+1))
 	w("  reg wv; reg [%d:0] b;\n", clog2(nb+1)-1)
@@ -126,13 +126,11 @@ func (s *SWG) Emit(files Files) error {
 	w("  // the pixel at padded (pr, pc) completes a window when both are\n")
 	w("  // past the kernel and on the stride grid\n")
 	w("  wire wnd = pr >= %d && pc >= %d && ry == 0 && rx == 0;\n", s.K-1, s.K-1)
-	w("  integer i;\n")
-	w("  always @(posedge clk) begin\n")
-	w("    if (adv) begin\n")
-	w("      for (i = %d; i > 0; i = i - 1) sr[i] <= sr[i-1];\n", L-1)
-	w("      sr[0] <= px;\n")
-	w("    end\n")
-	w("  end\n")
+	if L > 1 {
+		w("  always @(posedge clk) if (adv) sr <= {sr[%d:0], px};\n", (L-1)*pw-1)
+	} else {
+		w("  always @(posedge clk) if (adv) sr <= px;\n")
+	}
 	w("  always @(posedge clk) begin\n")
 	w("    if (rst) begin pr <= 0; pc <= 0; ry <= 0; rx <= 0; wv <= 0; b <= 0; end\n")
 	w("    else begin\n")
@@ -156,7 +154,7 @@ func (s *SWG) Emit(files Files) error {
 	var taps []string
 	for ky := s.K - 1; ky >= 0; ky-- {
 		for kx := s.K - 1; kx >= 0; kx-- {
-			taps = append(taps, fmt.Sprintf("sr[%d]", (s.K-1-ky)*wp+(s.K-1-kx)))
+			taps = append(taps, fmt.Sprintf("sr[%d +: %d]", ((s.K-1-ky)*wp+(s.K-1-kx))*pw, pw))
 		}
 	}
 	w("  wire [%d:0] win = {%s};\n", s.Window()*8-1, strings.Join(taps, ", "))
