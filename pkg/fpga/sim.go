@@ -202,24 +202,59 @@ type SimResult struct {
 // Simulate builds the pipeline's RTL with Verilator in dir and streams
 // frames (each InFrame elements of the first stage) through it.
 func (c *Pipeline) Simulate(ctx context.Context, dir string, frames [][]int32) (*SimResult, error) {
+	if err := c.BuildSim(ctx, dir); err != nil {
+		return nil, err
+	}
+	return c.RunSim(ctx, dir, frames)
+}
+
+// BuildSim writes the RTL and the testbench to dir and builds the
+// simulator (dir/obj/sim) with Verilator. A dir whose simulator is built
+// from the same sources is reused as is.
+func (c *Pipeline) BuildSim(ctx context.Context, dir string) error {
 	files := Files{}
 	if err := c.Emit(files); err != nil {
-		return nil, err
+		return err
 	}
 	first, last := c.Stages[0], c.Stages[len(c.Stages)-1]
 	files["tb.cpp"] = testbench(first.InLanes(), last.OutLanes()*last.OutBits()/8)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("fpga: %w", err)
+	if same(dir, files) {
+		if _, err := os.Stat(filepath.Join(dir, "obj", "sim")); err == nil {
+			return nil
+		}
 	}
-	var vfiles []string
+	if err := WriteFiles(dir, files); err != nil {
+		return err
+	}
+	if _, err := exec.LookPath("verilator"); err != nil {
+		return fmt.Errorf("fpga: RTL simulation needs verilator (Debian package verilator): %w", err)
+	}
+	args := []string{"--cc", "--exe", "--build", "-O2", "+1364-2005ext+v", "-Wno-fatal", "-Wno-lint", "-Wno-style",
+		"--top-module", "top", "-Mdir", "obj", "-o", "sim", "-CFLAGS", "-O1"}
+	args = append(args, verilogFiles(files)...)
+	args = append(args, "tb.cpp")
+	cmd := exec.CommandContext(ctx, "verilator", args...)
+	cmd.Dir = dir
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("fpga: verilator build failed: %w\n%s", err, tail(string(out), 3000))
+	}
+	return nil
+}
+
+// same reports whether dir already holds exactly these files.
+func same(dir string, files Files) bool {
 	for name, body := range files {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
-			return nil, fmt.Errorf("fpga: %w", err)
-		}
-		if strings.HasSuffix(name, ".v") {
-			vfiles = append(vfiles, name)
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil || string(b) != body {
+			return false
 		}
 	}
+	return true
+}
+
+// RunSim streams frames through a simulator built by BuildSim.
+func (c *Pipeline) RunSim(ctx context.Context, dir string, frames [][]int32) (*SimResult, error) {
+	first, last := c.Stages[0], c.Stages[len(c.Stages)-1]
 	// Input beats: InFrame/InLanes beats per frame.
 	var in strings.Builder
 	lanes := first.InLanes()
@@ -237,18 +272,6 @@ func (c *Pipeline) Simulate(ctx context.Context, dir string, frames [][]int32) (
 	}
 	if err := os.WriteFile(filepath.Join(dir, "in.hex"), []byte(in.String()), 0o644); err != nil {
 		return nil, fmt.Errorf("fpga: %w", err)
-	}
-	if _, err := exec.LookPath("verilator"); err != nil {
-		return nil, fmt.Errorf("fpga: RTL simulation needs verilator (Debian package verilator): %w", err)
-	}
-	args := []string{"--cc", "--exe", "--build", "-O2", "+1364-2005ext+v", "-Wno-fatal", "-Wno-lint", "-Wno-style",
-		"--top-module", "top", "-Mdir", "obj", "-o", "sim", "-CFLAGS", "-O1"}
-	args = append(args, vfiles...)
-	args = append(args, "tb.cpp")
-	cmd := exec.CommandContext(ctx, "verilator", args...)
-	cmd.Dir = dir
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("fpga: verilator build failed: %w\n%s", err, tail(string(out), 3000))
 	}
 	outBeats := len(frames) * last.OutFrame() / last.OutLanes()
 	maxCycles := (len(frames) + 4) * (c.EstimatedII()*4 + 64*len(c.Stages))
