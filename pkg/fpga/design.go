@@ -44,6 +44,9 @@ func (d *Design) Dequantize(y []int32) []float32 {
 		c := i % d.outC
 		if d.OutRaw {
 			out[i] = float32(v) * d.OutScale[c]
+			if d.OutBias != nil {
+				out[i] += d.OutBias[c]
+			}
 		} else {
 			out[i] = float32(v-d.OutZero) * d.OutScale[0]
 		}

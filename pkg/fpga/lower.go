@@ -74,6 +74,7 @@ type Design struct {
 	// Dequantization of the pipeline output: raw accumulators times
 	// OutScale[c], or (q - OutZero)·OutScale[0] when requantized.
 	OutScale []float32
+	OutBias  []float32 // raw outputs: the layer's own float bias, per channel
 	OutZero  int32
 	OutRaw   bool
 	// Tail is the host model from TailValue to the graph outputs; nil
@@ -549,6 +550,12 @@ func (l *lowerer) engine(e *graph.Node, qp qparams, lay layout) (string, qparams
 		for c := range accScale {
 			l.d.OutScale[c] = float32(accScale[c])
 		}
+		if bias != nil { // a Conv/Gemm bias: added on the host
+			l.d.OutBias = make([]float32, mh)
+			for c := range bias {
+				l.d.OutBias[c] = float32(bias[c])
+			}
+		}
 		l.d.TailValue = tailFrom
 		l.d.outSpatial, l.d.outC = outLay.spatial, mh
 		if err := l.buildTail(); err != nil {
@@ -569,8 +576,34 @@ func (l *lowerer) engine(e *graph.Node, qp qparams, lay layout) (string, qparams
 		firstQ = ops[0].q
 		rest = ops[1:]
 	} else {
-		// fold: acc·accScale + bias → (·mul) → relu/clip → Q(endQ)
-		return "", qparams{}, layout{}, false, fmt.Errorf("fpga: %s: the float ops before its first QuantizeLinear must be folded first (optimize -O2 folds a bias Add into the Conv)", e)
+		// no rounding before the boundary: fold the affine ops (bias
+		// adds, positive scales) into the requantizer's multiplier and
+		// offset, and a final Relu/Clip into its bounds
+		r, err := affineRequant(e, ops, endQ.q, accScale, mv)
+		if err != nil {
+			return "", qparams{}, layout{}, false, err
+		}
+		mv.Requant = r
+		mv.OutSigned = endQ.q.signed
+		if err := l.setFolding(mv, stages); err != nil {
+			return "", qparams{}, layout{}, false, err
+		}
+		stages = append(stages, mv)
+		poolLay := outLay
+		for _, p := range pools {
+			mp := &MaxPool{Name: p.node.Name, C: mh, H: poolLay.h, W: poolLay.w, K: p.k, Signed: mv.OutSigned}
+			stages = append(stages, mp)
+			poolLay.h, poolLay.w = mp.OH(), mp.OW()
+			info.Engine += "+MaxPool"
+		}
+		if nextLay.spatial {
+			nextLay = poolLay
+		}
+		start := len(l.d.Pipeline.Stages)
+		l.d.Pipeline.Stages = append(l.d.Pipeline.Stages, stages...)
+		info.Stages = span(start, len(l.d.Pipeline.Stages))
+		l.finishInfo(&info, mv, stages[:len(stages)-len(pools)-1])
+		return endQ.node.Outputs[0], endQ.q, nextLay, false, nil
 	}
 	for c := 0; c < mh; c++ {
 		m := float64(float32(accScale[c] / float64(firstQ.scale)))
@@ -632,6 +665,59 @@ func (l *lowerer) finishInfo(info *LayerInfo, mv *MVAU, pre []Stage) {
 		}
 	}
 	l.d.Layers = append(l.d.Layers, *info)
+}
+
+// affineRequant folds add/mul ops and a trailing relu/clip between the
+// accumulator and the boundary QuantizeLinear into per-channel
+// requantizers: q = clamp(rne((A·s·acc + B)/sy) + zy).
+func affineRequant(e *graph.Node, ops []chainOp, out qparams, accScale []float64, mv *MVAU) ([]Requant, error) {
+	mh := len(accScale)
+	rs := make([]Requant, mh)
+	for c := 0; c < mh; c++ {
+		A, B := 1.0, 0.0
+		lo, hi := out.lo(), out.hi()
+		clamped := false
+		for _, o := range ops {
+			switch o.kind {
+			case "add":
+				if clamped {
+					return nil, fmt.Errorf("fpga: %s: an Add after a Relu/Clip before the next QuantizeLinear is not supported", e)
+				}
+				B += float64(pick(o.per, c))
+			case "mul":
+				if clamped {
+					return nil, fmt.Errorf("fpga: %s: a Mul after a Relu/Clip before the next QuantizeLinear is not supported", e)
+				}
+				k := float64(pick(o.per, c))
+				A, B = A*k, B*k
+			case "relu":
+				clamped = true
+				if z := quantize(0, out); z > lo {
+					lo = z
+				}
+			case "clip":
+				clamped = true
+				if z := quantize(o.lo, out); z > lo {
+					lo = z
+				}
+				if z := quantize(o.hi, out); z < hi {
+					hi = z
+				}
+			case "pool", "flatten":
+			default:
+				return nil, fmt.Errorf("fpga: %s: %s before the first QuantizeLinear", e, o.kind)
+			}
+		}
+		m := float64(float32(A * accScale[c] / float64(out.scale)))
+		off := float64(float32(B / float64(out.scale)))
+		alo, ahi := mv.AccRange(c)
+		r, err := NewRequantOff(m, off, out.zero, lo, hi, alo, ahi)
+		if err != nil {
+			return nil, fmt.Errorf("fpga: %s channel %d: %w", e, c, err)
+		}
+		rs[c] = r
+	}
+	return rs, nil
 }
 
 func span(a, b int) []int {
@@ -730,7 +816,26 @@ func streamIndex(lay layout, k int) int {
 func (l *lowerer) floatBias(v string, e *graph.Node, n int) ([]float64, error) {
 	t, ok := l.inits[v]
 	if !ok {
-		return nil, fmt.Errorf("fpga: %s: bias %q is not a float constant", e, v)
+		// an int32 bias through its DequantizeLinear
+		dq := l.prod[v]
+		if dq == nil || !dq.Is("DequantizeLinear") {
+			return nil, fmt.Errorf("fpga: %s: bias %q is not a constant", e, v)
+		}
+		qt, ok1 := l.inits[dq.Inputs[0]]
+		st, ok2 := l.inits[dq.Inputs[1]]
+		if !ok1 || !ok2 {
+			return nil, fmt.Errorf("fpga: %s: bias %q is not a constant", e, v)
+		}
+		q, err1 := qt.AsFloat64s()
+		sc, err2 := st.AsFloat64s()
+		if err1 != nil || err2 != nil || len(q) != n || (len(sc) != 1 && len(sc) != n) {
+			return nil, fmt.Errorf("fpga: %s: bias of %d values for %d outputs", e, len(q), n)
+		}
+		b := make([]float64, n)
+		for i := range b {
+			b[i] = float64(float32(q[i]) * float32(sc[min(i, len(sc)-1)]))
+		}
+		return b, nil
 	}
 	b, err := t.AsFloat64s()
 	if err != nil || len(b) != n {

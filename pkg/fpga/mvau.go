@@ -273,7 +273,12 @@ func (m *MVAU) Emit(files Files) error {
 		return fmt.Sprintf("%0*x", bits/4, u)
 	}
 	bw, mw4 := roundUp4(acc), roundUp4(mb)
-	var bmem, mmem, smem, lmem strings.Builder
+	hasOff := false
+	for _, r := range m.Requant {
+		hasOff = hasOff || r.Off != 0
+	}
+	ow4 := roundUp4(pw)
+	var bmem, mmem, smem, lmem, omem strings.Builder
 	for f := 0; f < nf; f++ {
 		for p := m.PE - 1; p >= 0; p-- {
 			c := f*m.PE + p
@@ -281,8 +286,10 @@ func (m *MVAU) Emit(files Files) error {
 			if m.Requant != nil {
 				mmem.WriteString(hexw(m.Requant[c].Mult, mw4))
 				smem.WriteString(hexw(int64(m.Requant[c].Shift), 8))
+				omem.WriteString(hexw(m.Requant[c].Off, ow4))
 			}
 		}
+		omem.WriteByte('\n')
 		bmem.WriteByte('\n')
 		mmem.WriteByte('\n')
 		smem.WriteByte('\n')
@@ -303,6 +310,9 @@ func (m *MVAU) Emit(files Files) error {
 	if m.Requant != nil {
 		files[name+"_m.mem"] = mmem.String()
 		files[name+"_s.mem"] = smem.String()
+		if hasOff {
+			files[name+"_o.mem"] = omem.String()
+		}
 		r0 := m.Requant[0]
 		for _, r := range m.Requant {
 			if r.Zero != r0.Zero || r.Lo != r0.Lo || r.Hi != r0.Hi {
@@ -329,6 +339,9 @@ func (m *MVAU) Emit(files Files) error {
 	if m.Requant != nil {
 		w("  reg [%d:0] mrom [0:NF-1];\n", m.PE*mw4-1)
 		w("  reg [%d:0] srom [0:NF-1];\n", m.PE*8-1)
+		if hasOff {
+			w("  reg [%d:0] orom [0:NF-1];\n", m.PE*ow4-1)
+		}
 	}
 	if m.LUT != nil {
 		w("  reg [%d:0] lrom [0:NF*256-1];\n", m.PE*8-1)
@@ -339,6 +352,9 @@ func (m *MVAU) Emit(files Files) error {
 	if m.Requant != nil {
 		w("    $readmemh(\"%s_m.mem\", mrom);\n", name)
 		w("    $readmemh(\"%s_s.mem\", srom);\n", name)
+		if hasOff {
+			w("    $readmemh(\"%s_o.mem\", orom);\n", name)
+		}
 	}
 	if m.LUT != nil {
 		w("    $readmemh(\"%s_l.mem\", lrom);\n", name)
@@ -377,7 +393,11 @@ func (m *MVAU) Emit(files Files) error {
 	} else {
 		r0 := m.Requant[0]
 		w("      sh = srom[nfB][p*8 +: 8];\n")
-		w("      prod = $signed(acc[p]) * $signed({1'b0, mrom[nfB][p*MW4 +: MB]});\n")
+		if hasOff {
+			w("      prod = $signed(acc[p]) * $signed({1'b0, mrom[nfB][p*MW4 +: MB]}) + $signed(orom[nfB][p*%d +: PW]);\n", ow4)
+		} else {
+			w("      prod = $signed(acc[p]) * $signed({1'b0, mrom[nfB][p*MW4 +: MB]});\n")
+		}
 		w("      q = prod >>> sh;\n")
 		w("      rem = prod - (q <<< sh);\n")
 		w("      half = {{(PW-1){1'b0}}, 1'b1} <<< (sh - 1);\n")

@@ -15,16 +15,19 @@ import (
 type Requant struct {
 	Mult  int64 // fixed-point multiplier, 0 < Mult < 2^MultBits
 	Shift uint  // right shift, >= 1
-	Zero  int32 // output zero point
-	Lo    int32 // saturation lower bound (qmin, or the zero point for ReLU)
-	Hi    int32 // saturation upper bound
+	// Off is an offset in units of 2^-Shift (a float bias after the
+	// accumulator, folded in): q = rne((acc·Mult + Off) / 2^Shift) + Zero.
+	Off  int64
+	Zero int32 // output zero point
+	Lo   int32 // saturation lower bound (qmin, or the zero point for ReLU)
+	Hi   int32 // saturation upper bound
 	// MultBits is the multiplier width used (the hardware's operand width).
 	MultBits uint
 }
 
 // Apply is the hardware's arithmetic, exactly.
 func (r Requant) Apply(acc int64) int32 {
-	p := acc * r.Mult
+	p := acc*r.Mult + r.Off
 	q := p >> r.Shift // arithmetic: floor
 	rem := p - q<<r.Shift
 	half := int64(1) << (r.Shift - 1)
@@ -44,8 +47,14 @@ func (r Requant) Apply(acc int64) int32 {
 // RefRequant is the real-valued reference: clamp(rne(acc·m) + zero).
 // m is taken as the exact rational value of its float64.
 func RefRequant(acc int64, m float64, zero, lo, hi int32) int32 {
+	return RefRequantOff(acc, m, 0, zero, lo, hi)
+}
+
+// RefRequantOff is clamp(rne(acc·m + o) + zero) in exact arithmetic.
+func RefRequantOff(acc int64, m, o float64, zero, lo, hi int32) int32 {
 	x := new(big.Rat).SetInt64(acc)
 	x.Mul(x, new(big.Rat).SetFloat64(m))
+	x.Add(x, new(big.Rat).SetFloat64(o))
 	q := rneRat(x)
 	q += int64(zero)
 	if q < int64(lo) {
@@ -82,8 +91,14 @@ func rneRat(x *big.Rat) int64 {
 // multiplier is always exact; narrower ones are used when the proof shows
 // they give the same outputs on the reachable accumulators.
 func NewRequant(m float64, zero, lo, hi int32, accLo, accHi int64) (Requant, error) {
-	if !(m > 0) || math.IsInf(m, 0) {
-		return Requant{}, fmt.Errorf("fpga: requantization multiplier %g must be positive and finite", m)
+	return NewRequantOff(m, 0, zero, lo, hi, accLo, accHi)
+}
+
+// NewRequantOff is NewRequant for rne(acc·m + o): o is a real offset (a
+// float bias divided by the output scale), folded in as Off.
+func NewRequantOff(m, o float64, zero, lo, hi int32, accLo, accHi int64) (Requant, error) {
+	if !(m > 0) || math.IsInf(m, 0) || math.IsNaN(o) || math.IsInf(o, 0) {
+		return Requant{}, fmt.Errorf("fpga: requantization multiplier %g (offset %g) must be positive and finite", m, o)
 	}
 	if lo > hi {
 		return Requant{}, fmt.Errorf("fpga: requantization bounds [%d, %d] are empty", lo, hi)
@@ -99,13 +114,14 @@ func NewRequant(m float64, zero, lo, hi int32, accLo, accHi int64) (Requant, err
 			continue
 		}
 		r.Zero, r.Lo, r.Hi = zero, lo, hi
-		if err := ProveRequant(r, m, accLo, accHi); err != nil {
+		r.Off = int64(math.Round(o * math.Ldexp(1, int(r.Shift))))
+		if err := ProveRequantOff(r, m, o, accLo, accHi); err != nil {
 			lastErr = err
 			continue
 		}
 		return r, nil
 	}
-	return Requant{}, fmt.Errorf("fpga: no fixed-point multiplier up to 32 bits reproduces requantization by %g on accumulators [%d, %d]: %w", m, accLo, accHi, lastErr)
+	return Requant{}, fmt.Errorf("fpga: no fixed-point multiplier up to 32 bits reproduces requantization by %g (offset %g) on accumulators [%d, %d]: %w", m, o, accLo, accHi, lastErr)
 }
 
 // fitRequant picks Shift so that Mult = round(m·2^Shift) uses exactly
@@ -132,20 +148,25 @@ func fitRequant(m float64, bits uint) (Requant, error) {
 // equal on the whole range iff they are equal at both ends and on both
 // sides of every point where the reference steps to its next output level.
 func ProveRequant(r Requant, m float64, accLo, accHi int64) error {
+	return ProveRequantOff(r, m, 0, accLo, accHi)
+}
+
+// ProveRequantOff is ProveRequant against rne(acc·m + o).
+func ProveRequantOff(r Requant, m, o float64, accLo, accHi int64) error {
 	if accLo > accHi {
 		return nil
 	}
-	if p := bitsOf(accLo) + r.MultBits; p > 62 {
+	if p := bitsOf(accLo) + r.MultBits + 1; p > 62 || bitsOf(r.Off) > 61 {
 		return fmt.Errorf("product of a %d-bit multiplier and accumulator %d overflows", r.MultBits, accLo)
 	}
-	if p := bitsOf(accHi) + r.MultBits; p > 62 {
+	if p := bitsOf(accHi) + r.MultBits + 1; p > 62 {
 		return fmt.Errorf("product of a %d-bit multiplier and accumulator %d overflows", r.MultBits, accHi)
 	}
 	check := func(acc int64) error {
 		if acc < accLo || acc > accHi {
 			return nil
 		}
-		if got, want := r.Apply(acc), RefRequant(acc, m, r.Zero, r.Lo, r.Hi); got != want {
+		if got, want := r.Apply(acc), RefRequantOff(acc, m, o, r.Zero, r.Lo, r.Hi); got != want {
 			return fmt.Errorf("accumulator %d: fixed point gives %d, exact requantization %d", acc, got, want)
 		}
 		return nil
@@ -157,13 +178,16 @@ func ProveRequant(r Requant, m float64, accLo, accHi int64) error {
 		return err
 	}
 	mr := new(big.Rat).SetFloat64(m)
-	qLo := RefRequant(accLo, m, r.Zero, r.Lo, r.Hi)
-	qHi := RefRequant(accHi, m, r.Zero, r.Lo, r.Hi)
+	qLo := RefRequantOff(accLo, m, o, r.Zero, r.Lo, r.Hi)
+	qHi := RefRequantOff(accHi, m, o, r.Zero, r.Lo, r.Hi)
+	or := new(big.Rat).SetFloat64(o)
 	for q := qLo + 1; q <= qHi; q++ {
-		// The reference reaches level q when rne(acc·m) >= q - zero, i.e.
-		// acc·m >= (q - zero) - 1/2 (strictly more when that rounds down
-		// to an even neighbour); t is the smallest integer acc doing so.
+		// The reference reaches level q when rne(acc·m + o) >= q - zero,
+		// i.e. acc·m + o >= (q - zero) - 1/2 (strictly more when that
+		// rounds down to an even neighbour); t is the smallest integer
+		// acc doing so.
 		v := new(big.Rat).SetFrac64(2*int64(q-r.Zero)-1, 2)
+		v.Sub(v, or)
 		t := new(big.Rat).Quo(v, mr)
 		ti := ceilRat(t)
 		for _, a := range []int64{ti - 1, ti, ti + 1} {

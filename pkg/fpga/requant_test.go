@@ -85,3 +85,20 @@ func TestNewRequantRefusesBadMultipliers(t *testing.T) {
 		}
 	}
 }
+
+func TestRequantWithOffset(t *testing.T) {
+	for _, c := range []struct{ m, o float64 }{
+		{0.0031, 17.25}, {0.0031, -40.5}, {0.02, 0.5}, {1.3e-5, 3.999},
+	} {
+		m, o := float64(float32(c.m)), float64(float32(c.o))
+		r, err := NewRequantOff(m, o, 3, 3, 255, -50000, 50000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for acc := int64(-50000); acc <= 50000; acc += 7 {
+			if got, want := r.Apply(acc), RefRequantOff(acc, m, o, 3, 3, 255); got != want {
+				t.Fatalf("m %g o %g acc %d: hardware %d, reference %d", m, o, acc, got, want)
+			}
+		}
+	}
+}

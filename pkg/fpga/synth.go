@@ -110,10 +110,38 @@ func Synthesize(ctx context.Context, dir string, p *Pipeline, files Files, part 
 	default:
 		return nil, fmt.Errorf("fpga: no synthesis flow for family %q", part.Family)
 	}
-	cmd := exec.CommandContext(ctx, "yosys", "-q", "-p", script)
-	cmd.Dir = dir
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("fpga: yosys failed: %w\n%s", err, tail(string(out), 3000))
+	yosys := func(script string) error {
+		cmd := exec.CommandContext(ctx, "yosys", "-q", "-p", script)
+		cmd.Dir = dir
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("fpga: yosys failed: %w\n%s", err, tail(string(out), 3000))
+		}
+		return nil
+	}
+	if err := yosys(script); err != nil {
+		return nil, err
+	}
+	if part.Family == "xc7" || part.Family == "xcup" {
+		// more multipliers than the DSP budget: map them to LUTs instead
+		// (LUTs are usually the plentiful resource of these designs)
+		if c, err := readStat(filepath.Join(dir, "stat.txt")); err == nil {
+			n := c["DSP48E1"] + c["DSP48E2"]
+			if float64(n) > part.LimitDSP*float64(part.DSP) {
+				if err := yosys(strings.Replace(script, "-noiopad", "-noiopad -nodsp", 1)); err != nil {
+					return nil, err
+				}
+				source = fmt.Sprintf("%s -nodsp (multipliers in LUTs: with DSPs they would take %d of %d)", source, n, part.DSP)
+			}
+		}
+	}
+	if part.Family == "ice40" {
+		// more multipliers than DSP blocks: map them to logic instead
+		if c, err := readStat(filepath.Join(dir, "stat.txt")); err == nil && c["SB_MAC16"] > part.DSP {
+			if err := yosys(strings.Replace(script, "synth_ice40 -dsp", "synth_ice40", 1)); err != nil {
+				return nil, err
+			}
+			source = fmt.Sprintf("yosys synth_ice40 (multipliers in logic: %d would need more than the %d DSPs) + nextpnr-ice40 --up5k (outputs XOR-reduced to one pin)", c["SB_MAC16"], part.DSP)
+		}
 	}
 	if v, err := exec.CommandContext(ctx, "yosys", "-V").Output(); err == nil {
 		if f := strings.Fields(string(v)); len(f) >= 2 {
@@ -211,7 +239,7 @@ func placeRoute(ctx context.Context, dir string, r *Resources) error {
 		return fmt.Errorf("fpga: iCE40 place and route needs nextpnr-ice40 (Debian package nextpnr-ice40): %w", err)
 	}
 	cmd := exec.CommandContext(ctx, "nextpnr-ice40", "--up5k", "--package", "sg48", "--json", "design.json",
-		"--asc", "design.asc", "--pcf-allow-unconstrained", "--seed", "1", "--freq", "12")
+		"--asc", "design.asc", "--pcf-allow-unconstrained", "--timing-allow-fail", "--seed", "1", "--freq", "12")
 	cmd.Dir = dir
 	out, err := cmd.CombinedOutput()
 	if err != nil {
@@ -243,3 +271,5 @@ func oocTop(p *Pipeline) string {
 endmodule
 `, iw-1, ow-1)
 }
+
+var lookPath = exec.LookPath
