@@ -1,0 +1,261 @@
+package fpga
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"math/rand"
+	"path/filepath"
+	"time"
+
+	"github.com/optictl/optictl/pkg/graph"
+)
+
+// BuildOptions configure Build.
+type BuildOptions struct {
+	Part      string
+	ClockMHz  float64
+	TargetFPS float64
+	Folding   map[string]Fold
+	Shapes    map[string][]int64
+	// SimFrames frames (seeded random inputs in the input's range) run
+	// through the Verilator simulation of the whole design, checked bit
+	// for bit against the Go model; 0 skips the simulation.
+	SimFrames int
+	// SimLayers also simulates every layer alone for its cycles.
+	SimLayers bool
+	// Synth runs Yosys (and nextpnr for iCE40).
+	Synth bool
+	// Progress, when set, gets one line per step.
+	Progress func(string)
+}
+
+// LayerReport is a layer of the report.
+type LayerReport struct {
+	LayerInfo
+	CyclesSimulated int `json:"cycles_simulated,omitempty"`
+	// Analytical resource estimate (FINN-style).
+	EstLUT    int `json:"lut_estimated"`
+	EstBRAM18 int `json:"bram18_estimated"`
+	EstDSP    int `json:"dsp_estimated"`
+}
+
+// Report is what `fpga build` writes.
+type Report struct {
+	Part          string             `json:"part"`
+	ClockMHz      float64            `json:"clock_mhz"`
+	Layers        []LayerReport      `json:"layers"`
+	IIEstimated   int                `json:"ii_cycles_estimated"`
+	IICycles      int                `json:"ii_cycles,omitempty"`
+	LatencyCycles int                `json:"latency_cycles,omitempty"`
+	Simulated     bool               `json:"simulated"`
+	SimFrames     int                `json:"sim_frames,omitempty"`
+	BitExact      bool               `json:"sim_bit_exact,omitempty"`
+	FPS           float64            `json:"fps"`
+	LatencyUS     float64            `json:"latency_us,omitempty"`
+	Resources     *Resources         `json:"resources,omitempty"`
+	Estimated     Resources          `json:"resources_estimated"`
+	Capacity      Part               `json:"capacity"`
+	HostOps       []string           `json:"host_ops"`
+	Folding       map[string]Fold    `json:"folding"`
+	Bottleneck    string             `json:"bottleneck"`
+	Seconds       map[string]float64 `json:"seconds"`
+	Dir           string             `json:"dir"`
+}
+
+// Build lowers the model, writes the design to dir, and (as asked)
+// simulates and synthesizes it.
+func Build(ctx context.Context, m *graph.Model, dir string, opts BuildOptions) (*Report, *Design, error) {
+	part, ok := Parts[opts.Part]
+	if !ok {
+		return nil, nil, fmt.Errorf("fpga: unknown part %q (known: %v)", opts.Part, PartNames())
+	}
+	if !(opts.ClockMHz > 0) {
+		return nil, nil, fmt.Errorf("fpga: clock %g MHz must be positive", opts.ClockMHz)
+	}
+	say := func(format string, args ...any) {
+		if opts.Progress != nil {
+			opts.Progress(fmt.Sprintf(format, args...))
+		}
+	}
+	rep := &Report{Part: part.Name, ClockMHz: opts.ClockMHz, Capacity: part, Seconds: map[string]float64{}, Dir: dir}
+	t0 := time.Now()
+	lo := LowerOptions{Folding: opts.Folding, Shapes: opts.Shapes}
+	if opts.TargetFPS > 0 {
+		lo.TargetCycles = int(math.Floor(opts.ClockMHz * 1e6 / opts.TargetFPS))
+		if lo.TargetCycles < 1 {
+			return nil, nil, fmt.Errorf("fpga: %g FPS at %g MHz leaves less than one cycle per frame", opts.TargetFPS, opts.ClockMHz)
+		}
+	}
+	for name := range opts.Folding {
+		found := false
+		for _, n := range m.Graph.Nodes {
+			found = found || n.Name == name
+		}
+		if !found {
+			return nil, nil, fmt.Errorf("fpga: folding names node %q, which the model does not have", name)
+		}
+	}
+	d, err := Lower(m, lo)
+	if err != nil {
+		return nil, nil, err
+	}
+	files := Files{}
+	if err := d.Pipeline.Emit(files); err != nil {
+		return nil, nil, err
+	}
+	first, last := d.Pipeline.Stages[0], d.Pipeline.Stages[len(d.Pipeline.Stages)-1]
+	files["tb.cpp"] = testbench(first.InLanes(), last.OutLanes()*last.OutBits()/8)
+	if err := WriteFiles(dir, files); err != nil {
+		return nil, nil, err
+	}
+	rep.HostOps = d.HostOps
+	rep.Folding = map[string]Fold{}
+	for _, s := range d.Pipeline.Stages {
+		if mv, ok := s.(*MVAU); ok {
+			rep.Folding[mv.Name] = Fold{PE: mv.PE, SIMD: mv.SIMD}
+		}
+	}
+	var est Resources
+	for i, li := range d.Layers {
+		lr := LayerReport{LayerInfo: li}
+		mv := layerMVAU(d, i)
+		lr.EstDSP = mv.PE * mv.SIMD
+		lr.EstBRAM18 = bram18(mv.NF()*mv.SF(), mv.PE*mv.SIMD*8)
+		lr.EstLUT = int(300 + 1.1*float64(mv.PE)*float64(mv.SIMD*8+int(mv.AccBits())*2+40))
+		est.DSP += lr.EstDSP
+		est.BRAM18 += lr.EstBRAM18
+		est.LUT += lr.EstLUT
+		rep.Layers = append(rep.Layers, lr)
+		if li.EstCyc > rep.IIEstimated {
+			rep.IIEstimated = li.EstCyc
+			rep.Bottleneck = li.Node
+		}
+	}
+	est.Source = "analytical (FINN-style: one DSP per PE·SIMD multiplier, weight memory by BRAM18 width/depth ladder)"
+	rep.Estimated = est
+	rep.FPS = opts.ClockMHz * 1e6 / float64(rep.IIEstimated)
+	rep.Seconds["lower"] = time.Since(t0).Seconds()
+	say("lowered: %d layers, estimated II %d cycles (%s), %.0f FPS at %g MHz", len(d.Layers), rep.IIEstimated, rep.Bottleneck, rep.FPS, opts.ClockMHz)
+
+	if opts.SimFrames > 0 {
+		t1 := time.Now()
+		frames := RandomFrames(first, opts.SimFrames, 1)
+		say("simulating %d frames with Verilator", len(frames))
+		res, err := d.Pipeline.Simulate(ctx, filepath.Join(dir, "sim"), frames)
+		if err != nil {
+			return nil, nil, err
+		}
+		var want []int32
+		for _, f := range frames {
+			y, err := d.Pipeline.Forward(f)
+			if err != nil {
+				return nil, nil, err
+			}
+			want = append(want, y...)
+		}
+		rep.BitExact = len(want) == len(res.Outputs)
+		for i := range want {
+			if rep.BitExact && want[i] != res.Outputs[i] {
+				rep.BitExact = false
+			}
+		}
+		if !rep.BitExact {
+			return nil, nil, fmt.Errorf("fpga: the RTL simulation differs from the Go model of the hardware (a generator bug; design in %s)", dir)
+		}
+		rep.Simulated, rep.SimFrames = true, len(frames)
+		rep.IICycles, rep.LatencyCycles = res.II, res.Latency
+		if res.II > 0 {
+			rep.FPS = opts.ClockMHz * 1e6 / float64(res.II)
+		}
+		rep.LatencyUS = float64(res.Latency) / opts.ClockMHz
+		if opts.SimLayers {
+			for i := range d.Layers {
+				st := layerStages(d, i)
+				p := &Pipeline{Stages: st}
+				say("simulating layer %s alone", d.Layers[i].Node)
+				r, err := p.Simulate(ctx, filepath.Join(dir, "sim_"+Ident(d.Layers[i].Node)), RandomFrames(st[0], 3, 2))
+				if err != nil {
+					return nil, nil, err
+				}
+				rep.Layers[i].CyclesSimulated = r.II
+			}
+		}
+		rep.Seconds["simulate"] = time.Since(t1).Seconds()
+		say("simulated: II %d cycles, latency %d cycles, bit-exact on %d frames", res.II, res.Latency, len(frames))
+	}
+	if opts.Synth {
+		t2 := time.Now()
+		say("synthesizing with yosys for %s", part.Name)
+		r, err := Synthesize(ctx, dir, d.Pipeline, files, part)
+		if err != nil {
+			return nil, nil, err
+		}
+		rep.Resources = r
+		rep.Seconds["synthesize"] = time.Since(t2).Seconds()
+		say("synthesized: %d LUT, %d FF, %d BRAM18, %d DSP (fits: %v)", r.LUT, r.FF, r.BRAM18, r.DSP, r.Fits)
+	}
+	return rep, d, nil
+}
+
+// layerMVAU is the MVAU of lowered layer i.
+func layerMVAU(d *Design, i int) *MVAU {
+	for _, s := range layerStages(d, i) {
+		if mv, ok := s.(*MVAU); ok {
+			return mv
+		}
+	}
+	return nil
+}
+
+// layerStages are the stages of lowered layer i (its window generator,
+// MVAU and pools).
+func layerStages(d *Design, i int) []Stage {
+	var st []Stage
+	for _, k := range d.Layers[i].Stages {
+		st = append(st, d.Pipeline.Stages[k])
+	}
+	return st
+}
+
+// RandomFrames are seeded frames in the stage's input range.
+func RandomFrames(s Stage, n int, seed int64) [][]int32 {
+	rng := rand.New(rand.NewSource(seed))
+	out := make([][]int32, n)
+	for i := range out {
+		out[i] = make([]int32, s.InFrame())
+		for j := range out[i] {
+			v := int32(rng.Intn(256))
+			if s.InIsSigned() {
+				v -= 128
+			}
+			out[i][j] = v
+		}
+	}
+	return out
+}
+
+// bram18 counts 18 kbit blocks for a depth×width memory (Xilinx's
+// width/depth ladder); memories under 1 kbit go to LUTs.
+func bram18(depth, width int) int {
+	if depth*width < 1024 {
+		return 0
+	}
+	var w int
+	switch {
+	case depth <= 512:
+		w = 36
+	case depth <= 1024:
+		w = 18
+	case depth <= 2048:
+		w = 9
+	case depth <= 4096:
+		w = 4
+	case depth <= 8192:
+		w = 2
+	default:
+		w = 1
+	}
+	perBlockDepth := 18432 / w
+	return ((width + w - 1) / w) * ((depth + perBlockDepth - 1) / perBlockDepth)
+}

@@ -1,0 +1,31 @@
+// Package fpga generates streaming dataflow hardware for quantized
+// networks, in the manner of FINN: one engine per layer, each folded by PE
+// (output channels computed in parallel) and SIMD (inputs consumed in
+// parallel), connected by ready/valid streams.
+//
+// This package holds the engines' arithmetic and their three forms, kept
+// bit for bit equal:
+//
+//   - a Go model of the hardware (Forward methods): what the runtime
+//     backend executes by default, and the reference the RTL is checked
+//     against;
+//   - synthesizable Verilog-2005 (Emit methods), weights and per-channel
+//     parameters as $readmemh ROM init files;
+//   - a Verilator simulation driver (Simulate) that builds the RTL with a
+//     generated C++ testbench, streams frames through it and reports the
+//     outputs and the measured cycles (initiation interval and latency).
+//
+// Requantization (Requant) maps an int32 accumulator to an 8-bit output
+// exactly as ONNX QuantizeLinear specifies for the real-valued product
+// acc·M (round half to even, add the zero point, saturate), using only a
+// fixed-point multiplier and an arithmetic shift. NewRequant proves the
+// equality for every accumulator value in the layer's reachable range by
+// checking the output-level thresholds with exact rational arithmetic:
+// both functions are monotone in acc, so agreeing on each side of every
+// threshold means agreeing everywhere.
+//
+// Invariants: a folding is valid only when PE divides MH and SIMD divides
+// MW (Fold.Check names the valid values otherwise); cycles per frame of an
+// MVAU are (MH/PE)·(MW/SIMD), FINN's formula, and the simulation measures
+// exactly that initiation interval.
+package fpga
