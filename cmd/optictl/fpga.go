@@ -134,7 +134,7 @@ func runFPGABuild(ctx context.Context, g *globalOptions, o *fpgaBuildOptions) er
 	if o.simFrames < 0 {
 		return usageErr("fpga build: --sim-frames must be >= 0")
 	}
-	shapes, err := graph.ParseShapeFlag(o.shapes)
+	shapes, err := parseShapeFlags(o.shapes)
 	if err != nil {
 		return usageErr("%v", err)
 	}
