@@ -333,6 +333,14 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 				}
 				res.PeakRSSBytes = peak
 				res.Mode = rep.Mode
+				if st, ok := m.sessions[0].(runtime.SimulatedTimer); ok {
+					iv, lt, note := st.SimulatedTiming()
+					dt := &DeviceTiming{Simulated: true, LatencyMS: float64(lt) / 1e6, IntervalMS: float64(iv) / 1e6, Note: note}
+					if iv > 0 {
+						dt.ThroughputPerS = float64(b) / iv.Seconds()
+					}
+					res.Device = dt
+				}
 				if i == 0 {
 					refCI, refP50 = res.P50CIms, res.LatencyMS.P50
 				}

@@ -44,7 +44,9 @@ func columns(rep *Report) []column {
 	hasLabels := false
 	hasSQNR := false
 	batched := false
+	hasDevice := false
 	for _, r := range rep.Results {
+		hasDevice = hasDevice || r.Device != nil
 		batched = batched || r.Batch > 1
 		hasLabels = hasLabels || r.Accuracy.Top1Accuracy != nil
 		hasSQNR = hasSQNR || r.Accuracy.SQNRdB != nil
@@ -69,6 +71,21 @@ func columns(rep *Report) []column {
 	}
 	if batched {
 		cols = append(cols[:6:6], append([]column{{head: "samples/s", value: func(r Result) (float64, bool) { return some(r.SamplesPerS) }, text: func(_ Result, v float64) string { return sig(v) }, better: +1}}, cols[6:]...)...)
+	}
+	if hasDevice {
+		cols = append(cols,
+			column{head: "device ms (sim)", value: func(r Result) (float64, bool) {
+				if r.Device == nil {
+					return 0, false
+				}
+				return r.Device.LatencyMS, true
+			}, text: func(_ Result, v float64) string { return sig(v) }},
+			column{head: "device inf/s (sim)", value: func(r Result) (float64, bool) {
+				if r.Device == nil {
+					return 0, false
+				}
+				return r.Device.ThroughputPerS, true
+			}, text: func(_ Result, v float64) string { return sig(v) }})
 	}
 	if hasLabels {
 		cols = append(cols, column{head: "top1 acc", value: func(r Result) (float64, bool) { return ptr(r.Accuracy.Top1Accuracy) }, text: func(_ Result, v float64) string { return fmt.Sprintf("%.2f%%", 100*v) }, better: +1})

@@ -80,6 +80,19 @@ type Result struct {
 	SizeBytes          int64             `json:"size_bytes"`
 	PeakRSSBytes       int64             `json:"peak_rss_bytes"`
 	Accuracy           numerics.Accuracy `json:"accuracy"`
+	// Device is the simulated device's own timing (the fpga backend):
+	// LatencyMS and throughput above are the host's wall time running
+	// the simulation, this is what the hardware would take.
+	Device *DeviceTiming `json:"device_timing,omitempty"`
+}
+
+// DeviceTiming is a simulated device's time per inference.
+type DeviceTiming struct {
+	Simulated      bool    `json:"simulated"`
+	LatencyMS      float64 `json:"latency_ms"`
+	IntervalMS     float64 `json:"interval_ms"`
+	ThroughputPerS float64 `json:"throughput_per_s"`
+	Note           string  `json:"note"`
 }
 
 // GateResult is the outcome of one CI gate for one result.
