@@ -118,3 +118,29 @@ func TestBadOptionsAreRefused(t *testing.T) {
 		}
 	}
 }
+
+// TestBenchReportsSimulatedDeviceTime: bench on the fpga backend reports
+// the device's simulated latency and throughput (cycles at the clock),
+// not only the host's wall time.
+func TestBenchReportsSimulatedDeviceTime(t *testing.T) {
+	q, _ := mnistInt8(t)
+	path := filepath.Join(t.TempDir(), "mnist.int8.onnx")
+	if err := q.Save(path); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := bench.Run(context.Background(), bench.Config{
+		Models: []string{path}, Backend: "fpga", Iterations: 5, Warmup: 1, Rounds: 1,
+		Options: runtime.Options{ProviderOptions: map[string]string{"fpga_target_fps": "50000", "fpga_clock": "100"}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := rep.Results[0].Device
+	if d == nil || !d.Simulated {
+		t.Fatalf("no simulated device timing: %+v", rep.Results[0])
+	}
+	// 50,000 FPS folding: at most 2,000 cycles = 20 µs per frame at 100 MHz
+	if d.IntervalMS <= 0 || d.IntervalMS > 0.02 || d.ThroughputPerS < 50000 {
+		t.Fatalf("device timing %+v: want an interval of at most 20 µs", d)
+	}
+}
