@@ -462,15 +462,14 @@ func (s *Session) Run(ctx context.Context, in []*runtime.Tensor) ([]*runtime.Ten
 	if err != nil || !s.ioBinding {
 		return out, err
 	}
-	// Bind now, with this Run's inputs, so that RunBound can follow.
-	if s.bind, err = s.newBinding(); err == nil {
-		err = s.bind.copyIn(s)
-	}
-	if err != nil {
+	// Bind now and run once more through the binding: a bound session's
+	// outputs always come from a bound run (compare --io-binding checks
+	// that path), and RunBound can follow.
+	if _, err := s.runBinding(ctx); err != nil {
 		s.dropOutputs()
 		return nil, err
 	}
-	return out, nil
+	return s.collect()
 }
 
 // bindInputs copies the inputs into the session's input buffers,
