@@ -99,7 +99,7 @@ zcache() {
 	if [[ -f "$w/$name.zst" && -f "$w/$name.src" && "$(cat "$w/$name.src")" == "$s $LEVEL" ]]; then
 		say "  $name: compressed copy is current"
 	else
-		say "  $name: zstd -$LEVEL ($(stat -c %s "$src") bytes; the CUDA provider takes minutes)"
+		say "  $name: zstd -$LEVEL ($(stat -c %s "$src") bytes$( (($(stat -c %s "$src") > 100000000)) && echo '; this one takes many minutes'))"
 		rm -f "$w/$name.zst" "$w/$name.src"
 		mkdir -p "$(dirname "$w/$name")"
 		zstd -q -"$LEVEL" -T0 -f -o "$w/$name.zst.tmp" "$src" || die "zstd failed on $src"
@@ -146,9 +146,7 @@ prepare() {
 	rm -rf "$GPU_DIR/x" "$GPU_DIR/bundle" "$GPU_DIR/parts"
 	mkdir -p "$GPU_DIR/x" "$GPU_DIR/bundle/tools" "$GPU_DIR/parts"
 	tar -xzf "$core_tgz" -C "$GPU_DIR/x" "$CORE_MEMBER" || die "$core_tgz lacks $CORE_MEMBER"
-	for p in "${PROVIDERS[@]}"; do
-		tar -xzf "$gpu_tgz" -C "$GPU_DIR/x" "$GPU_DIR_IN_PKG/$p" || die "$gpu_tgz lacks $GPU_DIR_IN_PKG/$p"
-	done
+	tar -xzf "$gpu_tgz" -C "$GPU_DIR/x" "${PROVIDERS[@]/#/$GPU_DIR_IN_PKG/}" || die "$gpu_tgz lacks one of ${PROVIDERS[*]}"
 	local ver
 	ver=$(strings "$GPU_DIR/x/$CORE_MEMBER" | grep -m1 -x "$ORT_VERSION")
 	[[ "$ver" == "$ORT_VERSION" ]] || die "$CORE_MEMBER does not name ONNX Runtime $ORT_VERSION"
