@@ -52,6 +52,7 @@
 #   GPU_CHECK_PART_BYTES  largest part (default 60000000)
 #   GPU_CHECK_ZSTD_LEVEL  zstd level (default 19; a lower one only to iterate quickly)
 #   GPU_CHECK_ZSTD        "bundled" forces the bundled zstd (rehearsal)
+#   GPU_CHECK_GRAPH_MODEL shared model for the CUDA graph check (default mnist)
 #   GPU_CHECK_BUDGET_S    stop starting new checks after this many seconds (default 420)
 #   GPU_CHECK_TIMEOUT_SCALE  multiply each check's timeout (a rehearsal on a busy
 #                         2-core machine needs 3, with GPU_CHECK_BUDGET_S=1500)
@@ -531,15 +532,18 @@ PY
 	check iobinding-compare 60 "$BIN" compare "$bm" --backends ort --device "$DEV" --io-binding \
 		--data "$MODELS/ppocr-cls" --atol 1e-3 --rtol 1e-3 --json
 
-	# 5. CUDA graphs on a fixed-shape model (mnist: 1x1x28x28). ORT replays
-	# the captured graph on the same device addresses, hence --io-binding.
+	# 5. CUDA graphs on a fixed-shape model (mnist: 1x1x28x28; another with
+	# GPU_CHECK_GRAPH_MODEL=oww-embedding, say, if ORT refuses to capture
+	# mnist). ORT replays the captured graph on the same device addresses,
+	# hence --io-binding.
 	local gflags=(--backend ort --iterations 300 --warmup 10 --rounds 3 --device "$DEV" --io-binding)
 	local graph=(--provider-option enable_cuda_graph=1)
 	((rehearsal)) && graph=() # provider options need a GPU device
-	check cudagraph-off 60 "$BIN" bench "$MODELS/mnist/model.onnx" "${gflags[@]}" --json "$LOGS/cudagraph-off.json"
-	check cudagraph-on 60 "$BIN" bench "$MODELS/mnist/model.onnx" "${gflags[@]}" "${graph[@]}" --json "$LOGS/cudagraph-on.json"
-	check cudagraph-compare 60 "$BIN" compare "$MODELS/mnist/model.onnx" --backends ort --device "$DEV" \
-		--io-binding "${graph[@]}" --data "$MODELS/mnist" --atol 1e-2 --rtol 1e-3 --json
+	local gm="${GPU_CHECK_GRAPH_MODEL:-mnist}"
+	check cudagraph-off 60 "$BIN" bench "$MODELS/$gm/model.onnx" "${gflags[@]}" --json "$LOGS/cudagraph-off.json"
+	check cudagraph-on 60 "$BIN" bench "$MODELS/$gm/model.onnx" "${gflags[@]}" "${graph[@]}" --json "$LOGS/cudagraph-on.json"
+	check cudagraph-compare 60 "$BIN" compare "$MODELS/$gm/model.onnx" --backends ort --device "$DEV" \
+		--io-binding "${graph[@]}" --data "$MODELS/$gm" --atol 1e-2 --rtol 1e-3 --json
 
 	# 6. serve: KServe v2 over HTTP with dynamic batching, then with --io-binding.
 	check serve 120 bash -c 'serve_check serve "" 18080'
@@ -629,7 +633,7 @@ out_doc = {
                    "copies_avoided_per_run": {b: {"host_to_device_bytes": int(b) * 3 * 48 * 192 * 4, "device_to_host_bytes": int(b) * 2 * 4}
                                               for b in io["on"]},
                    "note": "off: ORT copies the input to the device and the output back on every run; on: RunBound reruns the inputs bound in GPU memory, no copy"},
-    "cuda_graphs": {"model": "mnist (1x1x28x28, fixed)", "points": cg, "difference": delta(cg["off"], cg["on"])},
+    "cuda_graphs": {"model": os.environ.get("GPU_CHECK_GRAPH_MODEL", "mnist") + " (fixed shape)", "points": cg, "difference": delta(cg["off"], cg["on"])},
     "tensorrt": "not verifiable on that machine: libonnxruntime_providers_tensorrt.so needs libnvinfer.so.10 (absent); the check expects a clean refusal (rc 1)",
 }
 json.dump(out_doc, open(out, "w"), indent=1)
