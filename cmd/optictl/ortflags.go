@@ -18,6 +18,7 @@ type ortFlags struct {
 	fallback string
 	deviceID int
 	provider []string
+	ioBind   bool
 	cmd      *cobra.Command
 }
 
@@ -38,6 +39,7 @@ func (f *ortFlags) register(cmd *cobra.Command, withLib bool) {
 	fs.StringVar(&f.fallback, "fallback", "", "cpu: run on the CPU (and say so) when --device cuda/tensorrt cannot be set up; default: fail")
 	fs.IntVar(&f.deviceID, "device-id", 0, "GPU index for --device cuda/tensorrt")
 	fs.StringArrayVar(&f.provider, "provider-option", nil, ortProviderHelp)
+	fs.BoolVar(&f.ioBind, "io-binding", false, "bind inputs and outputs once per input shape and reuse the binding (ONNX Runtime I/O binding; GPU memory with --device cuda)")
 }
 
 // apply checks the flags against backend and device and sets them in opts.
@@ -47,7 +49,7 @@ func (f *ortFlags) apply(backends []string, device string, opts *runtime.Options
 		usesORT = usesORT || b == "ort"
 	}
 	var given []string
-	for _, name := range []string{"ort-lib", "ort-opt", "fallback", "device-id", "provider-option"} {
+	for _, name := range []string{"ort-lib", "ort-opt", "fallback", "device-id", "provider-option", "io-binding"} {
 		if f.cmd == nil {
 			break // not registered (a caller building options by hand)
 		}
@@ -95,7 +97,7 @@ func (f *ortFlags) apply(backends []string, device string, opts *runtime.Options
 	if f.lib != "" {
 		opts.ORTLib = f.lib
 	}
-	opts.OptLevel, opts.Fallback, opts.DeviceID = f.opt, f.fallback, f.deviceID
+	opts.OptLevel, opts.Fallback, opts.DeviceID, opts.IOBinding = f.opt, f.fallback, f.deviceID, f.ioBind
 	if len(po) > 0 {
 		opts.ProviderOptions = po
 	}

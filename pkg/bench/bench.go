@@ -180,6 +180,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		Backend:       cfg.Backend,
 		Device:        dev,
 		Threads:       cfg.Options.Threads,
+		IOBinding:     cfg.Options.IOBinding,
 		Mode:          "closed",
 		Iterations:    cfg.Iterations,
 		DurationS:     cfg.Duration.Seconds(),
@@ -289,12 +290,25 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 					m.sessions = append(m.sessions, s)
 				}
 				for _, s := range m.sessions[:conc] {
-					workers[i] = append(workers[i], Worker{Session: s, Inputs: inputs[i]})
+					w := Worker{Session: s, Inputs: inputs[i]}
 					for range cfg.Warmup {
 						if _, err := s.Run(ctx, inputs[i]); err != nil {
 							return nil, fmt.Errorf("bench: %s: warm-up: %w", m.info.Variant, err)
 						}
 					}
+					if opts.IOBinding {
+						br, ok := s.(BoundRunner)
+						if !ok {
+							return nil, fmt.Errorf("bench: %s: io binding: the %s session cannot run on bound inputs", m.info.Variant, cfg.Backend)
+						}
+						// The last Run binds this point's inputs (another
+						// point's, or the accuracy pass's, were bound before).
+						if _, err := s.Run(ctx, inputs[i]); err != nil {
+							return nil, fmt.Errorf("bench: %s: binding the inputs: %w", m.info.Variant, err)
+						}
+						w.Bound = br
+					}
+					workers[i] = append(workers[i], w)
 				}
 			}
 			lat := make([][]int64, len(models))

@@ -200,7 +200,7 @@ func WriteTable(w io.Writer, rep *Report) error {
 	if rep.Mode == "open" {
 		mode = fmt.Sprintf("open loop, %s arrivals at %g/s (latency from scheduled arrival)", rep.Arrival, rep.Rate)
 	}
-	fmt.Fprintf(w, "%s on %s (%s), %s, %d rounds interleaved, warm-up %d per session.\n", rep.Backend, rep.Device, threadsText(rep.Threads), mode, rep.Rounds, rep.Warmup)
+	fmt.Fprintf(w, "%s on %s%s (%s), %s, %d rounds interleaved, warm-up %d per session.\n", rep.Backend, rep.Device, ioBindingText(rep), threadsText(rep.Threads), mode, rep.Rounds, rep.Warmup)
 	fmt.Fprintln(w, "* best in its batch/concurrency group; ~ speedup not significant (p50 95% CIs overlap).")
 	for _, m := range rep.Models {
 		line := fmt.Sprintf("%s: %s on disk, +%s RSS when opened, device %s", m.Variant, bytesText(m.SizeBytes), bytesText(m.SessionRSSBytes), m.Device)
@@ -271,7 +271,7 @@ func WriteMarkdown(w io.Writer, rep *Report) error {
 		b.WriteString("\n")
 	}
 	b.WriteString("\nBold: best in its batch/concurrency group; ~ speedup not significant (p50 95% CIs overlap). " +
-		fmt.Sprintf("Backend %s on %s, %s, %s loop.\n", rep.Backend, rep.Device, threadsText(rep.Threads), rep.Mode))
+		fmt.Sprintf("Backend %s on %s%s, %s, %s loop.\n", rep.Backend, rep.Device, ioBindingText(rep), threadsText(rep.Threads), rep.Mode))
 	_, err := io.WriteString(w, b.String())
 	return err
 }
@@ -317,4 +317,12 @@ func WriteJSON(w io.Writer, rep *Report) error {
 		return fmt.Errorf("bench: json: %w", err)
 	}
 	return nil
+}
+
+// ioBindingText says that the timed runs reused bound inputs and outputs.
+func ioBindingText(rep *Report) string {
+	if rep.IOBinding {
+		return " with io binding (no copies in or out per run)"
+	}
+	return ""
 }

@@ -16,6 +16,26 @@ import (
 type Worker struct {
 	Session runtime.Session
 	Inputs  []*runtime.Tensor
+	// Bound, when set, is Session run again on the Inputs its last Run
+	// bound (runtime.Options.IOBinding): each timed request is one RunBound,
+	// with no copy of the inputs in or of the outputs out.
+	Bound BoundRunner
+}
+
+// BoundRunner is a session that can run again on the inputs bound by its
+// last Run without copying them (the ort backend with
+// runtime.Options.IOBinding; with --device cuda they stay in GPU memory).
+type BoundRunner interface {
+	RunBound(ctx context.Context) error
+}
+
+// run is one request of the worker.
+func (w Worker) run(ctx context.Context) error {
+	if w.Bound != nil {
+		return w.Bound.RunBound(ctx)
+	}
+	_, err := w.Session.Run(ctx, w.Inputs)
+	return err
 }
 
 // Load says how requests are generated.
@@ -84,7 +104,7 @@ func Measure(ctx context.Context, workers []Worker, load Load, iterations int, d
 					if ctx.Err() != nil {
 						continue // drain
 					}
-					if _, err := w.Session.Run(ctx, w.Inputs); err != nil {
+					if err := w.run(ctx); err != nil {
 						fail(err)
 						continue
 					}
@@ -130,13 +150,12 @@ func Measure(ctx context.Context, workers []Worker, load Load, iterations int, d
 // closedLoop is the hot path: two clock reads, one atomic decrement and an
 // append around each Run.
 func closedLoop(ctx context.Context, w Worker, l []int64, left *atomic.Int64, counted bool, deadline time.Time, fail func(error)) []int64 {
-	s, in := w.Session, w.Inputs
 	for ctx.Err() == nil {
 		if counted && left.Add(-1) < 0 {
 			break
 		}
 		t0 := time.Now()
-		if _, err := s.Run(ctx, in); err != nil {
+		if err := w.run(ctx); err != nil {
 			fail(err)
 			break
 		}

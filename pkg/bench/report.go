@@ -23,6 +23,7 @@ type Report struct {
 	Data          string  `json:"data,omitempty"`
 	Labels        string  `json:"labels,omitempty"`
 	Host          Host    `json:"host"`
+	IOBinding     bool    `json:"io_binding,omitempty"` // timed runs reused bound inputs/outputs (RunBound)
 	// PeakRSSBytes is the bench process's peak resident set (VmHWM) at the
 	// end: one process holds every model's sessions, so it covers them all.
 	PeakRSSBytes int64        `json:"peak_rss_bytes"`

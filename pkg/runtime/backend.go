@@ -37,6 +37,10 @@ type Options struct {
 	// Provider options for cuda/tensorrt (e.g. "cudnn_conv_algo_search",
 	// "trt_fp16_enable", "trt_engine_cache_path", "enable_cuda_graph").
 	ProviderOptions map[string]string
+	// IOBinding (ort backend only; commands refuse it for others): inputs and
+	// outputs are bound once per set of input shapes (ONNX Runtime I/O
+	// binding, in GPU memory on cuda) and the binding is reused across runs.
+	IOBinding bool
 }
 
 // Capabilities is what a backend declares about itself.

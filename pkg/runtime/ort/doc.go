@@ -31,6 +31,18 @@
 //     cancelled, asks ONNX Runtime to terminate the running call when ctx
 //     is done (RunOptions terminate flag); ONNX Runtime checks that flag
 //     between nodes, so a single long kernel is not interrupted.
+//   - With Options.IOBinding, runs go through an OrtIoBinding made at the
+//     first Run of each set of input shapes and reused while they stay the
+//     same: on the CPU the session's own input and output buffers are bound
+//     (no copies at all); on cuda/tensorrt the bound buffers live in GPU
+//     memory (allocated by the session's CUDA allocator), inputs are copied
+//     in and outputs out with cudaMemcpy. RunBound reruns on the bound
+//     inputs with no copy (bench --io-binding). The first Run of a new
+//     shape runs twice (once to size the outputs, once bound), so every
+//     output a bound session returns comes from a bound run. String
+//     tensors are refused.
+//     onnxruntime_go v1.27 lacks device memory info and run options for
+//     I/O binding, so iobinding.go calls ORT's C API (OrtApi) directly.
 //   - MaxMemory bounds only the model's weights (checked at Open); ONNX
 //     Runtime's own arena for activations is not bounded by it.
 //

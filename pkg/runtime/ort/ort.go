@@ -73,6 +73,12 @@ type Session struct {
 	termWG     sync.WaitGroup
 	terminated bool
 	closed     bool
+
+	// ioBinding (Options.IOBinding): runs go through an OrtIoBinding made
+	// once per set of input shapes (see iobinding.go).
+	ioBinding bool
+	deviceID  int
+	bind      *binding
 }
 
 // Open creates a session for m.
@@ -117,7 +123,7 @@ func Open(m *graph.Model, opts runtime.Options) (*Session, error) {
 			return nil, fmt.Errorf("ort: the model's weights take %d bytes, over the memory bound of %d bytes (--max-memory)", w, opts.MaxMemory)
 		}
 	}
-	s := &Session{}
+	s := &Session{ioBinding: opts.IOBinding, deviceID: opts.DeviceID}
 	var err error
 	if s.inputs, err = inputInfos(m.Graph, opts.Shapes); err != nil {
 		return nil, err
@@ -129,6 +135,9 @@ func Open(m *graph.Model, opts runtime.Options) (*Session, error) {
 		return nil, fmt.Errorf("ort: the model has no outputs")
 	}
 	for _, io := range append(append([]runtime.IOInfo{}, s.inputs...), s.outputs...) {
+		if s.ioBinding && io.DType == graph.String {
+			return nil, fmt.Errorf("ort: %q is a string tensor: io binding (--io-binding) binds fixed-size tensors only", io.Name)
+		}
 		if io.DType != graph.Undefined && io.DType != graph.String {
 			if _, err := newSlotCheck(io.DType); err != nil {
 				return nil, fmt.Errorf("ort: %q: %w", io.Name, err)
@@ -392,6 +401,8 @@ func (s *Session) Close() error {
 }
 
 func (s *Session) dropOutputs() {
+	s.bind.destroy()
+	s.bind = nil
 	for i, sl := range s.outSlots {
 		sl.destroy()
 		s.outSlots[i] = nil
@@ -422,13 +433,21 @@ func (s *Session) Run(ctx context.Context, in []*runtime.Tensor) ([]*runtime.Ten
 		s.dropOutputs()
 	}
 	if s.outReady {
-		for i, sl := range s.outSlots {
-			s.outVals[i] = nil
-			if sl != nil {
-				s.outVals[i] = sl.v
+		var err error
+		if s.ioBinding {
+			var retry bool
+			if retry, err = s.runBinding(ctx); err != nil && !retry {
+				return nil, err
 			}
+		} else {
+			for i, sl := range s.outSlots {
+				s.outVals[i] = nil
+				if sl != nil {
+					s.outVals[i] = sl.v
+				}
+			}
+			err = s.run(ctx)
 		}
-		err := s.run(ctx)
 		if err == nil {
 			return s.collect()
 		}
@@ -439,7 +458,18 @@ func (s *Session) Run(ctx context.Context, in []*runtime.Tensor) ([]*runtime.Ten
 		// find the output shapes again.
 		s.dropOutputs()
 	}
-	return s.discover(ctx)
+	out, err := s.discover(ctx)
+	if err != nil || !s.ioBinding {
+		return out, err
+	}
+	// Bind now and run once more through the binding: a bound session's
+	// outputs always come from a bound run (compare --io-binding checks
+	// that path), and RunBound can follow.
+	if _, err := s.runBinding(ctx); err != nil {
+		s.dropOutputs()
+		return nil, err
+	}
+	return s.collect()
 }
 
 // bindInputs copies the inputs into the session's input buffers,
@@ -478,33 +508,41 @@ func (s *Session) bindInputs(in []*runtime.Tensor) (changed bool, err error) {
 // run calls ONNX Runtime with s.inVals/s.outVals, turning ctx
 // cancellation into ORT's terminate flag.
 func (s *Session) run(ctx context.Context) error {
-	var err error
-	if ctx.Done() == nil {
-		err = s.sess.RunWithOptions(s.inVals, s.outVals, s.runOpts)
-	} else {
-		s.termWG.Add(1)
-		stop := context.AfterFunc(ctx, func() {
-			s.runOpts.Terminate()
-			s.terminated = true
-			s.termWG.Done()
-		})
-		err = s.sess.RunWithOptions(s.inVals, s.outVals, s.runOpts)
-		if stop() {
-			s.termWG.Done()
-		}
-		s.termWG.Wait()
-		if s.terminated {
-			s.terminated = false
-			s.runOpts.UnsetTerminate()
-			if err != nil || ctx.Err() != nil {
-				return fmt.Errorf("ort: run cancelled: %w", ctx.Err())
-			}
-		}
-	}
-	if err != nil {
+	err := s.cancellable(ctx, func() error { return s.sess.RunWithOptions(s.inVals, s.outVals, s.runOpts) })
+	if err != nil && !errors.Is(err, errCancelled) {
 		return fmt.Errorf("ort: %w", err)
 	}
-	return nil
+	return err
+}
+
+// errCancelled marks a run that ctx stopped.
+var errCancelled = errors.New("ort: run cancelled")
+
+// cancellable calls f (one ONNX Runtime run with s.runOpts), asking ORT to
+// terminate it when ctx is done.
+func (s *Session) cancellable(ctx context.Context, f func() error) error {
+	if ctx.Done() == nil {
+		return f()
+	}
+	s.termWG.Add(1)
+	stop := context.AfterFunc(ctx, func() {
+		s.runOpts.Terminate()
+		s.terminated = true
+		s.termWG.Done()
+	})
+	err := f()
+	if stop() {
+		s.termWG.Done()
+	}
+	s.termWG.Wait()
+	if s.terminated {
+		s.terminated = false
+		s.runOpts.UnsetTerminate()
+		if err != nil || ctx.Err() != nil {
+			return fmt.Errorf("%w: %w", errCancelled, ctx.Err())
+		}
+	}
+	return err
 }
 
 // discover runs with ORT allocating the outputs, adopts them as the
