@@ -89,6 +89,11 @@ func LoadBytesWith(data []byte, opts LoadOptions) (*Model, error) {
 	if err != nil {
 		return nil, fmt.Errorf("graph: %w", err)
 	}
+	// A node missing an input its op requires would make a backend
+	// kernel index past its inputs: refuse it here, naming the node.
+	if err := m.CheckSchema(); err != nil {
+		return nil, err
+	}
 	return m, nil
 }
 
