@@ -128,6 +128,38 @@ func SafeJoin(base, location string) (string, error) {
 	return realP, nil
 }
 
+// checkRegular returns f if it is a regular file, else closes it and says
+// what it is: a FIFO, a device or a directory would block a read forever,
+// never end, or fail oddly.
+func checkRegular(f *os.File, location string) (*os.File, error) {
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	if !st.Mode().IsRegular() {
+		f.Close()
+		return nil, fmt.Errorf("external data file %q is %s, not a regular file", location, fileKind(st.Mode()))
+	}
+	return f, nil
+}
+
+func fileKind(mode os.FileMode) string {
+	switch {
+	case mode.IsDir():
+		return "a directory"
+	case mode&os.ModeNamedPipe != 0:
+		return "a named pipe (FIFO)"
+	case mode&os.ModeSocket != 0:
+		return "a socket"
+	case mode&os.ModeCharDevice != 0:
+		return "a character device"
+	case mode&os.ModeDevice != 0:
+		return "a device"
+	}
+	return "not a regular file"
+}
+
 func readExternal(base string, files map[string]*os.File, t *Tensor, want int64) ([]byte, error) {
 	info := t.External
 	f, ok := files[info.Location]
@@ -136,7 +168,7 @@ func readExternal(base string, files map[string]*os.File, t *Tensor, want int64)
 		if err != nil {
 			return nil, fmt.Errorf("tensor %q: external data %w", t.Name, err)
 		}
-		f, err = os.Open(p)
+		f, err = openRegular(p, info.Location)
 		if err != nil {
 			return nil, fmt.Errorf("tensor %q: %w", t.Name, err)
 		}
