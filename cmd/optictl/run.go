@@ -270,6 +270,11 @@ func runPrepareInputs(s runtime.Session, dataSet string, files []tensorio.Named,
 		var err error
 		all, err = compare.Random(infos, given, compare.RandomOptions{Seed: seed, Shapes: shapes})
 		if err != nil {
+			if len(shapes) == 0 {
+				// The shapes came from the model alone (dims of 2^62, say):
+				// a malformed model, exit 1, not bad usage.
+				return nil, nil, err
+			}
 			return nil, nil, usageErr("%v", err)
 		}
 		for _, nt := range all[len(given):] {

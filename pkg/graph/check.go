@@ -40,6 +40,12 @@ func (m *Model) Check() error {
 	return c.graph(m.Graph, true, 0)
 }
 
+// checkAttrs is the part of Check that needs no shapes (attribute values
+// and lengths), cheap enough for Load to run on every model.
+func (m *Model) checkAttrs() error {
+	return (&checker{m: m}).graph(m.Graph, false, 0)
+}
+
 type checker struct {
 	m     *Model
 	vi    map[string]*ValueInfo
@@ -54,6 +60,8 @@ type CheckError struct {
 
 func (e *CheckError) Error() string { return fmt.Sprintf("graph: node %s: %s", e.Node, e.Reason) }
 
+// graph checks g's nodes; top: g is the model's graph and shapes are
+// known (c.vi), so ranks are checked too.
 func (c *checker) graph(g *Graph, top bool, depth int) error {
 	if depth > maxSubgraphDepth {
 		return fmt.Errorf("graph: subgraphs nested more than %d deep", maxSubgraphDepth)
@@ -67,7 +75,7 @@ func (c *checker) graph(g *Graph, top bool, depth int) error {
 		}
 		for _, sg := range n.Subgraphs() {
 			if sg != nil {
-				if err := c.graph(sg, false, depth+1); err != nil {
+				if err := c.graph(sg, false, depth+1); err != nil { // ranks: top level only
 					return err
 				}
 			}
@@ -115,7 +123,7 @@ func (c *checker) node(n *Node, top bool) error {
 		return &CheckError{Node: n.String(), Reason: fmt.Sprintf(format, args...)}
 	}
 	key := opKeyOf(n)
-	if key == "com.microsoft.Attention" && (len(n.Inputs) < 3 || n.Inputs[2] == "") {
+	if top && key == "com.microsoft.Attention" && (len(n.Inputs) < 3 || n.Inputs[2] == "") {
 		// The schema marks bias optional, but ONNX Runtime 1.24's CPU
 		// kernel dereferences it (SIGSEGV).
 		return fail("has no bias (input 2); ONNX Runtime's Attention kernel needs one")

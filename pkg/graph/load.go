@@ -90,8 +90,12 @@ func LoadBytesWith(data []byte, opts LoadOptions) (*Model, error) {
 		return nil, fmt.Errorf("graph: %w", err)
 	}
 	// A node missing an input its op requires would make a backend
-	// kernel index past its inputs: refuse it here, naming the node.
+	// kernel index past its inputs, a zero stride divide by zero: refuse
+	// them here, naming the node. (Check adds the rank checks.)
 	if err := m.CheckSchema(); err != nil {
+		return nil, err
+	}
+	if err := m.checkAttrs(); err != nil {
 		return nil, err
 	}
 	return m, nil
@@ -109,6 +113,9 @@ func shortProtoErr(err error) string {
 // SafeJoin resolves a relative location inside base, refusing absolute
 // paths, paths with "..", and symlinks that lead outside base.
 func SafeJoin(base, location string) (string, error) {
+	if strings.ContainsRune(location, 0) {
+		return "", fmt.Errorf("location %q contains a NUL byte", location)
+	}
 	if location == "" || filepath.IsAbs(location) || !filepath.IsLocal(filepath.FromSlash(location)) {
 		return "", fmt.Errorf("location %q is outside the model's folder", location)
 	}
@@ -119,7 +126,7 @@ func SafeJoin(base, location string) (string, error) {
 	}
 	realP, err := filepath.EvalSymlinks(p)
 	if err != nil {
-		return "", fmt.Errorf("external data file %q: %w", location, err)
+		return "", fmt.Errorf("file %q: %w", location, err)
 	}
 	rel, err := filepath.Rel(realBase, realP)
 	if err != nil || !filepath.IsLocal(rel) {
