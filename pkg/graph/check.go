@@ -21,14 +21,23 @@ import (
 //     whose spatial dims match kernel_shape and whose channels match the
 //     input's.
 //
+// CheckORT adds what only ONNX Runtime trips on.
+//
 // Check is conservative: what it cannot tell (an unknown rank, a symbolic
 // dim) it lets through; every ONNX node conformance model passes it. It
 // does not modify m.
-func (m *Model) Check() error {
+func (m *Model) Check() error { return m.check(false) }
+
+// CheckORT is Check plus what only ONNX Runtime trips on although the
+// schema allows it (a com.microsoft Attention without its optional bias).
+// The ort backend runs it before creating a session.
+func (m *Model) CheckORT() error { return m.check(true) }
+
+func (m *Model) check(ort bool) error {
 	if err := m.CheckSchema(); err != nil {
 		return err
 	}
-	c := &checker{m: m}
+	c := &checker{m: m, ort: ort}
 	// Ranks come from shape inference on a copy (Clone shares the weights).
 	work := m.Clone()
 	if _, err := InferShapes(work, InferOptions{}); err == nil {
@@ -48,6 +57,7 @@ func (m *Model) checkAttrs() error {
 
 type checker struct {
 	m     *Model
+	ort   bool // add ONNX Runtime's own hazards
 	vi    map[string]*ValueInfo
 	inits map[string]*Tensor
 }
@@ -123,7 +133,7 @@ func (c *checker) node(n *Node, top bool) error {
 		return &CheckError{Node: n.String(), Reason: fmt.Sprintf(format, args...)}
 	}
 	key := opKeyOf(n)
-	if top && key == "com.microsoft.Attention" && (len(n.Inputs) < 3 || n.Inputs[2] == "") {
+	if c.ort && key == "com.microsoft.Attention" && (len(n.Inputs) < 3 || n.Inputs[2] == "") {
 		// The schema marks bias optional, but ONNX Runtime 1.24's CPU
 		// kernel dereferences it (SIGSEGV).
 		return fail("has no bias (input 2); ONNX Runtime's Attention kernel needs one")

@@ -105,3 +105,34 @@ func TestCheckRefusesHostileModels(t *testing.T) {
 		})
 	}
 }
+
+// TestCheckORTAttentionBias: the schema lets com.microsoft Attention omit
+// its bias, so Check accepts that; ONNX Runtime 1.24's kernel then
+// dereferences it (SIGSEGV), so CheckORT refuses it.
+func TestCheckORTAttentionBias(t *testing.T) {
+	m, err := graph.Load(filepath.Join(testutil.ModelsDir(t), "tiny-gpt2-ortfused", "model.onnx"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.CheckORT(); err != nil {
+		t.Fatalf("the unmutated model fails CheckORT: %v", err)
+	}
+	var att *graph.Node
+	for _, n := range m.Graph.Nodes {
+		if n.OpType == "Attention" && n.Domain == "com.microsoft" {
+			att = n
+			break
+		}
+	}
+	if att == nil {
+		t.Fatal("no com.microsoft Attention node")
+	}
+	att.Inputs[2] = ""
+	if err := m.Check(); err != nil {
+		t.Errorf("Check: %v (the schema allows it)", err)
+	}
+	err = m.CheckORT()
+	if err == nil || !strings.Contains(err.Error(), att.String()) || !strings.Contains(err.Error(), "no bias") {
+		t.Errorf("CheckORT: %v", err)
+	}
+}

@@ -60,7 +60,7 @@ func fuzzSeeds(f *testing.F) [][]byte {
 }
 
 // FuzzLoad feeds arbitrary bytes to LoadBytes. It must never panic; a model
-// that loads must pass CheckSchema, survive Check (which must not modify
+// that loads must pass CheckSchema, survive CheckORT (which must not modify
 // it), and serialise, load again, and format to the same text.
 //
 //	go test -run '^$' -fuzz=FuzzLoad -fuzztime=60s ./pkg/graph
@@ -81,7 +81,7 @@ func FuzzLoad(f *testing.F) {
 			t.Fatalf("Load accepted a model that breaks its schema: %v", err)
 		}
 		before := m.Format()
-		_ = m.Check() // must not panic (it runs shape inference on a copy)
+		_ = m.CheckORT() // must not panic (it runs shape inference on a copy)
 		if m.Format() != before {
 			t.Fatal("Check modified the model")
 		}

@@ -1,9 +1,6 @@
 package graph
 
-import (
-	"fmt"
-	"sort"
-)
+import "fmt"
 
 // Operator schemas: how many inputs and outputs each op takes, by opset.
 //
@@ -274,14 +271,4 @@ func plural(n int, word string) string {
 		return word
 	}
 	return word + "s"
-}
-
-// schemaOps lists the ops the schema table knows (for tests).
-func schemaOps() []string {
-	out := make([]string, 0, len(schemas))
-	for k := range schemas {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }

@@ -110,7 +110,7 @@ func Open(m *graph.Model, opts runtime.Options) (*Session, error) {
 	}
 	// ONNX Runtime aborts the process (an assertion, SIGFPE, SIGSEGV) on
 	// some malformed models instead of returning an error: refuse them first.
-	if err := m.Check(); err != nil {
+	if err := m.CheckORT(); err != nil {
 		return nil, fmt.Errorf("ort: %w", err)
 	}
 	if opts.MaxMemory > 0 {
