@@ -79,7 +79,8 @@ func TestHostileModels(t *testing.T) {
 		// want: substrings of stderr for every command; loadErr: Load itself
 		// refuses it (inspect too); ortOnly: only the ort backend refuses
 		// (interp runs it correctly).
-		// runOnly: only commands that build inputs refuse it.
+		// runOnly: only commands that build inputs refuse it (checked on
+		// interp, which needs no library to get that far).
 		want    []string
 		loadErr bool
 		ortOnly bool
@@ -175,6 +176,12 @@ func TestHostileModels(t *testing.T) {
 		{name: "run ort", args: func(m, _ string) []string { return []string{"run", "--backend", "ort", m} }, backend: "ort"},
 		{name: "compare", args: func(m, _ string) []string { return []string{"compare", m, "--backends", "interp,ort"} }, backend: "ort"},
 		{name: "optimize", args: func(m, d string) []string { return []string{"optimize", m, "-o", filepath.Join(d, "out.onnx")} }},
+		{name: "bench interp", args: func(m, _ string) []string {
+			return []string{"bench", "--backend", "interp", "--duration", "100ms", "--rounds", "1", m}
+		}, backend: "interp"},
+		{name: "bench ort", args: func(m, _ string) []string {
+			return []string{"bench", "--backend", "ort", "--duration", "100ms", "--rounds", "1", m}
+		}, backend: "ort"},
 	}
 	for _, hc := range cases {
 		t.Run(hc.name, func(t *testing.T) {
@@ -193,10 +200,10 @@ func TestHostileModels(t *testing.T) {
 				if c.loadOnly && !hc.loadErr {
 					continue // inspect shows a model that loads; running it is what fails
 				}
-				if hc.ortOnly && c.name != "run ort" {
+				if hc.ortOnly && c.name != "run ort" && c.name != "bench ort" {
 					continue // interp cannot run the model at all
 				}
-				if hc.runOnly && c.backend == "" {
+				if hc.runOnly && c.backend != "interp" {
 					continue
 				}
 				if c.backend == "ort" {
