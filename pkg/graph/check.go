@@ -52,7 +52,7 @@ func (m *Model) check(ort bool) error {
 // checkAttrs is the part of Check that needs no shapes (attribute values
 // and lengths), cheap enough for Load to run on every model.
 func (m *Model) checkAttrs() error {
-	return (&checker{m: m}).graph(m.Graph, false, 0)
+	return (&checker{m: m, inits: m.Graph.InitializerMap()}).graph(m.Graph, false, 0)
 }
 
 type checker struct {
@@ -114,6 +114,68 @@ var spatialOps = map[string]int{
 	"Conv": 1, "ConvTranspose": 1, "ConvInteger": 1, "QLinearConv": 3, "DeformConv": 1,
 	"com.microsoft.FusedConv": 1,
 	"MaxPool":                 -1, "AveragePool": -1, "LpPool": -1, "MaxUnpool": -1,
+	"Col2Im": -1, // its spatial rank is image_shape's length, not the input's
+}
+
+// rankRules: input index -> required rank, for ops whose kernels assume
+// it (ORT asserts on an LSTM weight of rank 2).
+var rankRules = map[string]map[int]int{
+	"Gemm":                    {0: 2, 1: 2},
+	"com.microsoft.FusedGemm": {0: 2, 1: 2},
+	"LSTM":                    {0: 3, 1: 3, 2: 3, 3: 2, 5: 3, 6: 3, 7: 2},
+	"GRU":                     {0: 3, 1: 3, 2: 3, 3: 2, 5: 3},
+	"RNN":                     {0: 3, 1: 3, 2: 3, 3: 2, 5: 3},
+}
+
+// ranks checks the inputs of n whose rank the op fixes.
+func (c *checker) ranks(n *Node, key string) error {
+	rules := rankRules[key]
+	for i := 0; i < len(n.Inputs); i++ {
+		want, ok := rules[i]
+		if !ok {
+			continue
+		}
+		if s, ok := c.shapeOf(n.Inputs[i]); ok && len(s) != want {
+			return fmt.Errorf("input %d (%q) has rank %d, %s takes rank %d there", i, n.Inputs[i], len(s), n.OpType, want)
+		}
+	}
+	return nil
+}
+
+// nnMaxDims bounds the spatial axes Col2Im's shape operands may name.
+const nnMaxDims = 16
+
+// col2im checks Col2Im's image_shape and block_shape when they are
+// initializers of the model's graph: ORT divides by block_shape (SIGFPE
+// on 0).
+func (c *checker) col2im(n *Node, spatialRank int, fail func(string, ...any) error) error {
+	var lens [2]int
+	for k, what := range []string{"image_shape", "block_shape"} {
+		if k+1 >= len(n.Inputs) {
+			return nil
+		}
+		t := c.inits[n.Inputs[k+1]]
+		if t == nil {
+			return nil
+		}
+		if len(t.Dims) != 1 || t.Dims[0] > nnMaxDims {
+			return fail("%s (%q) has shape %v, not [1..%d]", what, n.Inputs[k+1], t.Dims, nnMaxDims)
+		}
+		v, err := t.AsInt64s()
+		if err != nil {
+			return nil
+		}
+		for _, d := range v {
+			if d < 1 {
+				return fail("%s (%q) is %v: every value must be >= 1", what, n.Inputs[k+1], v)
+			}
+		}
+		lens[k] = len(v)
+	}
+	if lens[0] != lens[1] || (spatialRank >= 0 && spatialRank != lens[0]) {
+		return fail("image_shape has %d values, block_shape %d, the attributes give %d axes", lens[0], lens[1], spatialRank)
+	}
+	return nil
 }
 
 var poolNeedsKernel = map[string]bool{"MaxPool": true, "AveragePool": true, "LpPool": true, "MaxUnpool": true}
@@ -138,15 +200,19 @@ func (c *checker) node(n *Node, top bool) error {
 		// kernel dereferences it (SIGSEGV).
 		return fail("has no bias (input 2); ONNX Runtime's Attention kernel needs one")
 	}
+	if key == "GroupNormalization" {
+		// ORT divides by it (SIGFPE on 0).
+		if a := n.Attr("num_groups"); a != nil && (a.Type != AttrInt || a.I < 1) {
+			return fail("attribute num_groups=%d must be >= 1", a.I)
+		}
+	}
+	if top {
+		if err := c.ranks(n, key); err != nil {
+			return fail("%v", err)
+		}
+	}
 	wIdx, spatial := spatialOps[key]
 	if !spatial {
-		if top && (key == "Gemm" || key == "com.microsoft.FusedGemm") {
-			for i := 0; i < 2 && i < len(n.Inputs); i++ {
-				if s, ok := c.shapeOf(n.Inputs[i]); ok && len(s) != 2 {
-					return fail("input %d (%q) has rank %d, %s takes 2-D operands", i, n.Inputs[i], len(s), n.OpType)
-				}
-			}
-		}
 		return nil
 	}
 	// Attribute values and lengths.
@@ -197,6 +263,9 @@ func (c *checker) node(n *Node, top bool) error {
 	}
 	if poolNeedsKernel[key] && len(n.AttrInts("kernel_shape")) == 0 {
 		return fail("has no kernel_shape attribute, which %s requires", n.OpType)
+	}
+	if key == "Col2Im" {
+		return c.col2im(n, spatialRank, fail)
 	}
 	if !top {
 		return nil

@@ -8,6 +8,7 @@ import (
 
 	"github.com/optictl/optictl/internal/testutil"
 	"github.com/optictl/optictl/pkg/graph"
+	"github.com/optictl/optictl/pkg/graph/build"
 )
 
 // TestCheckRefusesHostileModels mutates the MNIST model the ways that made
@@ -67,7 +68,7 @@ func TestCheckRefusesHostileModels(t *testing.T) {
 		{"gemm on a rank-4 operand", func(m *graph.Model) {
 			n := node(m, "Plus30")
 			n.OpType = "Gemm"
-		}, false, []string{`Gemm "Plus30"`, "rank 4", "2-D"}},
+		}, false, []string{`Gemm "Plus30"`, "rank 4", "Gemm takes rank 2"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -134,5 +135,71 @@ func TestCheckORTAttentionBias(t *testing.T) {
 	err = m.CheckORT()
 	if err == nil || !strings.Contains(err.Error(), att.String()) || !strings.Contains(err.Error(), "no bias") {
 		t.Errorf("CheckORT: %v", err)
+	}
+}
+
+// TestCheckOneNodeCrashers covers the single-node models that made ONNX
+// Runtime 1.24 abort (SIGFPE, SIGABRT) or hang, found by probing ops with
+// absurd attributes and operands.
+func TestCheckOneNodeCrashers(t *testing.T) {
+	ones := func(dims ...int64) *graph.Tensor {
+		n, _ := graph.NumElements(dims)
+		return graph.NewFloat32("", dims, make([]float32, n))
+	}
+	named := func(t *graph.Tensor, name string) *graph.Tensor { t.Name = name; return t }
+	tests := []struct {
+		name   string
+		x      []int64
+		op     string
+		inits  []*graph.Tensor
+		attrs  []*graph.Attr
+		atLoad bool
+		want   string
+	}{
+		{"group norm with 0 groups (SIGFPE)", []int64{1, 4, 8, 8}, "GroupNormalization",
+			[]*graph.Tensor{named(ones(4), "s"), named(ones(4), "b")}, []*graph.Attr{graph.IntAttr("num_groups", 0)}, true, "num_groups=0"},
+		{"col2im block_shape 0 (SIGFPE)", []int64{1, 4, 8}, "Col2Im",
+			[]*graph.Tensor{graph.NewInt64("is", []int64{2}, []int64{4, 2}), graph.NewInt64("bs", []int64{2}, []int64{0, 1})}, nil, true, "block_shape"},
+		{"col2im strides 0 (SIGFPE)", []int64{1, 4, 8}, "Col2Im",
+			[]*graph.Tensor{graph.NewInt64("is", []int64{2}, []int64{4, 2}), graph.NewInt64("bs", []int64{2}, []int64{2, 1})},
+			[]*graph.Attr{graph.IntsAttr("strides", 0, 0)}, true, "strides=[0 0]"},
+		{"col2im negative pads (hang)", []int64{1, 4, 8}, "Col2Im",
+			[]*graph.Tensor{graph.NewInt64("is", []int64{2}, []int64{4, 2}), graph.NewInt64("bs", []int64{2}, []int64{2, 1})},
+			[]*graph.Attr{graph.IntsAttr("pads", -3, -3, -3, -3)}, true, "pads=[-3 -3 -3 -3]"},
+		{"lstm weight of rank 2 (SIGABRT)", []int64{2, 1, 3}, "LSTM",
+			[]*graph.Tensor{named(ones(16, 3), "w"), named(ones(16, 4), "r")}, []*graph.Attr{graph.IntAttr("hidden_size", 4)}, false,
+			`input 1 ("w") has rank 2, LSTM takes rank 3`},
+		{"1-D conv with a 2-D kernel (assertion)", []int64{1, 4, 8}, "Conv",
+			[]*graph.Tensor{named(ones(2, 4, 3, 3), "w")}, nil, false, `weight "w" has rank 4 for a rank-3 input`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			b := build.New(tc.name, 18)
+			dims := make([]any, len(tc.x))
+			for i, d := range tc.x {
+				dims[i] = d
+			}
+			ins := []string{b.Input("x", graph.Float, build.Dims(dims...))}
+			for _, init := range tc.inits {
+				ins = append(ins, b.Initializer(init))
+			}
+			b.Op(tc.op, "probe", ins, []string{"y"}, tc.attrs...)
+			b.Output("y", graph.Float, nil)
+			m, err := b.Model()
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = m.Check()
+			if err == nil || !strings.Contains(err.Error(), tc.op+` "probe"`) || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("Check: %v, want it to name the node and %q", err, tc.want)
+			}
+			data, err := m.Marshal()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := graph.LoadBytes(data); (err != nil) != tc.atLoad {
+				t.Errorf("LoadBytes: %v, want an error: %v", err, tc.atLoad)
+			}
+		})
 	}
 }
