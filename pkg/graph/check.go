@@ -12,14 +12,18 @@ import (
 // first, naming the node:
 //
 //   - the operator schema (CheckSchema: input/output counts, required inputs);
-//   - convolution and pooling attributes: strides, dilations, kernel_shape
-//     and group positive, pads non-negative, and their lengths consistent
-//     with each other and with the spatial rank;
+//   - convolution, pooling and Col2Im attributes: strides, dilations,
+//     kernel_shape and group positive, pads non-negative, and their
+//     lengths consistent with each other and with the spatial rank;
+//     GroupNormalization's num_groups positive; Col2Im's constant
+//     image_shape and block_shape positive;
 //   - ranks, where known (declared, an initializer, or inferred): a
 //     convolution's input at least 3-D and its weight of the same rank, a
-//     pool's input at least 3-D, Gemm's operands 2-D, a convolution weight
-//     whose spatial dims match kernel_shape and whose channels match the
-//     input's.
+//     pool's input at least 3-D, Gemm's operands 2-D, LSTM/GRU/RNN's
+//     operands 3-D (biases 2-D), a convolution weight whose spatial dims
+//     match kernel_shape and whose channels match the input's.
+//
+// Load runs the parts that need no shapes (the schema and attributes).
 //
 // CheckORT adds what only ONNX Runtime trips on.
 //
