@@ -2,6 +2,7 @@ package graph_test
 
 import (
 	"errors"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -202,4 +203,96 @@ func TestCheckOneNodeCrashers(t *testing.T) {
 			}
 		})
 	}
+}
+
+// fuzzCheckOps are the ops whose attributes and ranks Check reasons about.
+var fuzzCheckOps = []struct{ domain, op string }{
+	{"", "Conv"}, {"", "ConvTranspose"}, {"", "ConvInteger"}, {"", "QLinearConv"}, {"", "DeformConv"},
+	{"", "MaxPool"}, {"", "AveragePool"}, {"", "LpPool"}, {"", "MaxUnpool"}, {"", "Col2Im"},
+	{"", "GroupNormalization"}, {"", "LSTM"}, {"", "GRU"}, {"", "RNN"}, {"", "Gemm"}, {"", "MatMul"},
+	{"", "BatchNormalization"}, {"", "Reshape"}, {"", "Max"}, {"com.microsoft", "FusedConv"},
+	{"com.microsoft", "FusedGemm"}, {"com.microsoft", "Attention"},
+}
+
+// FuzzCheck builds one-node models from fuzzed choices (op, input count,
+// input and weight ranks, attribute values, shape operands) and checks that
+// LoadBytes and CheckORT never panic, that a model Load accepts passes
+// CheckSchema, and that CheckORT leaves the model as it was.
+//
+//	go test -run '^$' -fuzz=FuzzCheck -fuzztime=60s ./pkg/graph
+func FuzzCheck(f *testing.F) {
+	f.Add(uint8(0), uint8(2), uint8(4), uint8(4), uint8(0), int64(3), int64(3), int64(1))
+	f.Add(uint8(0), uint8(2), uint8(4), uint8(3), uint8(1), int64(0), int64(0), int64(1))
+	f.Add(uint8(9), uint8(3), uint8(3), uint8(1), uint8(3), int64(-3), int64(2), int64(0))
+	f.Add(uint8(11), uint8(3), uint8(3), uint8(2), uint8(4), int64(4), int64(1), int64(-1))
+	f.Add(uint8(10), uint8(3), uint8(4), uint8(1), uint8(5), int64(0), int64(1), int64(2))
+	f.Add(uint8(21), uint8(5), uint8(3), uint8(2), uint8(6), int64(1), int64(1), int64(2))
+	f.Fuzz(func(t *testing.T, opSel, nin, xrank, wrank, attrSel uint8, a1, a2, a3 int64) {
+		op := fuzzCheckOps[int(opSel)%len(fuzzCheckOps)]
+		dims := func(rank uint8, base int64) []int64 {
+			d := make([]int64, int(rank)%7)
+			for i := range d {
+				d[i] = base + int64(i%3)
+			}
+			return d
+		}
+		g := &graph.Graph{Name: "fuzz"}
+		x := &graph.ValueInfo{Name: "x", DType: graph.Float, HasType: true, Shape: graph.ShapeOf(dims(xrank, 2)), HasShape: true}
+		g.Inputs = []*graph.ValueInfo{x}
+		inputs := []string{"x"}
+		for i := 1; i < int(nin)%10; i++ {
+			name := fmt.Sprintf("in%d", i)
+			switch {
+			case i == 1 || i == 3:
+				wd := dims(wrank, 1)
+				n, _ := graph.NumElements(wd)
+				g.Initializers = append(g.Initializers, graph.NewFloat32(name, wd, make([]float32, n)))
+			case i == 4:
+				name = "" // an omitted optional input
+			default:
+				g.Initializers = append(g.Initializers, graph.NewInt64(name, []int64{2}, []int64{a1, a2}))
+			}
+			inputs = append(inputs, name)
+		}
+		attrNames := []string{"kernel_shape", "strides", "dilations", "pads", "output_padding", "group", "num_groups", "hidden_size"}
+		var attrs []*graph.Attr
+		for k := 0; k < 3; k++ {
+			name := attrNames[(int(attrSel)+k*3)%len(attrNames)]
+			switch name {
+			case "group", "num_groups", "hidden_size":
+				attrs = append(attrs, graph.IntAttr(name, a3))
+			case "pads":
+				attrs = append(attrs, graph.IntsAttr(name, a1, a2, a1, a3))
+			default:
+				attrs = append(attrs, graph.IntsAttr(name, a1, a2))
+			}
+		}
+		seen := map[string]bool{}
+		var uniq []*graph.Attr
+		for _, a := range attrs {
+			if !seen[a.Name] {
+				seen[a.Name] = true
+				uniq = append(uniq, a)
+			}
+		}
+		g.Nodes = []*graph.Node{{Name: "n", OpType: op.op, Domain: op.domain, Inputs: inputs, Outputs: []string{"y"}, Attrs: uniq}}
+		g.Outputs = []*graph.ValueInfo{{Name: "y", DType: graph.Float, HasType: true}}
+		m := &graph.Model{IRVersion: 9, Opsets: []graph.OpsetImport{{Domain: "", Version: 18}, {Domain: "com.microsoft", Version: 1}}, Graph: g}
+		data, err := m.Marshal()
+		if err != nil {
+			return
+		}
+		loaded, err := graph.LoadBytes(data)
+		if err != nil {
+			return
+		}
+		if err := loaded.CheckSchema(); err != nil {
+			t.Fatalf("Load accepted a model that breaks its schema: %v", err)
+		}
+		before := loaded.Format()
+		_ = loaded.CheckORT()
+		if loaded.Format() != before {
+			t.Fatal("CheckORT modified the model")
+		}
+	})
 }
