@@ -516,6 +516,11 @@ func runOptimize(g *globalOptions, o *optimizeOptions) error {
 	if err != nil {
 		return err
 	}
+	// A model ONNX Runtime would abort on is refused before any pass runs
+	// or any output is written.
+	if err := m.Check(); err != nil {
+		return fmt.Errorf("%s: %w", o.Model, err)
+	}
 	softMemoryLimit(o.Model)
 	if o.Data != "" {
 		if po.Inputs, err = loadData(o.Data, m); err != nil {

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"runtime/debug"
+	"strings"
 
 	"github.com/spf13/cobra"
 )
@@ -126,19 +127,15 @@ func Execute(args []string, stdout, stderr io.Writer) int {
 	return code
 }
 
+// isCobraUsage recognises the usage errors cobra and pflag return as plain
+// errors. It matches their messages' beginnings only: an error about a model
+// (an OS error's "invalid argument" for a NUL in an external data path, a
+// node that "accepts" something) is wrapped behind the model's path and
+// must stay exit 1, not 2.
 func isCobraUsage(err error) bool {
 	s := err.Error()
-	for _, p := range []string{"unknown command", "unknown flag", "unknown shorthand", "accepts ", "requires at least", "requires at most", "invalid argument"} {
-		if len(s) >= len(p) && contains(s, p) {
-			return true
-		}
-	}
-	return false
-}
-
-func contains(s, sub string) bool {
-	for i := 0; i+len(sub) <= len(s); i++ {
-		if s[i:i+len(sub)] == sub {
+	for _, p := range []string{"unknown command ", "unknown flag: ", "unknown shorthand flag: ", "accepts ", "requires at least ", "requires at most ", "invalid argument "} {
+		if strings.HasPrefix(s, p) {
 			return true
 		}
 	}

@@ -17,6 +17,11 @@ func TestRootExitCodes(t *testing.T) {
 		{"help", []string{"--help"}, ExitOK, "optimize"},
 		{"unknown flag", []string{"--no-such-flag"}, ExitUsage, ""},
 		{"unknown command", []string{"frobnicate"}, ExitUsage, ""},
+		// The OS says "invalid argument" for a NUL in a path: still a bad
+		// file, not bad usage.
+		{"NUL in a model path", []string{"inspect", "a\x00b.onnx"}, ExitError, ""},
+		{"invalid flag value", []string{"inspect", "--top", "x", "m.onnx"}, ExitUsage, ""},
+		{"too many arguments", []string{"inspect", "a.onnx", "b.onnx"}, ExitUsage, ""},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -245,6 +245,10 @@ func runPrepareInputs(s runtime.Session, dataSet string, files []tensorio.Named,
 			switch {
 			case errors.As(err, &se):
 				return nil, nil, err // the model's dims, not the usage
+			case err != nil && len(shapes) == 0:
+				// The shapes came from the model alone (dims of 2^62, say):
+				// a malformed model, exit 1, not bad usage.
+				return nil, nil, err
 			case err != nil:
 				return nil, nil, usageErr("%v", err)
 			}

@@ -16,4 +16,12 @@
 //     proto) is kept and written back unchanged by Save.
 //   - Load never panics and never allocates more than the input warrants:
 //     sizes are checked against the file before any buffer is made.
+//   - A loaded model's nodes satisfy their operator's schema (CheckSchema:
+//     input/output counts, required inputs named, by opset) and carry no
+//     convolution or pooling attribute a model cannot have, so no backend
+//     kernel indexes a missing input. Check adds the rank and shape checks
+//     (it runs shape inference); backends that trust models, like ONNX
+//     Runtime, run it before compiling one.
+//   - External data is read only from regular files inside the model's
+//     folder.
 package graph

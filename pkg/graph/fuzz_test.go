@@ -60,7 +60,8 @@ func fuzzSeeds(f *testing.F) [][]byte {
 }
 
 // FuzzLoad feeds arbitrary bytes to LoadBytes. It must never panic; a model
-// that loads must also serialise, load again, and format to the same text.
+// that loads must pass CheckSchema, survive CheckORT (which must not modify
+// it), and serialise, load again, and format to the same text.
 //
 //	go test -run '^$' -fuzz=FuzzLoad -fuzztime=60s ./pkg/graph
 func FuzzLoad(f *testing.F) {
@@ -76,6 +77,14 @@ func FuzzLoad(f *testing.F) {
 			return
 		}
 		_ = m.Verify() // must not panic; a loaded model may still be invalid
+		if err := m.CheckSchema(); err != nil {
+			t.Fatalf("Load accepted a model that breaks its schema: %v", err)
+		}
+		before := m.Format()
+		_ = m.CheckORT() // must not panic (it runs shape inference on a copy)
+		if m.Format() != before {
+			t.Fatal("Check modified the model")
+		}
 		text := m.Format()
 		out, err := m.Marshal()
 		if err != nil {

@@ -89,6 +89,15 @@ func LoadBytesWith(data []byte, opts LoadOptions) (*Model, error) {
 	if err != nil {
 		return nil, fmt.Errorf("graph: %w", err)
 	}
+	// A node missing an input its op requires would make a backend
+	// kernel index past its inputs, a zero stride divide by zero: refuse
+	// them here, naming the node. (Check adds the rank checks.)
+	if err := m.CheckSchema(); err != nil {
+		return nil, err
+	}
+	if err := m.checkAttrs(); err != nil {
+		return nil, err
+	}
 	return m, nil
 }
 
@@ -104,6 +113,9 @@ func shortProtoErr(err error) string {
 // SafeJoin resolves a relative location inside base, refusing absolute
 // paths, paths with "..", and symlinks that lead outside base.
 func SafeJoin(base, location string) (string, error) {
+	if strings.ContainsRune(location, 0) {
+		return "", fmt.Errorf("location %q contains a NUL byte", location)
+	}
 	if location == "" || filepath.IsAbs(location) || !filepath.IsLocal(filepath.FromSlash(location)) {
 		return "", fmt.Errorf("location %q is outside the model's folder", location)
 	}
@@ -114,13 +126,45 @@ func SafeJoin(base, location string) (string, error) {
 	}
 	realP, err := filepath.EvalSymlinks(p)
 	if err != nil {
-		return "", fmt.Errorf("external data file %q: %w", location, err)
+		return "", fmt.Errorf("file %q: %w", location, err)
 	}
 	rel, err := filepath.Rel(realBase, realP)
 	if err != nil || !filepath.IsLocal(rel) {
 		return "", fmt.Errorf("location %q resolves outside the model's folder", location)
 	}
 	return realP, nil
+}
+
+// checkRegular returns f if it is a regular file, else closes it and says
+// what it is: a FIFO, a device or a directory would block a read forever,
+// never end, or fail oddly.
+func checkRegular(f *os.File, location string) (*os.File, error) {
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	if !st.Mode().IsRegular() {
+		f.Close()
+		return nil, fmt.Errorf("external data file %q is %s, not a regular file", location, fileKind(st.Mode()))
+	}
+	return f, nil
+}
+
+func fileKind(mode os.FileMode) string {
+	switch {
+	case mode.IsDir():
+		return "a directory"
+	case mode&os.ModeNamedPipe != 0:
+		return "a named pipe (FIFO)"
+	case mode&os.ModeSocket != 0:
+		return "a socket"
+	case mode&os.ModeCharDevice != 0:
+		return "a character device"
+	case mode&os.ModeDevice != 0:
+		return "a device"
+	}
+	return "not a regular file"
 }
 
 func readExternal(base string, files map[string]*os.File, t *Tensor, want int64) ([]byte, error) {
@@ -131,7 +175,7 @@ func readExternal(base string, files map[string]*os.File, t *Tensor, want int64)
 		if err != nil {
 			return nil, fmt.Errorf("tensor %q: external data %w", t.Name, err)
 		}
-		f, err = os.Open(p)
+		f, err = openRegular(p, info.Location)
 		if err != nil {
 			return nil, fmt.Errorf("tensor %q: %w", t.Name, err)
 		}

@@ -274,6 +274,11 @@ func TestLoadRejectsBadExternalData(t *testing.T) {
 		{name: "no length, file too long", location: "w.bin", setup: writeData(16), want: []string{`"W"`, "external data length 16"}},
 		{name: "huge length", location: "w.bin", entries: map[string]string{"length": "9223372036854775807"},
 			setup: writeData(16), want: []string{`"W"`, "external data length"}},
+		{name: "a directory", location: "w.bin", setup: func(t *testing.T, dir string) {
+			if err := os.Mkdir(filepath.Join(dir, "w.bin"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}, want: []string{`"W"`, `"w.bin" is a directory, not a regular file`}},
 		{name: "bad length", location: "w.bin", entries: map[string]string{"length": "ten"},
 			setup: writeData(16), want: []string{`"W"`, "bad external length"}, badMeta: true},
 	}

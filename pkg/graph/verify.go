@@ -123,14 +123,10 @@ func (v *verifier) graph(g *Graph, parent *scope, where string) {
 				v.add("%s: node %s input %d reads %q, which no earlier node, input or initializer produces", where, n, k, in)
 			}
 		}
-		if n.IsDefaultDomain() {
-			if ar, ok := arity[n.OpType]; ok {
-				if len(n.Inputs) < ar[0] || (ar[1] >= 0 && len(n.Inputs) > ar[1]) {
-					v.add("%s: node %s has %d inputs, %s takes %s", where, n, len(n.Inputs), n.OpType, rangeText(ar[0], ar[1]))
-				}
-				if len(n.Outputs) < ar[2] || (ar[3] >= 0 && len(n.Outputs) > ar[3]) {
-					v.add("%s: node %s has %d outputs, %s gives %s", where, n, len(n.Outputs), n.OpType, rangeText(ar[2], ar[3]))
-				}
+		if err := v.m.checkNodeSchema(n); err != nil {
+			var se *SchemaError
+			if errors.As(err, &se) {
+				v.add("%s: node %s %s", where, se.Node, se.Reason)
 			}
 		}
 		for _, a := range n.Attrs {
@@ -169,32 +165,4 @@ func rangeText(lo, hi int) string {
 		return fmt.Sprintf("exactly %d", lo)
 	}
 	return fmt.Sprintf("%d to %d", lo, hi)
-}
-
-// arity: min inputs, max inputs (-1 unbounded), min outputs, max outputs.
-var arity = map[string][4]int{
-	"Abs": {1, 1, 1, 1}, "Neg": {1, 1, 1, 1}, "Relu": {1, 1, 1, 1}, "Sigmoid": {1, 1, 1, 1},
-	"Tanh": {1, 1, 1, 1}, "Exp": {1, 1, 1, 1}, "Log": {1, 1, 1, 1}, "Sqrt": {1, 1, 1, 1},
-	"Reciprocal": {1, 1, 1, 1}, "Floor": {1, 1, 1, 1}, "Ceil": {1, 1, 1, 1}, "Erf": {1, 1, 1, 1},
-	"Identity": {1, 1, 1, 1}, "Softmax": {1, 1, 1, 1}, "LogSoftmax": {1, 1, 1, 1},
-	"LeakyRelu": {1, 1, 1, 1}, "HardSigmoid": {1, 1, 1, 1}, "HardSwish": {1, 1, 1, 1},
-	"Add": {2, 2, 1, 1}, "Sub": {2, 2, 1, 1}, "Mul": {2, 2, 1, 1}, "Div": {2, 2, 1, 1},
-	"Pow": {2, 2, 1, 1}, "MatMul": {2, 2, 1, 1}, "Equal": {2, 2, 1, 1}, "Less": {2, 2, 1, 1},
-	"Greater": {2, 2, 1, 1}, "Where": {3, 3, 1, 1}, "PRelu": {2, 2, 1, 1},
-	"Conv": {2, 3, 1, 1}, "ConvTranspose": {2, 3, 1, 1}, "Gemm": {2, 3, 1, 1},
-	"BatchNormalization": {5, 5, 1, 3}, "MaxPool": {1, 1, 1, 2}, "AveragePool": {1, 1, 1, 1},
-	"GlobalAveragePool": {1, 1, 1, 1}, "GlobalMaxPool": {1, 1, 1, 1},
-	"Reshape": {1, 2, 1, 1}, "Transpose": {1, 1, 1, 1}, "Flatten": {1, 1, 1, 1},
-	"Concat": {1, -1, 1, 1}, "Split": {1, 2, 1, -1}, "Gather": {2, 2, 1, 1},
-	"Shape": {1, 1, 1, 1}, "Size": {1, 1, 1, 1}, "Cast": {1, 1, 1, 1},
-	"Squeeze": {1, 2, 1, 1}, "Unsqueeze": {1, 2, 1, 1}, "Slice": {1, 5, 1, 1},
-	"Constant": {0, 0, 1, 1}, "Dropout": {1, 3, 1, 2}, "Clip": {1, 3, 1, 1},
-	"LayerNormalization": {2, 3, 1, 3}, "LSTM": {3, 8, 0, 3}, "GRU": {3, 6, 0, 2}, "RNN": {3, 6, 0, 2},
-	"If": {1, 1, 1, -1}, "Loop": {2, -1, 1, -1}, "Scan": {1, -1, 1, -1},
-	"QuantizeLinear": {2, 3, 1, 1}, "DequantizeLinear": {2, 3, 1, 1}, "DynamicQuantizeLinear": {1, 1, 3, 3},
-	"MatMulInteger": {2, 4, 1, 1}, "ConvInteger": {2, 4, 1, 1}, "QLinearConv": {8, 9, 1, 1},
-	"QLinearMatMul": {8, 8, 1, 1}, "Resize": {1, 4, 1, 1}, "Pad": {1, 4, 1, 1},
-	"Expand": {2, 2, 1, 1}, "Tile": {2, 2, 1, 1}, "ConstantOfShape": {1, 1, 1, 1},
-	"ReduceMean": {1, 2, 1, 1}, "ReduceSum": {1, 2, 1, 1}, "ReduceMax": {1, 2, 1, 1},
-	"Sum": {1, -1, 1, 1}, "Max": {1, -1, 1, 1}, "Min": {1, -1, 1, 1}, "Mean": {1, -1, 1, 1},
 }

@@ -47,9 +47,6 @@ func TestVerifyStructuralProblems(t *testing.T) {
 		{"node without op type", func(p *onnxpb.ModelProto) {
 			p.Graph.Node[0].OpType = proto.String("")
 		}, []string{"has no op_type"}},
-		{"wrong arity", func(p *onnxpb.ModelProto) {
-			p.Graph.Node[0].Input = []string{"X"}
-		}, []string{`Add "add"`, "has 1 inputs", "exactly 2"}},
 		{"subgraph reads an undefined value", func(p *onnxpb.ModelProto) {
 			body := &onnxpb.GraphProto{Name: proto.String("then"),
 				Node:   []*onnxpb.NodeProto{node("inner", "Relu", []string{"nowhere"}, "T")},

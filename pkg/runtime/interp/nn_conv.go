@@ -396,7 +396,7 @@ func nnIm2colRows(dst, x, buf []float32, g *nnGeom, Kg, outSz, lo, hi int) {
 				row := xc[ih*W : (ih+1)*W]
 				run(j, nil, owLo)
 				j += owLo
-				if sw == 1 {
+				if sw == 1 && owLo < owHi { // empty: offW may be far outside the row
 					run(j, row[owLo+offW:owHi+offW], owHi-owLo)
 					j += owHi - owLo
 				} else {
@@ -472,7 +472,7 @@ func nnIm2col2DRow(dst, xc, buf []float32, g *nnGeom, ki, kj, base, sstride, npa
 		for q := 0; q < owLo; q++ {
 			out[q] = 0
 		}
-		if sw == 1 {
+		if sw == 1 && owLo < owHi { // empty: offW may be far outside the row
 			copy(out[owLo:owHi], src[owLo+offW:owHi+offW])
 		} else {
 			x := owLo*sw + offW

@@ -31,6 +31,11 @@ func TestNNNoPanicOnBadInputs(t *testing.T) {
 		{"Conv", "", []*runtime.Tensor{f(1, 3, 4, 4), f(2, 3, 3, 3)}, []*graph.Attr{graph.IntsAttr("strides", 1)}},
 		{"Conv", "", []*runtime.Tensor{f(1, 2, 3, 4, 4, 4, 4, 4, 4), f(1, 2, 1, 1, 1, 1, 1, 1, 1)}, nil},
 		{"ConvTranspose", "", []*runtime.Tensor{f(1, 3, 4, 4), f(2, 3, 3, 3)}, nil},
+		// A dilation far larger than the image with SAME padding: every tap
+		// falls in the padding (found by mutating MNIST's dilations).
+		{"Conv", "", []*runtime.Tensor{f(1, 1, 28, 28), f(8, 1, 5, 5)}, []*graph.Attr{graph.StringAttr("auto_pad", "SAME_UPPER"), graph.IntsAttr("dilations", 100000, 100000)}},
+		{"Conv", "", []*runtime.Tensor{f(1, 8, 14, 14), f(16, 8, 5, 5)}, []*graph.Attr{graph.StringAttr("auto_pad", "SAME_UPPER"), graph.IntsAttr("dilations", 100000, 100000)}},
+		{"Conv", "", []*runtime.Tensor{f(1, 3, 9, 9), f(4, 3, 3, 3)}, []*graph.Attr{graph.StringAttr("auto_pad", "SAME_LOWER"), graph.IntsAttr("dilations", 1, 50000)}},
 		{"ConvTranspose", "", []*runtime.Tensor{f(1, 2, 4, 4), f(2, 3, 3, 3)}, []*graph.Attr{graph.IntsAttr("output_shape", 1, 1)}},
 		{"MatMul", "", []*runtime.Tensor{f(2, 3), f(4, 5)}, nil},
 		{"MatMul", "", []*runtime.Tensor{f(2, 2, 3), f(3, 3, 5)}, nil},

@@ -114,6 +114,11 @@ func Open(m *graph.Model, opts runtime.Options) (*Session, error) {
 	if err := checkNCHWcBlock(m); err != nil {
 		return nil, err
 	}
+	// ONNX Runtime aborts the process (an assertion, SIGFPE, SIGSEGV) on
+	// some malformed models instead of returning an error: refuse them first.
+	if err := m.CheckORT(); err != nil {
+		return nil, fmt.Errorf("ort: %w", err)
+	}
 	if opts.MaxMemory > 0 {
 		var w int64
 		for _, t := range m.Graph.Initializers {
