@@ -156,24 +156,171 @@ func (s *Server) handleModel(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// The slow-path request types. Nothing in them decodes into an any: a
+// parameters object keeps only its scalar values (jsonParams), and inputs,
+// outputs and shapes are bounded in count (maxTensors, maxRank), so an
+// ignored or oversized field costs a scan of its bytes, not memory.
 type jsonInput struct {
 	Name       string          `json:"name"`
-	Shape      []int64         `json:"shape"`
+	Shape      jsonShape       `json:"shape"`
 	Datatype   string          `json:"datatype"`
-	Parameters map[string]any  `json:"parameters,omitempty"`
+	Parameters jsonParams      `json:"parameters,omitempty"`
 	Data       json.RawMessage `json:"data"`
 }
 
 type jsonOutputReq struct {
-	Name       string         `json:"name"`
-	Parameters map[string]any `json:"parameters,omitempty"`
+	Name       string     `json:"name"`
+	Parameters jsonParams `json:"parameters,omitempty"`
 }
 
 type jsonRequest struct {
-	ID         string          `json:"id,omitempty"`
-	Parameters map[string]any  `json:"parameters,omitempty"`
-	Inputs     []jsonInput     `json:"inputs"`
-	Outputs    []jsonOutputReq `json:"outputs,omitempty"`
+	ID         string                  `json:"id,omitempty"`
+	Parameters jsonParams              `json:"parameters,omitempty"`
+	Inputs     jsonList[jsonInput]     `json:"inputs"`
+	Outputs    jsonList[jsonOutputReq] `json:"outputs,omitempty"`
+}
+
+// Request structure limits (no model has more inputs or dims than this).
+const (
+	maxTensors = 1024 // inputs, and requested outputs, per request
+	maxRank    = 64
+)
+
+// jsonList is a JSON array of at most maxTensors elements.
+type jsonList[T any] []T
+
+func (l *jsonList[T]) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		*l = nil
+		return nil
+	}
+	var out jsonList[T]
+	s := &scanner{b: b}
+	var err error
+	ok := s.array(func() bool {
+		if len(out) >= maxTensors {
+			err = fmt.Errorf("more than %d tensors in one request", maxTensors)
+			return false
+		}
+		s.ws()
+		start := s.i
+		if !s.skipValue(10000) {
+			return false
+		}
+		var v T
+		if err = json.Unmarshal(b[start:s.i], &v); err != nil {
+			return false
+		}
+		out = append(out, v)
+		return true
+	})
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return fmt.Errorf("malformed array")
+	}
+	*l = out
+	return nil
+}
+
+// jsonShape is []int64 of at most maxRank dims.
+type jsonShape []int64
+
+func (sh *jsonShape) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		*sh = nil
+		return nil
+	}
+	s := &scanner{b: b}
+	out := jsonShape{}
+	var err error
+	ok := s.array(func() bool {
+		if len(out) >= maxRank {
+			err = fmt.Errorf("shape has more than %d dims", maxRank)
+			return false
+		}
+		tok, ok := s.number()
+		if !ok {
+			err = fmt.Errorf("shape dims must be integers")
+			return false
+		}
+		d, perr := strconv.ParseInt(string(tok), 10, 64)
+		if perr != nil {
+			err = fmt.Errorf("shape dim %s is not an int64", tok)
+			return false
+		}
+		out = append(out, d)
+		return true
+	})
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return fmt.Errorf("shape must be an array of integers")
+	}
+	*sh = out
+	return nil
+}
+
+// jsonParams is a parameters object: scalar values are kept as
+// encoding/json decodes them into an any (string, float64, bool, nil); an
+// object or array value is passed over and kept as a compositeParam.
+type jsonParams map[string]any
+
+// compositeParam stands for an object or array parameter value.
+type compositeParam string
+
+func (p *jsonParams) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		return nil
+	}
+	s := &scanner{b: b}
+	m := jsonParams{}
+	if !s.eat('{') {
+		return fmt.Errorf("parameters must be an object")
+	}
+	if !s.eat('}') {
+		for {
+			s.ws()
+			start := s.i
+			if !s.skipString() {
+				return fmt.Errorf("malformed parameters")
+			}
+			key := jsonString(b[start:s.i])
+			if !s.eat(':') {
+				return fmt.Errorf("malformed parameters")
+			}
+			var v any
+			switch s.next() {
+			case '{', '[':
+				v = compositeParam(map[byte]string{'{': "an object", '[': "an array"}[s.b[s.i]])
+				if !s.skipValue(10000) {
+					return fmt.Errorf("malformed parameter %q", key)
+				}
+			case '"':
+				vs := s.i
+				if !s.skipString() {
+					return fmt.Errorf("malformed parameter %q", key)
+				}
+				v = jsonString(b[vs:s.i])
+			default:
+				var ok bool
+				if v, ok = s.scalar(); !ok {
+					return fmt.Errorf("parameter %q: bad value", key)
+				}
+			}
+			m[key] = v
+			if s.eat('}') {
+				break
+			}
+			if !s.eat(',') {
+				return fmt.Errorf("malformed parameters")
+			}
+		}
+	}
+	*p = m
+	return nil
 }
 
 const headerInferLen = "Inference-Header-Content-Length"
@@ -377,8 +524,14 @@ func appendResponse(b []byte, resp *inferResponse, bin binaryOutputs) ([]byte, i
 }
 
 // decodeHTTP parses a JSON (or binary-extension) infer request.
+// Every input's datatype and shape are checked against the model
+// (checkInput) before its data is decoded or allocated.
 func (s *Server) decodeHTTP(r *http.Request, body []byte, name, version string) (*inferRequest, binaryOutputs, error) {
 	var bo binaryOutputs
+	sm, err := s.model(name, version)
+	if err != nil {
+		return nil, bo, err
+	}
 	jsonPart, bin := body, []byte(nil)
 	if h := r.Header.Get(headerInferLen); h != "" {
 		n, err := strconv.Atoi(h)
@@ -389,7 +542,6 @@ func (s *Server) decodeHTTP(r *http.Request, body []byte, name, version string) 
 	}
 	jr, ok := parseHeaderFast(jsonPart)
 	if !ok {
-		var err error
 		if jr, err = decodeHeaderSlow(jsonPart); err != nil {
 			return nil, bo, badRequest("malformed JSON: %v", err)
 		}
@@ -409,6 +561,9 @@ func (s *Server) decodeHTTP(r *http.Request, body []byte, name, version string) 
 		}
 		if in.shape == nil {
 			return nil, bo, badRequest("input %q has no shape", in.name)
+		}
+		if _, err := s.checkInput(sm, in.name, dt, in.shape); err != nil {
+			return nil, bo, err
 		}
 		var t *runtime.Tensor
 		if in.hasSize {

@@ -1,7 +1,10 @@
 package serve
 
 import (
+	"bytes"
 	"context"
+	"io"
+	"net/http"
 	goruntime "runtime"
 	"strings"
 	"testing"
@@ -73,6 +76,65 @@ func TestGRPCHugeShapeAllocatesNothing(t *testing.T) {
 			// the 16 MB the smallest claimed tensor would take
 			if grew > 2<<20 {
 				t.Fatalf("a refused request allocated %d bytes", grew)
+			}
+		})
+	}
+}
+
+// A 50 MB JSON body of 25M small numbers, in data or in an ignored
+// parameters field, costs a small multiple of its size (issue 18 item 2:
+// it cost ~1.8 GB through []any).
+func TestJSONBodyAmplification(t *testing.T) {
+	if testing.Short() {
+		t.Skip("sends 50 MB bodies")
+	}
+	p := writeMLP(t, t.TempDir(), "mlp.onnx", 1)
+	ts := start(t, Config{Models: oneModel("mlp", p), GRPCAddr: "off"})
+	const count = 25_000_000
+	nums := bytes.Repeat([]byte("1,"), count)
+	nums = nums[:len(nums)-1]
+	build := func(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
+	nested := strings.Repeat("[", 100) + "1,2,3,4" + strings.Repeat("]", 100)
+	cases := []struct {
+		name   string
+		body   []byte
+		code   int
+		msg    string
+		tensor uint64 // bytes of the tensor the shape honestly declares
+	}{
+		{"25M values for 4", build([]byte(`{"inputs":[{"name":"x","shape":[1,4],"datatype":"FP32","data":[`), nums, []byte(`]}]}`)),
+			400, "more data values than the shape holds", 0},
+		{"25M values in ignored parameters", build([]byte(`{"parameters":{"junk":[`), nums, []byte(`]},"inputs":[{"name":"x","shape":[1,4],"datatype":"FP32","data":[1,2,3,4]}]}`)),
+			200, "", 0},
+		{"1M values, the last a string", build([]byte(`{"inputs":[{"name":"x","shape":[250000,4],"datatype":"FP32","data":[`), nums[:2*999_999], []byte(`"a"]}]}`)),
+			400, "value 999999 (\\\"a\\\") is not a number", 4_000_000},
+		{"1M values in an unknown input field", build([]byte(`{"inputs":[{"name":"x","junk":[`), nums[:2*999_999+1], []byte(`],"shape":[1,4],"datatype":"FP32","data":[1,2,3,4]}]}`)),
+			200, "", 0},
+		{"nested too deep", []byte(`{"inputs":[{"name":"x","shape":[1,4],"datatype":"FP32","data":` + nested + `}]}`), 400, "nested more than 64 deep", 0},
+	}
+	client := &http.Client{}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var code int
+			var msg []byte
+			grew := heapGrowth(func() {
+				resp, err := client.Post(ts.base+"/v2/models/mlp/infer", "application/json", bytes.NewReader(c.body))
+				if err != nil {
+					t.Fatal(err)
+				}
+				msg, _ = io.ReadAll(resp.Body)
+				resp.Body.Close()
+				code = resp.StatusCode
+			})
+			if code != c.code || !strings.Contains(string(msg), c.msg) {
+				t.Fatalf("%d %.200s, want %d %q", code, msg, c.code, c.msg)
+			}
+			// the body itself (read in doubling steps), the tensor its
+			// shape honestly declares, and 1 MB for the rest
+			limit := 3*uint64(len(c.body)) + c.tensor + 1<<20
+			t.Logf("%d-byte body: %d bytes allocated", len(c.body), grew)
+			if grew > limit {
+				t.Fatalf("a %d-byte body allocated %d bytes (limit %d)", len(c.body), grew, limit)
 			}
 		})
 	}
