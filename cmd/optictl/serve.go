@@ -38,6 +38,51 @@ type serveOptions struct {
 	logJSON    bool
 	device     string
 	ort        ortFlags
+	hard       hardening
+}
+
+// hardening holds serve's flags for slow clients, connection limits and
+// the drain (issue 18); see registerHardening.
+type hardening struct {
+	readHeaderTimeout, readTimeout, idleTimeout time.Duration
+	maxConnections                              int
+	grpcMaxConnIdle                             time.Duration
+	drainDelay, shutdownTimeout                 time.Duration
+}
+
+func (h *hardening) register(cmd *cobra.Command) {
+	f := cmd.Flags()
+	f.DurationVar(&h.readHeaderTimeout, "read-header-timeout", 10*time.Second, "longest a client may take to send the request line and headers")
+	f.DurationVar(&h.readTimeout, "read-timeout", 0, "longest a client may take to send a whole request (0 = --read-header-timeout plus --max-body at 1 MiB/s)")
+	f.DurationVar(&h.idleTimeout, "idle-timeout", 60*time.Second, "longest a keep-alive connection may wait for its next request")
+	f.IntVar(&h.maxConnections, "max-connections", 4096, "open connections per listener (HTTP and gRPC each); more clients wait to be accepted")
+	f.DurationVar(&h.grpcMaxConnIdle, "grpc-max-connection-idle", 5*time.Minute, "close a gRPC connection after this long without RPCs")
+	f.DurationVar(&h.drainDelay, "drain-delay", 5*time.Second, "on SIGTERM: report not-ready but keep serving this long, then stop accepting (0 = stop at once)")
+	f.DurationVar(&h.shutdownTimeout, "shutdown-timeout", 25*time.Second, "after the drain delay: longest to wait for in-flight requests before closing connections")
+}
+
+func (h *hardening) apply(cfg *serve.Config) error {
+	// zero takes serve.Config's default (documented on each flag where it
+	// is not the flag's own default)
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"--read-header-timeout", h.readHeaderTimeout}, {"--read-timeout", h.readTimeout}, {"--idle-timeout", h.idleTimeout},
+		{"--grpc-max-connection-idle", h.grpcMaxConnIdle}, {"--drain-delay", h.drainDelay}, {"--shutdown-timeout", h.shutdownTimeout}} {
+		if d.v < 0 {
+			return usageErr("%s may not be negative", d.name)
+		}
+	}
+	if h.maxConnections < 0 {
+		return usageErr("--max-connections may not be negative")
+	}
+	cfg.ReadHeaderTimeout, cfg.ReadTimeout, cfg.IdleTimeout = h.readHeaderTimeout, h.readTimeout, h.idleTimeout
+	cfg.MaxConnections, cfg.GRPCMaxConnectionIdle = h.maxConnections, h.grpcMaxConnIdle
+	cfg.DrainDelay, cfg.ShutdownTimeout = h.drainDelay, h.shutdownTimeout
+	if h.drainDelay == 0 {
+		cfg.DrainDelay = -1 // serve.Config: negative is none, zero the default
+	}
+	return nil
 }
 
 func newServeCmd(g *globalOptions) *cobra.Command {
@@ -63,7 +108,13 @@ that variant is overloaded.
 Endpoints: /v2/health/live, /v2/health/ready, /v2, /v2/models/NAME[/versions/V][/ready|/infer],
 /metrics (Prometheus). gRPC: inference.GRPCInferenceService and grpc.health.v1.
 
-SIGTERM or SIGINT stops accepting, finishes in-flight requests and exits 0.`,
+Slow clients: headers must arrive within --read-header-timeout and the
+whole request within --read-timeout (by default scaled to --max-body);
+--max-connections caps open connections per listener.
+
+SIGTERM or SIGINT turns readiness false at once, keeps serving for
+--drain-delay, then stops accepting, finishes in-flight requests (at most
+--shutdown-timeout) and exits 0.`,
 		Example: `  optictl serve ../shared/models/mnist/model.onnx --backend interp
   optictl serve cls=model.onnx --variant int8=model.int8.onnx --slo-p99 10ms
   optictl serve mlp=mlp.onnx --max-batch 32 --max-queue-delay 2ms --instances 2 --cache-bytes 64MiB`,
@@ -120,6 +171,7 @@ SIGTERM or SIGINT stops accepting, finishes in-flight requests and exits 0.`,
 	f.BoolVar(&o.allowNaN, "allow-nan", false, "accept NaN/Inf in float inputs")
 	f.StringVar(&o.version, "model-version", "1", "version reported for the served models")
 	f.BoolVar(&o.logJSON, "log-json", false, "structured logs as JSON lines")
+	o.hard.register(cmd)
 	return cmd
 }
 
@@ -130,6 +182,9 @@ func (o *serveOptions) config(args []string) (serve.Config, error) {
 		PreferredBatch: o.preferred, QueueSize: o.queueSize, Timeout: o.timeout,
 		MaxBodyBytes: o.maxBody, CacheBytes: o.cacheBytes, CacheURL: o.cache,
 		PrecomputeDir: o.precompute, SLOP99: o.sloP99, AllowNaN: o.allowNaN,
+	}
+	if err := o.hard.apply(&cfg); err != nil {
+		return cfg, err
 	}
 	if o.backend != "ort" && o.backend != "interp" {
 		return cfg, usageErr("--backend must be ort or interp, not %q", o.backend)

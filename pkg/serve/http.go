@@ -391,6 +391,7 @@ var (
 )
 
 func (s *Server) handleInfer(w http.ResponseWriter, r *http.Request, name, version string) {
+	s.inferRead.Add(1)
 	body, err := s.readBody(w, r)
 	if err != nil {
 		writeErr(w, statusOf(err), err.Error())

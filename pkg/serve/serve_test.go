@@ -108,6 +108,9 @@ func start(t *testing.T, cfg Config) *testServer {
 	if cfg.Backend == "" {
 		cfg.Backend = "interp"
 	}
+	if cfg.DrainDelay == 0 {
+		cfg.DrainDelay = -1 // tests that drain set their own
+	}
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
