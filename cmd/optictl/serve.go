@@ -48,7 +48,12 @@ type hardening struct {
 	maxConnections                              int
 	grpcMaxConnIdle                             time.Duration
 	drainDelay, shutdownTimeout                 time.Duration
+	cacheHMACKey                                string
 }
+
+// envCacheHMACKey holds the shared-cache HMAC key when --cache-hmac-key is
+// not given (an environment variable stays out of the process list).
+const envCacheHMACKey = "OPTICTL_CACHE_HMAC_KEY"
 
 func (h *hardening) register(cmd *cobra.Command) {
 	f := cmd.Flags()
@@ -59,6 +64,7 @@ func (h *hardening) register(cmd *cobra.Command) {
 	f.DurationVar(&h.grpcMaxConnIdle, "grpc-max-connection-idle", 5*time.Minute, "close a gRPC connection after this long without RPCs")
 	f.DurationVar(&h.drainDelay, "drain-delay", 5*time.Second, "on SIGTERM: report not-ready but keep serving this long, then stop accepting (0 = stop at once)")
 	f.DurationVar(&h.shutdownTimeout, "shutdown-timeout", 25*time.Second, "after the drain delay: longest to wait for in-flight requests before closing connections")
+	f.StringVar(&h.cacheHMACKey, "cache-hmac-key", "", "authenticate shared-cache entries with HMAC-SHA256 under this key; entries that fail are misses (default $"+envCacheHMACKey+")")
 }
 
 func (h *hardening) apply(cfg *serve.Config) error {
@@ -79,6 +85,16 @@ func (h *hardening) apply(cfg *serve.Config) error {
 	cfg.ReadHeaderTimeout, cfg.ReadTimeout, cfg.IdleTimeout = h.readHeaderTimeout, h.readTimeout, h.idleTimeout
 	cfg.MaxConnections, cfg.GRPCMaxConnectionIdle = h.maxConnections, h.grpcMaxConnIdle
 	cfg.DrainDelay, cfg.ShutdownTimeout = h.drainDelay, h.shutdownTimeout
+	key := h.cacheHMACKey
+	if key == "" {
+		key = os.Getenv(envCacheHMACKey)
+	}
+	if key != "" {
+		if cfg.CacheURL == "" {
+			return usageErr("--cache-hmac-key (or $%s) authenticates the shared cache: it needs --cache redis://...", envCacheHMACKey)
+		}
+		cfg.CacheHMACKey = []byte(key)
+	}
 	if h.drainDelay == 0 {
 		cfg.DrainDelay = -1 // serve.Config: negative is none, zero the default
 	}

@@ -3,11 +3,13 @@ package serve
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	goruntime "runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -15,6 +17,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/optictl/optictl/pkg/runtime"
 	"github.com/optictl/optictl/pkg/serve/kservepb"
 )
 
@@ -137,5 +140,59 @@ func TestJSONBodyAmplification(t *testing.T) {
 				t.Fatalf("a %d-byte body allocated %d bytes (limit %d)", len(c.body), grew, limit)
 			}
 		})
+	}
+}
+
+// With --cache-hmac-key an entry planted in Redis by someone without the
+// key is ignored (a miss, counted) and the model answers; replicas that
+// share the key share entries. Without a key the planted answer is served:
+// that is the documented trust boundary.
+func TestRedisCacheHMAC(t *testing.T) {
+	url := startRedis(t)
+	p := writeMLP(t, t.TempDir(), "mlp.onnx", 1)
+	key := []byte("replica secret")
+	a := start(t, Config{Models: oneModel("mlp", p), CacheURL: url, CacheHMACKey: key, GRPCAddr: "off"})
+	b := start(t, Config{Models: oneModel("mlp", p), CacheURL: url, CacheHMACKey: key, GRPCAddr: "off"})
+	open := start(t, Config{Models: oneModel("mlp", p), CacheURL: url, GRPCAddr: "off"})
+	cached := func(m map[string]any) bool { return m["parameters"].(map[string]any)["cached"] == true }
+
+	// shared between keyed replicas
+	body := inferBody([][]float32{{3, 1, 4, 1}}, "")
+	_, m1, _ := post(t, a.base+"/v2/models/mlp/infer", body)
+	_, m2, _ := post(t, b.base+"/v2/models/mlp/infer", body)
+	if cached(m1) || !cached(m2) || fmt.Sprint(outputData(t, m1)) != fmt.Sprint(outputData(t, m2)) {
+		t.Fatalf("keyed replicas do not share: %v / %v", m1, m2)
+	}
+	// the unkeyed server cannot read signed entries as answers
+	if _, m3, _ := post(t, open.base+"/v2/models/mlp/infer", body); fmt.Sprint(outputData(t, m3)) != fmt.Sprint(outputData(t, m1)) {
+		t.Fatalf("unkeyed replica answered %v", outputData(t, m3))
+	}
+
+	// plant a forged answer for another request
+	rows := [][]float32{{2, 7, 1, 8}}
+	want := reference(t, p, rows)
+	x := runtime.FromFloat32([]int64{1, 4}, rows[0])
+	k := cacheKey("mlp", "1", []string{"x"}, []*runtime.Tensor{x})
+	forged := encodeResult("default", []*runtime.Tensor{runtime.FromFloat32([]int64{1, 3}, []float32{666, 666, 666})})
+	rc, err := NewRedis(url, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	rc.Set(context.Background(), k, forged)
+	forgedBody := inferBody(rows, "")
+	_, mb, _ := post(t, b.base+"/v2/models/mlp/infer", forgedBody)
+	if cached(mb) || fmt.Sprint(outputData(t, mb)) != fmt.Sprint(want) {
+		t.Fatalf("keyed replica served a planted entry: %v", mb)
+	}
+	if n := metricValue(scrape(t, b.base), "optictl_cache_rejected_total"); n < 1 {
+		t.Fatalf("optictl_cache_rejected_total = %v, want >= 1", n)
+	}
+	// b's miss overwrote the entry with a signed one; plant again for the
+	// unkeyed server, which trusts whatever Redis holds
+	rc.Set(context.Background(), k, forged)
+	_, mo, _ := post(t, open.base+"/v2/models/mlp/infer", forgedBody)
+	if !cached(mo) || fmt.Sprint(outputData(t, mo)) != "[666 666 666]" {
+		t.Fatalf("without a key the planted entry should be served (the documented trust boundary): %v", mo)
 	}
 }

@@ -57,6 +57,9 @@ type Config struct {
 	MaxBodyBytes   int64
 	CacheBytes     int64  // in-process LRU; 0 disables unless CacheURL is set
 	CacheURL       string // redis://host:port for a shared cache
+	// CacheHMACKey authenticates shared-cache entries (see RedisCache);
+	// empty: entries in Redis are trusted as they are.
+	CacheHMACKey []byte
 	PrecomputeDir  string
 	SLOP99         time.Duration // 0: no load-aware switching
 	AllowNaN       bool
@@ -232,6 +235,12 @@ func New(cfg Config) (*Server, error) {
 		if err != nil {
 			return nil, err
 		}
+		if len(cfg.CacheHMACKey) > 0 {
+			rc.SetHMACKey(cfg.CacheHMACKey)
+		} else {
+			cfg.Log.Warn("shared cache entries are not authenticated: anyone who can write to Redis can plant answers (set --cache-hmac-key or OPTICTL_CACHE_HMAC_KEY)", "cache", cfg.CacheURL)
+		}
+		s.metrics.cacheRejected(rc.Rejected)
 		s.cache = rc
 	case cfg.CacheBytes > 0:
 		s.cache = NewLRU(cfg.CacheBytes)
