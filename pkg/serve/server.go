@@ -59,10 +59,10 @@ type Config struct {
 	CacheURL       string // redis://host:port for a shared cache
 	// CacheHMACKey authenticates shared-cache entries (see RedisCache);
 	// empty: entries in Redis are trusted as they are.
-	CacheHMACKey []byte
-	PrecomputeDir  string
-	SLOP99         time.Duration // 0: no load-aware switching
-	AllowNaN       bool
+	CacheHMACKey  []byte
+	PrecomputeDir string
+	SLOP99        time.Duration // 0: no load-aware switching
+	AllowNaN      bool
 
 	// Slow clients. ReadHeaderTimeout bounds the request line and
 	// headers; ReadTimeout the whole request (0: ReadHeaderTimeout plus
