@@ -49,6 +49,8 @@ type hardening struct {
 	grpcMaxConnIdle                             time.Duration
 	drainDelay, shutdownTimeout                 time.Duration
 	cacheHMACKey                                string
+	tlsCert, tlsKey, tlsClientCA                string
+	restrict                                    []string
 }
 
 // envCacheHMACKey holds the shared-cache HMAC key when --cache-hmac-key is
@@ -64,6 +66,10 @@ func (h *hardening) register(cmd *cobra.Command) {
 	f.DurationVar(&h.grpcMaxConnIdle, "grpc-max-connection-idle", 5*time.Minute, "close a gRPC connection after this long without RPCs")
 	f.DurationVar(&h.drainDelay, "drain-delay", 5*time.Second, "on SIGTERM: report not-ready but keep serving this long, then stop accepting (0 = stop at once)")
 	f.DurationVar(&h.shutdownTimeout, "shutdown-timeout", 25*time.Second, "after the drain delay: longest to wait for in-flight requests before closing connections")
+	f.StringVar(&h.tlsCert, "tls-cert", "", "serve HTTP and gRPC over TLS with this PEM certificate (needs --tls-key)")
+	f.StringVar(&h.tlsKey, "tls-key", "", "PEM private key for --tls-cert")
+	f.StringVar(&h.tlsClientCA, "tls-client-ca", "", "require client certificates signed by this PEM CA (mTLS; needs --tls-cert)")
+	f.StringArrayVar(&h.restrict, "restrict", nil, "GROUP[,GROUP]=HEADER:VALUE: endpoint groups (infer, metadata, metrics, health) that require a header; VALUE env:NAME reads $NAME (repeatable)")
 	f.StringVar(&h.cacheHMACKey, "cache-hmac-key", "", "authenticate shared-cache entries with HMAC-SHA256 under this key; entries that fail are misses (default $"+envCacheHMACKey+")")
 }
 
@@ -85,6 +91,17 @@ func (h *hardening) apply(cfg *serve.Config) error {
 	cfg.ReadHeaderTimeout, cfg.ReadTimeout, cfg.IdleTimeout = h.readHeaderTimeout, h.readTimeout, h.idleTimeout
 	cfg.MaxConnections, cfg.GRPCMaxConnectionIdle = h.maxConnections, h.grpcMaxConnIdle
 	cfg.DrainDelay, cfg.ShutdownTimeout = h.drainDelay, h.shutdownTimeout
+	if (h.tlsCert == "") != (h.tlsKey == "") || h.tlsClientCA != "" && h.tlsCert == "" {
+		return usageErr("--tls-cert and --tls-key go together, and --tls-client-ca needs them")
+	}
+	cfg.TLSCert, cfg.TLSKey, cfg.TLSClientCA = h.tlsCert, h.tlsKey, h.tlsClientCA
+	for _, r := range h.restrict {
+		rr, err := serve.ParseRestriction(r)
+		if err != nil {
+			return usageErr("--restrict: %v", err)
+		}
+		cfg.Restrict = append(cfg.Restrict, rr)
+	}
 	key := h.cacheHMACKey
 	if key == "" {
 		key = os.Getenv(envCacheHMACKey)
@@ -128,12 +145,18 @@ Slow clients: headers must arrive within --read-header-timeout and the
 whole request within --read-timeout (by default scaled to --max-body);
 --max-connections caps open connections per listener.
 
+Who may call: --tls-cert/--tls-key serve both protocols over TLS,
+--tls-client-ca requires client certificates (mTLS), and --restrict makes
+endpoint groups require a header (401 when missing, 403 when wrong; gRPC
+UNAUTHENTICATED / PERMISSION_DENIED), checked before the body is read.
+
 SIGTERM or SIGINT turns readiness false at once, keeps serving for
 --drain-delay, then stops accepting, finishes in-flight requests (at most
 --shutdown-timeout) and exits 0.`,
 		Example: `  optictl serve ../shared/models/mnist/model.onnx --backend interp
   optictl serve cls=model.onnx --variant int8=model.int8.onnx --slo-p99 10ms
-  optictl serve mlp=mlp.onnx --max-batch 32 --max-queue-delay 2ms --instances 2 --cache-bytes 64MiB`,
+  optictl serve mlp=mlp.onnx --max-batch 32 --max-queue-delay 2ms --instances 2 --cache-bytes 64MiB
+  OPTICTL_KEY=s3cret optictl serve m.onnx --tls-cert srv.pem --tls-key srv.key --restrict infer,metadata=X-Api-Key:env:OPTICTL_KEY`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 0 {
 				return usageErr("serve needs at least one model")

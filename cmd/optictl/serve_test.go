@@ -30,6 +30,8 @@ func TestServeUsageErrors(t *testing.T) {
 		{"bad cache", []string{"serve", "--cache", "memcached://x", mnist}, ExitUsage, "redis://"},
 		{"zero instances", []string{"serve", "--instances", "0", mnist}, ExitUsage, "--instances"},
 		{"negative read timeout", []string{"serve", "--read-timeout", "-1s", mnist}, ExitUsage, "--read-timeout may not be negative"},
+		{"tls cert without key", []string{"serve", "--tls-cert", "c.pem", mnist}, ExitUsage, "--tls-key"},
+		{"bad restriction", []string{"serve", "--restrict", "everything=X:y", mnist}, ExitUsage, "unknown endpoint group"},
 		{"hmac key without redis", []string{"serve", "--cache-hmac-key", "k", mnist}, ExitUsage, "needs --cache redis://"},
 		{"negative max connections", []string{"serve", "--max-connections", "-1", mnist}, ExitUsage, "--max-connections"},
 		{"missing file", []string{"serve", "--backend", "interp", "--http", "127.0.0.1:0", "--grpc", "off", "/no/such/model.onnx"}, ExitError, "no such file"},

@@ -36,6 +36,10 @@ func grpcErr(err error) error {
 		c = codes.Unavailable
 	case codeTooLarge:
 		c = codes.ResourceExhausted
+	case codeUnauthenticated:
+		c = codes.Unauthenticated
+	case codePermissionDenied:
+		c = codes.PermissionDenied
 	}
 	return status.Error(c, err.Error())
 }

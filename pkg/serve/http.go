@@ -615,6 +615,10 @@ func statusOf(err error) int {
 		return http.StatusServiceUnavailable
 	case codeTooLarge:
 		return http.StatusRequestEntityTooLarge
+	case codeUnauthenticated:
+		return http.StatusUnauthorized
+	case codePermissionDenied:
+		return http.StatusForbidden
 	}
 	return http.StatusInternalServerError
 }

@@ -19,6 +19,8 @@ const (
 	codeUnavailable
 	codeTooLarge
 	codeInternal
+	codeUnauthenticated
+	codePermissionDenied
 )
 
 // reqError is an error with a protocol-neutral status.

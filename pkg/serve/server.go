@@ -2,6 +2,7 @@ package serve
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/keepalive"
@@ -84,7 +86,12 @@ type Config struct {
 	// bounds that last part (then connections are closed hard).
 	DrainDelay      time.Duration // 5s; negative: none
 	ShutdownTimeout time.Duration // 25s
-	Log             *slog.Logger
+	// Who may call. TLSCert and TLSKey (PEM files) turn on TLS for HTTP
+	// and gRPC; TLSClientCA also requires client certificates signed by
+	// it (mTLS). Restrict makes endpoint groups require a header.
+	TLSCert, TLSKey, TLSClientCA string
+	Restrict                     []Restriction
+	Log                          *slog.Logger
 	// Open overrides how sessions are opened (tests); nil uses runtime.Open.
 	Open func(backend string, m *graph.Model, opts runtime.Options) (runtime.Session, error)
 }
@@ -201,6 +208,8 @@ type Server struct {
 	active     atomic.Int64
 	stopRouter chan struct{}
 	routerWG   sync.WaitGroup
+	tls        *tls.Config // nil: plain TCP
+	auth       authorizer
 	// router: load-aware switching is on (SLOP99 > 0), so requests feed
 	// their variant's latency window.
 	router bool
@@ -223,6 +232,13 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("serve: no models to serve")
 	}
 	s := &Server{cfg: cfg, models: map[string]*servedModel{}, metrics: newMetrics(), stopRouter: make(chan struct{}), router: cfg.SLOP99 > 0}
+	var err error
+	if s.tls, err = loadTLS(cfg.TLSCert, cfg.TLSKey, cfg.TLSClientCA); err != nil {
+		return nil, err
+	}
+	if s.auth, err = newAuthorizer(cfg.Restrict); err != nil {
+		return nil, err
+	}
 	ok := false
 	defer func() {
 		if !ok {
@@ -427,7 +443,7 @@ func (s *Server) Serve(ctx context.Context) error {
 		}
 	}
 	c := s.cfg
-	s.http = &http.Server{Handler: s.drainHeader(s.Handler()),
+	s.http = &http.Server{Handler: s.drainHeader(s.restrictHTTP(s.Handler())), TLSConfig: s.tls,
 		ReadHeaderTimeout: c.ReadHeaderTimeout, ReadTimeout: c.ReadTimeout, IdleTimeout: c.IdleTimeout,
 		// a response must be written within the request's own budget: a
 		// client that never reads its answer cannot hold the connection
@@ -436,15 +452,23 @@ func (s *Server) Serve(ctx context.Context) error {
 	errc := make(chan error, 2)
 	httpLn := limitListener(s.httpLn, c.MaxConnections)
 	go func() {
-		if err := s.http.Serve(httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		serve := s.http.Serve
+		if s.tls != nil {
+			serve = func(l net.Listener) error { return s.http.ServeTLS(l, "", "") }
+		}
+		if err := serve(httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			errc <- err
 		}
 	}()
 	if s.grpcLn != nil {
-		s.grpc = grpc.NewServer(grpc.MaxRecvMsgSize(int(c.MaxBodyBytes)),
+		opts := []grpc.ServerOption{grpc.InTapHandle(s.grpcTap)}
+		if s.tls != nil {
+			opts = append(opts, grpc.Creds(credentials.NewTLS(s.tls)))
+		}
+		s.grpc = grpc.NewServer(append(opts, grpc.MaxRecvMsgSize(int(c.MaxBodyBytes)),
 			grpc.ConnectionTimeout(c.ReadHeaderTimeout),
 			grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
-			grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionIdle: c.GRPCMaxConnectionIdle, Time: time.Minute, Timeout: 20 * time.Second}))
+			grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionIdle: c.GRPCMaxConnectionIdle, Time: time.Minute, Timeout: 20 * time.Second}))...)
 		kservepb.RegisterGRPCInferenceServiceServer(s.grpc, &grpcService{s: s})
 		s.health = health.NewServer()
 		healthpb.RegisterHealthServer(s.grpc, s.health)
