@@ -46,6 +46,7 @@ type serveOptions struct {
 type hardening struct {
 	readHeaderTimeout, readTimeout, idleTimeout time.Duration
 	maxConnections                              int
+	maxInflightBody                             int64
 	grpcMaxConnIdle                             time.Duration
 	drainDelay, shutdownTimeout                 time.Duration
 	cacheHMACKey                                string
@@ -63,6 +64,7 @@ func (h *hardening) register(cmd *cobra.Command) {
 	f.DurationVar(&h.readTimeout, "read-timeout", 0, "longest a client may take to send a whole request (0 = --read-header-timeout plus --max-body at 1 MiB/s)")
 	f.DurationVar(&h.idleTimeout, "idle-timeout", 60*time.Second, "longest a keep-alive connection may wait for its next request")
 	f.IntVar(&h.maxConnections, "max-connections", 4096, "open connections per listener (HTTP and gRPC each); more clients wait to be accepted")
+	f.Int64Var(&h.maxInflightBody, "max-inflight-body", 0, "request-body bytes held at once over all HTTP requests; more waits briefly, then 429 (0 = 2 x --max-body)")
 	f.DurationVar(&h.grpcMaxConnIdle, "grpc-max-connection-idle", 5*time.Minute, "close a gRPC connection after this long without RPCs")
 	f.DurationVar(&h.drainDelay, "drain-delay", 5*time.Second, "on SIGTERM: report not-ready but keep serving this long, then stop accepting (0 = stop at once)")
 	f.DurationVar(&h.shutdownTimeout, "shutdown-timeout", 25*time.Second, "after the drain delay: longest to wait for in-flight requests before closing connections")
@@ -85,9 +87,13 @@ func (h *hardening) apply(cfg *serve.Config) error {
 			return usageErr("%s may not be negative", d.name)
 		}
 	}
-	if h.maxConnections < 0 {
-		return usageErr("--max-connections may not be negative")
+	if h.maxConnections < 0 || h.maxInflightBody < 0 {
+		return usageErr("--max-connections and --max-inflight-body may not be negative")
 	}
+	if h.maxInflightBody > 0 && h.maxInflightBody < cfg.MaxBodyBytes {
+		return usageErr("--max-inflight-body %d is below --max-body %d: the largest request could never be read", h.maxInflightBody, cfg.MaxBodyBytes)
+	}
+	cfg.MaxInflightBody = h.maxInflightBody
 	cfg.ReadHeaderTimeout, cfg.ReadTimeout, cfg.IdleTimeout = h.readHeaderTimeout, h.readTimeout, h.idleTimeout
 	cfg.MaxConnections, cfg.GRPCMaxConnectionIdle = h.maxConnections, h.grpcMaxConnIdle
 	cfg.DrainDelay, cfg.ShutdownTimeout = h.drainDelay, h.shutdownTimeout

@@ -210,3 +210,39 @@ func TestDrainLosesNoRequestTheServerRead(t *testing.T) {
 		t.Fatalf("shutdown took %v; want the drain delay %v plus a little", took, drain)
 	}
 }
+
+// Request bodies held at once are bounded by MaxInflightBody: while one
+// client holds most of it (a body sent but not finished), another large
+// body is refused with 429 after a short wait, a small one is served, and
+// the budget is whole again once the first finishes.
+func TestInflightBodyBudget(t *testing.T) {
+	p := writeMLP(t, t.TempDir(), "mlp.onnx", 1)
+	ts := start(t, Config{Models: oneModel("mlp", p), GRPCAddr: "off", MaxBodyBytes: 1 << 20, MaxInflightBody: 1 << 20})
+	addr := strings.TrimPrefix(ts.base, "http://")
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	const claimed = 600 << 10
+	fmt.Fprintf(c, "POST /v2/models/mlp/infer HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n", claimed)
+	c.Write([]byte(strings.Repeat(" ", 590<<10))) // 590 KB sent, the rest held back
+	time.Sleep(200 * time.Millisecond)
+	big := `{"inputs":[{"name":"x","shape":[1,4],"datatype":"FP32","data":[1,2,3,4]}]}` + strings.Repeat(" ", 512<<10)
+	code, m, _ := post(t, ts.base+"/v2/models/mlp/infer", big)
+	if code != http.StatusTooManyRequests || !strings.Contains(fmt.Sprint(m["error"]), "budget") {
+		t.Fatalf("a large body while the budget is held: %d %v, want 429", code, m)
+	}
+	if code, _, _ := post(t, ts.base+"/v2/models/mlp/infer", inferBody([][]float32{{1, 2, 3, 4}}, "")); code != 200 {
+		t.Fatalf("a small body while the budget is held: %d", code)
+	}
+	c.Write([]byte(strings.Repeat(" ", claimed-590<<10))) // finish: 400, malformed
+	io.Copy(io.Discard, io.LimitReader(c, 100))
+	time.Sleep(50 * time.Millisecond)
+	if code, _, _ := post(t, ts.base+"/v2/models/mlp/infer", big); code != 200 {
+		t.Fatalf("a large body after the budget came back: %d", code)
+	}
+	if free := ts.bodies.free; free != 1<<20 {
+		t.Fatalf("budget %d after all requests, want %d", free, 1<<20)
+	}
+}

@@ -1,7 +1,7 @@
 package serve
 
 import (
-	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
@@ -348,41 +349,140 @@ func putBuf(p *[]byte) {
 	}
 }
 
-// readBody reads the whole request body into a pooled buffer: in one read
-// of Content-Length bytes when the client sent a length up to maxPooled,
-// else growing with the data that actually arrives (a claimed length alone
-// never sizes a buffer), up to the limit.
-func (s *Server) readBody(w http.ResponseWriter, r *http.Request) (*[]byte, error) {
+// readBody reads the whole request body, up to the limit, into a buffer
+// that grows (doubling, never past a claimed Content-Length) only as data
+// actually arrives: a claimed length alone never sizes a buffer, and every
+// byte of buffer is first taken from the server's in-flight body budget
+// (Config.MaxInflightBody). The caller returns the buffer with putBuf and
+// the budget with s.bodies.release(held).
+func (s *Server) readBody(w http.ResponseWriter, r *http.Request) (p *[]byte, held int64, err error) {
 	limit := s.cfg.MaxBodyBytes
 	tooLarge := func() error {
 		return &reqError{code: codeTooLarge, msg: fmt.Sprintf("request body is over the limit of %d bytes", limit)}
 	}
 	if r.ContentLength > limit {
-		return nil, tooLarge()
+		return nil, 0, tooLarge()
 	}
-	if r.ContentLength >= 0 && r.ContentLength <= maxPooled {
-		p := getBuf(int(r.ContentLength))
-		b := (*p)[:r.ContentLength]
-		if _, err := io.ReadFull(r.Body, b); err != nil {
-			putBuf(p)
-			return nil, badRequest("reading body: %v", err)
+	ctx, cancel := context.WithTimeout(r.Context(), budgetWait)
+	defer cancel()
+	take := func(n int64) error {
+		if !s.bodies.acquire(ctx, n) {
+			return &reqError{code: codeTooMany, msg: fmt.Sprintf("request bodies in flight are over the server's budget of %d bytes; retry later", s.cfg.MaxInflightBody)}
 		}
-		*p = b
-		return p, nil
+		held += n
+		return nil
 	}
-	p := getBuf(4096)
-	buf := bytes.NewBuffer(*p)
-	_, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, limit))
-	*p = buf.Bytes()
-	if err != nil {
+	first := int64(4096)
+	if r.ContentLength >= 0 {
+		first = min(r.ContentLength, first)
+	}
+	p = getBuf(int(first))
+	if err := take(int64(cap(*p))); err != nil {
 		putBuf(p)
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return nil, tooLarge()
-		}
-		return nil, badRequest("reading body: %v", err)
+		return nil, 0, err
 	}
-	return p, nil
+	defer func() {
+		if err != nil {
+			putBuf(p)
+			s.bodies.release(held)
+			p, held = nil, 0
+		}
+	}()
+	body := http.MaxBytesReader(w, r.Body, limit)
+	b := (*p)[:0]
+	var one [1]byte
+	for {
+		if len(b) == cap(b) {
+			grow := min(max(2*int64(cap(b)), 4096), limit)
+			if r.ContentLength >= 0 {
+				grow = min(grow, r.ContentLength)
+			}
+			if grow <= int64(cap(b)) { // full: only the end of the body may follow
+				n, rerr := body.Read(one[:])
+				if n > 0 {
+					*p = b
+					return p, held, tooLarge()
+				}
+				if rerr == nil {
+					continue // a zero-length read; try again
+				}
+				err = rerr
+			} else {
+				// (the old buffer is garbage once copied: the budget
+				// counts the size reached, not the copy)
+				if err := take(grow - int64(cap(b))); err != nil {
+					*p = b
+					return p, held, err
+				}
+				nb := make([]byte, len(b), grow)
+				copy(nb, b)
+				*p = b
+				putBuf(p)
+				p = &nb
+				b = nb
+				continue
+			}
+		} else {
+			var n int
+			n, err = body.Read(b[len(b):cap(b)])
+			b = b[:len(b)+n]
+		}
+		if err == io.EOF {
+			*p = b
+			return p, held, nil
+		}
+		if err != nil {
+			*p = b
+			var mbe *http.MaxBytesError
+			if errors.As(err, &mbe) {
+				return p, held, tooLarge()
+			}
+			return p, held, badRequest("reading body: %v", err)
+		}
+	}
+}
+
+// budgetWait is how long a request may wait for room in the in-flight body
+// budget before it is refused with 429 / RESOURCE_EXHAUSTED.
+const budgetWait = 2 * time.Second
+
+// byteBudget bounds the request-body bytes the server holds at once.
+type byteBudget struct {
+	mu   sync.Mutex
+	free int64
+	wake chan struct{}
+}
+
+func newByteBudget(n int64) *byteBudget { return &byteBudget{free: n, wake: make(chan struct{})} }
+
+// acquire takes n bytes, waiting for releases until ctx ends.
+func (b *byteBudget) acquire(ctx context.Context, n int64) bool {
+	for {
+		b.mu.Lock()
+		if b.free >= n {
+			b.free -= n
+			b.mu.Unlock()
+			return true
+		}
+		w := b.wake
+		b.mu.Unlock()
+		select {
+		case <-w:
+		case <-ctx.Done():
+			return false
+		}
+	}
+}
+
+func (b *byteBudget) release(n int64) {
+	if n == 0 {
+		return
+	}
+	b.mu.Lock()
+	b.free += n
+	close(b.wake)
+	b.wake = make(chan struct{})
+	b.mu.Unlock()
 }
 
 var (
@@ -392,11 +492,12 @@ var (
 
 func (s *Server) handleInfer(w http.ResponseWriter, r *http.Request, name, version string) {
 	s.inferRead.Add(1)
-	body, err := s.readBody(w, r)
+	body, held, err := s.readBody(w, r)
 	if err != nil {
 		writeErr(w, statusOf(err), err.Error())
 		return
 	}
+	defer s.bodies.release(held)
 	req, bin, err := s.decodeHTTP(r, *body, name, version)
 	if err != nil {
 		putBuf(body)

@@ -57,8 +57,12 @@ type Config struct {
 	QueueSize      int           // per variant
 	Timeout        time.Duration // per request
 	MaxBodyBytes   int64
-	CacheBytes     int64  // in-process LRU; 0 disables unless CacheURL is set
-	CacheURL       string // redis://host:port for a shared cache
+	// MaxInflightBody bounds the request-body bytes held at once, over all
+	// HTTP requests (default 2 x MaxBodyBytes, at least MaxBodyBytes): a
+	// request that finds no room within a short wait gets 429.
+	MaxInflightBody int64
+	CacheBytes      int64  // in-process LRU; 0 disables unless CacheURL is set
+	CacheURL        string // redis://host:port for a shared cache
 	// CacheHMACKey authenticates shared-cache entries (see RedisCache);
 	// empty: entries in Redis are trusted as they are.
 	CacheHMACKey  []byte
@@ -125,6 +129,10 @@ func (c *Config) Defaults() {
 	if c.MaxBodyBytes <= 0 {
 		c.MaxBodyBytes = 64 << 20
 	}
+	if c.MaxInflightBody <= 0 {
+		c.MaxInflightBody = 2 * c.MaxBodyBytes
+	}
+	c.MaxInflightBody = max(c.MaxInflightBody, c.MaxBodyBytes)
 	if c.ReadHeaderTimeout <= 0 {
 		c.ReadHeaderTimeout = 10 * time.Second
 	}
@@ -209,6 +217,7 @@ type Server struct {
 	stopRouter chan struct{}
 	routerWG   sync.WaitGroup
 	tls        *tls.Config // nil: plain TCP
+	bodies     *byteBudget
 	auth       authorizer
 	// router: load-aware switching is on (SLOP99 > 0), so requests feed
 	// their variant's latency window.
@@ -232,6 +241,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("serve: no models to serve")
 	}
 	s := &Server{cfg: cfg, models: map[string]*servedModel{}, metrics: newMetrics(), stopRouter: make(chan struct{}), router: cfg.SLOP99 > 0}
+	s.bodies = newByteBudget(cfg.MaxInflightBody)
 	var err error
 	if s.tls, err = loadTLS(cfg.TLSCert, cfg.TLSKey, cfg.TLSClientCA); err != nil {
 		return nil, err
