@@ -377,7 +377,13 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) (p *[]byte, he
 		first = min(r.ContentLength, first)
 	}
 	p = getBuf(int(first))
-	if err := take(int64(cap(*p))); err != nil {
+	// room is the part of the buffer in use and counted in the budget (a
+	// pooled buffer may be larger)
+	room := min(int64(cap(*p)), limit)
+	if r.ContentLength >= 0 {
+		room = min(room, r.ContentLength)
+	}
+	if err := take(room); err != nil {
 		putBuf(p)
 		return nil, 0, err
 	}
@@ -392,12 +398,12 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) (p *[]byte, he
 	b := (*p)[:0]
 	var one [1]byte
 	for {
-		if len(b) == cap(b) {
-			grow := min(max(2*int64(cap(b)), 4096), limit)
+		if int64(len(b)) == room {
+			grow := min(max(2*room, 4096), limit)
 			if r.ContentLength >= 0 {
 				grow = min(grow, r.ContentLength)
 			}
-			if grow <= int64(cap(b)) { // full: only the end of the body may follow
+			if grow <= room { // full: only the end of the body may follow
 				n, rerr := body.Read(one[:])
 				if n > 0 {
 					*p = b
@@ -410,9 +416,13 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) (p *[]byte, he
 			} else {
 				// (the old buffer is garbage once copied: the budget
 				// counts the size reached, not the copy)
-				if err := take(grow - int64(cap(b))); err != nil {
+				if err := take(grow - room); err != nil {
 					*p = b
 					return p, held, err
+				}
+				room = grow
+				if int64(cap(b)) >= grow {
+					continue
 				}
 				nb := make([]byte, len(b), grow)
 				copy(nb, b)
@@ -424,7 +434,7 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) (p *[]byte, he
 			}
 		} else {
 			var n int
-			n, err = body.Read(b[len(b):cap(b)])
+			n, err = body.Read(b[len(b):room])
 			b = b[:len(b)+n]
 		}
 		if err == io.EOF {
