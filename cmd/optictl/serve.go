@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	goruntime "runtime"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -64,7 +66,7 @@ func (h *hardening) register(cmd *cobra.Command) {
 	f.DurationVar(&h.readTimeout, "read-timeout", 0, "longest a client may take to send a whole request (0 = --read-header-timeout plus --max-body at 1 MiB/s)")
 	f.DurationVar(&h.idleTimeout, "idle-timeout", 60*time.Second, "longest a keep-alive connection may wait for its next request")
 	f.IntVar(&h.maxConnections, "max-connections", 4096, "open connections per listener (HTTP and gRPC each); more clients wait to be accepted")
-	f.Int64Var(&h.maxInflightBody, "max-inflight-body", 0, "request-body bytes held at once over all HTTP requests; more waits briefly, then 429 (0 = 2 x --max-body)")
+	f.Int64Var(&h.maxInflightBody, "max-inflight-body", 0, "request-body bytes held at once over all HTTP requests; more waits briefly, then 429 (0 = --max-body)")
 	f.DurationVar(&h.grpcMaxConnIdle, "grpc-max-connection-idle", 5*time.Minute, "close a gRPC connection after this long without RPCs")
 	f.DurationVar(&h.drainDelay, "drain-delay", 5*time.Second, "on SIGTERM: report not-ready but keep serving this long, then stop accepting (0 = stop at once)")
 	f.DurationVar(&h.shutdownTimeout, "shutdown-timeout", 25*time.Second, "after the drain delay: longest to wait for in-flight requests before closing connections")
@@ -184,6 +186,7 @@ SIGTERM or SIGINT turns readiness false at once, keeps serving for
 			if err != nil {
 				return err
 			}
+			setServeMemoryLimit(srv.Config().MaxInflightBody, cfg.Log)
 			if err := srv.Listen(); err != nil {
 				return err
 			}
@@ -277,4 +280,21 @@ func (o *serveOptions) config(args []string) (serve.Config, error) {
 		cfg.Models[0].Variants = append(cfg.Models[0].Variants, serve.VariantConfig{Name: v[:i], Path: v[i+1:]})
 	}
 	return cfg, nil
+}
+
+// setServeMemoryLimit bounds the Go heap under a flood of large requests:
+// unless GOMEMLIMIT is set, the soft memory limit becomes what the process
+// holds once its models are loaded plus twice the in-flight body budget
+// (the bodies, and what decoding them makes). The GC works harder near the
+// limit instead of letting the heap double; memory outside Go (ONNX
+// Runtime's) is not counted.
+func setServeMemoryLimit(budget int64, log *slog.Logger) {
+	if os.Getenv("GOMEMLIMIT") != "" {
+		return
+	}
+	var ms goruntime.MemStats
+	goruntime.ReadMemStats(&ms)
+	limit := int64(ms.Sys-ms.HeapReleased) + 2*budget
+	debug.SetMemoryLimit(limit)
+	log.Info("go memory limit", "bytes", limit, "override", "GOMEMLIMIT")
 }

@@ -58,7 +58,7 @@ type Config struct {
 	Timeout        time.Duration // per request
 	MaxBodyBytes   int64
 	// MaxInflightBody bounds the request-body bytes held at once, over all
-	// HTTP requests (default 2 x MaxBodyBytes, at least MaxBodyBytes): a
+	// HTTP requests (default and minimum: MaxBodyBytes): a
 	// request that finds no room within a short wait gets 429.
 	MaxInflightBody int64
 	CacheBytes      int64  // in-process LRU; 0 disables unless CacheURL is set
@@ -130,7 +130,7 @@ func (c *Config) Defaults() {
 		c.MaxBodyBytes = 64 << 20
 	}
 	if c.MaxInflightBody <= 0 {
-		c.MaxInflightBody = 2 * c.MaxBodyBytes
+		c.MaxInflightBody = c.MaxBodyBytes
 	}
 	c.MaxInflightBody = max(c.MaxInflightBody, c.MaxBodyBytes)
 	if c.ReadHeaderTimeout <= 0 {
@@ -571,8 +571,11 @@ func (s *Server) shutdown() {
 	if s.cache != nil {
 		s.cache.Close()
 	}
-	s.cfg.Log.Info("stopped")
+	s.cfg.Log.Info("stopped", "infer_requests_read", s.inferRead.Load())
 }
+
+// Config is the server's configuration with its defaults filled in.
+func (s *Server) Config() Config { return s.cfg }
 
 // Ready reports whether warm-up finished and the server accepts requests.
 func (s *Server) Ready() bool { return s.ready.Load() }
