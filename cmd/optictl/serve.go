@@ -283,18 +283,19 @@ func (o *serveOptions) config(args []string) (serve.Config, error) {
 }
 
 // setServeMemoryLimit bounds the Go heap under a flood of large requests:
-// unless GOMEMLIMIT is set, the soft memory limit becomes what the process
-// holds once its models are loaded plus twice the in-flight body budget
-// (the bodies, and what decoding them makes). The GC works harder near the
-// limit instead of letting the heap double; memory outside Go (ONNX
-// Runtime's) is not counted.
+// unless GOMEMLIMIT is set, the soft memory limit becomes twice what the
+// process holds once its models are loaded plus the in-flight body budget
+// (issue 18's goal for a malformed flood: 2 x idle + the body limit). The
+// GC works harder near the limit instead of letting the heap double (Go
+// caps that work at half the CPU); memory outside Go (ONNX Runtime's) is
+// not counted.
 func setServeMemoryLimit(budget int64, log *slog.Logger) {
 	if os.Getenv("GOMEMLIMIT") != "" {
 		return
 	}
 	var ms goruntime.MemStats
 	goruntime.ReadMemStats(&ms)
-	limit := int64(ms.Sys-ms.HeapReleased) + 2*budget
+	limit := 2*int64(ms.Sys-ms.HeapReleased) + budget
 	debug.SetMemoryLimit(limit)
 	log.Info("go memory limit", "bytes", limit, "override", "GOMEMLIMIT")
 }
