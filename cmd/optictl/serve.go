@@ -186,7 +186,7 @@ SIGTERM or SIGINT turns readiness false at once, keeps serving for
 			if err != nil {
 				return err
 			}
-			setServeMemoryLimit(srv.Config().MaxInflightBody, cfg.Log)
+			defer setServeMemoryLimit(srv.Config().MaxInflightBody, cfg.Log)()
 			if err := srv.Listen(); err != nil {
 				return err
 			}
@@ -289,13 +289,16 @@ func (o *serveOptions) config(args []string) (serve.Config, error) {
 // GC works harder near the limit instead of letting the heap double (Go
 // caps that work at half the CPU); memory outside Go (ONNX Runtime's) is
 // not counted.
-func setServeMemoryLimit(budget int64, log *slog.Logger) {
+// It returns the function that restores the previous limit (serve runs
+// inside tests too).
+func setServeMemoryLimit(budget int64, log *slog.Logger) (restore func()) {
 	if os.Getenv("GOMEMLIMIT") != "" {
-		return
+		return func() {}
 	}
 	var ms goruntime.MemStats
 	goruntime.ReadMemStats(&ms)
 	limit := 2*int64(ms.Sys-ms.HeapReleased) + budget
-	debug.SetMemoryLimit(limit)
+	old := debug.SetMemoryLimit(limit)
 	log.Info("go memory limit", "bytes", limit, "override", "GOMEMLIMIT")
+	return func() { debug.SetMemoryLimit(old) }
 }
