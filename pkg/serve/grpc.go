@@ -86,6 +86,9 @@ func (g *grpcService) ModelInfer(ctx context.Context, r *kservepb.ModelInferRequ
 			err = status.Error(codes.Internal, fmt.Sprint("internal error: ", v))
 		}
 	}()
+	if err := takeRefusal(r); err != nil {
+		return nil, status.Error(codes.InvalidArgument, err.Error())
+	}
 	req, err := g.s.decodeGRPC(r)
 	if err != nil {
 		return nil, grpcErr(err)

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/optictl/optictl/pkg/runtime"
@@ -194,5 +195,77 @@ func TestRedisCacheHMAC(t *testing.T) {
 	_, mo, _ := post(t, open.base+"/v2/models/mlp/infer", forgedBody)
 	if !cached(mo) || fmt.Sprint(outputData(t, mo)) != "[666 666 666]" {
 		t.Fatalf("without a key the planted entry should be served (the documented trust boundary): %v", mo)
+	}
+}
+
+// rawCodec sends pre-built wire bytes (a *[]byte) and receives into one.
+type rawCodec struct{}
+
+func (rawCodec) Marshal(v any) ([]byte, error) { return *(v.(*[]byte)), nil }
+func (rawCodec) Unmarshal(b []byte, v any) error {
+	*(v.(*[]byte)) = append([]byte(nil), b...)
+	return nil
+}
+func (rawCodec) Name() string { return "proto" }
+
+// Protobuf decoding itself amplifies (a 2-byte empty entry becomes a
+// 24-byte slice header or a ~100-byte message): such requests are refused
+// on the wire, before decoding, with INVALID_ARGUMENT.
+func TestGRPCWireAmplification(t *testing.T) {
+	p := writeMLP(t, t.TempDir(), "mlp.onnx", 1)
+	ts := start(t, Config{Models: oneModel("mlp", p)})
+	conn, err := grpc.NewClient(ts.grpc, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	head := func() []byte {
+		b := protowire.AppendTag(nil, 1, protowire.BytesType)
+		return protowire.AppendString(b, "mlp")
+	}
+	const many = 4_000_000
+	// 4M empty bytes_contents for a [4] BYTES input
+	var contents []byte
+	for i := 0; i < many; i++ {
+		contents = append(contents, 8<<3|2, 0)
+	}
+	var in []byte
+	in = protowire.AppendTag(in, 1, protowire.BytesType)
+	in = protowire.AppendString(in, "x")
+	in = protowire.AppendTag(in, 2, protowire.BytesType)
+	in = protowire.AppendString(in, "BYTES")
+	in = protowire.AppendTag(in, 3, protowire.BytesType)
+	in = protowire.AppendBytes(in, protowire.AppendVarint(nil, 4))
+	in = protowire.AppendTag(in, 5, protowire.BytesType)
+	in = protowire.AppendBytes(in, contents)
+	bytesReq := protowire.AppendBytes(protowire.AppendTag(head(), 5, protowire.BytesType), in)
+	// 4M empty inputs
+	inputsReq := head()
+	for i := 0; i < many; i++ {
+		inputsReq = append(inputsReq, 5<<3|2, 0)
+	}
+	for _, c := range []struct {
+		name string
+		msg  []byte
+		want string
+	}{
+		{"bytes_contents beyond the shape", bytesReq, "more values than shape"},
+		{"millions of empty inputs", inputsReq, "more than 1024 inputs"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var out []byte
+			var err error
+			grew := heapGrowth(func() {
+				err = conn.Invoke(context.Background(), "/inference.GRPCInferenceService/ModelInfer", &c.msg, &out, grpc.ForceCodec(rawCodec{}))
+			})
+			if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("got %v, want InvalidArgument %q", err, c.want)
+			}
+			// the message travels and is copied once or twice; decoded it
+			// would be 100-400 MB
+			if limit := 4*uint64(len(c.msg)) + 1<<20; grew > limit {
+				t.Fatalf("a %d-byte message allocated %d bytes (limit %d)", len(c.msg), grew, limit)
+			}
+		})
 	}
 }

@@ -471,7 +471,7 @@ func (s *Server) Serve(ctx context.Context) error {
 		}
 	}()
 	if s.grpcLn != nil {
-		opts := []grpc.ServerOption{grpc.InTapHandle(s.grpcTap)}
+		opts := []grpc.ServerOption{grpc.InTapHandle(s.grpcTap), grpc.ForceServerCodecV2(newInferCodec())}
 		if s.tls != nil {
 			opts = append(opts, grpc.Creds(credentials.NewTLS(s.tls)))
 		}
