@@ -227,7 +227,17 @@ func TestInflightBodyBudget(t *testing.T) {
 	const claimed = 600 << 10
 	fmt.Fprintf(c, "POST /v2/models/mlp/infer HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n", claimed)
 	c.Write([]byte(strings.Repeat(" ", 590<<10))) // 590 KB sent, the rest held back
-	time.Sleep(200 * time.Millisecond)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		ts.bodies.mu.Lock()
+		free := ts.bodies.free
+		ts.bodies.mu.Unlock()
+		if free <= 1<<20-590<<10 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the server never read the first body (budget free %d)", free)
+		}
+	}
 	big := `{"inputs":[{"name":"x","shape":[1,4],"datatype":"FP32","data":[1,2,3,4]}]}` + strings.Repeat(" ", 512<<10)
 	code, m, _ := post(t, ts.base+"/v2/models/mlp/infer", big)
 	if code != http.StatusTooManyRequests || !strings.Contains(fmt.Sprint(m["error"]), "budget") {
@@ -238,11 +248,23 @@ func TestInflightBodyBudget(t *testing.T) {
 	}
 	c.Write([]byte(strings.Repeat(" ", claimed-590<<10))) // finish: 400, malformed
 	io.Copy(io.Discard, io.LimitReader(c, 100))
-	time.Sleep(50 * time.Millisecond)
+	budgetFree := func(want int64) {
+		t.Helper()
+		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+			ts.bodies.mu.Lock()
+			free := ts.bodies.free
+			ts.bodies.mu.Unlock()
+			if free == want {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("budget %d free, want %d", free, want)
+			}
+		}
+	}
+	budgetFree(1 << 20) // every byte comes back
 	if code, _, _ := post(t, ts.base+"/v2/models/mlp/infer", big); code != 200 {
 		t.Fatalf("a large body after the budget came back: %d", code)
 	}
-	if free := ts.bodies.free; free != 1<<20 {
-		t.Fatalf("budget %d after all requests, want %d", free, 1<<20)
-	}
+	budgetFree(1 << 20)
 }

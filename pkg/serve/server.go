@@ -453,7 +453,11 @@ func (s *Server) Serve(ctx context.Context) error {
 		}
 	}
 	c := s.cfg
-	s.http = &http.Server{Handler: s.drainHeader(s.restrictHTTP(s.Handler())), TLSConfig: s.tls,
+	var httpTLS *tls.Config
+	if s.tls != nil {
+		httpTLS = s.tls.Clone() // net/http adds its ALPN protocols to it
+	}
+	s.http = &http.Server{Handler: s.drainHeader(s.restrictHTTP(s.Handler())), TLSConfig: httpTLS,
 		ReadHeaderTimeout: c.ReadHeaderTimeout, ReadTimeout: c.ReadTimeout, IdleTimeout: c.IdleTimeout,
 		// a response must be written within the request's own budget: a
 		// client that never reads its answer cannot hold the connection
@@ -473,7 +477,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	if s.grpcLn != nil {
 		opts := []grpc.ServerOption{grpc.InTapHandle(s.grpcTap), grpc.ForceServerCodecV2(newInferCodec())}
 		if s.tls != nil {
-			opts = append(opts, grpc.Creds(credentials.NewTLS(s.tls)))
+			opts = append(opts, grpc.Creds(credentials.NewTLS(s.tls.Clone())))
 		}
 		s.grpc = grpc.NewServer(append(opts, grpc.MaxRecvMsgSize(int(c.MaxBodyBytes)),
 			grpc.ConnectionTimeout(c.ReadHeaderTimeout),
