@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	goruntime "runtime"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -38,6 +40,90 @@ type serveOptions struct {
 	logJSON    bool
 	device     string
 	ort        ortFlags
+	hard       hardening
+}
+
+// hardening holds serve's flags for slow clients, connection limits and
+// the drain (issue 18); see registerHardening.
+type hardening struct {
+	readHeaderTimeout, readTimeout, idleTimeout time.Duration
+	maxConnections                              int
+	maxInflightBody                             int64
+	grpcMaxConnIdle                             time.Duration
+	drainDelay, shutdownTimeout                 time.Duration
+	cacheHMACKey                                string
+	tlsCert, tlsKey, tlsClientCA                string
+	restrict                                    []string
+}
+
+// envCacheHMACKey holds the shared-cache HMAC key when --cache-hmac-key is
+// not given (an environment variable stays out of the process list).
+const envCacheHMACKey = "OPTICTL_CACHE_HMAC_KEY"
+
+func (h *hardening) register(cmd *cobra.Command) {
+	f := cmd.Flags()
+	f.DurationVar(&h.readHeaderTimeout, "read-header-timeout", 10*time.Second, "longest a client may take to send the request line and headers")
+	f.DurationVar(&h.readTimeout, "read-timeout", 0, "longest a client may take to send a whole request (0 = --read-header-timeout plus --max-body at 1 MiB/s)")
+	f.DurationVar(&h.idleTimeout, "idle-timeout", 60*time.Second, "longest a keep-alive connection may wait for its next request")
+	f.IntVar(&h.maxConnections, "max-connections", 4096, "open connections per listener (HTTP and gRPC each); more clients wait to be accepted")
+	f.Int64Var(&h.maxInflightBody, "max-inflight-body", 0, "request-body bytes held at once over all HTTP requests; more waits briefly, then 429 (0 = --max-body)")
+	f.DurationVar(&h.grpcMaxConnIdle, "grpc-max-connection-idle", 5*time.Minute, "close a gRPC connection after this long without RPCs")
+	f.DurationVar(&h.drainDelay, "drain-delay", 5*time.Second, "on SIGTERM: report not-ready but keep serving this long, then stop accepting (0 = stop at once)")
+	f.DurationVar(&h.shutdownTimeout, "shutdown-timeout", 25*time.Second, "after the drain delay: longest to wait for in-flight requests before closing connections")
+	f.StringVar(&h.tlsCert, "tls-cert", "", "serve HTTP and gRPC over TLS with this PEM certificate (needs --tls-key)")
+	f.StringVar(&h.tlsKey, "tls-key", "", "PEM private key for --tls-cert")
+	f.StringVar(&h.tlsClientCA, "tls-client-ca", "", "require client certificates signed by this PEM CA (mTLS; needs --tls-cert)")
+	f.StringArrayVar(&h.restrict, "restrict", nil, "GROUP[,GROUP]=HEADER:VALUE: endpoint groups (infer, metadata, metrics, health) that require a header; VALUE env:NAME reads $NAME (repeatable)")
+	f.StringVar(&h.cacheHMACKey, "cache-hmac-key", "", "authenticate shared-cache entries with HMAC-SHA256 under this key; entries that fail are misses (default $"+envCacheHMACKey+")")
+}
+
+func (h *hardening) apply(cfg *serve.Config) error {
+	// zero takes serve.Config's default (documented on each flag where it
+	// is not the flag's own default)
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"--read-header-timeout", h.readHeaderTimeout}, {"--read-timeout", h.readTimeout}, {"--idle-timeout", h.idleTimeout},
+		{"--grpc-max-connection-idle", h.grpcMaxConnIdle}, {"--drain-delay", h.drainDelay}, {"--shutdown-timeout", h.shutdownTimeout}} {
+		if d.v < 0 {
+			return usageErr("%s may not be negative", d.name)
+		}
+	}
+	if h.maxConnections < 0 || h.maxInflightBody < 0 {
+		return usageErr("--max-connections and --max-inflight-body may not be negative")
+	}
+	if h.maxInflightBody > 0 && h.maxInflightBody < cfg.MaxBodyBytes {
+		return usageErr("--max-inflight-body %d is below --max-body %d: the largest request could never be read", h.maxInflightBody, cfg.MaxBodyBytes)
+	}
+	cfg.MaxInflightBody = h.maxInflightBody
+	cfg.ReadHeaderTimeout, cfg.ReadTimeout, cfg.IdleTimeout = h.readHeaderTimeout, h.readTimeout, h.idleTimeout
+	cfg.MaxConnections, cfg.GRPCMaxConnectionIdle = h.maxConnections, h.grpcMaxConnIdle
+	cfg.DrainDelay, cfg.ShutdownTimeout = h.drainDelay, h.shutdownTimeout
+	if (h.tlsCert == "") != (h.tlsKey == "") || h.tlsClientCA != "" && h.tlsCert == "" {
+		return usageErr("--tls-cert and --tls-key go together, and --tls-client-ca needs them")
+	}
+	cfg.TLSCert, cfg.TLSKey, cfg.TLSClientCA = h.tlsCert, h.tlsKey, h.tlsClientCA
+	for _, r := range h.restrict {
+		rr, err := serve.ParseRestriction(r)
+		if err != nil {
+			return usageErr("--restrict: %v", err)
+		}
+		cfg.Restrict = append(cfg.Restrict, rr)
+	}
+	key := h.cacheHMACKey
+	if key == "" {
+		key = os.Getenv(envCacheHMACKey)
+	}
+	if key != "" {
+		if cfg.CacheURL == "" {
+			return usageErr("--cache-hmac-key (or $%s) authenticates the shared cache: it needs --cache redis://...", envCacheHMACKey)
+		}
+		cfg.CacheHMACKey = []byte(key)
+	}
+	if h.drainDelay == 0 {
+		cfg.DrainDelay = -1 // serve.Config: negative is none, zero the default
+	}
+	return nil
 }
 
 func newServeCmd(g *globalOptions) *cobra.Command {
@@ -63,10 +149,22 @@ that variant is overloaded.
 Endpoints: /v2/health/live, /v2/health/ready, /v2, /v2/models/NAME[/versions/V][/ready|/infer],
 /metrics (Prometheus). gRPC: inference.GRPCInferenceService and grpc.health.v1.
 
-SIGTERM or SIGINT stops accepting, finishes in-flight requests and exits 0.`,
+Slow clients: headers must arrive within --read-header-timeout and the
+whole request within --read-timeout (by default scaled to --max-body);
+--max-connections caps open connections per listener.
+
+Who may call: --tls-cert/--tls-key serve both protocols over TLS,
+--tls-client-ca requires client certificates (mTLS), and --restrict makes
+endpoint groups require a header (401 when missing, 403 when wrong; gRPC
+UNAUTHENTICATED / PERMISSION_DENIED), checked before the body is read.
+
+SIGTERM or SIGINT turns readiness false at once, keeps serving for
+--drain-delay, then stops accepting, finishes in-flight requests (at most
+--shutdown-timeout) and exits 0.`,
 		Example: `  optictl serve ../shared/models/mnist/model.onnx --backend interp
   optictl serve cls=model.onnx --variant int8=model.int8.onnx --slo-p99 10ms
-  optictl serve mlp=mlp.onnx --max-batch 32 --max-queue-delay 2ms --instances 2 --cache-bytes 64MiB`,
+  optictl serve mlp=mlp.onnx --max-batch 32 --max-queue-delay 2ms --instances 2 --cache-bytes 64MiB
+  OPTICTL_KEY=s3cret optictl serve m.onnx --tls-cert srv.pem --tls-key srv.key --restrict infer,metadata=X-Api-Key:env:OPTICTL_KEY`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 0 {
 				return usageErr("serve needs at least one model")
@@ -88,6 +186,7 @@ SIGTERM or SIGINT stops accepting, finishes in-flight requests and exits 0.`,
 			if err != nil {
 				return err
 			}
+			defer setServeMemoryLimit(srv.Config().MaxInflightBody, cfg.Log)()
 			if err := srv.Listen(); err != nil {
 				return err
 			}
@@ -120,6 +219,7 @@ SIGTERM or SIGINT stops accepting, finishes in-flight requests and exits 0.`,
 	f.BoolVar(&o.allowNaN, "allow-nan", false, "accept NaN/Inf in float inputs")
 	f.StringVar(&o.version, "model-version", "1", "version reported for the served models")
 	f.BoolVar(&o.logJSON, "log-json", false, "structured logs as JSON lines")
+	o.hard.register(cmd)
 	return cmd
 }
 
@@ -130,6 +230,9 @@ func (o *serveOptions) config(args []string) (serve.Config, error) {
 		PreferredBatch: o.preferred, QueueSize: o.queueSize, Timeout: o.timeout,
 		MaxBodyBytes: o.maxBody, CacheBytes: o.cacheBytes, CacheURL: o.cache,
 		PrecomputeDir: o.precompute, SLOP99: o.sloP99, AllowNaN: o.allowNaN,
+	}
+	if err := o.hard.apply(&cfg); err != nil {
+		return cfg, err
 	}
 	if o.backend != "ort" && o.backend != "interp" {
 		return cfg, usageErr("--backend must be ort or interp, not %q", o.backend)
@@ -177,4 +280,25 @@ func (o *serveOptions) config(args []string) (serve.Config, error) {
 		cfg.Models[0].Variants = append(cfg.Models[0].Variants, serve.VariantConfig{Name: v[:i], Path: v[i+1:]})
 	}
 	return cfg, nil
+}
+
+// setServeMemoryLimit bounds the Go heap under a flood of large requests:
+// unless GOMEMLIMIT is set, the soft memory limit becomes twice what the
+// process holds once its models are loaded plus the in-flight body budget
+// (issue 18's goal for a malformed flood: 2 x idle + the body limit). The
+// GC works harder near the limit instead of letting the heap double (Go
+// caps that work at half the CPU); memory outside Go (ONNX Runtime's) is
+// not counted.
+// It returns the function that restores the previous limit (serve runs
+// inside tests too).
+func setServeMemoryLimit(budget int64, log *slog.Logger) (restore func()) {
+	if os.Getenv("GOMEMLIMIT") != "" {
+		return func() {}
+	}
+	var ms goruntime.MemStats
+	goruntime.ReadMemStats(&ms)
+	limit := 2*int64(ms.Sys-ms.HeapReleased) + budget
+	old := debug.SetMemoryLimit(limit)
+	log.Info("go memory limit", "bytes", limit, "override", "GOMEMLIMIT")
+	return func() { debug.SetMemoryLimit(old) }
 }

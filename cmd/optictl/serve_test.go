@@ -29,6 +29,11 @@ func TestServeUsageErrors(t *testing.T) {
 		{"bad variant", []string{"serve", "--variant", "nope", mnist}, ExitUsage, "NAME=PATH"},
 		{"bad cache", []string{"serve", "--cache", "memcached://x", mnist}, ExitUsage, "redis://"},
 		{"zero instances", []string{"serve", "--instances", "0", mnist}, ExitUsage, "--instances"},
+		{"negative read timeout", []string{"serve", "--read-timeout", "-1s", mnist}, ExitUsage, "--read-timeout may not be negative"},
+		{"tls cert without key", []string{"serve", "--tls-cert", "c.pem", mnist}, ExitUsage, "--tls-key"},
+		{"bad restriction", []string{"serve", "--restrict", "everything=X:y", mnist}, ExitUsage, "unknown endpoint group"},
+		{"hmac key without redis", []string{"serve", "--cache-hmac-key", "k", mnist}, ExitUsage, "needs --cache redis://"},
+		{"negative max connections", []string{"serve", "--max-connections", "-1", mnist}, ExitUsage, "--max-connections"},
 		{"missing file", []string{"serve", "--backend", "interp", "--http", "127.0.0.1:0", "--grpc", "off", "/no/such/model.onnx"}, ExitError, "no such file"},
 		{"duplicate names", []string{"serve", "--backend", "interp", "a=" + mnist, "a=" + mnist}, ExitError, "given twice"},
 	}
@@ -63,7 +68,7 @@ func TestServeSIGTERM(t *testing.T) {
 	var out syncBuffer
 	done := make(chan int, 1)
 	go func() {
-		done <- Execute([]string{"serve", "--backend", "interp", "--http", "127.0.0.1:0", "--grpc", "127.0.0.1:0", "mnist=" + mnist}, &out, io.Discard)
+		done <- Execute([]string{"serve", "--backend", "interp", "--http", "127.0.0.1:0", "--grpc", "127.0.0.1:0", "--drain-delay", "500ms", "mnist=" + mnist}, &out, io.Discard)
 	}()
 	re := regexp.MustCompile(`http (127\.0\.0\.1:\d+)`)
 	var addr string
@@ -107,6 +112,18 @@ func TestServeSIGTERM(t *testing.T) {
 	}
 	if err := syscall.Kill(syscall.Getpid(), syscall.SIGTERM); err != nil {
 		t.Fatal(err)
+	}
+	// during --drain-delay: not ready, still serving
+	time.Sleep(50 * time.Millisecond)
+	if resp, err := http.Get("http://" + addr + "/v2/health/ready"); err != nil || resp.StatusCode != 503 {
+		t.Fatalf("readiness after SIGTERM: %v %v, want 503", resp, err)
+	} else {
+		resp.Body.Close()
+	}
+	if resp, err := http.Post("http://"+addr+"/v2/models/mnist/infer", "application/json", strings.NewReader(body)); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("infer during the drain: %v %v, want 200", resp, err)
+	} else {
+		resp.Body.Close()
 	}
 	select {
 	case code := <-done:

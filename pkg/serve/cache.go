@@ -3,6 +3,7 @@ package serve
 import (
 	"container/list"
 	"context"
+	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
@@ -12,6 +13,7 @@ import (
 	"io"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -213,10 +215,19 @@ func (c *LRU) Len() int { c.mu.Lock(); defer c.mu.Unlock(); return c.ll.Len() }
 func (c *LRU) Close() error { return nil }
 
 // RedisCache shares responses between replicas through Redis.
+//
+// Trust: whoever can write to the Redis server can plant answers. With an
+// HMAC key (SetHMACKey, --cache-hmac-key) every entry is stored with
+// HMAC-SHA256(key, redis key || value) in front, and an entry whose MAC does
+// not verify (planted, altered, moved to another key, or written without
+// the key) is ignored: a miss, counted in Rejected. Without a key, entries
+// are trusted as they are.
 type RedisCache struct {
-	c      *redis.Client
-	ttl    time.Duration
-	prefix string
+	c        *redis.Client
+	ttl      time.Duration
+	prefix   string
+	mac      []byte
+	rejected atomic.Int64
 }
 
 // NewRedis connects to redis://host:port[/db] and checks it answers.
@@ -241,15 +252,40 @@ func NewRedis(url string, ttl time.Duration) (*RedisCache, error) {
 	return &RedisCache{c: c, ttl: ttl, prefix: "optictl:"}, nil
 }
 
+// SetHMACKey makes the cache sign what it stores and ignore entries that
+// are not signed with key (see RedisCache). Call it before use.
+func (r *RedisCache) SetHMACKey(key []byte) { r.mac = append([]byte(nil), key...) }
+
+// Rejected counts entries ignored because their MAC did not verify.
+func (r *RedisCache) Rejected() int64 { return r.rejected.Load() }
+
+func (r *RedisCache) sum(key string, val []byte) []byte {
+	m := hmac.New(sha256.New, r.mac)
+	io.WriteString(m, key)
+	m.Write([]byte{0})
+	m.Write(val)
+	return m.Sum(nil)
+}
+
 func (r *RedisCache) Get(ctx context.Context, key string) ([]byte, bool) {
 	b, err := r.c.Get(ctx, r.prefix+key).Bytes()
 	if err != nil {
 		return nil, false
 	}
-	return b, true
+	if r.mac == nil {
+		return b, true
+	}
+	if len(b) < sha256.Size || !hmac.Equal(b[:sha256.Size], r.sum(r.prefix+key, b[sha256.Size:])) {
+		r.rejected.Add(1)
+		return nil, false
+	}
+	return b[sha256.Size:], true
 }
 
 func (r *RedisCache) Set(ctx context.Context, key string, val []byte) {
+	if r.mac != nil {
+		val = append(r.sum(r.prefix+key, val), val...)
+	}
 	_ = r.c.Set(ctx, r.prefix+key, val, r.ttl).Err()
 }
 

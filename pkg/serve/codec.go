@@ -2,7 +2,6 @@ package serve
 
 import (
 	"encoding/binary"
-	"encoding/json"
 	"fmt"
 	"math"
 
@@ -53,104 +52,6 @@ func elements(shape []int64) (int, error) {
 		return 0, fmt.Errorf("shape %v has %d elements, more than the server accepts", shape, n)
 	}
 	return int(n), nil
-}
-
-// flattenJSON appends the numbers of a (possibly nested) JSON array.
-func flattenJSON(raw json.RawMessage, out []any, limit int) ([]any, error) {
-	var v any
-	if err := json.Unmarshal(raw, &v); err != nil {
-		return nil, err
-	}
-	var walk func(x any) error
-	walk = func(x any) error {
-		switch t := x.(type) {
-		case []any:
-			for _, e := range t {
-				if err := walk(e); err != nil {
-					return err
-				}
-			}
-		default:
-			if len(out) >= limit {
-				return fmt.Errorf("more data values than the shape holds")
-			}
-			out = append(out, t)
-		}
-		return nil
-	}
-	if err := walk(v); err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
-// tensorFromJSON builds a runtime tensor from a JSON data array: numbers
-// straight into the tensor when they are plain (numbersFast), else through
-// tensorFromJSONAny.
-func tensorFromJSON(name string, dt graph.DType, shape []int64, data json.RawMessage, allowNaN bool) (*runtime.Tensor, error) {
-	n, err := elements(shape)
-	if err != nil {
-		return nil, fmt.Errorf("input %q: %w", name, err)
-	}
-	// Each JSON value takes at least two bytes ("1,") but the last, so the
-	// body bounds how many there can be: never size a buffer from the
-	// claimed shape alone.
-	if 2*n-1 <= len(data) {
-		t := runtime.NewTensor(dt, shape)
-		if numbersFast(t, data, n, allowNaN) {
-			return t, nil
-		}
-	}
-	return tensorFromJSONAny(name, dt, shape, data, allowNaN)
-}
-
-// tensorFromJSONAny decodes any JSON data (nested arrays of numbers,
-// booleans or strings) with encoding/json.
-func tensorFromJSONAny(name string, dt graph.DType, shape []int64, data json.RawMessage, allowNaN bool) (*runtime.Tensor, error) {
-	n, err := elements(shape)
-	if err != nil {
-		return nil, fmt.Errorf("input %q: %w", name, err)
-	}
-	vals, err := flattenJSON(data, make([]any, 0, min(n, len(data)/2+1)), n)
-	if err != nil {
-		return nil, fmt.Errorf("input %q: data: %w", name, err)
-	}
-	if len(vals) != n {
-		return nil, fmt.Errorf("input %q: data has %d values, shape %v needs %d", name, len(vals), shape, n)
-	}
-	t := runtime.NewTensor(dt, shape)
-	for i, v := range vals {
-		if dt == graph.String {
-			s, ok := v.(string)
-			if !ok {
-				return nil, fmt.Errorf("input %q: value %d is not a string", name, i)
-			}
-			t.Strings[i] = s
-			continue
-		}
-		if dt == graph.Bool {
-			b, ok := v.(bool)
-			if !ok {
-				if f, isNum := v.(float64); isNum && (f == 0 || f == 1) {
-					b = f == 1
-				} else {
-					return nil, fmt.Errorf("input %q: value %d is not a boolean", name, i)
-				}
-			}
-			if b {
-				t.Raw[i] = 1
-			}
-			continue
-		}
-		f, ok := v.(float64)
-		if !ok {
-			return nil, fmt.Errorf("input %q: value %d (%v) is not a number", name, i, v)
-		}
-		if err := putNumber(t, i, f, allowNaN); err != nil {
-			return nil, fmt.Errorf("input %q: value %d: %w", name, i, err)
-		}
-	}
-	return t, nil
 }
 
 func putNumber(t *runtime.Tensor, i int, f float64, allowNaN bool) error {

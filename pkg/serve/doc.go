@@ -24,4 +24,13 @@
 // Invariants: a request never waits on an unbounded queue; a bad request
 // never affects others (validation happens before queueing, kernel panics
 // are errors); batched results are exactly the per-request results.
+//
+// Limits come before allocation (issue 18): a request's claimed shape is
+// checked against the model and the body limit (checkInput) and its data's
+// count against the shape before a tensor is made; JSON data is decoded
+// straight into the tensor and ignored fields are passed over, not kept;
+// large gRPC messages are scanned on the wire before protobuf decodes them;
+// bodies grow only as bytes arrive, within an in-flight budget. Endpoint
+// restrictions are checked before a body is read; on shutdown the server
+// drains (not ready, still serving) before it stops accepting.
 package serve

@@ -44,15 +44,21 @@ var headerCases = []struct {
 	{"no inputs", `{"inputs":[]}`, true},
 	{"empty", `{}`, true},
 	{"outputs only", `{"outputs":[{"name":"y"},{"name":"z","parameters":{"binary_data":1}}]}`, true},
+	{"unknown field", `{"inputs":[],"extra":1}`, true},
+	{"unknown fields everywhere", `{"x":[1,[2]],"inputs":[{"name":"x","junk":{"a":[1]},"shape":[1],"datatype":"FP32","data":[1]}],"outputs":[{"name":"y","z":null}]}`, true},
+	{"nested parameter", `{"parameters":{"a":{"b":1}},"inputs":[]}`, true},
+	{"size an object", `{"inputs":[{"name":"x","shape":[1],"datatype":"FP32","parameters":{"binary_data_size":{"n":4}}}]}`, true},
+	{"variant an array", `{"parameters":{"variant":["a"]},"inputs":[]}`, true},
 	// left to encoding/json
+	{"unknown field nested too deep", `{"x":` + strings.Repeat("[", 70) + strings.Repeat("]", 70) + `,"inputs":[]}`, false},
+	{"field case in input", `{"inputs":[{"Name":"x","shape":[1],"datatype":"FP32","data":[1]}]}`, false},
+	{"too many dims", `{"inputs":[{"name":"x","shape":[` + strings.Repeat("1,", 64) + `1],"datatype":"FP32","data":[1]}]}`, false},
 	{"field case", `{"Inputs":[{"name":"x","shape":[1],"datatype":"FP32","data":[1]}]}`, false},
-	{"unknown field", `{"inputs":[],"extra":1}`, false},
 	{"duplicate field", `{"inputs":[],"inputs":[]}`, false},
 	{"escaped name", `{"inputs":[{"name":"\u0078","shape":[1],"datatype":"FP32","data":[1]}]}`, false},
 	{"non-ASCII name", `{"inputs":[{"name":"é","shape":[1],"datatype":"FP32","data":[1]}]}`, false},
 	{"float shape", `{"inputs":[{"name":"x","shape":[1.0],"datatype":"FP32","data":[1]}]}`, false},
 	{"shape null", `{"inputs":[{"name":"x","shape":null,"datatype":"FP32","data":[1]}]}`, false},
-	{"nested parameter", `{"parameters":{"a":{"b":1}},"inputs":[]}`, false},
 	{"huge number", `{"parameters":{"a":1e999},"inputs":[]}`, false},
 	{"trailing garbage", `{"inputs":[]} x`, false},
 	{"trailing NUL", "{}\x00", false},
@@ -122,7 +128,7 @@ func TestJSONDataFastMatchesSlow(t *testing.T) {
 				t.Fatal("case cannot reach the fast path")
 			}
 			a, errA := tensorFromJSON("x", c.dt, c.shape, []byte(c.data), false)
-			b, errB := tensorFromJSONAny("x", c.dt, c.shape, []byte(c.data), false)
+			b, errB := tensorFromJSONStream("x", c.dt, c.shape, []byte(c.data), false)
 			if fmt.Sprint(errA) != fmt.Sprint(errB) {
 				t.Fatalf("errors differ: %v / %v", errA, errB)
 			}

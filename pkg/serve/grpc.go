@@ -36,6 +36,10 @@ func grpcErr(err error) error {
 		c = codes.Unavailable
 	case codeTooLarge:
 		c = codes.ResourceExhausted
+	case codeUnauthenticated:
+		c = codes.Unauthenticated
+	case codePermissionDenied:
+		c = codes.PermissionDenied
 	}
 	return status.Error(c, err.Error())
 }
@@ -82,7 +86,10 @@ func (g *grpcService) ModelInfer(ctx context.Context, r *kservepb.ModelInferRequ
 			err = status.Error(codes.Internal, fmt.Sprint("internal error: ", v))
 		}
 	}()
-	req, err := decodeGRPC(r, g.s.cfg.AllowNaN)
+	if err := takeRefusal(r); err != nil {
+		return nil, status.Error(codes.InvalidArgument, err.Error())
+	}
+	req, err := g.s.decodeGRPC(r)
 	if err != nil {
 		return nil, grpcErr(err)
 	}
@@ -106,7 +113,15 @@ func (g *grpcService) ModelInfer(ctx context.Context, r *kservepb.ModelInferRequ
 	return out, nil
 }
 
-func decodeGRPC(r *kservepb.ModelInferRequest, allowNaN bool) (*inferRequest, error) {
+// decodeGRPC turns a ModelInfer request into tensors. Every input's
+// datatype and shape are checked against the model (checkInput), and its
+// value count or byte length against the shape, before its tensor is
+// allocated: a 31-byte request claiming [268435456] allocates nothing.
+func (s *Server) decodeGRPC(r *kservepb.ModelInferRequest) (*inferRequest, error) {
+	sm, err := s.model(r.ModelName, r.ModelVersion)
+	if err != nil {
+		return nil, err
+	}
 	req := &inferRequest{model: r.ModelName, version: r.ModelVersion, id: r.Id}
 	if p, ok := r.Parameters["variant"]; ok {
 		req.variant = p.GetStringParam()
@@ -122,6 +137,9 @@ func decodeGRPC(r *kservepb.ModelInferRequest, allowNaN bool) (*inferRequest, er
 		dt, err := parseDatatype(in.Datatype)
 		if err != nil {
 			return nil, badRequest("input %q: %v", in.Name, err)
+		}
+		if _, err := s.checkInput(sm, in.Name, dt, in.Shape); err != nil {
+			return nil, err
 		}
 		var t *runtime.Tensor
 		if useRaw {
@@ -141,6 +159,29 @@ func decodeGRPC(r *kservepb.ModelInferRequest, allowNaN bool) (*inferRequest, er
 	return req, nil
 }
 
+// contentsLen is how many values c holds in the field dt reads.
+func contentsLen(dt graph.DType, c *kservepb.InferTensorContents) (int, bool) {
+	switch dt {
+	case graph.Float:
+		return len(c.Fp32Contents), true
+	case graph.Double:
+		return len(c.Fp64Contents), true
+	case graph.Int64:
+		return len(c.Int64Contents), true
+	case graph.Int32, graph.Int16, graph.Int8:
+		return len(c.IntContents), true
+	case graph.Uint32, graph.Uint16, graph.Uint8:
+		return len(c.UintContents), true
+	case graph.Uint64:
+		return len(c.Uint64Contents), true
+	case graph.Bool:
+		return len(c.BoolContents), true
+	case graph.String:
+		return len(c.BytesContents), true
+	}
+	return 0, false
+}
+
 func tensorFromContents(name string, dt graph.DType, shape []int64, c *kservepb.InferTensorContents) (*runtime.Tensor, error) {
 	n, err := elements(shape)
 	if err != nil {
@@ -149,74 +190,53 @@ func tensorFromContents(name string, dt graph.DType, shape []int64, c *kservepb.
 	if c == nil {
 		return nil, fmt.Errorf("input %q has no contents", name)
 	}
-	t := runtime.NewTensor(dt, shape)
-	count := func(have int) error {
-		if have != n {
-			return fmt.Errorf("input %q: contents have %d values, shape %v needs %d", name, have, shape, n)
-		}
-		return nil
+	have, ok := contentsLen(dt, c)
+	if !ok {
+		return nil, fmt.Errorf("input %q: datatype %s needs raw_input_contents", name, DatatypeName(dt))
 	}
+	if have != n {
+		return nil, fmt.Errorf("input %q: contents have %d values, shape %v needs %d", name, have, shape, n)
+	}
+	// The count matches the values the message carries: only now is the
+	// tensor allocated.
+	t := runtime.NewTensor(dt, shape)
 	r := t.Raw
 	switch dt {
 	case graph.Float:
-		if err := count(len(c.Fp32Contents)); err != nil {
-			return nil, err
-		}
 		for i, v := range c.Fp32Contents {
 			binary.LittleEndian.PutUint32(r[4*i:], math.Float32bits(v))
 		}
 	case graph.Double:
-		if err := count(len(c.Fp64Contents)); err != nil {
-			return nil, err
-		}
 		for i, v := range c.Fp64Contents {
 			binary.LittleEndian.PutUint64(r[8*i:], math.Float64bits(v))
 		}
 	case graph.Int64:
-		if err := count(len(c.Int64Contents)); err != nil {
-			return nil, err
-		}
 		for i, v := range c.Int64Contents {
 			binary.LittleEndian.PutUint64(r[8*i:], uint64(v))
 		}
 	case graph.Int32, graph.Int16, graph.Int8:
-		if err := count(len(c.IntContents)); err != nil {
-			return nil, err
-		}
 		for i, v := range c.IntContents {
 			if err := putNumber(t, i, float64(v), true); err != nil {
 				return nil, fmt.Errorf("input %q: value %d: %w", name, i, err)
 			}
 		}
 	case graph.Uint32, graph.Uint16, graph.Uint8:
-		if err := count(len(c.UintContents)); err != nil {
-			return nil, err
-		}
 		for i, v := range c.UintContents {
 			if err := putNumber(t, i, float64(v), true); err != nil {
 				return nil, fmt.Errorf("input %q: value %d: %w", name, i, err)
 			}
 		}
 	case graph.Uint64:
-		if err := count(len(c.Uint64Contents)); err != nil {
-			return nil, err
-		}
 		for i, v := range c.Uint64Contents {
 			binary.LittleEndian.PutUint64(r[8*i:], v)
 		}
 	case graph.Bool:
-		if err := count(len(c.BoolContents)); err != nil {
-			return nil, err
-		}
 		for i, v := range c.BoolContents {
 			if v {
 				r[i] = 1
 			}
 		}
 	case graph.String:
-		if err := count(len(c.BytesContents)); err != nil {
-			return nil, err
-		}
 		for i, v := range c.BytesContents {
 			t.Strings[i] = string(v)
 		}

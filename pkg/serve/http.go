@@ -1,7 +1,7 @@
 package serve
 
 import (
-	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
@@ -156,24 +157,171 @@ func (s *Server) handleModel(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// The slow-path request types. Nothing in them decodes into an any: a
+// parameters object keeps only its scalar values (jsonParams), and inputs,
+// outputs and shapes are bounded in count (maxTensors, maxRank), so an
+// ignored or oversized field costs a scan of its bytes, not memory.
 type jsonInput struct {
 	Name       string          `json:"name"`
-	Shape      []int64         `json:"shape"`
+	Shape      jsonShape       `json:"shape"`
 	Datatype   string          `json:"datatype"`
-	Parameters map[string]any  `json:"parameters,omitempty"`
+	Parameters jsonParams      `json:"parameters,omitempty"`
 	Data       json.RawMessage `json:"data"`
 }
 
 type jsonOutputReq struct {
-	Name       string         `json:"name"`
-	Parameters map[string]any `json:"parameters,omitempty"`
+	Name       string     `json:"name"`
+	Parameters jsonParams `json:"parameters,omitempty"`
 }
 
 type jsonRequest struct {
-	ID         string          `json:"id,omitempty"`
-	Parameters map[string]any  `json:"parameters,omitempty"`
-	Inputs     []jsonInput     `json:"inputs"`
-	Outputs    []jsonOutputReq `json:"outputs,omitempty"`
+	ID         string                  `json:"id,omitempty"`
+	Parameters jsonParams              `json:"parameters,omitempty"`
+	Inputs     jsonList[jsonInput]     `json:"inputs"`
+	Outputs    jsonList[jsonOutputReq] `json:"outputs,omitempty"`
+}
+
+// Request structure limits (no model has more inputs or dims than this).
+const (
+	maxTensors = 1024 // inputs, and requested outputs, per request
+	maxRank    = 64
+)
+
+// jsonList is a JSON array of at most maxTensors elements.
+type jsonList[T any] []T
+
+func (l *jsonList[T]) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		*l = nil
+		return nil
+	}
+	var out jsonList[T]
+	s := &scanner{b: b}
+	var err error
+	ok := s.array(func() bool {
+		if len(out) >= maxTensors {
+			err = fmt.Errorf("more than %d tensors in one request", maxTensors)
+			return false
+		}
+		s.ws()
+		start := s.i
+		if !s.skipValue(10000) {
+			return false
+		}
+		var v T
+		if err = json.Unmarshal(b[start:s.i], &v); err != nil {
+			return false
+		}
+		out = append(out, v)
+		return true
+	})
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return fmt.Errorf("malformed array")
+	}
+	*l = out
+	return nil
+}
+
+// jsonShape is []int64 of at most maxRank dims.
+type jsonShape []int64
+
+func (sh *jsonShape) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		*sh = nil
+		return nil
+	}
+	s := &scanner{b: b}
+	out := jsonShape{}
+	var err error
+	ok := s.array(func() bool {
+		if len(out) >= maxRank {
+			err = fmt.Errorf("shape has more than %d dims", maxRank)
+			return false
+		}
+		tok, ok := s.number()
+		if !ok {
+			err = fmt.Errorf("shape dims must be integers")
+			return false
+		}
+		d, perr := strconv.ParseInt(string(tok), 10, 64)
+		if perr != nil {
+			err = fmt.Errorf("shape dim %s is not an int64", tok)
+			return false
+		}
+		out = append(out, d)
+		return true
+	})
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return fmt.Errorf("shape must be an array of integers")
+	}
+	*sh = out
+	return nil
+}
+
+// jsonParams is a parameters object: scalar values are kept as
+// encoding/json decodes them into an any (string, float64, bool, nil); an
+// object or array value is passed over and kept as a compositeParam.
+type jsonParams map[string]any
+
+// compositeParam stands for an object or array parameter value.
+type compositeParam string
+
+func (p *jsonParams) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		return nil
+	}
+	s := &scanner{b: b}
+	m := jsonParams{}
+	if !s.eat('{') {
+		return fmt.Errorf("parameters must be an object")
+	}
+	if !s.eat('}') {
+		for {
+			s.ws()
+			start := s.i
+			if !s.skipString() {
+				return fmt.Errorf("malformed parameters")
+			}
+			key := jsonString(b[start:s.i])
+			if !s.eat(':') {
+				return fmt.Errorf("malformed parameters")
+			}
+			var v any
+			switch s.next() {
+			case '{', '[':
+				v = compositeParam(map[byte]string{'{': "an object", '[': "an array"}[s.b[s.i]])
+				if !s.skipValue(10000) {
+					return fmt.Errorf("malformed parameter %q", key)
+				}
+			case '"':
+				vs := s.i
+				if !s.skipString() {
+					return fmt.Errorf("malformed parameter %q", key)
+				}
+				v = jsonString(b[vs:s.i])
+			default:
+				var ok bool
+				if v, ok = s.scalar(); !ok {
+					return fmt.Errorf("parameter %q: bad value", key)
+				}
+			}
+			m[key] = v
+			if s.eat('}') {
+				break
+			}
+			if !s.eat(',') {
+				return fmt.Errorf("malformed parameters")
+			}
+		}
+	}
+	*p = m
+	return nil
 }
 
 const headerInferLen = "Inference-Header-Content-Length"
@@ -201,41 +349,150 @@ func putBuf(p *[]byte) {
 	}
 }
 
-// readBody reads the whole request body into a pooled buffer: in one read
-// of Content-Length bytes when the client sent a length up to maxPooled,
-// else growing with the data that actually arrives (a claimed length alone
-// never sizes a buffer), up to the limit.
-func (s *Server) readBody(w http.ResponseWriter, r *http.Request) (*[]byte, error) {
+// readBody reads the whole request body, up to the limit, into a buffer
+// that grows (doubling, never past a claimed Content-Length) only as data
+// actually arrives: a claimed length alone never sizes a buffer, and every
+// byte of buffer is first taken from the server's in-flight body budget
+// (Config.MaxInflightBody). The caller returns the buffer with putBuf and
+// the budget with s.bodies.release(held).
+func (s *Server) readBody(w http.ResponseWriter, r *http.Request) (p *[]byte, held int64, err error) {
 	limit := s.cfg.MaxBodyBytes
 	tooLarge := func() error {
 		return &reqError{code: codeTooLarge, msg: fmt.Sprintf("request body is over the limit of %d bytes", limit)}
 	}
 	if r.ContentLength > limit {
-		return nil, tooLarge()
+		return nil, 0, tooLarge()
 	}
-	if r.ContentLength >= 0 && r.ContentLength <= maxPooled {
-		p := getBuf(int(r.ContentLength))
-		b := (*p)[:r.ContentLength]
-		if _, err := io.ReadFull(r.Body, b); err != nil {
-			putBuf(p)
-			return nil, badRequest("reading body: %v", err)
+	ctx, cancel := context.WithTimeout(r.Context(), budgetWait)
+	defer cancel()
+	take := func(n int64) error {
+		if !s.bodies.acquire(ctx, n) {
+			return &reqError{code: codeTooMany, msg: fmt.Sprintf("request bodies in flight are over the server's budget of %d bytes; retry later", s.cfg.MaxInflightBody)}
 		}
-		*p = b
-		return p, nil
+		held += n
+		return nil
 	}
-	p := getBuf(4096)
-	buf := bytes.NewBuffer(*p)
-	_, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, limit))
-	*p = buf.Bytes()
-	if err != nil {
+	first := int64(4096)
+	if r.ContentLength >= 0 {
+		first = min(r.ContentLength, first)
+	}
+	p = getBuf(int(first))
+	// room is the part of the buffer in use and counted in the budget (a
+	// pooled buffer may be larger)
+	room := min(int64(cap(*p)), limit)
+	if r.ContentLength >= 0 {
+		room = min(room, r.ContentLength)
+	}
+	if err := take(room); err != nil {
 		putBuf(p)
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return nil, tooLarge()
-		}
-		return nil, badRequest("reading body: %v", err)
+		return nil, 0, err
 	}
-	return p, nil
+	defer func() {
+		if err != nil {
+			putBuf(p)
+			s.bodies.release(held)
+			p, held = nil, 0
+		}
+	}()
+	body := http.MaxBytesReader(w, r.Body, limit)
+	b := (*p)[:0]
+	var one [1]byte
+	for {
+		if int64(len(b)) == room {
+			grow := min(max(2*room, 4096), limit)
+			if r.ContentLength >= 0 {
+				grow = min(grow, r.ContentLength)
+			}
+			if grow <= room { // full: only the end of the body may follow
+				n, rerr := body.Read(one[:])
+				if n > 0 {
+					*p = b
+					return p, held, tooLarge()
+				}
+				if rerr == nil {
+					continue // a zero-length read; try again
+				}
+				err = rerr
+			} else {
+				// (the old buffer is garbage once copied: the budget
+				// counts the size reached, not the copy)
+				if err := take(grow - room); err != nil {
+					*p = b
+					return p, held, err
+				}
+				room = grow
+				if int64(cap(b)) >= grow {
+					continue
+				}
+				nb := make([]byte, len(b), grow)
+				copy(nb, b)
+				*p = b
+				putBuf(p)
+				p = &nb
+				b = nb
+				continue
+			}
+		} else {
+			var n int
+			n, err = body.Read(b[len(b):room])
+			b = b[:len(b)+n]
+		}
+		if err == io.EOF {
+			*p = b
+			return p, held, nil
+		}
+		if err != nil {
+			*p = b
+			var mbe *http.MaxBytesError
+			if errors.As(err, &mbe) {
+				return p, held, tooLarge()
+			}
+			return p, held, badRequest("reading body: %v", err)
+		}
+	}
+}
+
+// budgetWait is how long a request may wait for room in the in-flight body
+// budget before it is refused with 429 / RESOURCE_EXHAUSTED.
+const budgetWait = 2 * time.Second
+
+// byteBudget bounds the request-body bytes the server holds at once.
+type byteBudget struct {
+	mu   sync.Mutex
+	free int64
+	wake chan struct{}
+}
+
+func newByteBudget(n int64) *byteBudget { return &byteBudget{free: n, wake: make(chan struct{})} }
+
+// acquire takes n bytes, waiting for releases until ctx ends.
+func (b *byteBudget) acquire(ctx context.Context, n int64) bool {
+	for {
+		b.mu.Lock()
+		if b.free >= n {
+			b.free -= n
+			b.mu.Unlock()
+			return true
+		}
+		w := b.wake
+		b.mu.Unlock()
+		select {
+		case <-w:
+		case <-ctx.Done():
+			return false
+		}
+	}
+}
+
+func (b *byteBudget) release(n int64) {
+	if n == 0 {
+		return
+	}
+	b.mu.Lock()
+	b.free += n
+	close(b.wake)
+	b.wake = make(chan struct{})
+	b.mu.Unlock()
 }
 
 var (
@@ -244,11 +501,13 @@ var (
 )
 
 func (s *Server) handleInfer(w http.ResponseWriter, r *http.Request, name, version string) {
-	body, err := s.readBody(w, r)
+	s.inferRead.Add(1)
+	body, held, err := s.readBody(w, r)
 	if err != nil {
 		writeErr(w, statusOf(err), err.Error())
 		return
 	}
+	defer s.bodies.release(held)
 	req, bin, err := s.decodeHTTP(r, *body, name, version)
 	if err != nil {
 		putBuf(body)
@@ -377,8 +636,14 @@ func appendResponse(b []byte, resp *inferResponse, bin binaryOutputs) ([]byte, i
 }
 
 // decodeHTTP parses a JSON (or binary-extension) infer request.
+// Every input's datatype and shape are checked against the model
+// (checkInput) before its data is decoded or allocated.
 func (s *Server) decodeHTTP(r *http.Request, body []byte, name, version string) (*inferRequest, binaryOutputs, error) {
 	var bo binaryOutputs
+	sm, err := s.model(name, version)
+	if err != nil {
+		return nil, bo, err
+	}
 	jsonPart, bin := body, []byte(nil)
 	if h := r.Header.Get(headerInferLen); h != "" {
 		n, err := strconv.Atoi(h)
@@ -389,7 +654,6 @@ func (s *Server) decodeHTTP(r *http.Request, body []byte, name, version string) 
 	}
 	jr, ok := parseHeaderFast(jsonPart)
 	if !ok {
-		var err error
 		if jr, err = decodeHeaderSlow(jsonPart); err != nil {
 			return nil, bo, badRequest("malformed JSON: %v", err)
 		}
@@ -409,6 +673,9 @@ func (s *Server) decodeHTTP(r *http.Request, body []byte, name, version string) 
 		}
 		if in.shape == nil {
 			return nil, bo, badRequest("input %q has no shape", in.name)
+		}
+		if _, err := s.checkInput(sm, in.name, dt, in.shape); err != nil {
+			return nil, bo, err
 		}
 		var t *runtime.Tensor
 		if in.hasSize {
@@ -459,6 +726,10 @@ func statusOf(err error) int {
 		return http.StatusServiceUnavailable
 	case codeTooLarge:
 		return http.StatusRequestEntityTooLarge
+	case codeUnauthenticated:
+		return http.StatusUnauthorized
+	case codePermissionDenied:
+		return http.StatusForbidden
 	}
 	return http.StatusInternalServerError
 }

@@ -19,6 +19,8 @@ const (
 	codeUnavailable
 	codeTooLarge
 	codeInternal
+	codeUnauthenticated
+	codePermissionDenied
 )
 
 // reqError is an error with a protocol-neutral status.
@@ -87,7 +89,7 @@ func (s *Server) infer(ctx context.Context, req *inferRequest) (resp *inferRespo
 		sm.m.requestUs.Add(float64(d.Microseconds()))
 		sm.m.requestHist.Observe(d.Seconds())
 	}()
-	if !s.ready.Load() {
+	if !s.ready.Load() && !s.draining.Load() { // draining still serves
 		return nil, &reqError{code: codeUnavailable, msg: "server is not ready"}
 	}
 	ref := sm.variants[0]

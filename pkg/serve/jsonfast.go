@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"math"
 	"strconv"
+	"strings"
 	"unsafe"
 
 	"github.com/optictl/optictl/pkg/graph"
@@ -339,14 +340,38 @@ func (s *scanner) array(elem func() bool) bool {
 
 // params reads a parameters object of scalars; keep is called with each
 // key and value (a later duplicate overrides, as in a map).
+//
+// An object or array value is passed over (as jsonParams does) and kept as
+// a compositeParam: a parameter nobody reads costs no memory.
 func (s *scanner) params(keep func(key []byte, v any)) bool {
 	return s.object(func(k []byte) bool {
+		switch c := s.next(); c {
+		case '{', '[':
+			v := compositeParam(map[byte]string{'{': "an object", '[': "an array"}[c])
+			if !s.skipValue(64) {
+				return false
+			}
+			keep(k, v)
+			return true
+		}
 		v, ok := s.scalar()
 		if ok {
 			keep(k, v)
 		}
 		return ok
 	})
+}
+
+// unknownField passes over the value of a field the request type does not
+// have, as encoding/json ignores it; a key that matches a known field but
+// for case is left to encoding/json (which matches it case-insensitively).
+func (s *scanner) unknownField(k []byte, known ...string) bool {
+	for _, f := range known {
+		if strings.EqualFold(string(k), f) {
+			return false
+		}
+	}
+	return s.skipValue(64)
 }
 
 // once marks a field seen; a duplicate field is not the common shape.
@@ -385,12 +410,18 @@ func parseHeaderFast(b []byte) (*reqHeader, bool) {
 			})
 		case "inputs":
 			return once(&seen, 4) && s.array(func() bool {
+				if len(h.inputs) >= maxTensors {
+					return false
+				}
 				in, ok := s.input()
 				h.inputs = append(h.inputs, in)
 				return ok
 			})
 		case "outputs":
 			return once(&seen, 8) && s.array(func() bool {
+				if len(h.outputs) >= maxTensors {
+					return false
+				}
 				var o reqOutput
 				var oseen uint32
 				var bin any
@@ -407,14 +438,14 @@ func parseHeaderFast(b []byte) (*reqHeader, bool) {
 							}
 						})
 					}
-					return false
+					return s.unknownField(k, "name", "parameters")
 				})
 				o.binary, _ = bin.(bool)
 				h.outputs = append(h.outputs, o)
 				return ok
 			})
 		}
-		return false
+		return s.unknownField(k, "id", "parameters", "inputs", "outputs")
 	})
 	if !ok || !s.end() {
 		return nil, false
@@ -442,7 +473,7 @@ func (s *scanner) input() (reqInput, bool) {
 			in.shape = []int64{}
 			return once(&seen, 4) && s.array(func() bool {
 				tok, ok := s.number()
-				if !ok {
+				if !ok || len(in.shape) >= maxRank {
 					return false
 				}
 				d, err := strconv.ParseInt(unsafe.String(&tok[0], len(tok)), 10, 64)
@@ -467,7 +498,7 @@ func (s *scanner) input() (reqInput, bool) {
 			in.data = s.b[start:s.i:s.i]
 			return true
 		}
-		return false
+		return s.unknownField(k, "name", "datatype", "shape", "parameters", "data")
 	})
 	return in, ok
 }

@@ -100,3 +100,9 @@ func (m *metrics) forVariant(model, version, variant string) variantMetrics {
 		queueDepth:  m.queueDepth.WithLabelValues(l...),
 	}
 }
+
+// cacheRejected exports how many shared-cache entries failed their MAC.
+func (m *metrics) cacheRejected(n func() int64) {
+	m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "optictl_cache_rejected_total",
+		Help: "Shared-cache entries ignored because their HMAC did not verify (counted as misses)."}, func() float64 { return float64(n()) }))
+}

@@ -108,6 +108,9 @@ func start(t *testing.T, cfg Config) *testServer {
 	if cfg.Backend == "" {
 		cfg.Backend = "interp"
 	}
+	if cfg.DrainDelay == 0 {
+		cfg.DrainDelay = -1 // tests that drain set their own
+	}
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
@@ -679,7 +682,9 @@ func TestCacheLRUAndPrecompute(t *testing.T) {
 	}
 }
 
-func TestRedisCacheSharedByReplicas(t *testing.T) {
+// startRedis runs a private redis-server on a free loopback port.
+func startRedis(t *testing.T) string {
+	t.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
 		testutil.Missing(t, "redis-server (Debian package redis-server)")
@@ -691,8 +696,7 @@ func TestRedisCacheSharedByReplicas(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	defer func() { cmd.Process.Kill(); cmd.Wait() }()
-	url := fmt.Sprintf("redis://127.0.0.1:%d", port)
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
 	for i := 0; ; i++ {
 		if c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port)); err == nil {
 			c.Close()
@@ -703,6 +707,11 @@ func TestRedisCacheSharedByReplicas(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+	return fmt.Sprintf("redis://127.0.0.1:%d", port)
+}
+
+func TestRedisCacheSharedByReplicas(t *testing.T) {
+	url := startRedis(t)
 	dir := t.TempDir()
 	p := writeMLP(t, dir, "mlp.onnx", 1)
 	a := start(t, Config{Models: oneModel("mlp", p), CacheURL: url})

@@ -2,6 +2,7 @@ package serve
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -14,8 +15,10 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
 
 	"github.com/optictl/optictl/pkg/graph"
 	"github.com/optictl/optictl/pkg/runtime"
@@ -54,12 +57,45 @@ type Config struct {
 	QueueSize      int           // per variant
 	Timeout        time.Duration // per request
 	MaxBodyBytes   int64
-	CacheBytes     int64  // in-process LRU; 0 disables unless CacheURL is set
-	CacheURL       string // redis://host:port for a shared cache
-	PrecomputeDir  string
-	SLOP99         time.Duration // 0: no load-aware switching
-	AllowNaN       bool
-	Log            *slog.Logger
+	// MaxInflightBody bounds the request-body bytes held at once, over all
+	// HTTP requests (default and minimum: MaxBodyBytes): a
+	// request that finds no room within a short wait gets 429.
+	MaxInflightBody int64
+	CacheBytes      int64  // in-process LRU; 0 disables unless CacheURL is set
+	CacheURL        string // redis://host:port for a shared cache
+	// CacheHMACKey authenticates shared-cache entries (see RedisCache);
+	// empty: entries in Redis are trusted as they are.
+	CacheHMACKey  []byte
+	PrecomputeDir string
+	SLOP99        time.Duration // 0: no load-aware switching
+	AllowNaN      bool
+
+	// Slow clients. ReadHeaderTimeout bounds the request line and
+	// headers; ReadTimeout the whole request (0: ReadHeaderTimeout plus
+	// MaxBodyBytes at MinBodyRate, so the largest allowed body sent at the
+	// slowest honest rate fits); IdleTimeout a keep-alive connection
+	// waiting for its next request. MaxConnections caps open connections
+	// per listener (HTTP and gRPC each); further clients wait in the
+	// kernel's accept queue. GRPCMaxConnectionIdle closes (GOAWAY) a gRPC
+	// connection without RPCs for that long.
+	ReadHeaderTimeout     time.Duration // 10s
+	ReadTimeout           time.Duration // 0: auto (see above)
+	IdleTimeout           time.Duration // 60s
+	MaxConnections        int           // 4096
+	GRPCMaxConnectionIdle time.Duration // 5m
+	// Drain. When Serve's context ends, readiness turns false at once, the
+	// server keeps accepting and serving for DrainDelay (so load balancers
+	// see not-ready and stop sending), then stops accepting, finishes
+	// in-flight requests and closes idle connections; ShutdownTimeout
+	// bounds that last part (then connections are closed hard).
+	DrainDelay      time.Duration // 5s; negative: none
+	ShutdownTimeout time.Duration // 25s
+	// Who may call. TLSCert and TLSKey (PEM files) turn on TLS for HTTP
+	// and gRPC; TLSClientCA also requires client certificates signed by
+	// it (mTLS). Restrict makes endpoint groups require a header.
+	TLSCert, TLSKey, TLSClientCA string
+	Restrict                     []Restriction
+	Log                          *slog.Logger
 	// Open overrides how sessions are opened (tests); nil uses runtime.Open.
 	Open func(backend string, m *graph.Model, opts runtime.Options) (runtime.Session, error)
 }
@@ -93,6 +129,34 @@ func (c *Config) Defaults() {
 	if c.MaxBodyBytes <= 0 {
 		c.MaxBodyBytes = 64 << 20
 	}
+	if c.MaxInflightBody <= 0 {
+		c.MaxInflightBody = c.MaxBodyBytes
+	}
+	c.MaxInflightBody = max(c.MaxInflightBody, c.MaxBodyBytes)
+	if c.ReadHeaderTimeout <= 0 {
+		c.ReadHeaderTimeout = 10 * time.Second
+	}
+	if c.ReadTimeout <= 0 {
+		c.ReadTimeout = c.ReadHeaderTimeout + time.Duration(float64(c.MaxBodyBytes)/MinBodyRate*float64(time.Second))
+	}
+	if c.IdleTimeout <= 0 {
+		c.IdleTimeout = 60 * time.Second
+	}
+	if c.MaxConnections <= 0 {
+		c.MaxConnections = 4096
+	}
+	if c.GRPCMaxConnectionIdle <= 0 {
+		c.GRPCMaxConnectionIdle = 5 * time.Minute
+	}
+	if c.DrainDelay == 0 {
+		c.DrainDelay = 5 * time.Second
+	}
+	if c.DrainDelay < 0 {
+		c.DrainDelay = 0
+	}
+	if c.ShutdownTimeout <= 0 {
+		c.ShutdownTimeout = 25 * time.Second
+	}
 	if c.Log == nil {
 		c.Log = slog.Default()
 	}
@@ -100,6 +164,11 @@ func (c *Config) Defaults() {
 		c.Open = runtime.Open
 	}
 }
+
+// MinBodyRate (bytes per second) is the slowest body upload the automatic
+// ReadTimeout allows for: 64 MiB of body get 64 s on top of the header
+// timeout.
+const MinBodyRate = 1 << 20
 
 // ParseModelArg parses "name=path" or a bare path (named after the file).
 func ParseModelArg(s string) (name, path string, err error) {
@@ -124,23 +193,32 @@ func ParseModelArg(s string) (name, path string, err error) {
 
 // Server is a running inference server.
 type Server struct {
-	cfg      Config
-	models   map[string]*servedModel
-	order    []string
-	metrics  *metrics
-	cache    Cache
-	ready    atomic.Bool
-	closing  atomic.Bool
-	http     *http.Server
-	grpc     *grpc.Server
-	health   *health.Server
-	httpLn   net.Listener
-	grpcLn   net.Listener
-	inflight sync.WaitGroup
+	cfg     Config
+	models  map[string]*servedModel
+	order   []string
+	metrics *metrics
+	cache   Cache
+	ready   atomic.Bool
+	closing atomic.Bool
+	// draining: Serve's context ended and the drain delay runs: not
+	// ready, but still serving; responses ask to close the connection.
+	draining atomic.Bool
+	// inferRead counts HTTP infer requests whose handler started (the
+	// server read them); tests compare it with the responses clients got.
+	inferRead atomic.Int64
+	http      *http.Server
+	grpc      *grpc.Server
+	health    *health.Server
+	httpLn    net.Listener
+	grpcLn    net.Listener
+	inflight  sync.WaitGroup
 	// active counts requests inside infer (queued or running).
 	active     atomic.Int64
 	stopRouter chan struct{}
 	routerWG   sync.WaitGroup
+	tls        *tls.Config // nil: plain TCP
+	bodies     *byteBudget
+	auth       authorizer
 	// router: load-aware switching is on (SLOP99 > 0), so requests feed
 	// their variant's latency window.
 	router bool
@@ -163,6 +241,14 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("serve: no models to serve")
 	}
 	s := &Server{cfg: cfg, models: map[string]*servedModel{}, metrics: newMetrics(), stopRouter: make(chan struct{}), router: cfg.SLOP99 > 0}
+	s.bodies = newByteBudget(cfg.MaxInflightBody)
+	var err error
+	if s.tls, err = loadTLS(cfg.TLSCert, cfg.TLSKey, cfg.TLSClientCA); err != nil {
+		return nil, err
+	}
+	if s.auth, err = newAuthorizer(cfg.Restrict); err != nil {
+		return nil, err
+	}
 	ok := false
 	defer func() {
 		if !ok {
@@ -175,6 +261,12 @@ func New(cfg Config) (*Server, error) {
 		if err != nil {
 			return nil, err
 		}
+		if len(cfg.CacheHMACKey) > 0 {
+			rc.SetHMACKey(cfg.CacheHMACKey)
+		} else {
+			cfg.Log.Warn("shared cache entries are not authenticated: anyone who can write to Redis can plant answers (set --cache-hmac-key or OPTICTL_CACHE_HMAC_KEY)", "cache", cfg.CacheURL)
+		}
+		s.metrics.cacheRejected(rc.Rejected)
 		s.cache = rc
 	case cfg.CacheBytes > 0:
 		s.cache = NewLRU(cfg.CacheBytes)
@@ -360,22 +452,45 @@ func (s *Server) Serve(ctx context.Context) error {
 			return err
 		}
 	}
-	s.http = &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	c := s.cfg
+	var httpTLS *tls.Config
+	if s.tls != nil {
+		httpTLS = s.tls.Clone() // net/http adds its ALPN protocols to it
+	}
+	s.http = &http.Server{Handler: s.drainHeader(s.restrictHTTP(s.Handler())), TLSConfig: httpTLS,
+		ReadHeaderTimeout: c.ReadHeaderTimeout, ReadTimeout: c.ReadTimeout, IdleTimeout: c.IdleTimeout,
+		// a response must be written within the request's own budget: a
+		// client that never reads its answer cannot hold the connection
+		WriteTimeout: c.ReadTimeout + c.Timeout + 10*time.Second,
+		ErrorLog:     slog.NewLogLogger(c.Log.Handler(), slog.LevelDebug)}
 	errc := make(chan error, 2)
+	httpLn := limitListener(s.httpLn, c.MaxConnections)
 	go func() {
-		if err := s.http.Serve(s.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		serve := s.http.Serve
+		if s.tls != nil {
+			serve = func(l net.Listener) error { return s.http.ServeTLS(l, "", "") }
+		}
+		if err := serve(httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			errc <- err
 		}
 	}()
 	if s.grpcLn != nil {
-		s.grpc = grpc.NewServer(grpc.MaxRecvMsgSize(int(s.cfg.MaxBodyBytes)))
+		opts := []grpc.ServerOption{grpc.InTapHandle(s.grpcTap), grpc.ForceServerCodecV2(newInferCodec())}
+		if s.tls != nil {
+			opts = append(opts, grpc.Creds(credentials.NewTLS(s.tls.Clone())))
+		}
+		s.grpc = grpc.NewServer(append(opts, grpc.MaxRecvMsgSize(int(c.MaxBodyBytes)),
+			grpc.ConnectionTimeout(c.ReadHeaderTimeout),
+			grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
+			grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionIdle: c.GRPCMaxConnectionIdle, Time: time.Minute, Timeout: 20 * time.Second}))...)
 		kservepb.RegisterGRPCInferenceServiceServer(s.grpc, &grpcService{s: s})
 		s.health = health.NewServer()
 		healthpb.RegisterHealthServer(s.grpc, s.health)
 		s.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 		s.health.SetServingStatus("inference.GRPCInferenceService", healthpb.HealthCheckResponse_SERVING)
+		grpcLn := limitListener(s.grpcLn, c.MaxConnections)
 		go func() {
-			if err := s.grpc.Serve(s.grpcLn); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+			if err := s.grpc.Serve(grpcLn); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
 				errc <- err
 			}
 		}()
@@ -393,28 +508,63 @@ func (s *Server) Serve(ctx context.Context) error {
 	return runErr
 }
 
+// shutdown drains (see Config.DrainDelay) and stops.
 func (s *Server) shutdown() {
-	s.cfg.Log.Info("shutting down: draining in-flight requests")
+	start := time.Now()
+	s.draining.Store(true)
 	s.ready.Store(false)
-	s.closing.Store(true)
 	if s.health != nil {
-		s.health.Shutdown()
+		s.health.Shutdown() // every service NOT_SERVING
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.Timeout+5*time.Second)
+	if d := s.cfg.DrainDelay; d > 0 && (s.http != nil || s.grpc != nil) {
+		s.cfg.Log.Info("draining: not ready; still serving", "drain_delay", d)
+		time.Sleep(d)
+	}
+	s.cfg.Log.Info("shutting down: no new connections; finishing in-flight requests", "shutdown_timeout", s.cfg.ShutdownTimeout)
+	s.closing.Store(true)
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
 	defer cancel()
+	var wg sync.WaitGroup
 	if s.http != nil {
-		_ = s.http.Shutdown(ctx)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := s.http.Shutdown(ctx); err != nil {
+				s.cfg.Log.Warn("shutdown timeout: closing HTTP connections", "err", err)
+				s.http.Close()
+			}
+		}()
 	}
 	if s.grpc != nil {
-		done := make(chan struct{})
-		go func() { s.grpc.GracefulStop(); close(done) }()
-		select {
-		case <-done:
-		case <-ctx.Done():
-			s.grpc.Stop()
-		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			done := make(chan struct{})
+			go func() { s.grpc.GracefulStop(); close(done) }()
+			select {
+			case <-done:
+			case <-ctx.Done():
+				s.cfg.Log.Warn("shutdown timeout: closing gRPC connections")
+				s.grpc.Stop()
+				<-done
+			}
+		}()
 	}
-	s.inflight.Wait()
+	wg.Wait()
+	flight := make(chan struct{})
+	go func() { s.inflight.Wait(); close(flight) }()
+	select {
+	case <-flight:
+	case <-ctx.Done():
+		// Requests still running have lost their connections; their
+		// sessions stop at their own deadlines (Config.Timeout).
+		// Their sessions stay open (closing one under a running request
+		// is not safe); the process is about to exit.
+		s.cfg.Log.Warn("shutdown timeout: requests still running; sessions left open", "active", s.active.Load(), "after", time.Since(start).Round(time.Millisecond))
+		close(s.stopRouter)
+		s.routerWG.Wait()
+		return
+	}
 	close(s.stopRouter)
 	s.routerWG.Wait()
 	for _, sm := range s.models {
@@ -425,8 +575,11 @@ func (s *Server) shutdown() {
 	if s.cache != nil {
 		s.cache.Close()
 	}
-	s.cfg.Log.Info("stopped")
+	s.cfg.Log.Info("stopped", "infer_requests_read", s.inferRead.Load())
 }
+
+// Config is the server's configuration with its defaults filled in.
+func (s *Server) Config() Config { return s.cfg }
 
 // Ready reports whether warm-up finished and the server accepts requests.
 func (s *Server) Ready() bool { return s.ready.Load() }
