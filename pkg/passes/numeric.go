@@ -211,10 +211,7 @@ func SeededInputs(m *graph.Model, shapes map[string][]int64, seed uint64) (map[s
 
 // cannotRun reports whether an Open/Run error means the backend lacks
 // support (as opposed to the model being wrong).
-func cannotRun(err error) bool {
-	s := err.Error()
-	return strings.Contains(s, "unsupported") || strings.Contains(s, "not supported") || strings.Contains(s, "not implemented")
-}
+func cannotRun(err error) bool { return errors.Is(err, runtime.ErrUnsupported) }
 
 // runOn runs m on backend, in segments when its weights are large (see
 // segment.go), else (or when the segments fail) whole.

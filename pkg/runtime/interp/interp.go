@@ -48,8 +48,9 @@ func Open(m *graph.Model, opts runtime.Options) (*Session, error) {
 			return nil, fmt.Errorf("interp: device %q is not available: the interp backend runs on the CPU only (use --backend ort for cuda/tensorrt, or --fallback cpu)", d)
 		}
 	}
-	if bad := unsupportedOps(m.Graph); len(bad) > 0 {
-		return nil, fmt.Errorf("interp: unsupported ops: %s", strings.Join(bad, ", "))
+	if bad, first := unsupportedOps(m.Graph); len(bad) > 0 {
+		return nil, &runtime.UnsupportedError{Op: first.OpType, Domain: first.Domain,
+			Reason: fmt.Sprintf("interp: unsupported ops: %s", strings.Join(bad, ", "))}
 	}
 	threads := opts.Threads
 	if threads <= 0 {

@@ -43,11 +43,11 @@ func nnBuildMSAttention(n *graph.Node, bc *BuildContext) (Kernel, error) {
 	}
 	for i, what := range map[int]string{3: "mask_index", 4: "past", 6: "past_sequence_length"} {
 		if bc.HasInput(i) {
-			return nil, fmt.Errorf("interp: com.microsoft.Attention: input %d (%s) is not supported", i, what)
+			return nil, unsupportedf("interp: com.microsoft.Attention: input %d (%s) is not supported", i, what)
 		}
 	}
 	if v := n.AttrInt("do_rotary", 0); v != 0 {
-		return nil, fmt.Errorf("interp: com.microsoft.Attention: do_rotary is not supported")
+		return nil, unsupportedf("interp: com.microsoft.Attention: do_rotary is not supported")
 	}
 	a := &nnMSAttention{heads: int(h), causal: n.AttrInt("unidirectional", 0) != 0, sizes: n.AttrInts("qkv_hidden_sizes")}
 	if at := n.Attr("scale"); at != nil {

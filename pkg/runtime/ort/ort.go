@@ -193,7 +193,7 @@ func createSession(data []byte, inNames, outNames []string, level ortgo.GraphOpt
 			if dev != "cpu" {
 				return nil, &deviceError{dev: dev, err: err}
 			}
-			return nil, fmt.Errorf("ort: creating the session: %w", err)
+			return nil, classify("creating the session: ", err)
 		}
 		return sess, nil
 	}
@@ -470,7 +470,7 @@ func (s *Session) run(ctx context.Context) error {
 		}
 	}
 	if err != nil {
-		return fmt.Errorf("ort: %w", err)
+		return classify("", err)
 	}
 	return nil
 }
