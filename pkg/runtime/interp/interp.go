@@ -106,10 +106,19 @@ func ioInfo(v *graph.ValueInfo, name string, fixed map[string][]int64) runtime.I
 func (s *Session) Inputs() []runtime.IOInfo  { return s.inputs }
 func (s *Session) Outputs() []runtime.IOInfo { return s.outputs }
 func (s *Session) Device() string            { return "cpu" }
-func (s *Session) Close() error              { return nil }
+
+// Close releases the compiled program; Run afterwards is an error. Closing
+// twice is allowed.
+func (s *Session) Close() error {
+	s.prog = nil
+	return nil
+}
 
 // Run executes the model. Outputs are owned by the session until the next Run.
 func (s *Session) Run(ctx context.Context, inputs []*runtime.Tensor) ([]*runtime.Tensor, error) {
+	if s.prog == nil {
+		return nil, fmt.Errorf("interp: session is closed")
+	}
 	if err := runtime.CheckInputs(s.inputs, inputs); err != nil {
 		return nil, err
 	}
