@@ -16,8 +16,6 @@ import (
 	"github.com/optictl/optictl/pkg/bench"
 	"github.com/optictl/optictl/pkg/graph"
 	"github.com/optictl/optictl/pkg/runtime"
-	_ "github.com/optictl/optictl/pkg/runtime/interp"
-	_ "github.com/optictl/optictl/pkg/runtime/ort"
 )
 
 func init() { commands = append(commands, newBenchCmd) }

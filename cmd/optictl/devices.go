@@ -9,8 +9,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/optictl/optictl/pkg/runtime"
-	_ "github.com/optictl/optictl/pkg/runtime/interp"
-	_ "github.com/optictl/optictl/pkg/runtime/ort"
 )
 
 func init() { commands = append(commands, newBackendsCmd) }

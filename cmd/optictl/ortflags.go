@@ -34,12 +34,12 @@ func optionHelp(name string) (help, def string) {
 	if !ok {
 		return "(no registered backend takes this option)", ""
 	}
-	help = spec.Doc
-	if len(spec.Values) > 0 {
-		help += ": " + strings.Join(spec.Values, ", ")
-	}
 	takers := runtime.BackendsWith(func(c runtime.Capabilities) bool { _, ok := c.Option(name); return ok })
-	return help + " (--backend " + strings.Join(takers, ", ") + ")", spec.Default
+	note := "--backend " + strings.Join(takers, ", ")
+	if len(spec.Values) > 0 {
+		note = strings.Join(spec.Values, ", ") + "; " + note
+	}
+	return spec.Doc + " (" + note + ")", spec.Default
 }
 
 // register adds the flags to cmd. withLib is false where the command

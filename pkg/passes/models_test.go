@@ -12,7 +12,7 @@ import (
 	"github.com/optictl/optictl/internal/testutil"
 	"github.com/optictl/optictl/pkg/graph"
 	"github.com/optictl/optictl/pkg/runtime"
-	_ "github.com/optictl/optictl/pkg/runtime/interp"
+	_ "github.com/optictl/optictl/pkg/runtime/backends"
 	"github.com/optictl/optictl/pkg/tensorio"
 )
 

@@ -35,7 +35,7 @@ func capabilities(pureGo bool) runtime.Capabilities {
 		Options: []runtime.OptionSpec{
 			{Name: runtime.OptionLibrary, Doc: "path of libonnxruntime.so (default: searched, see `optictl backends`)"},
 			{Name: runtime.OptionOptLevel, Values: OptLevels(), Default: "all", Doc: "ONNX Runtime graph optimizations"},
-			{Name: runtime.OptionFallback, Values: []string{"cpu"}, Doc: "cpu: run on the CPU (and say so) when --device cuda/tensorrt cannot be set up; default: fail"},
+			{Name: runtime.OptionFallback, Values: []string{"cpu"}, Doc: "run on the CPU (and say so) when --device cuda/tensorrt cannot be set up; without it that is an error"},
 			{Name: runtime.OptionDeviceID, Default: "0", Doc: "GPU index for --device cuda/tensorrt"},
 			{Name: runtime.OptionProviderOption, Doc: "execution provider option key=value for --device cuda/tensorrt (repeatable), e.g. " +
 				"cudnn_conv_algo_search=EXHAUSTIVE, enable_cuda_graph=1, trt_fp16_enable=1, trt_int8_enable=1, " +
