@@ -115,7 +115,7 @@ func (a *nnMSAttention) run(c *Call) error {
 		abShape = t.Shape
 	}
 	rows := B * S
-	if rows > 0 && tot > (1<<31)/rows {
+	if rows > 0 && tot > math.MaxInt32/rows {
 		return fmt.Errorf("interp: %s: projection of %d rows x %d is too large", c.Node, rows, tot)
 	}
 	if cap(a.qkv) < rows*tot {
