@@ -363,6 +363,9 @@ func execute(ctx context.Context, tc *testCase, backend string, opts Options) Re
 			if errors.Is(err, context.DeadlineExceeded) {
 				return Result{Status: Error, Detail: "timed out"}
 			}
+			if errors.Is(err, runtime.ErrUnsupported) {
+				return Result{Status: Unsupported, Detail: "run: " + err.Error()}
+			}
 			return Result{Status: Error, Detail: "run: " + err.Error()}
 		}
 		tol, ok := Overrides[tc.name]

@@ -116,6 +116,10 @@ func Open(m *graph.Model, opts runtime.Options) (*Session, error) {
 	if err := ensureEnv(opts.ORTLib); err != nil {
 		return nil, err
 	}
+	if len(s.inputs) == 0 {
+		// onnxruntime_go's Run indexes its first input: it would panic.
+		return nil, &runtime.UnsupportedError{Reason: "ort: the model has no inputs, and onnxruntime_go cannot run such a model (use --backend interp)"}
+	}
 	data, err := m.Marshal()
 	if err != nil {
 		return nil, fmt.Errorf("ort: serializing the model: %w", err)
@@ -162,7 +166,7 @@ func newSlotCheck(dt graph.DType) (bool, error) {
 		graph.Float16, graph.BFloat16, graph.String:
 		return true, nil
 	}
-	return false, fmt.Errorf("dtype %s is not supported by the ort backend", dt)
+	return false, &runtime.UnsupportedError{Reason: fmt.Sprintf("dtype %s is not supported by the ort backend", dt)}
 }
 
 // createSession builds session options for device and creates the session;

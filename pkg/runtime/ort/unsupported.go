@@ -38,7 +38,12 @@ func classify(what string, err error) error {
 	if m := reNoOp.FindStringSubmatch(msg); m != nil {
 		return &runtime.UnsupportedError{Op: m[1], Reason: reason, Err: err}
 	}
-	if strings.Contains(msg, "NOT_IMPLEMENTED") || strings.Contains(msg, "not implemented") {
+	// "Batchwise recurrent operations (layout == 1) are not supported",
+	// "Non per-tensor quantization is not supported now", "Opset 27 is under
+	// development and support for this is limited".
+	low := strings.ToLower(msg)
+	if strings.Contains(msg, "NOT_IMPLEMENTED") || strings.Contains(low, "not implemented") ||
+		strings.Contains(low, "not supported") || strings.Contains(low, "is under development") {
 		return &runtime.UnsupportedError{Reason: reason, Err: err}
 	}
 	return fmt.Errorf("ort: %s%w", what, err)

@@ -19,6 +19,8 @@ func TestClassify(t *testing.T) {
 		{"Load model failed: Fatal error: com.example:Custom(-1) is not a registered function/op", true, "Custom", "com.example"},
 		{"This is an invalid model. In Node, (\"n\", Foo, \"\", -1) : No Op registered for Foo with domain_version of 13", true, "Foo", ""},
 		{"[ONNXRuntimeError] : 9 : NOT_IMPLEMENTED : something", true, "", ""},
+		{"Exception during initialization: layout_ == 0 was false. Batchwise recurrent operations (layout == 1) are not supported.", true, "", ""},
+		{"ONNX Runtime only *guarantees* support for models stamped with official released onnx opset versions. Opset 27 is under development", true, "", ""},
 		{"[ONNXRuntimeError] : 2 : INVALID_ARGUMENT : Got invalid dimensions for input: x", false, "", ""},
 	}
 	for _, c := range cases {
