@@ -46,14 +46,15 @@ func capabilities(pureGo bool) runtime.Capabilities {
 }
 
 // supports answers from what every ONNX Runtime >= 1.24 build has: kernels
-// for the standard ai.onnx and ai.onnx.ml operators, and the com.microsoft
-// contrib ops. Other domains need custom-op libraries, which
+// for the standard ai.onnx and ai.onnx.ml operators, the com.microsoft
+// contrib ops and the com.microsoft.nchwc ops of its CPU provider's blocked
+// layout (which layout-nchwc writes). Other domains need custom-op libraries, which
 // this backend does not load. Whether one particular op of those domains
 // has a kernel at the model's opset is only known when ONNX Runtime builds
 // the session; Open then fails with runtime.ErrUnsupported.
 func supports(domain, _ string, _ int64) bool {
 	switch domain {
-	case "", "ai.onnx", "ai.onnx.ml", "com.microsoft":
+	case "", "ai.onnx", "ai.onnx.ml", "com.microsoft", "com.microsoft.nchwc":
 		return true
 	}
 	return false

@@ -578,7 +578,7 @@ func TestRegistered(t *testing.T) {
 		domain, op string
 		opset      int64
 		want       bool
-	}{{"", "Relu", 13, true}, {"com.microsoft", "FusedConv", 1, true}, {"com.example", "Custom", 1, false}} {
+	}{{"", "Relu", 13, true}, {"com.microsoft", "FusedConv", 1, true}, {"com.microsoft.nchwc", "Conv", 1, true}, {"com.example", "Custom", 1, false}} {
 		if got := c.Supports(q.domain, q.op, q.opset); got != q.want {
 			t.Errorf("Supports(%q, %q, %d) = %v, want %v", q.domain, q.op, q.opset, got, q.want)
 		}
