@@ -158,21 +158,22 @@ func CheckOptions(b Backend, opts Options) error {
 	return nil
 }
 
-// Devices lists every device some registered backend can use, in order of
-// first appearance over the backends sorted by name, "cpu" first.
+// Devices lists every device some registered backend can use: "cpu", then
+// the others sorted.
 func Devices() []string {
 	seen := map[string]bool{"cpu": true}
-	out := []string{"cpu"}
+	var more []string
 	for _, n := range Names() {
 		b, _ := Get(n)
 		for _, d := range b.Capabilities().Devices {
 			if !seen[d] {
 				seen[d] = true
-				out = append(out, d)
+				more = append(more, d)
 			}
 		}
 	}
-	return out
+	sort.Strings(more)
+	return append([]string{"cpu"}, more...)
 }
 
 // BackendsWith lists the registered backends whose capabilities satisfy
