@@ -148,7 +148,13 @@ func (o *compareOptions) run(ctx context.Context, g *globalOptions, models []str
 		if len(sets) > 0 {
 			backends, useRefs = []string{"interp"}, true
 		} else {
-			backends = []string{"interp", "ort"}
+			// interp against the first reference implementation linked in
+			// (runtime.Capabilities.Reference: ONNX Runtime today).
+			refs := runtime.BackendsWith(func(c runtime.Capabilities) bool { return c.Reference })
+			if len(refs) == 0 || refs[0] == "interp" {
+				return usageErr("no reference backend to compare interp with: give --backends A,B, --data with reference outputs, or a second model")
+			}
+			backends = []string{"interp", refs[0]}
 		}
 	case len(backends) == 1:
 		if len(sets) == 0 {

@@ -14,8 +14,6 @@ import (
 
 	"github.com/optictl/optictl/pkg/conformance"
 	"github.com/optictl/optictl/pkg/runtime"
-	_ "github.com/optictl/optictl/pkg/runtime/interp" // registers the interp backend
-	_ "github.com/optictl/optictl/pkg/runtime/ort"    // registers the ort backend
 )
 
 func init() { commands = append(commands, newConformanceCmd) }

@@ -2,13 +2,13 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/optictl/optictl/pkg/runtime"
-	_ "github.com/optictl/optictl/pkg/runtime/interp"
-	"github.com/optictl/optictl/pkg/runtime/ort"
 )
 
 func init() { commands = append(commands, newBackendsCmd) }
@@ -23,6 +23,8 @@ type backendReport struct {
 	Devices []string `json:"devices"`
 	DTypes  []string `json:"dtypes,omitempty"`
 	PureGo  bool     `json:"pure_go"`
+	// Options are the session flags the backend takes.
+	Options []string `json:"options,omitempty"`
 	// Library fields are set for the ort backend.
 	Library        string `json:"library,omitempty"`
 	LibraryVersion string `json:"library_version,omitempty"`
@@ -50,7 +52,7 @@ version it found, or why none could be used (exit 1).`,
 
 func runBackends(g *globalOptions, o *backendsOptions) error {
 	var reps []backendReport
-	var ortErr error
+	var libErr error
 	for _, name := range runtime.Names() {
 		b, err := runtime.Get(name)
 		if err != nil {
@@ -58,13 +60,18 @@ func runBackends(g *globalOptions, o *backendsOptions) error {
 		}
 		c := b.Capabilities()
 		r := backendReport{Name: name, Devices: c.Devices, PureGo: c.PureGo}
+		for _, op := range c.Options {
+			r.Options = append(r.Options, "--"+op.Name)
+		}
 		for _, dt := range c.DTypes {
 			r.DTypes = append(r.DTypes, dt.String())
 		}
-		if name == "ort" {
-			r.Library, r.LibraryVersion, r.LibrarySource, ortErr = ort.Load(o.ortLib)
-			if ortErr != nil {
-				r.Error = ortErr.Error()
+		if l, ok := b.(runtime.LibraryLoader); ok {
+			var err error
+			r.Library, r.LibraryVersion, r.LibrarySource, err = l.LoadLibrary(o.ortLib)
+			if err != nil {
+				r.Error = err.Error()
+				libErr = errors.Join(libErr, err)
 			}
 		}
 		reps = append(reps, r)
@@ -78,10 +85,13 @@ func runBackends(g *globalOptions, o *backendsOptions) error {
 	} else {
 		for _, r := range reps {
 			fmt.Fprintf(g.Stdout, "%s\tdevices: %v\tpure Go: %v\n", r.Name, r.Devices, r.PureGo)
+			if len(r.Options) > 0 {
+				fmt.Fprintf(g.Stdout, "\toptions: %s\n", strings.Join(r.Options, " "))
+			}
 			if r.Library != "" {
 				fmt.Fprintf(g.Stdout, "\tONNX Runtime %s: %s (from %s)\n", r.LibraryVersion, r.Library, r.LibrarySource)
 			}
 		}
 	}
-	return ortErr
+	return libErr
 }

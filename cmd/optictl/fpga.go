@@ -15,7 +15,6 @@ import (
 
 	"github.com/optictl/optictl/pkg/fpga"
 	"github.com/optictl/optictl/pkg/graph"
-	_ "github.com/optictl/optictl/pkg/runtime/fpga" // registers the fpga backend
 )
 
 func init() { commands = append(commands, newFPGACmd) }

@@ -23,8 +23,6 @@ import (
 	"github.com/optictl/optictl/pkg/prune"
 	"github.com/optictl/optictl/pkg/quant"
 	"github.com/optictl/optictl/pkg/runtime"
-	_ "github.com/optictl/optictl/pkg/runtime/interp" // verification backends
-	_ "github.com/optictl/optictl/pkg/runtime/ort"
 )
 
 func init() { commands = append(commands, newOptimizeCmd) }

@@ -1,17 +1,20 @@
 package main
 
 import (
+	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/optictl/optictl/pkg/runtime"
-	"github.com/optictl/optictl/pkg/runtime/ort"
 )
 
-// ortFlags are the ONNX Runtime session flags that run, compare, bench and
-// serve share. They only mean something for the ort backend: given with
-// another backend they are a usage error rather than silently ignored.
+// ortFlags are the backend session flags that run, compare, bench and serve
+// share (today the ort backend's: --ort-lib, --ort-opt, --fallback,
+// --device-id, --provider-option). Which backend takes which flag, the
+// accepted values and the help text come from the backends'
+// runtime.Capabilities; a flag given while no selected backend takes it is a
+// usage error rather than silently ignored.
 type ortFlags struct {
 	lib      string
 	opt      string
@@ -22,66 +25,110 @@ type ortFlags struct {
 	cmd      *cobra.Command
 }
 
-// ortProviderHelp lists the provider options worth knowing.
-const ortProviderHelp = "execution provider option key=value for --device cuda/tensorrt (repeatable), e.g. " +
-	"cudnn_conv_algo_search=EXHAUSTIVE, enable_cuda_graph=1, trt_fp16_enable=1, trt_int8_enable=1, " +
-	"trt_engine_cache_enable=1, trt_engine_cache_path=DIR"
+// backendOptionNames are the options these flags set, in help order.
+var backendOptionNames = []string{runtime.OptionLibrary, runtime.OptionOptLevel, runtime.OptionFallback, runtime.OptionDeviceID, runtime.OptionProviderOption, runtime.OptionIOBinding}
+
+// optionHelp is the flag help of a backend option: its doc, its values and
+// the backends that take it.
+func optionHelp(name string) (help, def string) {
+	spec, ok := runtime.LookupOption(name)
+	if !ok {
+		return "(no registered backend takes this option)", ""
+	}
+	takers := runtime.BackendsWith(func(c runtime.Capabilities) bool { _, ok := c.Option(name); return ok })
+	note := "--backend " + strings.Join(takers, ", ")
+	if len(spec.Values) > 0 {
+		note = strings.Join(spec.Values, ", ") + "; " + note
+	}
+	return spec.Doc + " (" + note + ")", spec.Default
+}
 
 // register adds the flags to cmd. withLib is false where the command
 // already has its own --ort-lib.
 func (f *ortFlags) register(cmd *cobra.Command, withLib bool) {
 	f.cmd = cmd
 	fs := cmd.Flags()
-	if withLib {
-		fs.StringVar(&f.lib, "ort-lib", "", "path of libonnxruntime.so (ort backend; default: searched, see `optictl backends`)")
+	for _, name := range backendOptionNames {
+		help, def := optionHelp(name)
+		switch name {
+		case runtime.OptionLibrary:
+			if withLib {
+				fs.StringVar(&f.lib, name, def, help)
+			}
+		case runtime.OptionOptLevel:
+			fs.StringVar(&f.opt, name, def, help)
+		case runtime.OptionFallback:
+			fs.StringVar(&f.fallback, name, def, help)
+		case runtime.OptionDeviceID:
+			n, _ := strconv.Atoi(def)
+			fs.IntVar(&f.deviceID, name, n, help)
+		case runtime.OptionProviderOption:
+			fs.StringArrayVar(&f.provider, name, nil, help)
+		case runtime.OptionIOBinding:
+			fs.BoolVar(&f.ioBind, name, def == "true", help)
+		}
 	}
-	fs.StringVar(&f.opt, "ort-opt", "all", "ONNX Runtime graph optimizations: "+strings.Join(ort.OptLevels(), ", "))
-	fs.StringVar(&f.fallback, "fallback", "", "cpu: run on the CPU (and say so) when --device cuda/tensorrt cannot be set up; default: fail")
-	fs.IntVar(&f.deviceID, "device-id", 0, "GPU index for --device cuda/tensorrt")
-	fs.StringArrayVar(&f.provider, "provider-option", nil, ortProviderHelp)
-	fs.BoolVar(&f.ioBind, "io-binding", false, "bind inputs and outputs once per input shape and reuse the binding (ONNX Runtime I/O binding; GPU memory with --device cuda)")
 }
 
-// apply checks the flags against backend and device and sets them in opts.
+// orList joins words as "a, b or c".
+func orList(words []string) string {
+	if len(words) < 2 {
+		return strings.Join(words, "")
+	}
+	return strings.Join(words[:len(words)-1], ", ") + " or " + words[len(words)-1]
+}
+
+// apply checks the flags and device against the selected backends'
+// capabilities and sets them in opts. Unknown backend names are left for
+// the command to report.
 func (f *ortFlags) apply(backends []string, device string, opts *runtime.Options) error {
-	usesORT := false
-	for _, b := range backends {
-		usesORT = usesORT || b == "ort"
+	var sel []runtime.Backend
+	for _, name := range backends {
+		if b, err := runtime.Get(name); err == nil {
+			sel = append(sel, b)
+		}
+	}
+	takes := func(name string) bool {
+		for _, b := range sel {
+			if _, ok := b.Capabilities().Option(name); ok {
+				return true
+			}
+		}
+		return false
 	}
 	var given []string
-	for _, name := range []string{"ort-lib", "ort-opt", "fallback", "device-id", "provider-option", "io-binding"} {
+	for _, name := range backendOptionNames {
 		if f.cmd == nil {
 			break // not registered (a caller building options by hand)
 		}
-		if fl := f.cmd.Flags().Lookup(name); fl != nil && fl.Changed {
+		if fl := f.cmd.Flags().Lookup(name); fl != nil && fl.Changed && !takes(name) {
 			given = append(given, "--"+name)
 		}
 	}
-	if f.opt == "" {
-		f.opt = "all"
+	if len(given) > 0 {
+		name := strings.TrimPrefix(given[0], "--")
+		takers := runtime.BackendsWith(func(c runtime.Capabilities) bool { _, ok := c.Option(name); return ok })
+		if len(takers) == 0 {
+			return usageErr("%s: no registered backend takes it", strings.Join(given, ", "))
+		}
+		return usageErr("%s only apply to --backend %s", strings.Join(given, ", "), orList(takers))
 	}
-	if !usesORT && len(given) > 0 {
-		return usageErr("%s only apply to --backend ort", strings.Join(given, ", "))
-	}
-	valid := false
-	for _, l := range ort.OptLevels() {
-		valid = valid || l == f.opt
-	}
-	if !valid {
-		return usageErr("--ort-opt %q: want one of %s", f.opt, strings.Join(ort.OptLevels(), ", "))
-	}
-	gpu := device == "cuda" || device == "tensorrt"
-	switch {
-	case f.fallback != "" && f.fallback != "cpu":
-		return usageErr("--fallback %q: the only fallback is cpu", f.fallback)
-	case f.fallback != "" && !gpu:
-		return usageErr("--fallback cpu needs --device cuda or tensorrt")
-	case f.deviceID < 0:
-		return usageErr("--device-id must be >= 0")
-	case f.deviceID != 0 && !gpu:
-		return usageErr("--device-id needs --device cuda or tensorrt")
-	case len(f.provider) > 0 && !gpu:
-		return usageErr("--provider-option needs --device cuda or tensorrt")
+	if device != "" {
+		known := false
+		for _, d := range runtime.Devices() {
+			known = known || d == device
+		}
+		if !known {
+			return usageErr("--device %q: want %s", device, orList(runtime.Devices()))
+		}
+		for _, b := range sel {
+			c := b.Capabilities()
+			if len(c.Devices) == 0 || c.HasDevice(device) {
+				continue // a backend that declares no devices finds out at Open
+			}
+			takers := runtime.BackendsWith(func(c runtime.Capabilities) bool { return c.HasDevice(device) && len(c.Devices) > 0 })
+			return usageErr("--device %s needs --backend %s", device, orList(takers))
+		}
 	}
 	po := map[string]string{}
 	for _, kv := range f.provider {
@@ -94,12 +141,30 @@ func (f *ortFlags) apply(backends []string, device string, opts *runtime.Options
 		}
 		po[k] = v
 	}
+	if f.opt == "" {
+		f.opt, _ = optionDefault(runtime.OptionOptLevel)
+	}
+	next := *opts
+	if device != "" {
+		next.Device = device
+	}
 	if f.lib != "" {
-		opts.ORTLib = f.lib
+		next.ORTLib = f.lib
 	}
-	opts.OptLevel, opts.Fallback, opts.DeviceID, opts.IOBinding = f.opt, f.fallback, f.deviceID, f.ioBind
+	next.OptLevel, next.Fallback, next.DeviceID, next.IOBinding = f.opt, f.fallback, f.deviceID, f.ioBind
 	if len(po) > 0 {
-		opts.ProviderOptions = po
+		next.ProviderOptions = po
 	}
+	for _, b := range sel {
+		if err := runtime.CheckOptions(b, next); err != nil {
+			return usageErr("%v", err)
+		}
+	}
+	*opts = next
 	return nil
+}
+
+func optionDefault(name string) (string, bool) {
+	spec, ok := runtime.LookupOption(name)
+	return spec.Default, ok
 }

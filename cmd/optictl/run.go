@@ -19,8 +19,6 @@ import (
 	"github.com/optictl/optictl/pkg/graph"
 	"github.com/optictl/optictl/pkg/numerics"
 	"github.com/optictl/optictl/pkg/runtime"
-	_ "github.com/optictl/optictl/pkg/runtime/interp" // registers the interp backend
-	_ "github.com/optictl/optictl/pkg/runtime/ort"    // registers the ort backend (cgo; without cgo Open explains)
 	"github.com/optictl/optictl/pkg/tensorio"
 )
 

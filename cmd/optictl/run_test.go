@@ -104,7 +104,7 @@ func TestRunCommand(t *testing.T) {
 		{"bad max memory", []string{"run", model, "--max-memory", "lots"}, 2, nil, []string{"--max-memory"}, ""},
 		{"bad out format", []string{"run", model, "--out-format", "csv"}, 2, nil, []string{"npy or pb"}, ""},
 		{"unknown backend", []string{"run", model, "--backend", "nosuch"}, 2, nil, []string{"nosuch"}, ""},
-		{"device", []string{"run", model, "--device", "cuda"}, 1, nil, []string{"cuda"}, ""},
+		{"device not on interp", []string{"run", model, "--device", "cuda"}, 2, nil, []string{"--device cuda needs --backend ort"}, ""},
 		{"no model", []string{"run"}, 2, nil, nil, ""},
 		{"missing model", []string{"run", filepath.Join(dir, "nope.onnx")}, 1, nil, []string{"nope.onnx"}, ""},
 		{"missing input file", []string{"run", model, "--input", "X=" + filepath.Join(dir, "nope.npy")}, 2, nil, []string{"nope.npy"}, ""},

@@ -14,6 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/optictl/optictl/pkg/runtime"
 	"github.com/optictl/optictl/pkg/serve"
 )
 
@@ -200,9 +201,9 @@ SIGTERM or SIGINT turns readiness false at once, keeps serving for
 	f := cmd.Flags()
 	f.StringVar(&o.http, "http", ":8000", "HTTP listen address")
 	f.StringVar(&o.grpc, "grpc", ":8001", `gRPC listen address ("off" disables gRPC)`)
-	f.StringVar(&o.backend, "backend", "ort", "runtime backend: ort or interp")
+	f.StringVar(&o.backend, "backend", "ort", "runtime backend: "+strings.Join(runtime.Names(), ", "))
 	f.IntVar(&o.threads, "threads", 1, "intra-op threads per session instance")
-	f.StringVar(&o.device, "device", "cpu", "device: cpu, cuda or tensorrt (ort backend; a missing GPU is an error unless --fallback cpu)")
+	f.StringVar(&o.device, "device", "cpu", "device: "+orList(runtime.Devices())+" (backend permitting; a missing GPU is an error unless --fallback cpu)")
 	o.ort.register(cmd, true)
 	f.IntVar(&o.instances, "instances", 1, "parallel session instances per model variant")
 	f.IntVar(&o.maxBatch, "max-batch", 1, "largest micro-batch for models with a dynamic batch dim (1 = no batching)")
@@ -234,18 +235,8 @@ func (o *serveOptions) config(args []string) (serve.Config, error) {
 	if err := o.hard.apply(&cfg); err != nil {
 		return cfg, err
 	}
-	if o.backend != "ort" && o.backend != "interp" {
-		return cfg, usageErr("--backend must be ort or interp, not %q", o.backend)
-	}
-	switch o.device {
-	case "cpu":
-	case "cuda", "tensorrt":
-		if o.backend != "ort" {
-			return cfg, usageErr("--device %s needs --backend ort", o.device)
-		}
-		cfg.Session.Device = o.device
-	default:
-		return cfg, usageErr("--device %q: want cpu, cuda or tensorrt", o.device)
+	if _, err := runtime.Get(o.backend); err != nil {
+		return cfg, usageErr("--backend: %v", err)
 	}
 	if err := o.ort.apply([]string{o.backend}, o.device, &cfg.Session); err != nil {
 		return cfg, err

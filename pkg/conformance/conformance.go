@@ -342,7 +342,7 @@ func execute(ctx context.Context, tc *testCase, backend string, opts Options) Re
 	so.MaxMemory = opts.MaxMemory
 	sess, err := runtime.Open(backend, tc.model, so)
 	if err != nil {
-		if backend != "interp" || strings.Contains(err.Error(), "unsupported ops") {
+		if errors.Is(err, runtime.ErrUnsupported) {
 			return Result{Status: Unsupported, Detail: err.Error()}
 		}
 		return Result{Status: Error, Detail: "open: " + err.Error()}
@@ -373,6 +373,9 @@ func execute(ctx context.Context, tc *testCase, backend string, opts Options) Re
 		if err != nil {
 			if errors.Is(err, context.DeadlineExceeded) {
 				return Result{Status: Error, Detail: "timed out"}
+			}
+			if errors.Is(err, runtime.ErrUnsupported) {
+				return Result{Status: Unsupported, Detail: "run: " + err.Error()}
 			}
 			return Result{Status: Error, Detail: "run: " + err.Error()}
 		}

@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/optictl/optictl/internal/testutil"
-	_ "github.com/optictl/optictl/pkg/runtime/interp"
+	_ "github.com/optictl/optictl/pkg/runtime/backends"
 	"github.com/optictl/optictl/pkg/runtime/ort"
 )
 

@@ -20,9 +20,9 @@ package passes
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
-	"strings"
 
 	"github.com/optictl/optictl/pkg/graph"
 	"github.com/optictl/optictl/pkg/runtime"
@@ -132,10 +132,10 @@ func foldable(n *graph.Node) bool {
 }
 
 func foldReason(n *graph.Node, err error) string {
-	s := err.Error()
-	if strings.Contains(s, "unsupported") {
+	if errors.Is(err, runtime.ErrUnsupported) {
 		return n.OpType + ": interp has no kernel"
 	}
+	s := err.Error()
 	if len(s) > 80 {
 		s = s[:80] + "..."
 	}

@@ -13,7 +13,7 @@ import (
 	"github.com/optictl/optictl/pkg/graph"
 	"github.com/optictl/optictl/pkg/numerics"
 	"github.com/optictl/optictl/pkg/runtime"
-	_ "github.com/optictl/optictl/pkg/runtime/interp"
+	_ "github.com/optictl/optictl/pkg/runtime/backends"
 	"github.com/optictl/optictl/pkg/tensorio"
 )
 

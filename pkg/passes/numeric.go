@@ -98,15 +98,36 @@ func (ck *checker) describe() string {
 	return s
 }
 
-// backends lists the backends to try, in order.
+// backends lists the backends to try, in order: the requested one, then
+// every registered backend that declares itself a reference implementation
+// (runtime.Capabilities.Reference) and does not rule out an op of the
+// original model.
 func (ck *checker) backends() []string {
 	out := []string{ck.opts.Backend}
-	if ck.opts.Backend != "ort" {
-		if _, err := runtime.Get("ort"); err == nil {
-			out = append(out, "ort")
+	for _, name := range runtime.BackendsWith(func(c runtime.Capabilities) bool { return c.Reference && runsAll(c, ck.orig) }) {
+		if name != ck.opts.Backend {
+			out = append(out, name)
 		}
 	}
 	return out
+}
+
+// runsAll reports whether c does not rule out any op of m (a nil Supports
+// rules out nothing).
+func runsAll(c runtime.Capabilities, m *graph.Model) bool {
+	if c.Supports == nil || m == nil || m.Graph == nil {
+		return true
+	}
+	ok := true
+	_ = m.Graph.Walk(func(g *graph.Graph) error {
+		for _, n := range g.Nodes {
+			if ok && !c.Supports(n.Domain, n.OpType, m.Opset(n.Domain)) {
+				ok = false
+			}
+		}
+		return nil
+	})
+	return ok
 }
 
 func (ck *checker) makeInputs() error {
@@ -162,10 +183,7 @@ func (ck *checker) makeInputs() error {
 
 // cannotRun reports whether an Open/Run error means the backend lacks
 // support (as opposed to the model being wrong).
-func cannotRun(err error) bool {
-	s := err.Error()
-	return strings.Contains(s, "unsupported") || strings.Contains(s, "not supported") || strings.Contains(s, "not implemented")
-}
+func cannotRun(err error) bool { return errors.Is(err, runtime.ErrUnsupported) }
 
 // runOn runs m on backend, in segments when its weights are large (see
 // segment.go), else (or when the segments fail) whole.

@@ -13,7 +13,7 @@ import (
 	"github.com/optictl/optictl/internal/testutil"
 	"github.com/optictl/optictl/pkg/graph"
 	"github.com/optictl/optictl/pkg/runtime"
-	_ "github.com/optictl/optictl/pkg/runtime/ort"
+	_ "github.com/optictl/optictl/pkg/runtime/backends"
 	"github.com/optictl/optictl/testmodels"
 )
 

@@ -52,7 +52,7 @@ func (refBackend) Open(m *graph.Model, opts runtime.Options) (runtime.Session, e
 			d = ""
 		}
 		if !refOps[d+"."+n.OpType] {
-			return nil, fmt.Errorf("testref: unsupported op %s", n.OpType)
+			return nil, &runtime.UnsupportedError{Op: n.OpType, Domain: n.Domain, Reason: "testref: unsupported op " + n.OpType}
 		}
 	}
 	s := &refSession{m: m}

@@ -16,8 +16,7 @@ import (
 	"github.com/optictl/optictl/pkg/graph/build"
 	"github.com/optictl/optictl/pkg/numerics"
 	"github.com/optictl/optictl/pkg/runtime"
-	_ "github.com/optictl/optictl/pkg/runtime/interp"
-	_ "github.com/optictl/optictl/pkg/runtime/ort"
+	_ "github.com/optictl/optictl/pkg/runtime/backends"
 	"github.com/optictl/optictl/testmodels"
 )
 

@@ -9,8 +9,7 @@ import (
 	"github.com/optictl/optictl/pkg/graph"
 	"github.com/optictl/optictl/pkg/numerics"
 	"github.com/optictl/optictl/pkg/runtime"
-	_ "github.com/optictl/optictl/pkg/runtime/interp"
-	_ "github.com/optictl/optictl/pkg/runtime/ort"
+	_ "github.com/optictl/optictl/pkg/runtime/backends"
 )
 
 // open opens a session or skips (fails in CI) when ORT is unavailable.

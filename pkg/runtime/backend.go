@@ -43,15 +43,175 @@ type Options struct {
 	IOBinding bool
 }
 
-// Capabilities is what a backend declares about itself.
+// Capabilities is what a backend declares about itself. Commands read it
+// instead of naming backends: which devices a --device may name, which ops
+// a model may use, which options (command-line flags) the backend takes and
+// whether their values make sense together.
 type Capabilities struct {
+	// Devices the backend can run on; the first is its default ("cpu").
 	Devices []string
 	DTypes  []graph.DType
-	// Supports reports whether the backend runs op_type of domain at opset
-	// version. Nil means "unknown: try".
+	// Supports reports whether the backend runs op_type of domain ("" or
+	// "ai.onnx" for the default domain) at opset version. Nil means
+	// "unknown: try".
 	Supports func(domain, opType string, opset int64) bool
 	// PureGo is true when the backend needs no cgo.
 	PureGo bool
+	// Reference marks an independent implementation that numeric checks
+	// may use as a second opinion when the requested backend cannot run a
+	// model (see passes' verification).
+	Reference bool
+	// Options lists the Options the backend takes besides Device, Threads,
+	// MaxMemory and Shapes (which every backend takes), by the flag that
+	// sets them. An option a backend does not list is ignored by it, and a
+	// command refuses the flag when no selected backend lists it.
+	Options []OptionSpec
+	// Validate checks what per-option Values cannot: combinations (a
+	// fallback needs a GPU device, say). Errors name the flags. Nil: nothing
+	// more to check. CheckOptions calls it.
+	Validate func(Options) error
+}
+
+// Option names: each is the command-line flag (without "--") that sets one
+// Options field. A backend lists the ones it takes in Capabilities.Options.
+const (
+	OptionDeviceID       = "device-id"       // Options.DeviceID
+	OptionFallback       = "fallback"        // Options.Fallback
+	OptionOptLevel       = "ort-opt"         // Options.OptLevel
+	OptionLibrary        = "ort-lib"         // Options.ORTLib
+	OptionProviderOption = "provider-option" // Options.ProviderOptions (key=value, repeatable)
+	OptionIOBinding      = "io-binding"      // Options.IOBinding
+)
+
+// OptionSpec describes one option a backend takes.
+type OptionSpec struct {
+	// Name is the flag that sets it, one of the Option* constants.
+	Name string
+	// Values lists the accepted values; empty means free-form (a path, a
+	// number, key=value pairs), checked by Capabilities.Validate.
+	Values []string
+	// Default is the value used when the option is not given.
+	Default string
+	// Doc says what it does, for --help.
+	Doc string
+}
+
+// Option returns the spec of the named option, if the backend takes it.
+func (c Capabilities) Option(name string) (OptionSpec, bool) {
+	for _, o := range c.Options {
+		if o.Name == name {
+			return o, true
+		}
+	}
+	return OptionSpec{}, false
+}
+
+// HasDevice reports whether the backend can run on device ("" is its
+// default device).
+func (c Capabilities) HasDevice(device string) bool {
+	if device == "" {
+		return true
+	}
+	for _, d := range c.Devices {
+		if d == device {
+			return true
+		}
+	}
+	return false
+}
+
+// optionValue is the string form of the Options field an option sets ("" when
+// unset), for checking against OptionSpec.Values.
+func optionValue(o Options, name string) string {
+	switch name {
+	case OptionFallback:
+		return o.Fallback
+	case OptionOptLevel:
+		return o.OptLevel
+	}
+	return ""
+}
+
+// CheckOptions checks opts against what backend b declares: the device is
+// one of its Devices, its Validate (combinations, with the backend's own
+// wording), then each option it takes with fixed Values has one of them. Options the backend does not take are ignored
+// (a command decides whether a flag given for no selected backend is an
+// error). Errors name the flag.
+func CheckOptions(b Backend, opts Options) error {
+	c := b.Capabilities()
+	if len(c.Devices) > 0 && !c.HasDevice(opts.Device) {
+		return fmt.Errorf("runtime: --device %s is not available on backend %s (devices: %s)", opts.Device, b.Name(), strings.Join(c.Devices, ", "))
+	}
+	if c.Validate != nil {
+		if err := c.Validate(opts); err != nil {
+			return err
+		}
+	}
+	for _, spec := range c.Options {
+		v := optionValue(opts, spec.Name)
+		if v == "" || len(spec.Values) == 0 {
+			continue
+		}
+		ok := false
+		for _, a := range spec.Values {
+			ok = ok || a == v
+		}
+		if !ok {
+			return fmt.Errorf("runtime: --%s %q: want one of %s", spec.Name, v, strings.Join(spec.Values, ", "))
+		}
+	}
+	return nil
+}
+
+// Devices lists every device some registered backend can use: "cpu", then
+// the others sorted.
+func Devices() []string {
+	seen := map[string]bool{"cpu": true}
+	var more []string
+	for _, n := range Names() {
+		b, _ := Get(n)
+		for _, d := range b.Capabilities().Devices {
+			if !seen[d] {
+				seen[d] = true
+				more = append(more, d)
+			}
+		}
+	}
+	sort.Strings(more)
+	return append([]string{"cpu"}, more...)
+}
+
+// BackendsWith lists the registered backends whose capabilities satisfy
+// keep, sorted by name.
+func BackendsWith(keep func(Capabilities) bool) []string {
+	var out []string
+	for _, n := range Names() {
+		b, _ := Get(n)
+		if keep(b.Capabilities()) {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// LookupOption returns the spec of the named option from the first
+// registered backend (by name) that takes it.
+func LookupOption(name string) (OptionSpec, bool) {
+	for _, n := range Names() {
+		b, _ := Get(n)
+		if o, ok := b.Capabilities().Option(name); ok {
+			return o, true
+		}
+	}
+	return OptionSpec{}, false
+}
+
+// LibraryLoader is implemented by backends that load a shared library at
+// run time (ort): `optictl backends` reports which one they would use.
+type LibraryLoader interface {
+	// LoadLibrary loads (or finds) the library the way a session would;
+	// explicit is Options.ORTLib.
+	LoadLibrary(explicit string) (path, version, source string, err error)
 }
 
 // Backend opens sessions.

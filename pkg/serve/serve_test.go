@@ -30,7 +30,7 @@ import (
 	"github.com/optictl/optictl/internal/testutil"
 	"github.com/optictl/optictl/pkg/graph"
 	"github.com/optictl/optictl/pkg/runtime"
-	_ "github.com/optictl/optictl/pkg/runtime/interp"
+	_ "github.com/optictl/optictl/pkg/runtime/backends"
 	"github.com/optictl/optictl/pkg/serve/kservepb"
 )
 

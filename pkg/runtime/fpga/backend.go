@@ -41,6 +41,9 @@ func (backend) Capabilities() runtime.Capabilities {
 			return false
 		},
 		PureGo: true,
+		Options: []runtime.OptionSpec{{Name: runtime.OptionProviderOption,
+			Doc: "fpga backend options key=value: fpga_part (xc7z020, xczu7ev, ice40up5k), fpga_clock (MHz), fpga_target_fps, fpga_folding (JSON file), fpga_sim (model or rtl)"}},
+		Validate: func(o runtime.Options) error { _, err := parseConfig(o); return err },
 	}
 }
 
@@ -140,7 +143,12 @@ func (backend) Open(m *graph.Model, opts runtime.Options) (runtime.Session, erro
 	if err != nil {
 		return nil, err
 	}
-	s := &Session{cfg: cfg, d: d, ex: ex, iiCycles: d.Pipeline.EstimatedII()}
+	// the analytical II: the slowest layer, window generator included
+	ii := d.Pipeline.EstimatedII()
+	for _, l := range d.Layers {
+		ii = max(ii, l.EstCyc)
+	}
+	s := &Session{cfg: cfg, d: d, ex: ex, iiCycles: ii}
 	s.latCycles = s.iiCycles
 	s.inputs = []runtime.IOInfo{{Name: d.Input, DType: graph.Float, Shape: append([]int64(nil), d.InShape...)}}
 	vi := m.Graph.ValueInfoMap()

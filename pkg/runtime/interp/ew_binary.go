@@ -503,7 +503,7 @@ func ewBuildCmp(op ewCmpOp) Builder {
 			case graph.Float16, graph.BFloat16:
 				ewRunCmp[float32](out, ewToF32(a), ewToF32(b), st, op)
 			default:
-				return ewErr(n, "dtype %s is not supported", a.DType)
+				return ewUnsupported(n, "dtype %s is not supported", a.DType)
 			}
 			return nil
 		}, nil
@@ -579,7 +579,7 @@ func ewBuildBitwise(op ewArithOp) Builder {
 			case graph.Uint64:
 				ewRunBits[uint64](out, a, b, st, op)
 			default:
-				return ewErr(n, "dtype %s is not supported", a.DType)
+				return ewUnsupported(n, "dtype %s is not supported", a.DType)
 			}
 			return nil
 		}, nil

@@ -79,7 +79,7 @@ func ewBuildReduce(n *graph.Node, bc *BuildContext, op string, axesInputSince in
 			return ewErr(n, "missing input")
 		}
 		if !ewIsNumeric(x.DType) && !(x.DType == graph.Bool && (op == "ReduceMax" || op == "ReduceMin")) {
-			return ewErr(n, "dtype %s is not supported", x.DType)
+			return ewUnsupported(n, "dtype %s is not supported", x.DType)
 		}
 		var axes []int64
 		if bc.Opset < axesInputSince {

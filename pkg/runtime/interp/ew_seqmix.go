@@ -21,7 +21,7 @@ func ewBuildCausalConv(n *graph.Node, bc *BuildContext) (Kernel, error) {
 	switch act {
 	case "none", "silu", "swish":
 	default:
-		return nil, ewErr(n, "unsupported activation %q", act)
+		return nil, ewUnsupported(n, "unsupported activation %q", act)
 	}
 	return func(c *Call) error {
 		x, w := c.In[0], c.In[1]

@@ -52,7 +52,7 @@ func ewBuildDropout(n *graph.Node, bc *BuildContext) (Kernel, error) {
 				}
 			}
 			if ratio != 0 {
-				return ewErr(n, "training_mode with ratio %g is random: not supported", ratio)
+				return ewUnsupported(n, "training_mode with ratio %g is random: not supported", ratio)
 			}
 		}
 		if err := c.Alias(0, x, x.Shape); err != nil {
@@ -326,7 +326,7 @@ func ewConstValue(n *graph.Node) (*runtime.Tensor, error) {
 			}
 			return t, nil
 		case "sparse_value":
-			return nil, fmt.Errorf("sparse_value is not supported")
+			return nil, unsupportedf("sparse_value is not supported")
 		}
 	}
 	return nil, fmt.Errorf("no value attribute")

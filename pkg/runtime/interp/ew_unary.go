@@ -260,7 +260,7 @@ func ewBuildUnary(n *graph.Node, spec ewUnarySpec) (Kernel, error) {
 			odt = graph.Bool
 		}
 		if !ewIsNumeric(x.DType) || (!spec.ints && x.DType.IsInt()) {
-			return ewErr(n, "dtype %s is not supported", x.DType)
+			return ewUnsupported(n, "dtype %s is not supported", x.DType)
 		}
 		o, err := c.Out(0, odt, x.Shape)
 		if err != nil {

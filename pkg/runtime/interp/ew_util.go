@@ -226,7 +226,7 @@ func ewSetF64(t *runtime.Tensor, v []float64) error {
 	case graph.Uint64:
 		ewSetInts(ewView[uint64](t), v)
 	default:
-		return fmt.Errorf("dtype %s is not supported", t.DType)
+		return unsupportedf("dtype %s is not supported", t.DType)
 	}
 	return nil
 }
@@ -402,4 +402,26 @@ func ewIntsInto(dst []int64, t *runtime.Tensor) ([]int64, error) {
 	}
 	v, err := ewInts(t)
 	return append(dst, v...), err
+}
+
+// unsupportedf is a kernel's "this backend cannot run that" error (a dtype
+// or attribute value without an implementation): it matches
+// runtime.ErrUnsupported, and the node's op is filled in where the error is
+// wrapped with the node (compile, kernelErr).
+func unsupportedf(format string, args ...any) error {
+	return &runtime.UnsupportedError{Reason: fmt.Sprintf(format, args...)}
+}
+
+// ewUnsupported is ewErr for what the backend cannot run.
+func ewUnsupported(n *graph.Node, format string, args ...any) error {
+	return &runtime.UnsupportedError{Op: n.OpType, Domain: n.Domain, Reason: fmt.Sprintf("interp: %s: %s", n, fmt.Sprintf(format, args...))}
+}
+
+// withOp fills in the op of an UnsupportedError in err's chain that lacks
+// one, and returns err.
+func withOp(err error, n *graph.Node) error {
+	if ue, ok := runtime.AsUnsupported(err); ok && ue.Op == "" && n != nil {
+		ue.Op, ue.Domain = n.OpType, n.Domain
+	}
+	return err
 }

@@ -48,8 +48,9 @@ func Open(m *graph.Model, opts runtime.Options) (*Session, error) {
 			return nil, fmt.Errorf("interp: device %q is not available: the interp backend runs on the CPU only (use --backend ort for cuda/tensorrt, or --fallback cpu)", d)
 		}
 	}
-	if bad := unsupportedOps(m.Graph); len(bad) > 0 {
-		return nil, fmt.Errorf("interp: unsupported ops: %s", strings.Join(bad, ", "))
+	if bad, first := unsupportedOps(m.Graph); len(bad) > 0 {
+		return nil, &runtime.UnsupportedError{Op: first.OpType, Domain: first.Domain,
+			Reason: fmt.Sprintf("interp: unsupported ops: %s", strings.Join(bad, ", "))}
 	}
 	threads := opts.Threads
 	if threads <= 0 {
@@ -105,10 +106,19 @@ func ioInfo(v *graph.ValueInfo, name string, fixed map[string][]int64) runtime.I
 func (s *Session) Inputs() []runtime.IOInfo  { return s.inputs }
 func (s *Session) Outputs() []runtime.IOInfo { return s.outputs }
 func (s *Session) Device() string            { return "cpu" }
-func (s *Session) Close() error              { return nil }
+
+// Close releases the compiled program; Run afterwards is an error. Closing
+// twice is allowed.
+func (s *Session) Close() error {
+	s.prog = nil
+	return nil
+}
 
 // Run executes the model. Outputs are owned by the session until the next Run.
 func (s *Session) Run(ctx context.Context, inputs []*runtime.Tensor) ([]*runtime.Tensor, error) {
+	if s.prog == nil {
+		return nil, fmt.Errorf("interp: session is closed")
+	}
 	if err := runtime.CheckInputs(s.inputs, inputs); err != nil {
 		return nil, err
 	}

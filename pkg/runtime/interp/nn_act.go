@@ -44,7 +44,7 @@ func nnParseAct(n *graph.Node) (nnAct, error) {
 		}
 		need = 2
 	default:
-		return a, fmt.Errorf("unsupported fused activation %q", a.kind)
+		return a, unsupportedf("unsupported fused activation %q", a.kind)
 	}
 	if len(a.params) < need {
 		return a, fmt.Errorf("activation %s needs %d activation_params, got %d", a.kind, need, len(a.params))

@@ -41,7 +41,7 @@ func nnBuildMatMul(n *graph.Node, bc *BuildContext) (Kernel, error) {
 		mm.transA = n.AttrInt("transA", 0) != 0
 		mm.transB = n.AttrInt("transB", 0) != 0
 		if n.AttrInt("transBatchA", 0) != 0 || n.AttrInt("transBatchB", 0) != 0 {
-			return nil, fmt.Errorf("transBatchA/transBatchB are not supported")
+			return nil, unsupportedf("transBatchA/transBatchB are not supported")
 		}
 	}
 	if b := bc.Const(1); b != nil && b.DType == graph.Float && len(b.Shape) == 2 {
@@ -240,7 +240,7 @@ func nnMatMulInt(c *Call, a, b, y *runtime.Tensor, M, N, K, batch int, oB, aB, b
 			}
 			return func(i int) int64 { return nnIntAt(t, i) }, nil
 		}
-		return nil, fmt.Errorf("interp: %s: dtype %s is not supported", c.Node, t.DType)
+		return nil, unsupportedf("interp: %s: dtype %s is not supported", c.Node, t.DType)
 	}
 	ga, err := get(a)
 	if err != nil {
@@ -452,7 +452,7 @@ func (g *nnGemmOp) runInt(c *Call, a, b, cc, y *runtime.Tensor, M, N, K, cRS, cC
 	switch a.DType {
 	case graph.Int32, graph.Int64, graph.Uint32, graph.Uint64:
 	default:
-		return fmt.Errorf("interp: %s: dtype %s is not supported", c.Node, a.DType)
+		return unsupportedf("interp: %s: dtype %s is not supported", c.Node, a.DType)
 	}
 	al, be := int64(g.alpha), int64(g.beta)
 	for i := 0; i < M; i++ {

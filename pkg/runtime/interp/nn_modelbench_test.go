@@ -41,7 +41,7 @@ func BenchmarkNNModels(b *testing.B) {
 				testutil.Missing(b, dir)
 				return
 			}
-			if bad := unsupportedOps(m.Graph); len(bad) > 0 {
+			if bad, _ := unsupportedOps(m.Graph); len(bad) > 0 {
 				testutil.Missing(b, "interp kernels for the model's ops")
 				return
 			}

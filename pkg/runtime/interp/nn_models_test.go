@@ -17,7 +17,7 @@ import (
 // uses; the elementwise and shape kernels come from another helper's files.
 func nnNeedOps(t *testing.T, m *graph.Model) {
 	t.Helper()
-	if bad := unsupportedOps(m.Graph); len(bad) > 0 {
+	if bad, _ := unsupportedOps(m.Graph); len(bad) > 0 {
 		testutil.Missing(t, "interp kernels for "+strings.Join(bad, ", "))
 	}
 }

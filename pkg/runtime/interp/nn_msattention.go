@@ -43,11 +43,11 @@ func nnBuildMSAttention(n *graph.Node, bc *BuildContext) (Kernel, error) {
 	}
 	for i, what := range map[int]string{3: "mask_index", 4: "past", 6: "past_sequence_length"} {
 		if bc.HasInput(i) {
-			return nil, fmt.Errorf("interp: com.microsoft.Attention: input %d (%s) is not supported", i, what)
+			return nil, unsupportedf("interp: com.microsoft.Attention: input %d (%s) is not supported", i, what)
 		}
 	}
 	if v := n.AttrInt("do_rotary", 0); v != 0 {
-		return nil, fmt.Errorf("interp: com.microsoft.Attention: do_rotary is not supported")
+		return nil, unsupportedf("interp: com.microsoft.Attention: do_rotary is not supported")
 	}
 	a := &nnMSAttention{heads: int(h), causal: n.AttrInt("unidirectional", 0) != 0, sizes: n.AttrInts("qkv_hidden_sizes")}
 	if at := n.Attr("scale"); at != nil {
@@ -115,7 +115,7 @@ func (a *nnMSAttention) run(c *Call) error {
 		abShape = t.Shape
 	}
 	rows := B * S
-	if rows > 0 && tot > (1<<31)/rows {
+	if rows > 0 && tot > math.MaxInt32/rows {
 		return fmt.Errorf("interp: %s: projection of %d rows x %d is too large", c.Node, rows, tot)
 	}
 	if cap(a.qkv) < rows*tot {

@@ -893,7 +893,7 @@ func nchwcBuildUpsample(n *graph.Node, bc *BuildContext) (Kernel, error) {
 	switch u.mode {
 	case "asymmetric", "align_corners", "half_pixel": // nearest ignores it, as MLAS does
 	default:
-		return nil, fmt.Errorf("unsupported coordinate_transformation_mode %q", u.mode)
+		return nil, unsupportedf("unsupported coordinate_transformation_mode %q", u.mode)
 	}
 	return u.run, nil
 }

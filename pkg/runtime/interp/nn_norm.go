@@ -70,7 +70,7 @@ func nnBuildBatchNorm(n *graph.Node, bc *BuildContext) (Kernel, error) {
 		bn.training = false
 	}
 	if n.AttrInt("spatial", 1) == 0 {
-		return nil, fmt.Errorf("spatial=0 is not supported")
+		return nil, unsupportedf("spatial=0 is not supported")
 	}
 	return bn.run, nil
 }

@@ -100,7 +100,7 @@ func (pl *nnPool) run(c *Call) error {
 		return fmt.Errorf("interp: %s: X must have rank ≥ 3", c.Node)
 	}
 	if pl.kind != nnPoolMax && !nnIsFloatish(x.DType) {
-		return fmt.Errorf("interp: %s: dtype %s is not supported", c.Node, x.DType)
+		return unsupportedf("interp: %s: dtype %s is not supported", c.Node, x.DType)
 	}
 	if err := pl.win.geom(&pl.geo, x.Shape[2:], pl.win.kernel); err != nil {
 		return fmt.Errorf("interp: %s: %w", c.Node, err)
@@ -297,7 +297,7 @@ func (gp *nnGlobalPool) run(c *Call) error {
 		return fmt.Errorf("interp: %s: X must have rank ≥ 2", c.Node)
 	}
 	if !nnIsFloatish(x.DType) {
-		return fmt.Errorf("interp: %s: dtype %s is not supported", c.Node, x.DType)
+		return unsupportedf("interp: %s: dtype %s is not supported", c.Node, x.DType)
 	}
 	gp.shape = append(gp.shape[:0], x.Shape[:2]...)
 	for range x.Shape[2:] {

@@ -311,7 +311,7 @@ func (qt *nnQuant) quantize(c *Call) error {
 	}
 	lo, hi, isInt := nnQRange(dt)
 	if !isInt && !nnQIsFloat(dt) {
-		return fmt.Errorf("interp: %s: output dtype %s is not supported", c.Node, dt)
+		return unsupportedf("interp: %s: output dtype %s is not supported", c.Node, dt)
 	}
 	if err := qt.q.setup(x.Shape, s.Shape); err != nil {
 		return fmt.Errorf("interp: %s: %w", c.Node, err)
@@ -367,7 +367,7 @@ func (qt *nnQuant) dequantize(c *Call) error {
 		zp = c.In[2]
 	}
 	if _, _, ok := nnQRange(x.DType); !ok && !nnQIsFloat(x.DType) {
-		return fmt.Errorf("interp: %s: x dtype %s is not supported", c.Node, x.DType)
+		return unsupportedf("interp: %s: x dtype %s is not supported", c.Node, x.DType)
 	}
 	if zp != nil && (zp.DType != x.DType || nnNumel(zp.Shape) != nnNumel(s.Shape)) {
 		return fmt.Errorf("interp: %s: x_zero_point %s%v does not match x (%s) and x_scale%v", c.Node, zp.DType, zp.Shape, x.DType, s.Shape)
@@ -401,7 +401,7 @@ func (qt *nnQuant) dequantize(c *Call) error {
 		return nil
 	}
 	if !nnIsFloatish(dt) {
-		return fmt.Errorf("interp: %s: output dtype %s is not supported", c.Node, dt)
+		return unsupportedf("interp: %s: output dtype %s is not supported", c.Node, dt)
 	}
 	yd := out.get(y)
 	for j := range yd {

@@ -71,7 +71,7 @@ func nnParseWindow(n *graph.Node) (nnWindow, error) {
 func (w *nnWindow) geom(g *nnGeom, in []int64, k []int64) error {
 	nd := len(in)
 	if nd == 0 || nd > nnMaxND {
-		return fmt.Errorf("%d spatial dims not supported (1 to %d)", nd, nnMaxND)
+		return unsupportedf("%d spatial dims not supported (1 to %d)", nd, nnMaxND)
 	}
 	if len(k) != nd {
 		return fmt.Errorf("kernel has %d dims, input has %d spatial dims", len(k), nd)
@@ -216,7 +216,7 @@ func nnToF32(t *runtime.Tensor, buf []float32) ([]float32, []float32, error) {
 		}
 		return buf, buf, nil
 	}
-	return nil, buf, fmt.Errorf("dtype %s is not supported here", t.DType)
+	return nil, buf, unsupportedf("dtype %s is not supported here", t.DType)
 }
 
 // nnFromF32 writes float32 values into a tensor of dtype dt (float32,

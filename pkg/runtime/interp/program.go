@@ -315,7 +315,7 @@ func (p *Program) compile(top bool) error {
 		}
 		b, ok := lookup(n.Domain, n.OpType)
 		if !ok {
-			return fmt.Errorf("interp: unsupported op %s", n)
+			return &runtime.UnsupportedError{Op: n.OpType, Domain: n.Domain, Reason: fmt.Sprintf("interp: unsupported op %s", n)}
 		}
 		if fu := plan[idx]; fu != nil {
 			n, b = fu.node, fu.build
@@ -343,7 +343,7 @@ func (p *Program) compile(top bool) error {
 		}
 		k, err := b(n, bc)
 		if err != nil {
-			return fmt.Errorf("interp: node %s: %w", n, err)
+			return fmt.Errorf("interp: node %s: %w", n, withOp(err, n))
 		}
 		if n.IsDefaultDomain() && len(n.Inputs) == 2 {
 			k = perfWrapBinary(n.OpType, k) // Add/Sub/Mul/Div per-channel fast path
@@ -507,6 +507,7 @@ func (p *Program) exec(ctx context.Context, outer []*runtime.Tensor, inputs []*r
 // kernelErr prefixes a kernel's error with the node unless it already
 // carries the package prefix (errors from nested subgraphs do).
 func kernelErr(c *Call, err error) error {
+	err = withOp(err, c.Node)
 	if strings.HasPrefix(err.Error(), "interp: ") {
 		return err
 	}
@@ -528,12 +529,16 @@ func runKernel(k Kernel, c *Call) (err error) {
 	return nil
 }
 
-// unsupportedOps lists ops (incl. in subgraphs) without a kernel.
-func unsupportedOps(g *graph.Graph) []string {
+// unsupportedOps lists ops (incl. in subgraphs) without a kernel, and the
+// first such node.
+func unsupportedOps(g *graph.Graph) (list []string, first *graph.Node) {
 	count := map[string]int{}
 	_ = g.Walk(func(s *graph.Graph) error {
 		for _, n := range s.Nodes {
 			if !Supported(n.Domain, n.OpType) {
+				if first == nil {
+					first = n
+				}
 				k := n.OpType
 				if !n.IsDefaultDomain() {
 					k = n.Domain + "." + n.OpType
@@ -548,7 +553,7 @@ func unsupportedOps(g *graph.Graph) []string {
 		out = append(out, fmt.Sprintf("%s (%d nodes)", k, v))
 	}
 	sort.Strings(out)
-	return out
+	return out, first
 }
 
 // workerPool runs Call.Parallel chunks on persistent workers: threads-1

@@ -124,7 +124,7 @@ func seqParseActs(names [][]byte, alphas, betas []float32, defaults []string, di
 	for i, n := range list {
 		spec, ok := seqActNames[strings.ToLower(n)]
 		if !ok {
-			return nil, fmt.Errorf("unsupported activation %q", n)
+			return nil, unsupportedf("unsupported activation %q", n)
 		}
 		a := seqAct{kind: spec.kind, alpha: spec.alpha, beta: spec.beta}
 		if spec.nAlpha > 0 && ai < len(alphas) {

@@ -115,7 +115,7 @@ func (s *rnnSpec) check(c *Call) (rnnDims, error) {
 			return d, fmt.Errorf("input %d is missing", i)
 		}
 		if t.DType != graph.Float {
-			return d, fmt.Errorf("input %d: dtype %s is not supported (float32 only)", i, t.DType)
+			return d, unsupportedf("input %d: dtype %s is not supported (float32 only)", i, t.DType)
 		}
 		if len(t.Shape) != 3 {
 			return d, fmt.Errorf("input %d: want rank 3, got shape %v", i, t.Shape)

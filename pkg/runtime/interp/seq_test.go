@@ -134,7 +134,7 @@ func TestSeqConformance(t *testing.T) {
 			seqShim(m)
 			s, err := Open(m, runtime.Options{Threads: 1})
 			if err != nil {
-				if bad := unsupportedOps(m.Graph); len(bad) > 0 {
+				if bad, _ := unsupportedOps(m.Graph); len(bad) > 0 {
 					for _, b := range bad {
 						if seqOwnOps[strings.Fields(b)[0]] {
 							t.Fatalf("own op unsupported: %v", err)

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -24,15 +23,10 @@ func init() { runtime.Register(backend{}) }
 
 func (backend) Name() string { return "ort" }
 
-func (backend) Capabilities() runtime.Capabilities {
-	return runtime.Capabilities{
-		Devices: []string{"cpu", "cuda", "tensorrt"},
-		DTypes: []graph.DType{graph.Float, graph.Double, graph.Float16, graph.BFloat16,
-			graph.Int8, graph.Uint8, graph.Int16, graph.Uint16, graph.Int32, graph.Uint32,
-			graph.Int64, graph.Uint64, graph.Bool, graph.String},
-		// Supports is nil: ONNX Runtime runs every standard op and the
-		// com.microsoft contrib ops; asking it is the only reliable check.
-	}
+func (backend) Capabilities() runtime.Capabilities { return capabilities(false) }
+
+func (backend) LoadLibrary(explicit string) (path, version, source string, err error) {
+	return Load(explicit)
 }
 
 func (backend) Open(m *graph.Model, opts runtime.Options) (runtime.Session, error) {
@@ -46,9 +40,6 @@ var optLevels = map[string]ortgo.GraphOptimizationLevel{
 	"extended": ortgo.GraphOptimizationLevelEnableExtended,
 	"all":      ortgo.GraphOptimizationLevelEnableAll,
 }
-
-// OptLevels lists the accepted Options.OptLevel values.
-func OptLevels() []string { return []string{"off", "basic", "extended", "all"} }
 
 // Session runs one model with ONNX Runtime. Not safe for concurrent Run.
 type Session struct {
@@ -86,30 +77,16 @@ func Open(m *graph.Model, opts runtime.Options) (*Session, error) {
 	if m == nil || m.Graph == nil {
 		return nil, fmt.Errorf("ort: no model")
 	}
-	level, ok := optLevels[opts.OptLevel]
-	if opts.OptLevel == "" {
-		level, ok = ortgo.GraphOptimizationLevelEnableAll, true
+	if err := validate(opts); err != nil {
+		return nil, err
 	}
-	if !ok {
-		return nil, fmt.Errorf("ort: unknown optimization level %q (valid: %s)", opts.OptLevel, strings.Join(OptLevels(), ", "))
+	level, ok := optLevels[opts.OptLevel]
+	if opts.OptLevel == "" || !ok {
+		level = ortgo.GraphOptimizationLevelEnableAll
 	}
 	device := opts.Device
 	if device == "" {
 		device = "cpu"
-	}
-	switch device {
-	case "cpu", "cuda", "tensorrt":
-	default:
-		return nil, fmt.Errorf("ort: unknown device %q (valid: cpu, cuda, tensorrt)", opts.Device)
-	}
-	if opts.Fallback != "" && opts.Fallback != "cpu" {
-		return nil, fmt.Errorf("ort: unknown fallback %q (valid: cpu)", opts.Fallback)
-	}
-	if device == "cpu" && len(opts.ProviderOptions) > 0 {
-		return nil, fmt.Errorf("ort: provider options (%s) need --device cuda or tensorrt", strings.Join(sortedKeys(opts.ProviderOptions), ", "))
-	}
-	if opts.Threads < 0 {
-		return nil, fmt.Errorf("ort: threads must be >= 0, got %d", opts.Threads)
 	}
 	if err := checkNCHWcBlock(m); err != nil {
 		return nil, err
@@ -152,6 +129,10 @@ func Open(m *graph.Model, opts runtime.Options) (*Session, error) {
 
 	if err := ensureEnv(opts.ORTLib); err != nil {
 		return nil, err
+	}
+	if len(s.inputs) == 0 {
+		// onnxruntime_go's Run indexes its first input: it would panic.
+		return nil, &runtime.UnsupportedError{Reason: "ort: the model has no inputs, and onnxruntime_go cannot run such a model (use --backend interp)"}
 	}
 	data, err := m.Marshal()
 	if err != nil {
@@ -199,16 +180,7 @@ func newSlotCheck(dt graph.DType) (bool, error) {
 		graph.Float16, graph.BFloat16, graph.String:
 		return true, nil
 	}
-	return false, fmt.Errorf("dtype %s is not supported by the ort backend", dt)
-}
-
-func sortedKeys(m map[string]string) []string {
-	var k []string
-	for key := range m {
-		k = append(k, key)
-	}
-	sort.Strings(k)
-	return k
+	return false, &runtime.UnsupportedError{Reason: fmt.Sprintf("dtype %s is not supported by the ort backend", dt)}
 }
 
 // createSession builds session options for device and creates the session;
@@ -239,7 +211,7 @@ func createSession(data []byte, inNames, outNames []string, level ortgo.GraphOpt
 			if dev != "cpu" {
 				return nil, &deviceError{dev: dev, err: err}
 			}
-			return nil, fmt.Errorf("ort: creating the session: %w", err)
+			return nil, classify("creating the session: ", err)
 		}
 		return sess, nil
 	}
@@ -515,7 +487,7 @@ func (s *Session) bindInputs(in []*runtime.Tensor) (changed bool, err error) {
 func (s *Session) run(ctx context.Context) error {
 	err := s.cancellable(ctx, func() error { return s.sess.RunWithOptions(s.inVals, s.outVals, s.runOpts) })
 	if err != nil && !errors.Is(err, errCancelled) {
-		return fmt.Errorf("ort: %w", err)
+		return classify("", err)
 	}
 	return err
 }

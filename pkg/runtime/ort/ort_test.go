@@ -303,7 +303,7 @@ func TestOpenErrors(t *testing.T) {
 		opts runtime.Options
 		want []string
 	}{
-		{"bad-opt-level", runtime.Options{OptLevel: "max"}, []string{`unknown optimization level "max"`, "off, basic, extended, all"}},
+		{"bad-opt-level", runtime.Options{OptLevel: "max"}, []string{`--ort-opt "max"`, "unknown optimization level", "off, basic, extended, all"}},
 		{"bad-device", runtime.Options{Device: "tpu"}, []string{`unknown device "tpu"`, "cpu, cuda, tensorrt"}},
 		{"bad-fallback", runtime.Options{Device: "cuda", Fallback: "gpu"}, []string{`unknown fallback "gpu"`}},
 		{"cuda-without-gpu", runtime.Options{Device: "cuda"}, []string{"CUDA execution provider unavailable", "--fallback cpu"}},
@@ -571,8 +571,20 @@ func TestRegistered(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := b.Capabilities()
-	if c.PureGo || c.Supports != nil || len(c.Devices) != 3 {
+	if c.PureGo || !c.Reference || len(c.Devices) != 3 {
 		t.Fatalf("capabilities %+v", c)
+	}
+	for _, q := range []struct {
+		domain, op string
+		opset      int64
+		want       bool
+	}{{"", "Relu", 13, true}, {"com.microsoft", "FusedConv", 1, true}, {"com.microsoft.nchwc", "Conv", 1, true}, {"com.example", "Custom", 1, false}} {
+		if got := c.Supports(q.domain, q.op, q.opset); got != q.want {
+			t.Errorf("Supports(%q, %q, %d) = %v, want %v", q.domain, q.op, q.opset, got, q.want)
+		}
+	}
+	if _, ok := c.Option(runtime.OptionOptLevel); !ok {
+		t.Errorf("no %s option", runtime.OptionOptLevel)
 	}
 }
 

@@ -139,7 +139,7 @@ func newSlot(dt graph.DType, shape []int64) (*slot, error) {
 		return typedSlot[bool](dt, shape)
 	case graph.Float16, graph.BFloat16:
 		if len(shape) == 0 || n == 0 {
-			return nil, fmt.Errorf("%s tensors of shape %v are not supported by the ort backend (onnxruntime_go needs at least one dimension and one element for them)", dt, shape)
+			return nil, &runtime.UnsupportedError{Reason: fmt.Sprintf("%s tensors of shape %v are not supported by the ort backend (onnxruntime_go needs at least one dimension and one element for them)", dt, shape)}
 		}
 		words := make([]uint64, (dt.ByteSize(n)+7)/8)
 		raw := bytesOf(words)[:dt.ByteSize(n)]
@@ -150,7 +150,7 @@ func newSlot(dt graph.DType, shape []int64) (*slot, error) {
 		return &slot{dt: dt, shape: append([]int64{}, shape...), v: t, raw: raw}, nil
 	case graph.String:
 		if len(shape) == 0 {
-			return nil, fmt.Errorf("string scalars are not supported by the ort backend (onnxruntime_go needs at least one dimension)")
+			return nil, &runtime.UnsupportedError{Reason: "string scalars are not supported by the ort backend (onnxruntime_go needs at least one dimension)"}
 		}
 		t, err := ortgo.NewStringTensor(ortgo.Shape(append([]int64{}, shape...)))
 		if err != nil {
@@ -158,7 +158,7 @@ func newSlot(dt graph.DType, shape []int64) (*slot, error) {
 		}
 		return &slot{dt: dt, shape: append([]int64{}, shape...), v: t, str: t}, nil
 	}
-	return nil, fmt.Errorf("dtype %s is not supported by the ort backend", dt)
+	return nil, &runtime.UnsupportedError{Reason: fmt.Sprintf("dtype %s is not supported by the ort backend", dt)}
 }
 
 // adopt turns an output value ONNX Runtime allocated into a slot. ok is
