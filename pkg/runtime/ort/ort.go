@@ -703,9 +703,11 @@ func checkNCHWcBlock(m *graph.Model) error {
 			if host > 0 {
 				have = "block " + strconv.Itoa(host)
 			}
-			return fmt.Errorf("ort: the model was optimized for ONNX Runtime's NCHWc block size %s (metadata %s) but this CPU has %s: "+
+			// This CPU cannot run the model (a capability limit, not a
+			// broken model): verification falls back to another backend.
+			return &runtime.UnsupportedError{Domain: "com.microsoft.nchwc", Reason: fmt.Sprintf("ort: the model was optimized for ONNX Runtime's NCHWc block size %s (metadata %s) but this CPU has %s: "+
 				"its convolutions would compute wrong results here; optimize the original model again on this machine "+
-				"(optictl optimize -O3 --target ort-cpu --nchwc auto) or without --nchwc", kv.Value, kv.Key, have)
+				"(optictl optimize -O3 --target ort-cpu --nchwc auto) or without --nchwc", kv.Value, kv.Key, have)}
 		}
 	}
 	return nil
