@@ -14,7 +14,7 @@ func TestDynamic(t *testing.T) {
 		name      string
 		model     func() *graph.Model
 		batch     int
-		quantized int // nodes expected to be rewritten
+		quantized int     // nodes expected to be rewritten
 		minTop1   float64 // < 0: not a class output, top-1 must not be reported
 	}{
 		{"mlp", testmodels.MLP, 16, 3, 0.95},
