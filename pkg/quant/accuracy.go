@@ -73,7 +73,8 @@ func Controlled(ref *graph.Model, quantize QuantizeFunc, backend string, samples
 // budget puts the quantized nodes with the worst output SQNR back in
 // float: 1, 2, 4, ... of them until the budget is met, then bisects
 // between the last count that failed and the first that met it, so n
-// layers cost O(log n) attempts. At least one node stays quantized. It
+// layers cost O(log n) attempts. Something always stays quantized: a count
+// that leaves nothing quantized ends the search unmet. It
 // returns the model kept (the one that met the budget with the fewest
 // nodes in float, else the last tried), its report (LeftInFloat filled)
 // and the measurement with every attempt; Met is false when the budget
@@ -86,6 +87,9 @@ func ControlledBy(ref *graph.Model, quantize QuantizeFunc, backend string, sampl
 		q   *graph.Model
 		rep *Report
 		res *AccuracyResult
+		// empty: putting these layers back left nothing quantized (a
+		// static region needs its neighbours): no answer, not measured
+		empty bool
 	}
 	var (
 		ranking []LayerSQNR
@@ -105,6 +109,9 @@ func ControlledBy(ref *graph.Model, quantize QuantizeFunc, backend string, sampl
 			return nil, err
 		}
 		rep.LeftInFloat = append([]string(nil), exclude...)
+		if k > 0 && len(rep.Quantized) == 0 {
+			return &outcome{q: q, rep: rep, empty: true}, nil
+		}
 		acc, refTop1, err := CompareAt(ref, q, backend, samples, labels, metric.Threshold)
 		if err != nil {
 			return nil, err
@@ -121,7 +128,7 @@ func ControlledBy(ref *graph.Model, quantize QuantizeFunc, backend string, sampl
 			res.Drop = v.Value
 		}
 		tried = append(tried, Attempt{InFloat: k, Verdict: v})
-		return &outcome{q, rep, res}, nil
+		return &outcome{q: q, rep: rep, res: res}, nil
 	}
 	finish := func(o *outcome) (*graph.Model, *Report, *AccuracyResult, error) {
 		o.res.LayerSQNR = ranking
@@ -157,6 +164,9 @@ func ControlledBy(ref *graph.Model, quantize QuantizeFunc, backend string, sampl
 		if err != nil {
 			return nil, nil, nil, err
 		}
+		if o.empty {
+			break
+		}
 		if o.res.Met {
 			hi, hiK = o, k
 			break
@@ -177,7 +187,7 @@ func ControlledBy(ref *graph.Model, quantize QuantizeFunc, backend string, sampl
 		if err != nil {
 			return nil, nil, nil, err
 		}
-		if o.res.Met {
+		if !o.empty && o.res.Met {
 			hi, hiK = o, mid
 		} else {
 			lo = mid
