@@ -7,6 +7,7 @@ import (
 
 	"github.com/olekukonko/tablewriter"
 
+	"github.com/optictl/optictl/pkg/bench"
 	"github.com/optictl/optictl/pkg/graph"
 	"github.com/optictl/optictl/pkg/numerics"
 	"github.com/optictl/optictl/pkg/quant"
@@ -170,4 +171,82 @@ func triedRows(qr *quantizeResult, recipe string) []triedRow {
 		}
 	}
 	return rows
+}
+
+// pruneAccuracy is the budget check of --prune: the pruned model against
+// the model before pruning.
+type pruneAccuracy struct {
+	Checked  string            `json:"checked"`
+	Metric   string            `json:"metric"`
+	Verdict  numerics.Verdict  `json:"verdict"`
+	Accuracy numerics.Accuracy `json:"accuracy"`
+}
+
+// checkPruneBudget measures the pruned model against the one before
+// pruning with the budget's metric, on --data, the held-out part of
+// --calib, or seeded inputs (evalSamples). With --no-verify it measures
+// nothing and returns nil.
+func checkPruneBudget(o *optimizeOptions, before, pruned *graph.Model) (*pruneAccuracy, error) {
+	if o.NoVerify {
+		return nil, nil
+	}
+	ctl, err := o.accuracyControl()
+	if err != nil {
+		return nil, err
+	}
+	var calib [][]*runtime.Tensor
+	if o.Calib != "" {
+		ss, err := bench.LoadData(o.Calib, sessionInfos(before), o.CalibSamples)
+		if err != nil {
+			return nil, usageErr("--calib: %v", err)
+		}
+		for i := range ss {
+			calib = append(calib, ss[i])
+		}
+	}
+	samples, _, checked, err := evalSamples(o, before, calib)
+	if err != nil {
+		return nil, err
+	}
+	var labels []int
+	if o.Labels != "" {
+		if labels, err = bench.LoadLabels(o.Labels); err != nil {
+			return nil, usageErr("--labels: %v", err)
+		}
+	}
+	var thr float64
+	if ctl.Metric != nil {
+		thr = ctl.Metric.Threshold
+	}
+	acc, refTop1, err := quant.CompareAt(before, pruned, o.Backend, samples, labels, thr)
+	if err != nil {
+		return nil, fmt.Errorf("the pruned model does not run: %w", err)
+	}
+	m := numerics.ChooseMetric(acc, labels != nil)
+	if ctl.Metric != nil {
+		m = *ctl.Metric
+	}
+	v, err := ctl.Budget.Judge(m, acc, refTop1)
+	if err != nil {
+		return nil, fmt.Errorf("accuracy budget of --prune: %w", err)
+	}
+	pa := &pruneAccuracy{Checked: checked, Metric: m.String(), Verdict: v, Accuracy: acc}
+	if !v.Met {
+		return pa, failedErr(fmt.Errorf("accuracy budget: --prune %g leaves %s %s, outside %s; nothing was written (--max-accuracy-drop or --min-metric loosen the budget)", o.Prune, pa.Metric, v.ValueString(), v.Limit))
+	}
+	return pa, nil
+}
+
+// printPruneAccuracy writes the --prune budget check (a table when it
+// failed).
+func printPruneAccuracy(w io.Writer, o *optimizeOptions, pa *pruneAccuracy) error {
+	if pa == nil {
+		return nil
+	}
+	if !pa.Verdict.Met {
+		fmt.Fprintf(w, "accuracy budget, what was tried (%s):\n", pa.Checked)
+		return printTried(w, []triedRow{{Variant: fmt.Sprintf("prune %g %s", o.Prune, o.PruneMode), Attempt: quant.Attempt{Verdict: pa.Verdict}}})
+	}
+	fmt.Fprintf(w, "pruned vs unpruned (%s): %s %s, within %s\n", pa.Checked, pa.Metric, pa.Verdict.ValueString(), pa.Verdict.Limit)
+	return nil
 }

@@ -103,3 +103,33 @@ func TestOptimizeDetectorBudget(t *testing.T) {
 		}
 	})
 }
+
+// TestOptimizePruneBudget: the default budget applies to --prune too; a
+// pruned model outside it is not written (exit 3, with the table), and
+// --max-accuracy-drop moves the bound.
+func TestOptimizePruneBudget(t *testing.T) {
+	in := filepath.Join("..", "..", "testmodels", "cnn.onnx")
+	tests := []struct {
+		name  string
+		extra []string
+		code  int
+		want  string
+	}{
+		{"default budget", nil, ExitFailed, "outside <= 1 points"},
+		{"loosened", []string{"--max-accuracy-drop", "100"}, ExitOK, "within <= 100 points"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			out := filepath.Join(t.TempDir(), "p.onnx")
+			var so, se bytes.Buffer
+			code := Execute(append([]string{"optimize", in, "-o", out, "--prune", "0.5", "--verify-each-pass=false"}, tc.extra...), &so, &se)
+			if code != tc.code || !strings.Contains(so.String(), tc.want) || !strings.Contains(so.String(), "agreement") {
+				t.Fatalf("exit %d (want %d), output lacks %q:\n%s\n%s", code, tc.code, tc.want, so.String(), se.String())
+			}
+			_, err := os.Stat(out)
+			if written := err == nil; written != (tc.code == ExitOK) {
+				t.Fatalf("written %v with exit %d", written, code)
+			}
+		})
+	}
+}

@@ -445,8 +445,9 @@ type optimizeResult struct {
 	Failed *failedPassInfo `json:"failed,omitempty"`
 	// Quantize is set with --quantize.
 	Quantize *quantizeResult `json:"quantize,omitempty"`
-	// Prune is set with --prune.
-	Prune *prune.Report `json:"prune,omitempty"`
+	// Prune is set with --prune; PruneAccuracy is its budget check.
+	Prune         *prune.Report  `json:"prune,omitempty"`
+	PruneAccuracy *pruneAccuracy `json:"prune_accuracy,omitempty"`
 	// RolledBack lists each pass that was rolled back (once, with its
 	// first failure) and a command that reproduces the failure.
 	RolledBack []rolledBackPass `json:"rolled_back,omitempty"`
@@ -535,6 +536,12 @@ func runOptimize(g *globalOptions, o *optimizeOptions) error {
 		pm := out.Clone()
 		prep, err := prune.Prune(pm, prune.Options{Fraction: o.Prune, Mode: o.PruneMode, Norm: o.PruneNorm, Multiple: o.PruneMultiple, Global: o.PruneGlobal})
 		if err != nil {
+			return err
+		}
+		pa, err := checkPruneBudget(o, out, pm)
+		if res.PruneAccuracy = pa; err != nil {
+			res.Prune, res.Error = prep, err.Error()
+			printOptimize(g, o, &res)
 			return err
 		}
 		out, res.Prune = pm, prep
@@ -745,6 +752,9 @@ func printOptimize(g *globalOptions, o *optimizeOptions, res *optimizeResult) er
 		if !strings.HasSuffix(res.Prune.String(), "\n") {
 			fmt.Fprintln(w)
 		}
+	}
+	if err := printPruneAccuracy(w, o, res.PruneAccuracy); err != nil {
+		return err
 	}
 	if qr := res.Quantize; qr != nil && len(qr.Search) > 0 {
 		fmt.Fprintf(w, "int8 variants (accuracy on %s; speed on ORT, 1 thread, vs the float model):\n", qr.Checked)

@@ -668,7 +668,10 @@ func TestOptimizePruneThenQuantize(t *testing.T) {
 	in := filepath.Join("..", "..", "testmodels", "cnn.onnx")
 	out := filepath.Join(dir, "p.onnx")
 	var so, se bytes.Buffer
-	if code := Execute([]string{"optimize", in, "-o", out, "--prune", "0.25", "--quantize", "int8-dynamic", "--json"}, &so, &se); code != ExitOK {
+	// 25% of the CNN's channels without reconstruction changes its top-1
+	// on seeded inputs: the budget is opened wide (TestOptimizePruneBudget
+	// checks that the default refuses it)
+	if code := Execute([]string{"optimize", in, "-o", out, "--prune", "0.25", "--quantize", "int8-dynamic", "--max-accuracy-drop", "100", "--json"}, &so, &se); code != ExitOK {
 		t.Fatalf("exit %d: %s\n%s", code, se.String(), so.String())
 	}
 	var res optimizeResult
