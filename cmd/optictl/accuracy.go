@@ -89,6 +89,8 @@ func (o *optimizeOptions) checkAccuracyFlags() error {
 		return usageErr("--min-metric needs --quantize or --prune")
 	case o.Labels != "" && o.Data == "":
 		return usageErr("--labels needs --data (the samples they label)")
+	case o.NoVerify && (o.MaxDrop >= 0 || o.Metric != "" || o.MinMetric != "" || o.Labels != ""):
+		return usageErr("--no-verify measures nothing: --max-accuracy-drop, --metric, --min-metric and --labels need the accuracy check")
 	}
 	_, err := o.accuracyControl()
 	return err

@@ -965,7 +965,7 @@ results. Use it for a fleet of one CPU kind.
 	f.StringSliceVar(&o.OpTypes, "op-types", nil, "quantize only these op types (Conv, MatMul, Gemm)")
 	f.StringSliceVar(&o.ExcludeNodes, "exclude-nodes", nil, "node names to leave in float")
 	f.BoolVar(&o.KeepIO, "keep-io", true, "fp16: keep graph inputs and outputs float32")
-	f.Float64Var(&o.MaxDrop, "max-accuracy-drop", -1, "accuracy budget for --quantize/--prune: top-1 drop of at most PCT points (top-1 accuracy with --labels, else top-1 agreement; default 1); exit 3 if not met")
+	f.Float64Var(&o.MaxDrop, "max-accuracy-drop", -1, "accuracy budget for --quantize/--prune: top-1 drop of at most PCT points (top-1 accuracy with --labels, else top-1 agreement); -1: the default budget, 1 point; exit 3 if not met")
 	f.StringVar(&o.Metric, "metric", "", "accuracy metric for the budget: top1, agreement, cosine, sqnr or iou[@T] (default: from the output's shape, see above)")
 	f.StringVar(&o.MinMetric, "min-metric", "", "accuracy budget as METRIC=MIN: cosine=0.995, sqnr=25, iou=0.97, iou@0.5=0.9 (defaults cosine 0.99, sqnr 20 dB, iou 0.95)")
 	f.StringVar(&o.Labels, "labels", "", "labels for --data (MNIST idx, .npy): the budget then bounds the top-1 accuracy drop")

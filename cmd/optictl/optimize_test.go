@@ -545,6 +545,7 @@ func TestOptimizeQuantFlags(t *testing.T) {
 		{"min metric other than metric", func(o *optimizeOptions) { o.Quantize = "int8-dynamic"; o.Metric = "cosine"; o.MinMetric = "sqnr=25" }, "--min-metric sqnr=25 bounds sqnr, but --metric is cosine"},
 		{"min metric on a drop", func(o *optimizeOptions) { o.Quantize = "int8-dynamic"; o.MinMetric = "agreement=0.99" }, "--max-accuracy-drop"},
 		{"max drop with cosine", func(o *optimizeOptions) { o.Quantize = "int8-dynamic"; o.Metric = "cosine"; o.MaxDrop = 1 }, "--min-metric cosine=VALUE"},
+		{"budget without verification", func(o *optimizeOptions) { o.Quantize = "int8-dynamic"; o.NoVerify = true; o.MinMetric = "cosine=0.999" }, "--no-verify measures nothing"},
 		{"top1 without labels", func(o *optimizeOptions) { o.Quantize = "int8-dynamic"; o.Metric = "top1" }, "--labels"},
 		{"prune", func(o *optimizeOptions) { o.Prune = 0.3; o.PruneMode = "unstructured" }, ""},
 		{"prune too much", func(o *optimizeOptions) { o.Prune = 1 }, "--prune"},
