@@ -274,11 +274,12 @@ func loadSamples(path string, m *graph.Model, limit int) ([][]*runtime.Tensor, e
 }
 
 // searchInt8 is --quantize int8-auto: every int8 recipe (quant.Int8Variants;
-// the static ones only with --calib) under accuracy control on --data,
+// the static ones only with --calib) under accuracy control on --data (else
+// held-out calibration samples, evalSamples),
 // each one that meets the limit timed against the float model on ORT;
 // the fastest is written.
 func searchInt8(o *optimizeOptions, r *quant.Recipe, m *graph.Model, calib [][]*runtime.Tensor, labels []int) (*graph.Model, *quantizeResult, error) {
-	samples, err := loadSamples(o.Data, m, 1000)
+	samples, calib, checked, err := evalSamples(o, m, calib)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -293,7 +294,7 @@ func searchInt8(o *optimizeOptions, r *quant.Recipe, m *graph.Model, calib [][]*
 	if err != nil {
 		return nil, nil, err
 	}
-	res := &quantizeResult{Search: cands, Checked: fmt.Sprintf("%d samples of --data on %s", len(samples), o.Backend)}
+	res := &quantizeResult{Search: cands, Checked: checked}
 	if best < 0 {
 		return nil, res, failedErr(fmt.Errorf("--quantize %s: no int8 variant stays within the accuracy budget (or none could be timed); nothing was written", r.Name))
 	}

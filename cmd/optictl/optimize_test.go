@@ -530,6 +530,7 @@ func TestOptimizeQuantFlags(t *testing.T) {
 		{"auto", func(o *optimizeOptions) { o.Quantize = "int8-auto"; o.Data = "d" }, ""},
 		{"auto with calib and drop", func(o *optimizeOptions) { o.Quantize = "int8-auto"; o.Data = "d"; o.Calib = "c"; o.MaxDrop = 0.5 }, ""},
 		{"auto without data", func(o *optimizeOptions) { o.Quantize = "int8-auto" }, "--data"},
+		{"auto with calib only", func(o *optimizeOptions) { o.Quantize = "int8-auto"; o.Calib = "c" }, ""},
 		{"auto calib is data", func(o *optimizeOptions) { o.Quantize = "int8-auto"; o.Calib = "d"; o.Data = "d/" }, "disjoint"},
 		{"max drop", func(o *optimizeOptions) { o.Quantize = "int8-dynamic"; o.MaxDrop = 1; o.Data = "d" }, ""},
 		// without --data the budget is measured on held-out --calib or seeded inputs
