@@ -113,7 +113,7 @@ func evalSamples(o *optimizeOptions, m *graph.Model, calib [][]*runtime.Tensor) 
 	case len(calib) > 1:
 		hold := max(1, len(calib)/4)
 		keep, eval = calib[:len(calib)-hold], calib[len(calib)-hold:]
-		return eval, keep, fmt.Sprintf("accuracy on %d held-out calibration %s; calibrated on %d (on %s)", len(eval), plural(len(eval), "sample"), len(keep), o.Backend), nil
+		return eval, keep, fmt.Sprintf("%d held-out calibration %s; calibrated on %d; on %s", len(eval), plural(len(eval), "sample"), len(keep), o.Backend), nil
 	}
 	dims := numerics.VerifyDimsBounded(m, o.maxMem.seeded)[0]
 	if eval, err = quant.SeededSamples(m, 8, 1, dims, o.maxMem.seeded); err != nil {

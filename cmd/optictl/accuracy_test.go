@@ -63,7 +63,7 @@ func TestOptimizeDetectorBudget(t *testing.T) {
 		if q.Accuracy.Top1Agreement != nil {
 			t.Errorf("top-1 agreement %v reported for a [N,1,H,W] probability map", *q.Accuracy.Top1Agreement)
 		}
-		if want := "accuracy on 2 held-out calibration samples; calibrated on 6"; !strings.Contains(q.Checked, want) {
+		if want := "2 held-out calibration samples; calibrated on 6"; !strings.Contains(q.Checked, want) {
 			t.Errorf("checked on %q, want %q", q.Checked, want)
 		}
 		if sh := q.Accuracy.OutputShape; len(sh) != 4 || sh[2] != 64 || sh[3] != 96 {

@@ -97,6 +97,10 @@ func Search(ref *graph.Model, variants []Variant, samples [][]*runtime.Tensor, l
 			continue
 		}
 		c.Report, c.Accuracy, c.Model = rep, acc, q
+		if err := rep.NothingQuantized(); err != nil {
+			c.Err = err.Error()
+			continue
+		}
 		if !acc.Met {
 			c.Err = fmt.Sprintf("%s %s, outside the budget (%s) even with %d nodes in float", acc.Metric, acc.Verdict.ValueString(), acc.Verdict.Limit, len(rep.LeftInFloat))
 			continue
