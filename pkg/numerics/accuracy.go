@@ -21,8 +21,9 @@ type Accuracy struct {
 	Top1Agreement *float64 `json:"top1_agreement,omitempty"`
 	// IoU is the intersection over union of the first output's masks,
 	// reference and variant each binarized at IoUThreshold (value >
-	// threshold), over all samples; set only when the reference's first
-	// output lies in [0, 1] (a probability map: see ProbabilityMapShape).
+	// threshold), over all samples; set only for probability maps
+	// (ProbabilityMapShape with every reference value in [0, 1]) or when
+	// the meter was given a threshold.
 	// Two empty masks count as IoU 1.
 	IoU          *float64 `json:"iou,omitempty"`
 	IoUThreshold float64  `json:"iou_threshold,omitempty"`
@@ -179,7 +180,7 @@ func (m *AccuracyMeter) Result() Accuracy {
 	}
 	if m.shape0 != nil {
 		a.OutputShape, a.Unit = m.shape0, !m.notUnit
-		if a.Unit || m.IoUThreshold > 0 {
+		if a.Unit && ProbabilityMapShape(m.shape0) || m.IoUThreshold > 0 {
 			a.IoUThreshold = m.threshold()
 			if m.union == 0 {
 				a.IoU = f(1)

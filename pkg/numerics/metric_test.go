@@ -23,19 +23,23 @@ func TestChooseMetric(t *testing.T) {
 		labelled bool
 		want     string
 		top1     bool // Top1Agreement reported
+		iou      bool // IoU reported
 	}{
-		{"class vector [N,C]", sig([]int64{2, 3}, 1, 2, 3, 3, 2, 1), false, "agreement", true},
-		{"class vector [N,C,1,1]", sig([]int64{1, 3, 1, 1}, 0.1, 0.7, 0.2), false, "agreement", true},
-		{"labelled", Accuracy{Top1Accuracy: ptr(0.9), OutputShape: []int64{1, 10}}, true, "top1", false},
-		{"sigmoid map [N,1,H,W]", sig([]int64{1, 1, 2, 2}, 0.1, 0.9, 0.5, 0), false, "iou@0.3", false},
-		{"map outside [0,1]", sig([]int64{1, 1, 2, 2}, -1, 0.9, 0.5, 0), false, "cosine", false},
-		{"sequence [N,T,D]", sig([]int64{1, 2, 2}, 3, 1, -2, 5), false, "cosine", false},
-		{"one class [N,1]", sig([]int64{2, 1}, 0.3, 0.4), false, "cosine", false},
+		{"class vector [N,C]", sig([]int64{2, 3}, 1, 2, 3, 3, 2, 1), false, "agreement", true, false},
+		{"softmax [N,C,1,1]", sig([]int64{1, 3, 1, 1}, 0.1, 0.7, 0.2), false, "agreement", true, false},
+		{"labelled", Accuracy{Top1Accuracy: ptr(0.9), OutputShape: []int64{1, 10}}, true, "top1", false, false},
+		{"sigmoid map [N,1,H,W]", sig([]int64{1, 1, 2, 2}, 0.1, 0.9, 0.5, 0), false, "iou@0.3", false, true},
+		{"map outside [0,1]", sig([]int64{1, 1, 2, 2}, -1, 0.9, 0.5, 0), false, "cosine", false, false},
+		{"sequence [N,T,D]", sig([]int64{1, 2, 2}, 3, 1, -2, 5), false, "cosine", false, false},
+		{"one class [N,1]", sig([]int64{2, 1}, 0.3, 0.4), false, "cosine", false, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := ChooseMetric(tc.acc, tc.labelled).String(); got != tc.want {
 				t.Errorf("ChooseMetric = %s, want %s", got, tc.want)
+			}
+			if (tc.acc.IoU != nil) != tc.iou {
+				t.Errorf("IoU reported: %v, want %v (shape %v)", tc.acc.IoU != nil, tc.iou, tc.acc.OutputShape)
 			}
 			if (tc.acc.Top1Agreement != nil) != tc.top1 {
 				t.Errorf("top-1 agreement reported: %v, want %v (shape %v)", tc.acc.Top1Agreement != nil, tc.top1, tc.acc.OutputShape)
