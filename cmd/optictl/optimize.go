@@ -77,9 +77,11 @@ type optimizeOptions struct {
 	// than the float one on ORT at 1 thread.
 	RequireSpeedup bool
 
-	// accuracy control
-	MaxDrop float64 // points; < 0: off
-	Labels  string
+	// accuracy budget (accuracy.go)
+	MaxDrop   float64 // points; < 0: the default budget
+	Metric    string  // --metric; "" chooses from the output's shape
+	MinMetric string  // --min-metric METRIC=VALUE
+	Labels    string
 
 	// pruning (after the graph passes, before quantization)
 	Prune         float64
@@ -91,11 +93,8 @@ type optimizeOptions struct {
 
 // checkQuantFlags validates the quantization and pruning flags (usage errors).
 func (o *optimizeOptions) checkQuantFlags() error {
-	if o.MaxDrop >= 0 && (o.Quantize == "" || o.Data == "") && !isSearchRecipe(o.Quantize) {
-		return usageErr("--max-accuracy-drop needs --quantize and --data (the samples to measure on)")
-	}
-	if o.Labels != "" && o.MaxDrop < 0 && !isSearchRecipe(o.Quantize) {
-		return usageErr("--labels is used with --max-accuracy-drop or --quantize int8-auto")
+	if err := o.checkAccuracyFlags(); err != nil {
+		return err
 	}
 	if o.Prune < 0 || o.Prune >= 1 || o.Prune != o.Prune {
 		return usageErr("--prune %v: want a fraction in [0, 1)", o.Prune)
@@ -207,70 +206,38 @@ func applyQuantize(o *optimizeOptions, m *graph.Model) (*graph.Model, *quantizeR
 	if r.Search() {
 		return searchInt8(o, r, m, calib, labels)
 	}
-	if o.MaxDrop >= 0 {
-		samples, err := loadSamples(o.Data, m, 1000)
-		if err != nil {
-			return nil, nil, err
-		}
-		q, rep, ar, err := quant.Controlled(m, qf, o.Backend, samples, labels, o.MaxDrop)
+	if o.NoVerify || r.SameInputs != nil && !r.SameInputs(recipeOptions(o, nil)) {
+		// nothing to measure with: the budget cannot apply, and says so
+		q, rep, err := qf(nil)
 		if err != nil {
 			return nil, nil, err
 		}
 		if err := rep.NothingQuantized(); err != nil {
 			return nil, nil, fmt.Errorf("--quantize %s: %w; nothing was written", o.Quantize, err)
 		}
-		res := &quantizeResult{Report: rep, Accuracy: &ar.Accuracy, Control: ar,
-			Checked: fmt.Sprintf("%d samples of --data on %s", len(samples), o.Backend)}
-		if !ar.Met {
-			return nil, res, failedErr(fmt.Errorf("--max-accuracy-drop %g: the drop is %.2f points even with %d nodes put back in float; nothing was written", o.MaxDrop, ar.Drop, len(rep.LeftInFloat)))
-		}
-		sp, err := quant.MeasureSpeed(m, q, "ort", samples[0], 200, time.Second)
-		if err != nil {
-			res.SpeedNote = fmt.Sprintf("speed not checked: %v", err)
-		} else {
-			res.Speed = &sp
-		}
-		return q, res, nil
+		return q, &quantizeResult{Report: rep, SpeedNote: "accuracy and speed not checked, no budget applied (--no-verify, or the quantized model takes other input types: fp16 without --keep-io)"}, nil
 	}
-	q, rep, err := qf(nil)
+	ctl, err := o.accuracyControl()
+	if err != nil {
+		return nil, nil, err
+	}
+	samples, kept, checked, err := evalSamples(o, m, calib)
+	if err != nil {
+		return nil, nil, err
+	}
+	calib = kept // held-out samples never calibrate
+	q, rep, ar, err := quant.ControlledBy(m, qf, o.Backend, samples, labels, ctl)
 	if err != nil {
 		return nil, nil, err
 	}
 	if err := rep.NothingQuantized(); err != nil {
 		return nil, nil, fmt.Errorf("--quantize %s: %w; nothing was written", o.Quantize, err)
 	}
-	res := &quantizeResult{Report: rep}
-	if o.NoVerify || r.SameInputs != nil && !r.SameInputs(recipeOptions(o, nil)) {
-		res.SpeedNote = "speed not checked (--no-verify, or the quantized model takes other input types: fp16 without --keep-io)"
-		return q, res, nil
+	res := &quantizeResult{Report: rep, Accuracy: &ar.Accuracy, Control: ar, Checked: checked}
+	if !ar.Met {
+		return nil, res, failedErr(fmt.Errorf("accuracy budget: %s %s, outside %s even with %d of %d layers put back in float; nothing was written (--max-accuracy-drop or --min-metric loosen the budget)",
+			ar.Metric, ar.Verdict.ValueString(), ar.Verdict.Limit, len(rep.LeftInFloat), len(rep.LeftInFloat)+len(rep.Quantized)))
 	}
-	var samples [][]*runtime.Tensor
-	if o.Data != "" {
-		if samples, err = loadSamples(o.Data, m, 100); err != nil {
-			return nil, nil, err
-		}
-		res.Checked = fmt.Sprintf("%d samples of --data on %s", len(samples), o.Backend)
-	} else {
-		// Dynamic dims from the calibration data, else representative.
-		dims := numerics.VerifyDimsBounded(m, o.maxMem.seeded)[0]
-		if len(calib) > 0 {
-			dims = numerics.Dims{Shapes: map[string][]int64{}}
-			for i, info := range sessionInfos(m) {
-				if i < len(calib[0]) {
-					dims.Shapes[info.Name] = calib[0][i].Shape
-				}
-			}
-		}
-		if samples, err = quant.SeededSamples(m, 8, 1, dims, o.maxMem.seeded); err != nil {
-			return nil, nil, err
-		}
-		res.Checked = fmt.Sprintf("%d seeded random inputs of shape %s on %s (pass --data for real inputs)", len(samples), numerics.DescribeShapes(namedSample(m, samples[0])), o.Backend)
-	}
-	acc, _, err := quant.Compare(m, q, o.Backend, samples, nil)
-	if err != nil {
-		return nil, nil, fmt.Errorf("the quantized model does not run: %w", err)
-	}
-	res.Accuracy = &acc
 	sp, err := quant.MeasureSpeed(m, q, "ort", samples[0], 200, time.Second)
 	if err != nil {
 		res.SpeedNote = fmt.Sprintf("speed not checked: %v", err)
@@ -305,28 +272,29 @@ func loadSamples(path string, m *graph.Model, limit int) ([][]*runtime.Tensor, e
 }
 
 // searchInt8 is --quantize int8-auto: every int8 recipe (quant.Int8Variants;
-// the static ones only with --calib) under accuracy control on --data,
+// the static ones only with --calib) under accuracy control on --data (else
+// held-out calibration samples, evalSamples),
 // each one that meets the limit timed against the float model on ORT;
 // the fastest is written.
 func searchInt8(o *optimizeOptions, r *quant.Recipe, m *graph.Model, calib [][]*runtime.Tensor, labels []int) (*graph.Model, *quantizeResult, error) {
-	samples, err := loadSamples(o.Data, m, 1000)
+	samples, calib, checked, err := evalSamples(o, m, calib)
 	if err != nil {
 		return nil, nil, err
 	}
-	drop := o.MaxDrop
-	if drop < 0 {
-		drop = 1
+	ctl, err := o.accuracyControl()
+	if err != nil {
+		return nil, nil, err
 	}
 	ro := recipeOptions(o, nil)
 	ro.Calib = calib
 	variants := r.Variants(m, ro)
-	cands, best, err := quant.Search(m, variants, samples, labels, quant.SearchOptions{Backend: o.Backend, MaxDrop: drop})
+	cands, best, err := quant.Search(m, variants, samples, labels, quant.SearchOptions{Backend: o.Backend, Control: &ctl})
 	if err != nil {
 		return nil, nil, err
 	}
-	res := &quantizeResult{Search: cands, Checked: fmt.Sprintf("%d samples of --data on %s", len(samples), o.Backend)}
+	res := &quantizeResult{Search: cands, Checked: checked}
 	if best < 0 {
-		return nil, res, failedErr(fmt.Errorf("--quantize %s: no int8 variant stays within a %g-point drop (or none could be timed); nothing was written", r.Name, drop))
+		return nil, res, failedErr(fmt.Errorf("--quantize %s: no int8 variant stays within the accuracy budget (or none could be timed); nothing was written", r.Name))
 	}
 	c := cands[best]
 	res.Report, res.Control, res.Speed, res.Picked = c.Report, c.Accuracy, c.Speed, c.Variant
@@ -476,8 +444,9 @@ type optimizeResult struct {
 	Failed *failedPassInfo `json:"failed,omitempty"`
 	// Quantize is set with --quantize.
 	Quantize *quantizeResult `json:"quantize,omitempty"`
-	// Prune is set with --prune.
-	Prune *prune.Report `json:"prune,omitempty"`
+	// Prune is set with --prune; PruneAccuracy is its budget check.
+	Prune         *prune.Report  `json:"prune,omitempty"`
+	PruneAccuracy *pruneAccuracy `json:"prune_accuracy,omitempty"`
 	// RolledBack lists each pass that was rolled back (once, with its
 	// first failure) and a command that reproduces the failure.
 	RolledBack []rolledBackPass `json:"rolled_back,omitempty"`
@@ -571,6 +540,12 @@ func runOptimize(g *globalOptions, o *optimizeOptions) error {
 		pm := out.Clone()
 		prep, err := prune.Prune(pm, prune.Options{Fraction: o.Prune, Mode: o.PruneMode, Norm: o.PruneNorm, Multiple: o.PruneMultiple, Global: o.PruneGlobal})
 		if err != nil {
+			return err
+		}
+		pa, err := checkPruneBudget(o, out, pm)
+		if res.PruneAccuracy = pa; err != nil {
+			res.Prune, res.Error = prep, err.Error()
+			printOptimize(g, o, &res)
 			return err
 		}
 		out, res.Prune = pm, prep
@@ -782,12 +757,15 @@ func printOptimize(g *globalOptions, o *optimizeOptions, res *optimizeResult) er
 			fmt.Fprintln(w)
 		}
 	}
+	if err := printPruneAccuracy(w, o, res.PruneAccuracy); err != nil {
+		return err
+	}
 	if qr := res.Quantize; qr != nil && len(qr.Search) > 0 {
 		fmt.Fprintf(w, "int8 variants (accuracy on %s; speed on ORT, 1 thread, vs the float model):\n", qr.Checked)
 		for _, c := range qr.Search {
 			line := fmt.Sprintf("  %-18s", c.Variant)
 			if c.Accuracy != nil {
-				line += fmt.Sprintf(" drop %.2f points", c.Accuracy.Drop)
+				line += fmt.Sprintf(" %s %s", c.Accuracy.Metric, c.Accuracy.Verdict.ValueString())
 				if c.Report != nil {
 					line += fmt.Sprintf(", %d nodes left in float", len(c.Report.LeftInFloat))
 				}
@@ -807,12 +785,26 @@ func printOptimize(g *globalOptions, o *optimizeOptions, res *optimizeResult) er
 			fmt.Fprintln(w, line)
 		}
 	}
+	if qr := res.Quantize; qr != nil && !res.Wrote {
+		if rows := triedRows(qr, o.Quantize); len(rows) > 0 {
+			fmt.Fprintf(w, "accuracy budget, what was tried (%s):\n", qr.Checked)
+			if err := printTried(w, rows); err != nil {
+				return err
+			}
+		}
+	}
 	if qr := res.Quantize; qr != nil && qr.Report != nil {
 		fmt.Fprint(w, qr.Report.String())
 		if a := qr.Accuracy; a != nil {
 			fmt.Fprintf(w, "quantized vs float (%s):", qr.Checked)
-			if a.Top1Agreement != nil {
+			if a.Top1Accuracy != nil {
+				fmt.Fprintf(w, " top-1 accuracy %.2f%%", 100**a.Top1Accuracy)
+			}
+			if a.Top1Agreement != nil { // class vectors only
 				fmt.Fprintf(w, " top-1 agreement %.2f%%", 100**a.Top1Agreement)
+			}
+			if a.IoU != nil {
+				fmt.Fprintf(w, " IoU@%g %.4f", a.IoUThreshold, *a.IoU)
 			}
 			if a.Cosine != nil {
 				fmt.Fprintf(w, " cosine %.5f", *a.Cosine)
@@ -823,7 +815,14 @@ func printOptimize(g *globalOptions, o *optimizeOptions, res *optimizeResult) er
 			fmt.Fprintln(w)
 		}
 		if c := qr.Control; c != nil {
-			fmt.Fprintf(w, "accuracy drop %.2f points (limit met: %v); worst layers by output SQNR:", c.Drop, c.Met)
+			met := "within"
+			if !c.Met {
+				met = "OUTSIDE"
+			}
+			fmt.Fprintf(w, "accuracy budget: %s %s, %s %s after %d %s", c.Metric, c.Verdict.ValueString(), met, c.Verdict.Limit, len(c.Tried), plural(len(c.Tried), "attempt"))
+			if len(c.LayerSQNR) > 0 {
+				fmt.Fprint(w, "; worst layers by output SQNR:")
+			}
 			for i, l := range c.LayerSQNR {
 				if i == 5 {
 					break
@@ -912,6 +911,8 @@ AVX2, 16 for AVX-512F): the model records it, optictl refuses it on the
 other kind of CPU, and plain ONNX Runtime there would compute wrong
 results. Use it for a fleet of one CPU kind.
 
+` + budgetHelp + `
+
   optictl optimize model.onnx -o model.opt.onnx
   optictl optimize model.onnx -o opt.onnx -O3 --target ort-cpu
   optictl optimize model.onnx -o opt.onnx -O3 --target ort-cpu --nchwc auto
@@ -968,8 +969,10 @@ results. Use it for a fleet of one CPU kind.
 	f.StringSliceVar(&o.OpTypes, "op-types", nil, "quantize only these op types (Conv, MatMul, Gemm)")
 	f.StringSliceVar(&o.ExcludeNodes, "exclude-nodes", nil, "node names to leave in float")
 	f.BoolVar(&o.KeepIO, "keep-io", true, "fp16: keep graph inputs and outputs float32")
-	f.Float64Var(&o.MaxDrop, "max-accuracy-drop", -1, "with --quantize and --data: put the worst layers (per-layer SQNR) back in float until the drop is at most PCT points (top-1 accuracy with --labels, else top-1 agreement); exit 3 if impossible")
-	f.StringVar(&o.Labels, "labels", "", "labels for --data (MNIST idx, .npy): --max-accuracy-drop then measures top-1 accuracy")
+	f.Float64Var(&o.MaxDrop, "max-accuracy-drop", -1, "accuracy budget for --quantize/--prune: top-1 drop of at most PCT points (top-1 accuracy with --labels, else top-1 agreement); -1: the default budget, 1 point; exit 3 if not met")
+	f.StringVar(&o.Metric, "metric", "", "accuracy metric for the budget: top1, agreement, cosine, sqnr or iou[@T] (default: from the output's shape, see above)")
+	f.StringVar(&o.MinMetric, "min-metric", "", "accuracy budget as METRIC=MIN: cosine=0.995, sqnr=25, iou=0.97, iou@0.5=0.9 (defaults cosine 0.99, sqnr 20 dB, iou 0.95)")
+	f.StringVar(&o.Labels, "labels", "", "labels for --data (MNIST idx, .npy): the budget then bounds the top-1 accuracy drop")
 	f.Float64Var(&o.Prune, "prune", 0, "after the passes, prune this fraction of weights (unstructured) or output channels (structured), in [0, 1)")
 	f.StringVar(&o.PruneMode, "prune-mode", "structured", "pruning mode: structured (channels, L1 norm) or unstructured (magnitude)")
 	f.StringVar(&o.PruneNorm, "prune-norm", "l1", "channel ranking for structured pruning: l1 or l2")

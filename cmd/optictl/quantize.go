@@ -45,8 +45,8 @@ func checkRecipeFlags(o *optimizeOptions) error {
 			return usageErr("--quantize %s needs --calib DIR (calibration inputs, disjoint from --data)", r.Name)
 		}
 	}
-	if r.Search() && o.Data == "" {
-		return usageErr("--quantize %s needs --data (the samples each variant's accuracy is measured on)", r.Name)
+	if r.Search() && o.Data == "" && o.Calib == "" {
+		return usageErr("--quantize %s needs --data or --calib (the samples each variant's accuracy is measured on: --data, else calibration samples held out from calibration)", r.Name)
 	}
 	if o.Calib != "" && o.Data != "" && filepathClean(o.Data) == filepathClean(o.Calib) {
 		return usageErr("--calib and --data are the same (%s): calibration data must be disjoint from evaluation data", o.Calib)

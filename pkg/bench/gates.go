@@ -74,6 +74,8 @@ func (g Gates) Check(rep *Report) []GateResult {
 				note := "accuracy not measured"
 				if e := accErr[r.Variant]; e != "" {
 					note += ": " + e
+				} else if sh := r.Accuracy.OutputShape; sh != nil && !numerics.ClassShape(sh) {
+					note = fmt.Sprintf("top-1 does not apply: the first output %v is not a class vector ([N,C] or [N,C,1,1])", sh)
 				}
 				add("max-accuracy-drop", 0, g.MaxAccuracyDrop, "pp", false, note)
 			} else {

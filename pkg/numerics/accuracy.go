@@ -16,8 +16,22 @@ type Accuracy struct {
 	Samples int `json:"samples,omitempty"`
 	// Top1Agreement is the fraction of rows of the first output whose
 	// argmax equals the reference's (a row is one item of the first axis
-	// when the output has rank >= 2; otherwise the whole output).
+	// when the output has rank >= 2; otherwise the whole output). Only for
+	// class vectors (see ClassShape): top-1 of anything else means nothing.
 	Top1Agreement *float64 `json:"top1_agreement,omitempty"`
+	// IoU is the intersection over union of the first output's masks,
+	// reference and variant each binarized at IoUThreshold (value >
+	// threshold), over all samples; set only for probability maps
+	// (ProbabilityMapShape with every reference value in [0, 1]) or when
+	// the meter was given a threshold.
+	// Two empty masks count as IoU 1.
+	IoU          *float64 `json:"iou,omitempty"`
+	IoUThreshold float64  `json:"iou_threshold,omitempty"`
+	// OutputShape is the first output's shape on the first sample; Unit
+	// says whether every reference value of it lay in [0, 1]. Metric
+	// choice (ChooseMetric) reads them.
+	OutputShape []int64 `json:"output_shape,omitempty"`
+	Unit        bool    `json:"unit_range,omitempty"`
 	// MaxAbsError is max |variant - reference| over every element of every
 	// numeric output.
 	MaxAbsError *float64 `json:"max_abs_error,omitempty"`
@@ -40,8 +54,15 @@ type Accuracy struct {
 // Empty reports whether nothing was measured.
 func (a Accuracy) Empty() bool { return a.Samples == 0 && a.Top1Accuracy == nil }
 
-// AccuracyMeter accumulates Accuracy over samples.
+// AccuracyMeter accumulates Accuracy over samples. Set IoUThreshold
+// before the first Add to binarize masks at another value than
+// DefaultIoUThreshold.
 type AccuracyMeter struct {
+	IoUThreshold float64
+
+	shape0                   []int64
+	notUnit, class           bool
+	inter, union             int
 	samples, rows, agree     int
 	labelled, correct        int
 	numeric                  bool
@@ -92,6 +113,24 @@ func (m *AccuracyMeter) Add(ref, got []*runtime.Tensor, labels []int) error {
 			m.err += d * d
 		}
 		if i == 0 {
+			if m.shape0 == nil {
+				m.shape0 = append([]int64{}, r.Shape...)
+				m.class = ClassShape(r.Shape)
+			}
+			thr := m.threshold()
+			for k := range rv {
+				a, b := rv[k], gv[k]
+				if !(a >= 0 && a <= 1) {
+					m.notUnit = true
+				}
+				ra, ga := a > thr, b > thr
+				if ra && ga {
+					m.inter++
+				}
+				if ra || ga {
+					m.union++
+				}
+			}
 			rows, width := splitRows(r.Shape, len(rv))
 			for k := range rows {
 				ra := Argmax(rv[k*width : (k+1)*width])
@@ -115,6 +154,13 @@ func (m *AccuracyMeter) Add(ref, got []*runtime.Tensor, labels []int) error {
 	return nil
 }
 
+func (m *AccuracyMeter) threshold() float64 {
+	if m.IoUThreshold > 0 {
+		return m.IoUThreshold
+	}
+	return DefaultIoUThreshold
+}
+
 func splitRows(shape []int64, n int) (rows, width int) {
 	if len(shape) >= 2 && shape[0] > 0 {
 		return int(shape[0]), n / int(shape[0])
@@ -129,8 +175,19 @@ func (m *AccuracyMeter) Result() Accuracy {
 		return a
 	}
 	f := func(v float64) *float64 { return &v }
-	if m.rows > 0 {
+	if m.rows > 0 && m.class {
 		a.Top1Agreement = f(float64(m.agree) / float64(m.rows))
+	}
+	if m.shape0 != nil {
+		a.OutputShape, a.Unit = m.shape0, !m.notUnit
+		if a.Unit && ProbabilityMapShape(m.shape0) || m.IoUThreshold > 0 {
+			a.IoUThreshold = m.threshold()
+			if m.union == 0 {
+				a.IoU = f(1)
+			} else {
+				a.IoU = f(float64(m.inter) / float64(m.union))
+			}
+		}
 	}
 	if m.numeric {
 		a.MaxAbsError = f(m.maxAbs)

@@ -16,7 +16,12 @@
 //   - ParseShapeFlags and ParseBytes: the --shape and --max-memory syntax
 //     of every command.
 //   - Accuracy and AccuracyMeter: agreement metrics (top-1, cosine, SQNR,
-//     max error) of a variant against a reference.
+//     max error, IoU of binarized maps) of a variant against a reference;
+//     top-1 only for class vectors, IoU only for [0, 1] outputs.
+//   - Metric, ChooseMetric, Budget: the accuracy metric that fits an
+//     output's shape (top1 with labels, agreement for class vectors, iou@T
+//     for probability maps, cosine otherwise; sqnr on request) and the
+//     budget a compressed model must keep (DefaultBudget always applies).
 //   - half (a sub-package without project imports): float16 and bfloat16
 //     conversion.
 //

@@ -16,9 +16,14 @@ type QuantizeFunc func(exclude []string) (*graph.Model, *Report, error)
 
 // AccuracyResult is the outcome of Controlled.
 type AccuracyResult struct {
-	// Drop is the accuracy drop in percentage points: top-1 accuracy
-	// (float minus quantized) with labels, else 100 * (1 - top-1
-	// agreement).
+	// Metric is the metric judged (numerics.Metric.String: top1,
+	// agreement, cosine, sqnr, iou@T) and Verdict the last measurement
+	// against the budget.
+	Metric  string           `json:"metric"`
+	Verdict numerics.Verdict `json:"verdict"`
+	// Drop is the accuracy drop in points for the top-1 metrics: top-1
+	// accuracy (float minus quantized) with labels, else 100 * (1 - top-1
+	// agreement); 0 for the others.
 	Drop     float64           `json:"drop_points"`
 	Accuracy numerics.Accuracy `json:"accuracy"`
 	// RefTop1 is the float model's top-1 accuracy (with labels).
@@ -26,8 +31,19 @@ type AccuracyResult struct {
 	// LayerSQNR is each quantized node's output SQNR (dB) against fp32 on
 	// the first attempt, worst first.
 	LayerSQNR []LayerSQNR `json:"layer_sqnr,omitempty"`
-	// Met reports whether the drop is within the limit.
+	// Tried lists every attempt, in order: how many of the worst layers
+	// were left in float and the verdict.
+	Tried []Attempt `json:"tried"`
+	// Met reports whether the returned model is within the budget.
 	Met bool `json:"met"`
+}
+
+// Attempt is one quantization Controlled measured.
+type Attempt struct {
+	// InFloat is the number of quantizable nodes put back in float (the
+	// worst by output SQNR).
+	InFloat int              `json:"in_float"`
+	Verdict numerics.Verdict `json:"verdict"`
 }
 
 // LayerSQNR is one node's quantization error.
@@ -36,58 +52,148 @@ type LayerSQNR struct {
 	DB   float64 `json:"sqnr_db"`
 }
 
-// Controlled quantizes with quantize, measures the drop against ref on
-// samples (labels optional), and while the drop exceeds maxDrop points puts
-// the quantized node with the worst output SQNR back in float and tries
-// again. It returns the last model tried, its report (LeftInFloat filled)
-// and the measurement; Met is false when even all-float-but-one could not
-// meet the limit (the caller decides what to do).
+// Control is what accuracy control keeps: the metric (nil: the one that
+// fits the float model's first output, numerics.ChooseMetric) and the
+// budget it is judged by.
+type Control struct {
+	Metric *numerics.Metric
+	Budget numerics.Budget
+}
+
+// Controlled is ControlledBy with the metric that fits the output and
+// numerics.DefaultBudget, its top-1 drop limit set to maxDrop points.
 func Controlled(ref *graph.Model, quantize QuantizeFunc, backend string, samples [][]*runtime.Tensor, labels []int, maxDrop float64) (*graph.Model, *Report, *AccuracyResult, error) {
+	b := numerics.DefaultBudget
+	b.MaxDrop = maxDrop
+	return ControlledBy(ref, quantize, backend, samples, labels, Control{Budget: b})
+}
+
+// ControlledBy quantizes with quantize, measures the result against ref on
+// samples (labels optional) with c's metric, and while it is outside c's
+// budget puts the quantized nodes with the worst output SQNR back in
+// float: 1, 2, 4, ... of them until the budget is met, then bisects
+// between the last count that failed and the first that met it, so n
+// layers cost O(log n) attempts. Something always stays quantized: a count
+// that leaves nothing quantized ends the search unmet. It
+// returns the model kept (the one that met the budget with the fewest
+// nodes in float, else the last tried), its report (LeftInFloat filled)
+// and the measurement with every attempt; Met is false when the budget
+// could not be met (the caller decides what to do).
+func ControlledBy(ref *graph.Model, quantize QuantizeFunc, backend string, samples [][]*runtime.Tensor, labels []int, c Control) (*graph.Model, *Report, *AccuracyResult, error) {
 	if len(samples) == 0 {
 		return nil, nil, nil, fmt.Errorf("quant: accuracy control needs samples")
 	}
-	var exclude []string
-	var ranking []LayerSQNR
-	for {
+	type outcome struct {
+		q   *graph.Model
+		rep *Report
+		res *AccuracyResult
+		// empty: putting these layers back left nothing quantized (a
+		// static region needs its neighbours): no answer, not measured
+		empty bool
+	}
+	var (
+		ranking []LayerSQNR
+		metric  numerics.Metric
+		tried   []Attempt
+	)
+	if c.Metric != nil {
+		metric = *c.Metric
+	}
+	try := func(k int) (*outcome, error) {
+		var exclude []string
+		for _, l := range ranking[:k] {
+			exclude = append(exclude, l.Node)
+		}
 		q, rep, err := quantize(exclude)
 		if err != nil {
-			return nil, nil, nil, err
+			return nil, err
 		}
 		rep.LeftInFloat = append([]string(nil), exclude...)
-		acc, refTop1, err := Compare(ref, q, backend, samples, labels)
+		if k > 0 && len(rep.Quantized) == 0 {
+			return &outcome{q: q, rep: rep, empty: true}, nil
+		}
+		acc, refTop1, err := CompareAt(ref, q, backend, samples, labels, metric.Threshold)
+		if err != nil {
+			return nil, err
+		}
+		if metric.Kind == "" {
+			metric = numerics.ChooseMetric(acc, labels != nil)
+		}
+		v, err := c.Budget.Judge(metric, acc, refTop1)
+		if err != nil {
+			return nil, fmt.Errorf("quant: accuracy control: %w", err)
+		}
+		res := &AccuracyResult{Metric: metric.String(), Verdict: v, Accuracy: acc, RefTop1: refTop1, Met: v.Met}
+		if metric.IsDrop() {
+			res.Drop = v.Value
+		}
+		tried = append(tried, Attempt{InFloat: k, Verdict: v})
+		return &outcome{q: q, rep: rep, res: res}, nil
+	}
+	finish := func(o *outcome) (*graph.Model, *Report, *AccuracyResult, error) {
+		o.res.LayerSQNR = ranking
+		o.res.Tried = tried
+		return o.q, o.rep, o.res, nil
+	}
+	first, err := try(0)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if first.res.Met || len(first.rep.Quantized) == 0 {
+		return finish(first)
+	}
+	all, err := layerSQNR(ref, first.q, first.rep, backend, samples)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	for _, l := range all {
+		if l.Node != "" {
+			ranking = append(ranking, l)
+		}
+	}
+	limit := len(ranking) - 1 // keep at least one quantized node
+	if len(all) > len(ranking) {
+		limit = len(ranking) // unnamed nodes stay quantized anyway
+	}
+	// grow: 1, 2, 4, ... nodes in float until the budget is met
+	lo, last := 0, first
+	var hi *outcome
+	hiK := 0
+	for k := 1; k <= limit; {
+		o, err := try(k)
 		if err != nil {
 			return nil, nil, nil, err
 		}
-		res := &AccuracyResult{Accuracy: acc, RefTop1: refTop1}
-		switch {
-		case labels != nil && refTop1 != nil && acc.Top1Accuracy != nil:
-			res.Drop = 100 * (*refTop1 - *acc.Top1Accuracy)
-		case acc.Top1Agreement != nil:
-			res.Drop = 100 * (1 - *acc.Top1Agreement)
+		if o.empty {
+			break
 		}
-		if ranking == nil {
-			if ranking, err = layerSQNR(ref, q, rep, backend, samples); err != nil {
-				return nil, nil, nil, err
-			}
+		if o.res.Met {
+			hi, hiK = o, k
+			break
 		}
-		res.LayerSQNR = ranking
-		res.Met = res.Drop <= maxDrop
-		if res.Met {
-			return q, rep, res, nil
+		lo, last = k, o
+		if k == limit {
+			break
 		}
-		// next worst layer that is still quantized and has a name
-		next := ""
-		for _, l := range ranking {
-			if l.Node != "" && !contains(exclude, l.Node) {
-				next = l.Node
-				break
-			}
-		}
-		if next == "" || len(rep.Quantized) == 0 {
-			return q, rep, res, nil
-		}
-		exclude = append(exclude, next)
+		k = min(2*k, limit)
 	}
+	if hi == nil {
+		return finish(last)
+	}
+	// bisect between lo (outside the budget) and hiK (within it)
+	for hiK-lo > 1 {
+		mid := (lo + hiK) / 2
+		o, err := try(mid)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		if !o.empty && o.res.Met {
+			hi, hiK = o, mid
+		} else {
+			lo = mid
+		}
+	}
+	return finish(hi)
 }
 
 func contains(s []string, v string) bool {

@@ -15,6 +15,12 @@ import (
 // per row of the first output; refTop1 is then the float model's top-1
 // accuracy on the same rows, else nil).
 func Compare(ref, q *graph.Model, backend string, samples [][]*runtime.Tensor, labels []int) (acc numerics.Accuracy, refTop1 *float64, err error) {
+	return CompareAt(ref, q, backend, samples, labels, 0)
+}
+
+// CompareAt is Compare with the first output's masks binarized at
+// iouThreshold for IoU (0: numerics.DefaultIoUThreshold).
+func CompareAt(ref, q *graph.Model, backend string, samples [][]*runtime.Tensor, labels []int, iouThreshold float64) (acc numerics.Accuracy, refTop1 *float64, err error) {
 	rs, err := runtime.Open(backend, ref, runtime.Options{Threads: 1})
 	if err != nil {
 		return acc, nil, fmt.Errorf("quant: compare: float model: %w", err)
@@ -25,7 +31,8 @@ func Compare(ref, q *graph.Model, backend string, samples [][]*runtime.Tensor, l
 		return acc, nil, fmt.Errorf("quant: compare: quantized model: %w", err)
 	}
 	defer qs.Close()
-	var fp32, int8 numerics.AccuracyMeter
+	var fp32 numerics.AccuracyMeter
+	int8 := numerics.AccuracyMeter{IoUThreshold: iouThreshold}
 	for i, in := range samples {
 		ro, err := rs.Run(context.Background(), in)
 		if err != nil {

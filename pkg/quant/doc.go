@@ -40,10 +40,15 @@
 // in float32 with Casts around them, and the graph's inputs and outputs
 // float32 when KeepIO is set.
 //
-// Controlled implements accuracy control: quantize, measure the drop
-// (top-1 accuracy with labels, else top-1 agreement with fp32), rank the
+// ControlledBy implements accuracy control: quantize, measure the result
+// against fp32 with the metric that fits the output (numerics.ChooseMetric:
+// top-1 accuracy with labels, top-1 agreement for class vectors, IoU of
+// binarized probability maps, cosine; or the one asked for), rank the
 // quantized nodes by the SQNR of their outputs against fp32 and put the
-// worst back in float until the drop is within the limit. MeasureSpeed
+// worst back in float, 1, 2, 4, ... then bisected, until the result is
+// within the numerics.Budget; every attempt is recorded (Tried), and
+// something always stays quantized. Controlled is ControlledBy with the
+// default budget and a top-1 drop limit. MeasureSpeed
 // compares a float model and its quantized form in interleaved A/B runs
 // (median, one thread) and says plainly when the quantized one is not
 // faster. Search runs Controlled for several variants (Int8Variants:

@@ -55,8 +55,9 @@ func TestFP16(t *testing.T) {
 				if acc.Cosine == nil || *acc.Cosine < 0.999 {
 					t.Errorf("%s: cosine %v < 0.999", be, acc.Cosine)
 				}
-				if acc.Top1Agreement == nil || *acc.Top1Agreement < 0.95 {
-					t.Errorf("%s: top-1 agreement %v", be, acc.Top1Agreement)
+				// top-1 only for class vectors: the transformer's [N,T,D] has none
+				if class := tc.name != "transformer"; class && (acc.Top1Agreement == nil || *acc.Top1Agreement < 0.95) || !class && acc.Top1Agreement != nil {
+					t.Errorf("%s: top-1 agreement %v (class output %v)", be, deref(acc.Top1Agreement), class)
 				}
 				if acc.Cosine != nil {
 					t.Logf("%s: cosine %.6f sqnr %.1f dB", be, *acc.Cosine, deref(acc.SQNRdB))

@@ -159,9 +159,10 @@ placed for the target (ort-cpu by default; see the targets).`,
 	})
 	RegisterRecipe(&Recipe{
 		Name: "int8-auto",
-		Doc: `Try every int8 recipe under accuracy control and keep the fastest (needs evaluation data).
+		Doc: `Try every int8 recipe under accuracy control and keep the fastest (needs evaluation or calibration data).
 The static variants run only with calibration data; each variant's
-accuracy is measured on the evaluation samples and its speed on ONNX
+accuracy is measured on the evaluation samples (without them, on
+calibration samples held out from calibration) and its speed on ONNX
 Runtime against the float model.`,
 		Calib:     CalibOptional,
 		Int8:      true,

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/optictl/optictl/pkg/graph"
+	"github.com/optictl/optictl/pkg/numerics"
 	"github.com/optictl/optictl/pkg/runtime"
 )
 
@@ -33,8 +34,12 @@ type SearchOptions struct {
 	Backend string
 	// SpeedBackend times the variants (default "ort").
 	SpeedBackend string
-	// MaxDrop is the accuracy limit in points (see Controlled).
+	// MaxDrop is the accuracy limit in points (see Controlled); used only
+	// when Control is nil.
 	MaxDrop float64
+	// Control, when set, is the metric and budget each variant is held to
+	// (ControlledBy).
+	Control *Control
 	// Rounds and Budget bound each interleaved timing (defaults 200, 2s).
 	Rounds int
 	Budget time.Duration
@@ -81,14 +86,23 @@ func Search(ref *graph.Model, variants []Variant, samples [][]*runtime.Tensor, l
 			c.Err = "no quantize function"
 			continue
 		}
-		q, rep, acc, err := Controlled(ref, v.Quantize, o.Backend, samples, labels, o.MaxDrop)
+		ctl := Control{Budget: numerics.DefaultBudget}
+		ctl.Budget.MaxDrop = o.MaxDrop
+		if o.Control != nil {
+			ctl = *o.Control
+		}
+		q, rep, acc, err := ControlledBy(ref, v.Quantize, o.Backend, samples, labels, ctl)
 		if err != nil {
 			c.Err = err.Error()
 			continue
 		}
 		c.Report, c.Accuracy, c.Model = rep, acc, q
+		if err := rep.NothingQuantized(); err != nil {
+			c.Err = err.Error()
+			continue
+		}
 		if !acc.Met {
-			c.Err = fmt.Sprintf("drop %.2f points > %g even with %d nodes in float", acc.Drop, o.MaxDrop, len(rep.LeftInFloat))
+			c.Err = fmt.Sprintf("%s %s, outside the budget (%s) even with %d nodes in float", acc.Metric, acc.Verdict.ValueString(), acc.Verdict.Limit, len(rep.LeftInFloat))
 			continue
 		}
 		sp, err := MeasureSpeed(ref, q, o.SpeedBackend, samples[0], o.Rounds, o.Budget)

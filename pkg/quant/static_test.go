@@ -1,6 +1,7 @@
 package quant
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/optictl/optictl/pkg/graph"
@@ -58,8 +59,10 @@ func TestStatic(t *testing.T) {
 			if acc.Cosine == nil || *acc.Cosine < 0.99 {
 				t.Errorf("interp cosine %v < 0.99", acc.Cosine)
 			}
-			if acc.Top1Agreement == nil || *acc.Top1Agreement < 0.9 {
-				t.Errorf("interp top-1 agreement %v < 0.9", acc.Top1Agreement)
+			// top-1 only for class vectors: the transformer's [N,T,D] has none
+			class := !strings.HasPrefix(tc.name, "transformer")
+			if class && (acc.Top1Agreement == nil || *acc.Top1Agreement < 0.9) || !class && acc.Top1Agreement != nil {
+				t.Errorf("interp top-1 agreement %v (class output %v): want >= 0.9 for class vectors, none otherwise", deref(acc.Top1Agreement), class)
 			}
 			gotO := runSamples(t, open(t, "ort", q), samples)
 			accO := accuracy(t, ref, gotO)
@@ -70,7 +73,7 @@ func TestStatic(t *testing.T) {
 			if d > lim && !tc.opts.FullRange { // see StaticOptions.FullRange
 				t.Errorf("interp and ort differ by %g > %g", d, lim)
 			}
-			t.Logf("cosine interp %.5f ort %.5f, top-1 %.3f, sqnr %.1f dB, |interp-ort| %.3g", *acc.Cosine, *accO.Cosine, *acc.Top1Agreement, deref(acc.SQNRdB), d)
+			t.Logf("cosine interp %.5f ort %.5f, top-1 %.3f, sqnr %.1f dB, |interp-ort| %.3g", *acc.Cosine, *accO.Cosine, deref(acc.Top1Agreement), deref(acc.SQNRdB), d)
 		})
 	}
 }
