@@ -95,6 +95,13 @@ type Report struct {
 	// Notes are remarks for the user (unstructured: zeros do not speed up
 	// dense kernels).
 	Notes []string `json:"notes,omitempty"`
+	// Reconstruction (structured, filled by Reconstruct) is what the
+	// least-squares re-fit and the BatchNorm re-estimation did.
+	Reconstruction *ReconReport `json:"reconstruction,omitempty"`
+
+	// sliced maps {node index, input, dim} of each constant input that
+	// structured pruning sliced to the original indices it kept, in order.
+	sliced map[[3]int][]int
 }
 
 // NoteDense is the honest note that unstructured pruning carries.

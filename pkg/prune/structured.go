@@ -676,11 +676,19 @@ func structured(m *graph.Model, opts Options, rep *Report) error {
 	for _, o := range g.Outputs {
 		uses[o.Name]++
 	}
+	nodeIdx := map[*graph.Node]int{}
+	for i, n := range g.Nodes {
+		nodeIdx[n] = i
+	}
 	for _, ac := range a.acts {
 		keep, pruned := keepIdx(ac.segs)
 		if !pruned {
 			continue
 		}
+		if rep.sliced == nil {
+			rep.sliced = map[[3]int][]int{}
+		}
+		rep.sliced[[3]int{nodeIdx[ac.node], ac.input, ac.dim}] = keep
 		name := ac.node.Inputs[ac.input]
 		t := getConst(g, name)
 		if t == nil {
