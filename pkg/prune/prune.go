@@ -36,6 +36,10 @@ type Options struct {
 	// pruning 16 channels to 11 makes the model slower, not faster. 8 is the
 	// value to use for ORT on x86 CPUs; 0 keeps the exact fraction.
 	Multiple int `json:"multiple,omitempty"`
+	// PerLayer (structured, not Global), when set, gives each tie group its
+	// own fraction, looked up by the name of one of its layers (nodes);
+	// groups not named are not pruned. Fraction is then only reported.
+	PerLayer map[string]float64 `json:"per_layer,omitempty"`
 }
 
 // Modes.
@@ -185,6 +189,11 @@ func Prune(m *graph.Model, opts Options) (rep *Report, err error) {
 		return nil, fmt.Errorf("prune: unknown mode %q (want structured or unstructured)", opts.Mode)
 	}
 	opts.Mode = mode
+	for name, f := range opts.PerLayer {
+		if math.IsNaN(f) || f < 0 || f >= 1 {
+			return nil, fmt.Errorf("prune: fraction %v for layer %q is not in [0, 1)", f, name)
+		}
+	}
 	if opts.Multiple < 0 || opts.Multiple > 1<<16 {
 		return nil, fmt.Errorf("prune: channel multiple %d out of range", opts.Multiple)
 	}

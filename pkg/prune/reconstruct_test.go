@@ -1,7 +1,9 @@
 package prune
 
 import (
+	"errors"
 	"math"
+	"strings"
 	"testing"
 
 	"github.com/optictl/optictl/pkg/graph"
@@ -89,5 +91,53 @@ func TestReconstructImproves(t *testing.T) {
 	}
 	if !(after.Cosine > before.Cosine) {
 		t.Fatalf("cosine %v -> %v: reconstruction did not help", before.Cosine, after.Cosine)
+	}
+}
+
+// TestAuto: on the test CNN, per-layer ratios chosen by sensitivity meet
+// the target, reconstruction keeps the result within a loose budget, and
+// an impossible budget fails with ErrBudget, leaving the model unchanged.
+func TestAuto(t *testing.T) {
+	orig := testmodels.CNN()
+	calib := seededSamples(t, orig, 8, 100)
+	held := seededSamples(t, orig, 4, 900)
+	for _, tc := range []struct {
+		name      string
+		minCosine float64
+		wantErr   bool
+	}{
+		{"loose budget", 0.9, false},
+		{"impossible budget", 0.99999, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := orig.Clone()
+			ar, err := Auto(m, calib, held, AutoOptions{Options: Options{Fraction: 0.3}, Reconstruct: true, MinCosine: tc.minCosine})
+			if tc.wantErr {
+				if !errors.Is(err, ErrBudget) || ar == nil {
+					t.Fatalf("err %v, report %v: want ErrBudget with a report", err, ar != nil)
+				}
+				if m.Format() != orig.Format() {
+					t.Fatal("a failed prune changed the model")
+				}
+				if !strings.Contains(ar.Table(), "cos@0.5") {
+					t.Fatalf("table lacks the sensitivity columns:\n%s", ar.Table())
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("\n%s", ar.Table())
+			got := 1 - float64(ar.ChannelsAfter)/float64(ar.ChannelsBefore)
+			if got < 0.3-0.05 {
+				t.Fatalf("removed %.3f of the channels, want about 0.3", got)
+			}
+			if !(ar.Final.Cosine >= 0.9) || ar.Final.Cosine < ar.Pruned.Cosine-1e-9 {
+				t.Fatalf("pruned %v, final %v", ar.Pruned, ar.Final)
+			}
+			if err := m.Verify(); err != nil {
+				t.Fatal(err)
+			}
+		})
 	}
 }

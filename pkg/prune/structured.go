@@ -588,7 +588,19 @@ func structured(m *graph.Model, opts Options, rep *Report) error {
 		}
 	} else {
 		for _, gr := range cands {
-			k := roundCount(opts.Fraction, gr.n)
+			frac := opts.Fraction
+			if opts.PerLayer != nil {
+				frac = 0
+				for _, s := range gr.members {
+					if src := a.spaces[s].src; src != nil {
+						if f, ok := opts.PerLayer[src.node.Name]; ok {
+							frac = f
+							break
+						}
+					}
+				}
+			}
+			k := roundCount(frac, gr.n)
 			if k >= gr.n {
 				k = gr.n - 1
 			}
