@@ -68,9 +68,9 @@ type Sensitivity struct {
 	Chosen float64 `json:"chosen"`
 }
 
-// AutoReport says what Auto did.
+// AutoReport is the accuracy side of a sensitivity-driven prune
+// (Report.Accuracy).
 type AutoReport struct {
-	*Report
 	Sensitivity []Sensitivity `json:"sensitivity"`
 	// Pruned is the held-out fidelity of the pruned model before
 	// reconstruction, Final after it (equal when Reconstruct is off).
@@ -80,6 +80,8 @@ type AutoReport struct {
 	Calib     int      `json:"calibration_samples"`
 	MinCosine float64  `json:"min_cosine"`
 	MinTop1   float64  `json:"min_top1"`
+	// Reconstructed is set when Final is measured after reconstruction.
+	Reconstructed bool `json:"reconstructed"`
 }
 
 // ErrBudget is wrapped by the error Auto returns when the pruned model
@@ -91,7 +93,7 @@ var ErrBudget = errors.New("prune: the pruned model is outside the accuracy budg
 // checks it on held. On success m is replaced by the pruned model. On a
 // budget failure it returns the report (with the per-layer table) and an
 // error wrapping ErrBudget, and m is unchanged.
-func Auto(m *graph.Model, calib, held [][]*runtime.Tensor, o AutoOptions) (*AutoReport, error) {
+func Auto(m *graph.Model, calib, held [][]*runtime.Tensor, o AutoOptions) (*Report, error) {
 	if o.Mode == "" {
 		o.Mode = Structured
 	}
@@ -255,7 +257,7 @@ func Auto(m *graph.Model, calib, held [][]*runtime.Tensor, o AutoOptions) (*Auto
 	if err != nil {
 		return nil, err
 	}
-	ar.Report = rep
+	rep.Accuracy = ar
 	href, err := runOutputs(m, held, backend)
 	if err != nil {
 		return nil, err
@@ -274,13 +276,14 @@ func Auto(m *graph.Model, calib, held [][]*runtime.Tensor, o AutoOptions) (*Auto
 		if ar.Final, err = measureAgainst(href, pm, held, backend); err != nil {
 			return nil, err
 		}
+		ar.Reconstructed = true
 	}
 	rep.ParamsAfter, rep.FLOPsAfter = cost(pm)
 	if why := ar.outside(); why != "" {
-		return ar, fmt.Errorf("%w: %s", ErrBudget, why)
+		return rep, fmt.Errorf("%w: %s", ErrBudget, why)
 	}
 	*m = *pm
-	return ar, nil
+	return rep, nil
 }
 
 // outside says why the final model is outside the budget ("" when it is
@@ -300,7 +303,8 @@ func (ar *AutoReport) outside() string {
 	return ""
 }
 
-// Table renders the per-layer sensitivity and the chosen ratios.
+// Table renders the per-layer sensitivity, the chosen ratios and the
+// held-out accuracy.
 func (ar *AutoReport) Table() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%-40s %8s", "layers (tie group)", "channels")
@@ -322,7 +326,7 @@ func (ar *AutoReport) Table() string {
 		fmt.Fprintf(&b, " %7.3f\n", s.Chosen)
 	}
 	fmt.Fprintf(&b, "held-out (%d samples; calibration %d): pruned %s\n", ar.Held, ar.Calib, ar.Pruned)
-	if ar.Report != nil && ar.Report.Reconstruction != nil {
+	if ar.Reconstructed {
 		fmt.Fprintf(&b, "after reconstruction: %s\n", ar.Final)
 	}
 	fmt.Fprintf(&b, "budget: cosine >= %.4f, top-1 agreement >= %.2f%% (class outputs); collapse: cosine < %.2f or all zeros\n", ar.MinCosine, 100*ar.MinTop1, CollapseCosine)

@@ -102,6 +102,9 @@ type Report struct {
 	// Reconstruction (structured, filled by Reconstruct) is what the
 	// least-squares re-fit and the BatchNorm re-estimation did.
 	Reconstruction *ReconReport `json:"reconstruction,omitempty"`
+	// Accuracy (filled by Auto) is the per-layer sensitivity, the chosen
+	// ratios and the held-out accuracy against the unpruned model.
+	Accuracy *AutoReport `json:"accuracy,omitempty"`
 
 	// sliced maps {node index, input, dim} of each constant input that
 	// structured pruning sliced to the original indices it kept, in order.
@@ -149,6 +152,26 @@ func (r *Report) String() string {
 	}
 	fmt.Fprintf(&b, "  params %d -> %d (%.1f%%), FLOPs %d -> %d (%.1f%%)\n",
 		r.ParamsBefore, r.ParamsAfter, pct(r.ParamsAfter, r.ParamsBefore), r.FLOPsBefore, r.FLOPsAfter, pct(r.FLOPsAfter, r.FLOPsBefore))
+	if rr := r.Reconstruction; rr != nil {
+		ls, bn := 0, 0
+		for _, l := range rr.Layers {
+			if l.Kind == "batchnorm" {
+				bn++
+				continue
+			}
+			ls++
+			fmt.Fprintf(&b, "  re-fitted %-12s on %d rows: layer error %.4f -> %.4f\n", l.Node, l.Rows, l.ErrBefore, l.ErrAfter)
+		}
+		fmt.Fprintf(&b, "  reconstruction on %d calibration samples: %d convs re-fitted (least squares), %d BatchNorm statistics corrected\n", rr.Samples, ls, bn)
+		for _, s := range rr.Skipped {
+			fmt.Fprintf(&b, "  not re-fitted %s: %s\n", strings.Join(s.Nodes, ", "), s.Reason)
+		}
+	}
+	if r.Accuracy != nil {
+		for _, line := range strings.Split(strings.TrimRight(r.Accuracy.Table(), "\n"), "\n") {
+			fmt.Fprintf(&b, "  %s\n", line)
+		}
+	}
 	for _, n := range r.Notes {
 		fmt.Fprintf(&b, "  note: %s\n", n)
 	}

@@ -111,11 +111,12 @@ func TestAuto(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			m := orig.Clone()
-			ar, err := Auto(m, calib, held, AutoOptions{Options: Options{Fraction: 0.3}, Reconstruct: true, MinCosine: tc.minCosine})
+			rep, err := Auto(m, calib, held, AutoOptions{Options: Options{Fraction: 0.3}, Reconstruct: true, MinCosine: tc.minCosine})
 			if tc.wantErr {
-				if !errors.Is(err, ErrBudget) || ar == nil {
-					t.Fatalf("err %v, report %v: want ErrBudget with a report", err, ar != nil)
+				if !errors.Is(err, ErrBudget) || rep == nil || rep.Accuracy == nil {
+					t.Fatalf("err %v, report %v: want ErrBudget with a report", err, rep != nil)
 				}
+				ar := rep.Accuracy
 				if m.Format() != orig.Format() {
 					t.Fatal("a failed prune changed the model")
 				}
@@ -127,8 +128,9 @@ func TestAuto(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			ar := rep.Accuracy
 			t.Logf("\n%s", ar.Table())
-			got := 1 - float64(ar.ChannelsAfter)/float64(ar.ChannelsBefore)
+			got := 1 - float64(rep.ChannelsAfter)/float64(rep.ChannelsBefore)
 			if got < 0.3-0.05 {
 				t.Fatalf("removed %.3f of the channels, want about 0.3", got)
 			}
