@@ -89,6 +89,10 @@ type optimizeOptions struct {
 	PruneNorm     string
 	PruneMultiple int
 	PruneGlobal   bool
+	// structured pruning: reconstruction and accuracy budget
+	PruneReconstruct bool
+	PruneMinCosine   float64
+	PruneMinTop1     float64
 }
 
 // checkQuantFlags validates the quantization and pruning flags (usage errors).
@@ -111,9 +115,12 @@ func (o *optimizeOptions) checkQuantFlags() error {
 	if o.PruneMode != prune.Structured && o.PruneMode != prune.Unstructured {
 		return usageErr("--prune-mode %q: want structured or unstructured", o.PruneMode)
 	}
+	if err := o.checkPruneFlags(); err != nil {
+		return err
+	}
 	if o.Quantize == "" {
-		if o.Calib != "" {
-			return usageErr("--calib needs --quantize (a recipe that calibrates)")
+		if o.Calib != "" && (o.Prune == 0 || o.PruneMode != prune.Structured) {
+			return usageErr("--calib needs --quantize (a recipe that calibrates) or --prune (structured)")
 		}
 		if o.QuantTarget != "" {
 			return usageErr("--quant-target needs --quantize")
@@ -565,9 +572,12 @@ func runOptimize(g *globalOptions, o *optimizeOptions) error {
 		}
 	}
 	if o.Prune > 0 {
-		pm := out.Clone()
-		prep, err := prune.Prune(pm, prune.Options{Fraction: o.Prune, Mode: o.PruneMode, Norm: o.PruneNorm, Multiple: o.PruneMultiple, Global: o.PruneGlobal})
+		pm, prep, err := applyPrune(g, o, out)
 		if err != nil {
+			if prep != nil {
+				res.Prune, res.Error = prep, err.Error()
+				printOptimize(g, o, &res)
+			}
 			return err
 		}
 		out, res.Prune = pm, prep
@@ -971,6 +981,9 @@ results. Use it for a fleet of one CPU kind.
 	f.StringVar(&o.PruneMode, "prune-mode", "structured", "pruning mode: structured (channels, L1 norm) or unstructured (magnitude)")
 	f.StringVar(&o.PruneNorm, "prune-norm", "l1", "channel ranking for structured pruning: l1 or l2")
 	f.IntVar(&o.PruneMultiple, "prune-multiple", 0, "round kept channels per layer to a multiple of this (8 suits ONNX Runtime's blocked x86 conv kernels; 0 keeps the exact fraction)")
+	f.BoolVar(&o.PruneReconstruct, "prune-reconstruct", true, "structured: after removing channels, re-fit the next layers by least squares on --calib activations and correct BatchNorm statistics")
+	f.Float64Var(&o.PruneMinCosine, "prune-min-cosine", prune.DefaultMinCosine, "structured: accuracy budget, the least mean output cosine against the unpruned model on held-out samples (always applies; below 0.9 or all-zero output is a collapse); outside it exit 3, nothing written")
+	f.Float64Var(&o.PruneMinTop1, "prune-min-top1", prune.DefaultMinTop1, "structured: accuracy budget, the least top-1 agreement with the unpruned model for [N,K] class outputs")
 	f.BoolVar(&o.PruneGlobal, "prune-global", false, "unstructured: one magnitude threshold across all layers instead of per layer")
 	f.BoolVar(&o.RequireSpeedup, "require-speedup", false, "exit 3 (writing nothing) unless the quantized model is faster than the float one on ORT at 1 thread")
 	return cmd
