@@ -153,16 +153,19 @@ func (r *Report) String() string {
 	fmt.Fprintf(&b, "  params %d -> %d (%.1f%%), FLOPs %d -> %d (%.1f%%)\n",
 		r.ParamsBefore, r.ParamsAfter, pct(r.ParamsAfter, r.ParamsBefore), r.FLOPsBefore, r.FLOPsAfter, pct(r.FLOPsAfter, r.FLOPsBefore))
 	if rr := r.Reconstruction; rr != nil {
-		ls, bn := 0, 0
+		ls, bias, bn := 0, 0, 0
 		for _, l := range rr.Layers {
-			if l.Kind == "batchnorm" {
+			switch {
+			case l.Kind == "batchnorm":
 				bn++
-				continue
+			case l.Kind == "bias" && l.ErrBefore == 0:
+				bias++
+			default:
+				ls++
+				fmt.Fprintf(&b, "  re-fitted %-12s (%s) on %d rows: layer error %.4f -> %.4f\n", l.Node, l.Kind, l.Rows, l.ErrBefore, l.ErrAfter)
 			}
-			ls++
-			fmt.Fprintf(&b, "  re-fitted %-12s on %d rows: layer error %.4f -> %.4f\n", l.Node, l.Rows, l.ErrBefore, l.ErrAfter)
 		}
-		fmt.Fprintf(&b, "  reconstruction on %d calibration samples: %d convs re-fitted (least squares), %d BatchNorm statistics corrected\n", rr.Samples, ls, bn)
+		fmt.Fprintf(&b, "  reconstruction on %d calibration samples: %d convs re-fitted by least squares, %d conv biases and %d BatchNorm statistics corrected for drift\n", rr.Samples, ls, bias, bn)
 		for _, s := range rr.Skipped {
 			fmt.Fprintf(&b, "  not re-fitted %s: %s\n", strings.Join(s.Nodes, ", "), s.Reason)
 		}

@@ -45,8 +45,10 @@ type ReconOptions struct {
 // ReconLayer is one fix Reconstruct applied.
 type ReconLayer struct {
 	Node string `json:"node"`
-	// Kind is "least-squares" (Conv weights re-fitted) or "batchnorm"
-	// (running statistics corrected).
+	// Kind is "least-squares" (Conv weights and bias re-fitted), "bias"
+	// (only the Conv bias corrected: too few rows for a full fit, or a Conv
+	// downstream of the pruning whose input channels were kept) or
+	// "batchnorm" (running statistics corrected).
 	Kind string `json:"kind"`
 	// Rows is the number of calibration rows (least-squares) or values per
 	// channel (batchnorm) the fix used.
@@ -110,10 +112,12 @@ func Reconstruct(orig, pruned *graph.Model, rep *Report, calib [][]*runtime.Tens
 		}
 		switch {
 		case pn.Is("Conv"):
-			if _, ok := rep.sliced[[3]int{i, 1, 1}]; !ok {
-				continue
-			}
-			if pn.AttrInt("group", 1) != 1 {
+			if _, ok := rep.sliced[[3]int{i, 1, 1}]; !ok || pn.AttrInt("group", 1) != 1 {
+				// Not re-fitted: downstream of a change, its bias absorbs
+				// the mean drift of its output.
+				if first >= 0 && len(pn.Inputs) > 1 && getConst(pg, pn.Inputs[1]) != nil && (len(pn.Inputs) < 3 || pn.Inputs[2] == "" || getConst(pg, pn.Inputs[2]) != nil) {
+					fixes = append(fixes, fix{idx: i, kind: "bias", outCh: rep.sliced[[3]int{i, 1, 0}]})
+				}
 				continue
 			}
 			why := convUnsupported(on, getConst(og, on.Inputs[1]))
@@ -139,9 +143,15 @@ func Reconstruct(orig, pruned *graph.Model, rep *Report, calib [][]*runtime.Tens
 	if len(fixes) == 0 {
 		return nil
 	}
+	value := func(n *graph.Node, f fix) string {
+		if f.kind == "bias" {
+			return n.Outputs[0]
+		}
+		return n.Inputs[0]
+	}
 	var names []string
 	for _, f := range fixes {
-		names = append(names, og.Nodes[f.idx].Inputs[0])
+		names = append(names, value(og.Nodes[f.idx], f))
 	}
 	ref, err := collectValues(orig, names, calib, o.Backend)
 	if err != nil {
@@ -150,16 +160,19 @@ func Reconstruct(orig, pruned *graph.Model, rep *Report, calib [][]*runtime.Tens
 	rng := rand.New(rand.NewSource(o.Seed + 1))
 	for _, f := range fixes {
 		pn, on := pg.Nodes[f.idx], og.Nodes[f.idx]
-		cur, err := collectValues(pruned, []string{pn.Inputs[0]}, calib, o.Backend)
+		cur, err := collectValues(pruned, []string{value(pn, f)}, calib, o.Backend)
 		if err != nil {
 			return err
 		}
-		xo, xp := ref[on.Inputs[0]], cur[pn.Inputs[0]]
+		xo, xp := ref[value(on, f)], cur[value(pn, f)]
 		var l ReconLayer
-		if f.kind == "ls" {
+		switch f.kind {
+		case "ls":
 			l, err = refitConv(pruned, on, pn, og, xo, xp, f.outCh, o, rng)
-		} else {
+		case "bn":
 			l, err = correctBN(pruned, pn, xo, xp, f.outCh)
+		default:
+			l, err = correctBias(pruned, pn, xo, xp, f.outCh)
 		}
 		if err != nil {
 			return fmt.Errorf("prune: reconstruction of %s: %w", pn, err)
@@ -435,6 +448,35 @@ func refitConv(pm *graph.Model, on, pn *graph.Node, og *graph.Graph, xo, xp []*r
 		return math.Sqrt(tot / ref)
 	}
 	before := resid(W0)
+	l := ReconLayer{Node: pn.Name, Kind: "least-squares", Rows: rows, ErrBefore: before}
+	if l.Node == "" {
+		l.Node = pn.Outputs[0]
+	}
+	if rows < kp {
+		// Too few rows for kp unknowns per output: fit only the bias,
+		// b' = mean(y) - W_s mean(x).
+		W1 := append([]float64(nil), W0...)
+		cnt := A[(kp-1)*kp+kp-1]
+		for j := 0; j < cop; j++ {
+			s := B[(kp-1)*cop+j]
+			for k := 0; k < kp-1; k++ {
+				s -= W0[k*cop+j] * A[(kp-1)*kp+k]
+			}
+			W1[(kp-1)*cop+j] = s / cnt
+		}
+		l.Kind, l.ErrAfter = "bias", resid(W1)
+		l.Note = fmt.Sprintf("%d calibration rows for %d unknowns per output: only the bias re-fitted (pass more --calib samples)", rows, kp)
+		if !(l.ErrAfter < before) {
+			l.ErrAfter = before
+			return l, nil
+		}
+		nb := make([]float32, cop)
+		for j := range nb {
+			nb[j] = float32(W1[(kp-1)*cop+j])
+		}
+		putConst(pm, pn, 2, graph.NewFloat32(pn.Inputs[1]+".bias", []int64{int64(cop)}, nb))
+		return l, nil
+	}
 	M := append([]float64(nil), A...)
 	for i := 0; i < kp; i++ {
 		M[i*kp+i] += lambda
@@ -447,10 +489,7 @@ func refitConv(pm *graph.Model, on, pn *graph.Node, og *graph.Graph, xo, xp []*r
 		return ReconLayer{}, err
 	}
 	after := resid(R)
-	l := ReconLayer{Node: pn.Name, Kind: "least-squares", Rows: rows, ErrBefore: before, ErrAfter: after}
-	if l.Node == "" {
-		l.Node = pn.Outputs[0]
-	}
+	l.ErrAfter = after
 	if !(after < before) || math.IsNaN(after) {
 		l.Note = "the fit did not lower the error: weights left as pruned"
 		l.ErrAfter = before
@@ -535,36 +574,11 @@ func correctBN(pm *graph.Model, pn *graph.Node, xo, xp []*runtime.Tensor, outCh 
 			outCh[i] = i
 		}
 	}
-	stats := func(ts []*runtime.Tensor, ch, nc int) (m, v float64, n int) {
-		var s, ss float64
-		for _, t := range ts {
-			if len(t.Shape) < 2 || int(t.Shape[1]) != nc {
-				return 0, 0, 0
-			}
-			f := t.Float32s()
-			inner := 1
-			for _, d := range t.Shape[2:] {
-				inner *= int(d)
-			}
-			for b := 0; b < int(t.Shape[0]); b++ {
-				for _, x := range f[(b*nc+ch)*inner : (b*nc+ch+1)*inner] {
-					s += float64(x)
-					ss += float64(x) * float64(x)
-				}
-				n += inner
-			}
-		}
-		if n == 0 {
-			return 0, 0, 0
-		}
-		m = s / float64(n)
-		return m, math.Max(ss/float64(n)-m*m, 0), n
-	}
 	nm, nv := make([]float32, cp), make([]float32, cp)
 	shift, rows := 0.0, 0
 	for j, oc := range outCh {
-		mo, vo, n := stats(xo, oc, co)
-		mp, vp, _ := stats(xp, j, cp)
+		mo, vo, n := channelStats(xo, oc, co)
+		mp, vp, _ := channelStats(xp, j, cp)
 		if n == 0 {
 			return ReconLayer{}, nil
 		}
@@ -640,4 +654,98 @@ func cholSolve(M, R []float64, n, m int) error {
 		}
 	}
 	return nil
+}
+
+// correctBias shifts the bias of a Conv that was not re-fitted by the mean
+// drift of its output (yo original, yp pruned) per kept output channel:
+// BatchNorm's mean correction, for a BatchNorm folded into the Conv.
+func correctBias(pm *graph.Model, pn *graph.Node, yo, yp []*runtime.Tensor, outCh []int) (ReconLayer, error) {
+	pg := pm.Graph
+	w := getConst(pg, pn.Inputs[1])
+	if w == nil || len(w.Dims) < 1 || w.DType != graph.Float {
+		return ReconLayer{}, nil
+	}
+	cop := int(w.Dims[0])
+	var b []float32
+	if len(pn.Inputs) > 2 && pn.Inputs[2] != "" {
+		t := getConst(pg, pn.Inputs[2])
+		if t == nil || t.DType != graph.Float {
+			return ReconLayer{}, nil
+		}
+		var err error
+		if b, err = t.Float32s(); err != nil {
+			return ReconLayer{}, err
+		}
+	} else {
+		b = make([]float32, cop)
+	}
+	if len(b) != cop || len(yo) == 0 || len(yo[0].Shape) < 2 {
+		return ReconLayer{}, nil
+	}
+	co := int(yo[0].Shape[1])
+	if outCh == nil {
+		if co != cop {
+			return ReconLayer{}, nil
+		}
+		outCh = identity(cop)
+	}
+	if len(outCh) != cop {
+		return ReconLayer{}, fmt.Errorf("output channel map has %d entries, weight %d", len(outCh), cop)
+	}
+	nb := make([]float32, cop)
+	shift, rows := 0.0, 0
+	for j, oc := range outCh {
+		mo, vo, n := channelStats(yo, oc, co)
+		mp, _, _ := channelStats(yp, j, cop)
+		if n == 0 {
+			return ReconLayer{}, nil
+		}
+		rows = n
+		nb[j] = b[j] + float32(mo-mp)
+		if sd := math.Sqrt(vo); sd > 0 {
+			shift = math.Max(shift, math.Abs(mo-mp)/sd)
+		}
+	}
+	putConst(pm, pn, 2, graph.NewFloat32(pn.Inputs[1]+".bias", []int64{int64(cop)}, nb))
+	name := pn.Name
+	if name == "" {
+		name = pn.Outputs[0]
+	}
+	return ReconLayer{Node: name, Kind: "bias", Rows: rows, MeanShift: shift}, nil
+}
+
+func identity(n int) []int {
+	out := make([]int, n)
+	for i := range out {
+		out[i] = i
+	}
+	return out
+}
+
+// channelStats is the mean and variance of channel ch (axis 1, nc
+// channels) over every value of ts; n is 0 when the shapes do not fit.
+func channelStats(ts []*runtime.Tensor, ch, nc int) (m, v float64, n int) {
+	var s, ss float64
+	for _, t := range ts {
+		if len(t.Shape) < 2 || int(t.Shape[1]) != nc {
+			return 0, 0, 0
+		}
+		f := t.Float32s()
+		inner := 1
+		for _, d := range t.Shape[2:] {
+			inner *= int(d)
+		}
+		for b := 0; b < int(t.Shape[0]); b++ {
+			for _, x := range f[(b*nc+ch)*inner : (b*nc+ch+1)*inner] {
+				s += float64(x)
+				ss += float64(x) * float64(x)
+			}
+			n += inner
+		}
+	}
+	if n == 0 {
+		return 0, 0, 0
+	}
+	m = s / float64(n)
+	return m, math.Max(ss/float64(n)-m*m, 0), n
 }
