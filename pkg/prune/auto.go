@@ -76,10 +76,18 @@ type AutoReport struct {
 	// reconstruction, Final after it (equal when Reconstruct is off).
 	Pruned    Fidelity `json:"pruned"`
 	Final     Fidelity `json:"final"`
+	// PrunedProbes and FinalProbes compare the probe values (the features
+	// the head reads) on the held-out samples, before and after
+	// reconstruction.
+	PrunedProbes Fidelity `json:"pruned_probes"`
+	FinalProbes  Fidelity `json:"final_probes"`
 	Held      int      `json:"held_out_samples"`
 	Calib     int      `json:"calibration_samples"`
 	MinCosine float64  `json:"min_cosine"`
 	MinTop1   float64  `json:"min_top1"`
+	// Probes are the values sensitivity is measured on: the features
+	// before the model's head (see probes).
+	Probes []string `json:"probes"`
 	// Reconstructed is set when Final is measured after reconstruction.
 	Reconstructed bool `json:"reconstructed"`
 }
@@ -153,7 +161,8 @@ func Auto(m *graph.Model, calib, held [][]*runtime.Tensor, o AutoOptions) (*Repo
 	}
 	ar := &AutoReport{Held: len(held), Calib: len(calib), MinCosine: o.MinCosine, MinTop1: o.MinTop1}
 	sens := calib[:min(len(calib), o.SensitivitySamples)]
-	ref, err := runOutputs(m, sens, backend)
+	ar.Probes = probes(m)
+	ref, err := probeValues(m, ar.Probes, sens, backend)
 	if err != nil {
 		return nil, err
 	}
@@ -179,7 +188,11 @@ func Auto(m *graph.Model, calib, held [][]*runtime.Tensor, o AutoOptions) (*Repo
 				if _, err := Prune(pm, po); err != nil {
 					return nil, err
 				}
-				f, err := measureAgainst(ref, pm, sens, backend)
+				got, err := probeValues(pm, ar.Probes, sens, backend)
+				if err != nil {
+					return nil, err
+				}
+				f, err := fidelity(ref, got)
 				if err != nil {
 					return nil, err
 				}
@@ -265,7 +278,23 @@ func Auto(m *graph.Model, calib, held [][]*runtime.Tensor, o AutoOptions) (*Repo
 	if ar.Pruned, err = measureAgainst(href, pm, held, backend); err != nil {
 		return nil, err
 	}
-	ar.Final = ar.Pruned
+	hprobe, err := probeValues(m, ar.Probes, held, backend)
+	if err != nil {
+		return nil, err
+	}
+	probeFid := func(c *graph.Model) (Fidelity, error) {
+		got, err := probeValues(c, ar.Probes, held, backend)
+		if err != nil {
+			return Fidelity{}, err
+		}
+		f, err := fidelity(hprobe, got)
+		f.Top1 = nil
+		return f, err
+	}
+	if ar.PrunedProbes, err = probeFid(pm); err != nil {
+		return nil, err
+	}
+	ar.Final, ar.FinalProbes = ar.Pruned, ar.PrunedProbes
 	if o.Reconstruct {
 		if err := Reconstruct(m, pm, rep, calib, o.Recon); err != nil {
 			return nil, err
@@ -277,6 +306,9 @@ func Auto(m *graph.Model, calib, held [][]*runtime.Tensor, o AutoOptions) (*Repo
 			return nil, err
 		}
 		ar.Reconstructed = true
+		if ar.FinalProbes, err = probeFid(pm); err != nil {
+			return nil, err
+		}
 	}
 	rep.ParamsAfter, rep.FLOPsAfter = cost(pm)
 	if why := ar.outside(); why != "" {
@@ -307,6 +339,7 @@ func (ar *AutoReport) outside() string {
 // held-out accuracy.
 func (ar *AutoReport) Table() string {
 	var b strings.Builder
+	fmt.Fprintf(&b, "sensitivity: cosine of %s against the unpruned model, each group pruned alone\n", strings.Join(ar.Probes, ", "))
 	fmt.Fprintf(&b, "%-40s %8s", "layers (tie group)", "channels")
 	if len(ar.Sensitivity) > 0 {
 		for _, r := range ar.Sensitivity[0].Ratios {
@@ -325,9 +358,9 @@ func (ar *AutoReport) Table() string {
 		}
 		fmt.Fprintf(&b, " %7.3f\n", s.Chosen)
 	}
-	fmt.Fprintf(&b, "held-out (%d samples; calibration %d): pruned %s\n", ar.Held, ar.Calib, ar.Pruned)
+	fmt.Fprintf(&b, "held-out (%d samples; calibration %d): pruned: outputs %s; features %s\n", ar.Held, ar.Calib, ar.Pruned, ar.PrunedProbes)
 	if ar.Reconstructed {
-		fmt.Fprintf(&b, "after reconstruction: %s\n", ar.Final)
+		fmt.Fprintf(&b, "after reconstruction: outputs %s; features %s\n", ar.Final, ar.FinalProbes)
 	}
 	fmt.Fprintf(&b, "budget: cosine >= %.4f, top-1 agreement >= %.2f%% (class outputs); collapse: cosine < %.2f or all zeros\n", ar.MinCosine, 100*ar.MinTop1, CollapseCosine)
 	return b.String()
@@ -339,4 +372,68 @@ func fmtFloats(v []float64) string {
 		s[i] = fmt.Sprintf("%.4f", x)
 	}
 	return strings.Join(s, " ")
+}
+
+// probes returns the values sensitivity is measured on: from each graph
+// output, back through ops that only squash, scale or reshape (Softmax,
+// Sigmoid, an Add or Mul of a constant, Reshape, ...) and through the head
+// (a MatMul or Gemm) to its data input, then through reshapes. A softmax
+// over two classes says little about drift; the feature vector the head
+// reads says more.
+func probes(m *graph.Model) []string {
+	g := m.Graph
+	prod := map[string]*graph.Node{}
+	for _, n := range g.Nodes {
+		for _, o := range n.Outputs {
+			prod[o] = n
+		}
+	}
+	consts := constMap(m)
+	reshape := map[string]bool{"Reshape": true, "Flatten": true, "Squeeze": true, "Unsqueeze": true, "Identity": true, "Dropout": true, "Transpose": true}
+	squash := map[string]bool{"Softmax": true, "LogSoftmax": true, "Sigmoid": true, "Tanh": true}
+	var out []string
+	seen := map[string]bool{}
+	for _, o := range g.Outputs {
+		t, head := o.Name, false
+		for {
+			n := prod[t]
+			if n == nil || !n.IsDefaultDomain() || len(n.Inputs) == 0 {
+				break
+			}
+			op := n.OpType
+			constOther := len(n.Inputs) == 2 && consts[n.Inputs[1]] != nil
+			switch {
+			case reshape[op], !head && squash[op], !head && constOther && (op == "Add" || op == "Mul" || op == "Sub" || op == "Div"):
+				t = n.Inputs[0]
+				continue
+			case !head && (op == "MatMul" || op == "Gemm" && n.AttrInt("transA", 0) == 0) && len(n.Inputs) >= 2 && consts[n.Inputs[1]] != nil:
+				t, head = n.Inputs[0], true
+				continue
+			}
+			break
+		}
+		if !seen[t] {
+			seen[t] = true
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// probeValues runs m on samples and returns the named values per sample.
+func probeValues(m *graph.Model, names []string, samples [][]*runtime.Tensor, backend string) ([][]*runtime.Tensor, error) {
+	if backend == "" {
+		backend = "interp"
+	}
+	vals, err := collectValues(m, names, samples, backend)
+	if err != nil {
+		return nil, err
+	}
+	out := make([][]*runtime.Tensor, len(samples))
+	for i := range samples {
+		for _, n := range names {
+			out[i] = append(out[i], vals[n][i])
+		}
+	}
+	return out, nil
 }
