@@ -74,17 +74,17 @@ type AutoReport struct {
 	Sensitivity []Sensitivity `json:"sensitivity"`
 	// Pruned is the held-out fidelity of the pruned model before
 	// reconstruction, Final after it (equal when Reconstruct is off).
-	Pruned    Fidelity `json:"pruned"`
-	Final     Fidelity `json:"final"`
+	Pruned Fidelity `json:"pruned"`
+	Final  Fidelity `json:"final"`
 	// PrunedProbes and FinalProbes compare the probe values (the features
 	// the head reads) on the held-out samples, before and after
 	// reconstruction.
 	PrunedProbes Fidelity `json:"pruned_probes"`
 	FinalProbes  Fidelity `json:"final_probes"`
-	Held      int      `json:"held_out_samples"`
-	Calib     int      `json:"calibration_samples"`
-	MinCosine float64  `json:"min_cosine"`
-	MinTop1   float64  `json:"min_top1"`
+	Held         int      `json:"held_out_samples"`
+	Calib        int      `json:"calibration_samples"`
+	MinCosine    float64  `json:"min_cosine"`
+	MinTop1      float64  `json:"min_top1"`
 	// Probes are the values sensitivity is measured on: the features
 	// before the model's head (see probes).
 	Probes []string `json:"probes"`
@@ -161,10 +161,19 @@ func Auto(m *graph.Model, calib, held [][]*runtime.Tensor, o AutoOptions) (*Repo
 	}
 	ar := &AutoReport{Held: len(held), Calib: len(calib), MinCosine: o.MinCosine, MinTop1: o.MinTop1}
 	sens := calib[:min(len(calib), o.SensitivitySamples)]
-	ar.Probes = probes(m)
-	ref, err := probeValues(m, ar.Probes, sens, backend)
+	// The features the head reads, unless pruning changes their size (the
+	// head's input channels are pruned): then the head's outputs.
+	features, logits := probes(m)
+	ar.Probes = features
+	ref, err := probeValues(m, features, sens, backend)
 	if err != nil {
 		return nil, err
+	}
+	if got, err := probeValues(dry, features, sens[:1], backend); err != nil || !sameSizes(ref[0], got[0]) {
+		ar.Probes = logits
+		if ref, err = probeValues(m, logits, sens, backend); err != nil {
+			return nil, err
+		}
 	}
 	total := 0
 	for _, g := range groups {
@@ -380,7 +389,7 @@ func fmtFloats(v []float64) string {
 // (a MatMul or Gemm) to its data input, then through reshapes. A softmax
 // over two classes says little about drift; the feature vector the head
 // reads says more.
-func probes(m *graph.Model) []string {
+func probes(m *graph.Model) (features, logits []string) {
 	g := m.Graph
 	prod := map[string]*graph.Node{}
 	for _, n := range g.Nodes {
@@ -391,10 +400,10 @@ func probes(m *graph.Model) []string {
 	consts := constMap(m)
 	reshape := map[string]bool{"Reshape": true, "Flatten": true, "Squeeze": true, "Unsqueeze": true, "Identity": true, "Dropout": true, "Transpose": true}
 	squash := map[string]bool{"Softmax": true, "LogSoftmax": true, "Sigmoid": true, "Tanh": true}
-	var out []string
-	seen := map[string]bool{}
+	seenF, seenL := map[string]bool{}, map[string]bool{}
 	for _, o := range g.Outputs {
 		t, head := o.Name, false
+		logit := ""
 		for {
 			n := prod[t]
 			if n == nil || !n.IsDefaultDomain() || len(n.Inputs) == 0 {
@@ -407,17 +416,37 @@ func probes(m *graph.Model) []string {
 				t = n.Inputs[0]
 				continue
 			case !head && (op == "MatMul" || op == "Gemm" && n.AttrInt("transA", 0) == 0) && len(n.Inputs) >= 2 && consts[n.Inputs[1]] != nil:
+				logit = t
 				t, head = n.Inputs[0], true
 				continue
 			}
 			break
 		}
-		if !seen[t] {
-			seen[t] = true
-			out = append(out, t)
+		if logit == "" {
+			logit = t
+		}
+		if !seenF[t] {
+			seenF[t] = true
+			features = append(features, t)
+		}
+		if !seenL[logit] {
+			seenL[logit] = true
+			logits = append(logits, logit)
 		}
 	}
-	return out
+	return features, logits
+}
+
+func sameSizes(a, b []*runtime.Tensor) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i].Len() != b[i].Len() {
+			return false
+		}
+	}
+	return true
 }
 
 // probeValues runs m on samples and returns the named values per sample.
