@@ -14,16 +14,19 @@ import (
 
 // checkPruneFlags validates the structured pruning budget flags.
 func (o *optimizeOptions) checkPruneFlags() error {
+	if o.Prune == 0 || o.PruneMode != prune.Structured {
+		return nil
+	}
 	if !(o.PruneMinCosine > 0 && o.PruneMinCosine <= 1) {
 		return usageErr("--prune-min-cosine %v: want a value in (0, 1]", o.PruneMinCosine)
 	}
 	if !(o.PruneMinTop1 > 0 && o.PruneMinTop1 <= 1) {
 		return usageErr("--prune-min-top1 %v: want a value in (0, 1]", o.PruneMinTop1)
 	}
-	if o.Prune > 0 && o.PruneMode == prune.Structured && o.PruneGlobal {
+	if o.PruneGlobal {
 		return usageErr("--prune-global is for unstructured pruning (structured ratios are chosen per layer by sensitivity)")
 	}
-	if o.Prune > 0 && o.Calib != "" && o.CalibSamples < 1 {
+	if o.Calib != "" && o.CalibSamples < 1 {
 		return usageErr("--calib-samples %d: want at least 1", o.CalibSamples)
 	}
 	return nil
