@@ -101,7 +101,12 @@ var ErrBudget = errors.New("prune: the pruned model is outside the accuracy budg
 // checks it on held. On success m is replaced by the pruned model. On a
 // budget failure it returns the report (with the per-layer table) and an
 // error wrapping ErrBudget, and m is unchanged.
-func Auto(m *graph.Model, calib, held [][]*runtime.Tensor, o AutoOptions) (*Report, error) {
+func Auto(m *graph.Model, calib, held [][]*runtime.Tensor, o AutoOptions) (rep *Report, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			rep, err = nil, fmt.Errorf("prune: internal error (model left unchanged): %v", r)
+		}
+	}()
 	if o.Mode == "" {
 		o.Mode = Structured
 	}
@@ -275,7 +280,7 @@ func Auto(m *graph.Model, calib, held [][]*runtime.Tensor, o AutoOptions) (*Repo
 	pm := m.Clone()
 	po := o.Options
 	po.PerLayer = plan
-	rep, err := Prune(pm, po)
+	rep, err = Prune(pm, po)
 	if err != nil {
 		return nil, err
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand"
+	"slices"
 	"strings"
 
 	"github.com/optictl/optictl/pkg/graph"
@@ -80,7 +81,12 @@ type fix struct {
 // Prune of orig that returned rep) on the calibration samples calib, in
 // place, and records what it did in rep.Reconstruction. On error pruned may
 // be partly reconstructed; callers work on a clone.
-func Reconstruct(orig, pruned *graph.Model, rep *Report, calib [][]*runtime.Tensor, o ReconOptions) error {
+func Reconstruct(orig, pruned *graph.Model, rep *Report, calib [][]*runtime.Tensor, o ReconOptions) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("prune: internal error in reconstruction: %v", r)
+		}
+	}()
 	if rep == nil || rep.Mode != Structured {
 		return fmt.Errorf("prune: reconstruction needs a structured prune report")
 	}
@@ -202,6 +208,7 @@ func convUnsupported(n *graph.Node, w *graph.Tensor) string {
 // collectValues runs m with names added as outputs and returns each name's
 // value per sample.
 func collectValues(m *graph.Model, names []string, calib [][]*runtime.Tensor, backend string) (map[string][]*runtime.Tensor, error) {
+	names = slices.Compact(slices.Sorted(slices.Values(names)))
 	c := m.Clone()
 	g := c.Graph
 	for _, n := range names {

@@ -22,7 +22,7 @@ func seededSamples(t testing.TB, m *graph.Model, n int, seed uint64) [][]*runtim
 	defer s.Close()
 	var out [][]*runtime.Tensor
 	for i := 0; i < n; i++ {
-		in, err := numerics.Seeded(numerics.InputsFromInfos(s.Inputs()), numerics.SeedOptions{Seed: seed + uint64(i), Dims: numerics.Dims{Batch: 1}})
+		in, err := numerics.Seeded(numerics.InputsFromInfos(s.Inputs()), numerics.SeedOptions{Seed: seed + uint64(i), Dims: numerics.Dims{Batch: 1, Shapes: testmodels.InputShapes(m, 1)}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -141,5 +141,37 @@ func TestAuto(t *testing.T) {
 				t.Fatal(err)
 			}
 		})
+	}
+}
+
+// TestAutoDetector: the detector-shaped test net (BN/HardSwish backbone,
+// Resize, ConvTranspose head, sigmoid map; convs sharing an input, BNs
+// unfused) prunes at 30% with reconstruction without collapsing, and its
+// BatchNorm statistics and conv biases are corrected.
+func TestAutoDetector(t *testing.T) {
+	orig := testmodels.DBNet()
+	calib := seededSamples(t, orig, 4, 100)
+	held := seededSamples(t, orig, 2, 900)
+	m := orig.Clone()
+	rep, err := Auto(m, calib, held, AutoOptions{Options: Options{Fraction: 0.3}, Reconstruct: true, MinCosine: 0.95, SensitivitySamples: 2})
+	if err != nil {
+		if rep != nil && rep.Accuracy != nil {
+			t.Log(rep.Accuracy.Table())
+		}
+		t.Fatal(err)
+	}
+	ar := rep.Accuracy
+	if ar.Final.Zero || ar.Final.Cosine < 0.95 {
+		t.Fatalf("final %v", ar.Final)
+	}
+	kinds := map[string]int{}
+	for _, l := range rep.Reconstruction.Layers {
+		kinds[l.Kind]++
+	}
+	if kinds["least-squares"] == 0 || kinds["batchnorm"]+kinds["bias"] == 0 {
+		t.Fatalf("fixes %v: want re-fitted convs and corrected statistics", kinds)
+	}
+	if err := m.Verify(); err != nil {
+		t.Fatal(err)
 	}
 }
