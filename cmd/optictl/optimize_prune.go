@@ -71,23 +71,48 @@ func applyPrune(g *globalOptions, o *optimizeOptions, m *graph.Model) (*graph.Mo
 }
 
 // pruneSamples returns the calibration and held-out samples for structured
-// pruning and says what they are: --calib split (the last quarter held
-// out), else seeded inputs.
+// pruning and says what they are: --calib calibrates and --data is held out;
+// with only one of them, its last quarter is held out; with neither, seeded
+// inputs.
 func pruneSamples(o *optimizeOptions, m *graph.Model) (calib, held [][]*runtime.Tensor, where string, err error) {
-	if o.Calib != "" {
-		ss, err := bench.LoadData(o.Calib, sessionInfos(m), o.CalibSamples)
+	load := func(flag, path string, limit int) ([][]*runtime.Tensor, error) {
+		ss, err := bench.LoadData(path, sessionInfos(m), limit)
 		if err != nil {
-			return nil, nil, "", usageErr("--calib: %v", err)
+			return nil, usageErr("%s: %v", flag, err)
 		}
 		all := make([][]*runtime.Tensor, len(ss))
 		for i := range ss {
 			all[i] = ss[i]
 		}
+		return all, nil
+	}
+	split := func(flag string, all [][]*runtime.Tensor) ([][]*runtime.Tensor, [][]*runtime.Tensor, string) {
 		if len(all) == 1 {
-			return all, all, "the one --calib sample, which also calibrates (no held-out sample: pass more to --calib)", nil
+			return all, all, fmt.Sprintf("the one %s sample, which also calibrates (no held-out sample: pass more)", flag)
 		}
 		h := max(1, len(all)/4)
-		return all[:len(all)-h], all[len(all)-h:], fmt.Sprintf("%d --calib samples held out from calibration (calibration: the first %d)", h, len(all)-h), nil
+		return all[:len(all)-h], all[len(all)-h:], fmt.Sprintf("%d %s samples held out from calibration (calibration: the first %d)", h, flag, len(all)-h)
+	}
+	switch {
+	case o.Calib != "" && o.Data != "":
+		if calib, err = load("--calib", o.Calib, o.CalibSamples); err != nil {
+			return nil, nil, "", err
+		}
+		if held, err = load("--data", o.Data, 100); err != nil {
+			return nil, nil, "", err
+		}
+		return calib, held, fmt.Sprintf("%d --data samples (calibration: %d --calib samples)", len(held), len(calib)), nil
+	case o.Calib != "" || o.Data != "":
+		flag, path, limit := "--calib", o.Calib, o.CalibSamples
+		if o.Calib == "" {
+			flag, path, limit = "--data", o.Data, 100
+		}
+		all, err := load(flag, path, limit)
+		if err != nil {
+			return nil, nil, "", err
+		}
+		calib, held, where = split(flag, all)
+		return calib, held, where, nil
 	}
 	dims := numerics.VerifyDimsBounded(m, o.maxMem.seeded)[0]
 	all, err := quant.SeededSamples(m, 12, 1, dims, o.maxMem.seeded)

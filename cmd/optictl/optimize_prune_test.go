@@ -21,14 +21,17 @@ import (
 func TestOptimizePruneStructuredBudget(t *testing.T) {
 	dir := t.TempDir()
 	in := filepath.Join("..", "..", "testmodels", "cnn.onnx")
-	calib := filepath.Join(dir, "calib")
+	calib, data := filepath.Join(dir, "calib"), filepath.Join(dir, "data")
 	r := rand.New(rand.NewSource(5))
-	for k := 0; k < 8; k++ {
+	for k := 0; k < 10; k++ {
 		v := make([]float32, 3*32*32)
 		for i := range v {
 			v[i] = float32(r.NormFloat64())
 		}
 		d := filepath.Join(calib, fmt.Sprintf("test_data_set_%d", k))
+		if k >= 8 {
+			d = filepath.Join(data, fmt.Sprintf("test_data_set_%d", k))
+		}
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -37,12 +40,14 @@ func TestOptimizePruneStructuredBudget(t *testing.T) {
 		}
 	}
 	tests := []struct {
-		name     string
-		args     []string
-		wantCode int
+		name            string
+		args            []string
+		wantCode        int
+		wantHeld, wantC int
 	}{
-		{"within budget", []string{"--prune-min-cosine", "0.95", "--prune-min-top1", "0.5"}, ExitOK},
-		{"impossible budget", []string{"--prune-min-cosine", "0.999999"}, ExitFailed},
+		{"within budget", []string{"--prune-min-cosine", "0.95", "--prune-min-top1", "0.5"}, ExitOK, 2, 6},
+		{"impossible budget", []string{"--prune-min-cosine", "0.999999"}, ExitFailed, 2, 6},
+		{"data held out", []string{"--data", data, "--prune-min-cosine", "0.95", "--prune-min-top1", "0.5"}, ExitOK, 2, 8},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -61,8 +66,8 @@ func TestOptimizePruneStructuredBudget(t *testing.T) {
 				t.Fatalf("no sensitivity table or reconstruction in %s", so.String())
 			}
 			acc := res.Prune.Accuracy
-			if acc.Held != 2 || acc.Calib != 6 {
-				t.Fatalf("held-out %d, calibration %d: want the last quarter of 8 held out", acc.Held, acc.Calib)
+			if acc.Held != tc.wantHeld || acc.Calib != tc.wantC {
+				t.Fatalf("held-out %d, calibration %d: want %d and %d", acc.Held, acc.Calib, tc.wantHeld, tc.wantC)
 			}
 			_, err := os.Stat(out)
 			if tc.wantCode == ExitOK {
