@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 
@@ -42,6 +43,15 @@ func applyPrune(g *globalOptions, o *optimizeOptions, m *graph.Model) (*graph.Mo
 		rep, err := prune.Prune(pm, prune.Options{Fraction: o.Prune, Mode: o.PruneMode, Norm: o.PruneNorm, Multiple: o.PruneMultiple, Global: o.PruneGlobal})
 		return pm, rep, err
 	}
+	opts := prune.Options{Fraction: o.Prune, Mode: prune.Structured, Norm: o.PruneNorm, Multiple: o.PruneMultiple}
+	if rep, err := prune.Prune(pm, opts); err != nil || len(rep.Layers) == 0 {
+		// Nothing prunable (the report says why): no samples needed.
+		if rep != nil {
+			rep.Notes = append(rep.Notes, "nothing was pruned: no layer's output channels can be removed (see the skipped layers)")
+		}
+		return pm, rep, err
+	}
+	pm = m.Clone()
 	calib, held, where, err := pruneSamples(o, m)
 	if err != nil {
 		return nil, nil, err
@@ -51,7 +61,7 @@ func applyPrune(g *globalOptions, o *optimizeOptions, m *graph.Model) (*graph.Mo
 		progress = func(s string) { fmt.Fprintln(g.Stderr, "prune:", s) }
 	}
 	rep, err := prune.Auto(pm, calib, held, prune.AutoOptions{
-		Options:     prune.Options{Fraction: o.Prune, Mode: prune.Structured, Norm: o.PruneNorm, Multiple: o.PruneMultiple},
+		Options:     opts,
 		Reconstruct: o.PruneReconstruct,
 		Recon:       prune.ReconOptions{Backend: "interp"},
 		MinCosine:   o.PruneMinCosine,
@@ -114,10 +124,32 @@ func pruneSamples(o *optimizeOptions, m *graph.Model) (calib, held [][]*runtime.
 		calib, held, where = split(flag, all)
 		return calib, held, where, nil
 	}
-	dims := numerics.VerifyDimsBounded(m, o.maxMem.seeded)[0]
-	all, err := quant.SeededSamples(m, 12, 1, dims, o.maxMem.seeded)
-	if err != nil {
-		return nil, nil, "", err
+	// Seeded inputs: the first representative dims the model runs on
+	// (numerics.VerifyDims), else all dynamic dims 1.
+	var firstErr error
+	for _, dims := range append(numerics.VerifyDimsBounded(m, o.maxMem.seeded), numerics.Dims{}) {
+		all, err := quant.SeededSamples(m, 12, 1, dims, o.maxMem.seeded)
+		if err == nil {
+			err = runsOn(m, all[0])
+		}
+		if err != nil {
+			if firstErr == nil {
+				firstErr = err
+			}
+			continue
+		}
+		return all[:8], all[8:], fmt.Sprintf("%d seeded random inputs of shape %s held out from 8 seeded calibration inputs (pass --calib for real samples)", len(all)-8, numerics.DescribeShapes(namedSample(m, all[0]))), nil
 	}
-	return all[:8], all[8:], fmt.Sprintf("%d seeded random inputs held out from 8 seeded calibration inputs (pass --calib for real samples)", len(all)-8), nil
+	return nil, nil, "", fmt.Errorf("prune: the model does not run on seeded inputs (pass --calib): %w", firstErr)
+}
+
+// runsOn reports whether m runs on the interp backend with sample.
+func runsOn(m *graph.Model, sample []*runtime.Tensor) error {
+	s, err := runtime.Open("interp", m, runtime.Options{Threads: 1})
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	_, err = s.Run(context.Background(), sample)
+	return err
 }

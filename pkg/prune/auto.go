@@ -164,6 +164,14 @@ func Auto(m *graph.Model, calib, held [][]*runtime.Tensor, o AutoOptions) (rep *
 		g.nodes = append(g.nodes, l.Node)
 		g.width++
 	}
+	if len(groups) == 0 {
+		// Nothing is prunable: the report says why, nothing runs.
+		nrep, err := Prune(m, Options{Fraction: o.Fraction, Mode: Structured, Norm: o.Norm, Multiple: o.Multiple, Exclude: o.Exclude, PerLayer: map[string]float64{}})
+		if err == nil {
+			nrep.Notes = append(nrep.Notes, "nothing was pruned: no layer's output channels can be removed (see the skipped layers)")
+		}
+		return nrep, err
+	}
 	ar := &AutoReport{Held: len(held), Calib: len(calib), MinCosine: o.MinCosine, MinTop1: o.MinTop1}
 	sens := calib[:min(len(calib), o.SensitivitySamples)]
 	// The features the head reads, unless pruning changes their size (the
