@@ -425,81 +425,20 @@ func refitConv(pm *graph.Model, on, pn *graph.Node, og *graph.Graph, xo, xp []*r
 		}
 		W0[(kp-1)*cop+j] = float64(bp[j])
 	}
-	trace := 0.0
-	for i := 0; i < kp; i++ {
-		trace += A[i*kp+i]
-	}
-	lambda := o.Ridge*trace/float64(kp) + 1e-12
-	resid := func(W []float64) float64 {
-		// Σ_j wᵀAw - 2 wᵀB_j + yy_j.
-		tot, ref := 0.0, 0.0
-		aw := make([]float64, kp)
-		for j := 0; j < cop; j++ {
-			for i := 0; i < kp; i++ {
-				s := 0.0
-				for k := 0; k < kp; k++ {
-					s += A[i*kp+k] * W[k*cop+j]
-				}
-				aw[i] = s
-			}
-			e := yy[j]
-			for i := 0; i < kp; i++ {
-				e += W[i*cop+j] * (aw[i] - 2*B[i*cop+j])
-			}
-			tot += math.Max(e, 0)
-			ref += yy[j]
-		}
-		if ref == 0 {
-			return 0
-		}
-		return math.Sqrt(tot / ref)
-	}
-	before := resid(W0)
-	l := ReconLayer{Node: pn.Name, Kind: "least-squares", Rows: rows, ErrBefore: before}
+	l := ReconLayer{Node: pn.Name, Kind: "least-squares", Rows: rows}
 	if l.Node == "" {
 		l.Node = pn.Outputs[0]
 	}
-	if rows < kp {
-		// Too few rows for kp unknowns per output: fit only the bias,
-		// b' = mean(y) - W_s mean(x).
-		W1 := append([]float64(nil), W0...)
-		cnt := A[(kp-1)*kp+kp-1]
-		for j := 0; j < cop; j++ {
-			s := B[(kp-1)*cop+j]
-			for k := 0; k < kp-1; k++ {
-				s -= W0[k*cop+j] * A[(kp-1)*kp+k]
-			}
-			W1[(kp-1)*cop+j] = s / cnt
-		}
-		l.Kind, l.ErrAfter = "bias", resid(W1)
-		l.Note = fmt.Sprintf("%d calibration rows for %d unknowns per output: only the bias re-fitted (pass more --calib samples)", rows, kp)
-		if !(l.ErrAfter < before) {
-			l.ErrAfter = before
-			return l, nil
-		}
+	R, err := lsSolve(&l, A, B, yy, W0, kp, cop, true, o.Ridge)
+	if err != nil || R == nil {
+		return l, err
+	}
+	if l.Kind == "bias" {
 		nb := make([]float32, cop)
 		for j := range nb {
-			nb[j] = float32(W1[(kp-1)*cop+j])
+			nb[j] = float32(R[(kp-1)*cop+j])
 		}
 		putConst(pm, pn, 2, graph.NewFloat32(pn.Inputs[1]+".bias", []int64{int64(cop)}, nb))
-		return l, nil
-	}
-	M := append([]float64(nil), A...)
-	for i := 0; i < kp; i++ {
-		M[i*kp+i] += lambda
-	}
-	R := make([]float64, kp*cop)
-	for i := range R {
-		R[i] = B[i] + lambda*W0[i]
-	}
-	if err := cholSolve(M, R, kp, cop); err != nil {
-		return ReconLayer{}, err
-	}
-	after := resid(R)
-	l.ErrAfter = after
-	if !(after < before) || math.IsNaN(after) {
-		l.Note = "the fit did not lower the error: weights left as pruned"
-		l.ErrAfter = before
 		return l, nil
 	}
 	nw := make([]float32, cop*(kp-1))
@@ -755,4 +694,86 @@ func channelStats(ts []*runtime.Tensor, ch, nc int) (m, v float64, n int) {
 	}
 	m = s / float64(n)
 	return m, math.Max(ss/float64(n)-m*m, 0), n
+}
+
+// lsSolve solves the ridge least-squares problem given its normal
+// equations: A = XᵀX (kp x kp, both triangles), B = XᵀY (kp x cop), yy the
+// per-output ΣY², W0 the current solution (the ridge pulls toward it; with
+// bias, its last row is the bias). It fills l's errors, kind and note and
+// returns the new solution, or nil when the current one stays. With fewer
+// rows than unknowns only the bias is fitted (kind "bias"; nil without a
+// bias).
+func lsSolve(l *ReconLayer, A, B, yy, W0 []float64, kp, cop int, bias bool, ridge float64) ([]float64, error) {
+	resid := func(W []float64) float64 {
+		// Σ_j wᵀAw - 2 wᵀB_j + yy_j.
+		tot, ref := 0.0, 0.0
+		aw := make([]float64, kp)
+		for j := 0; j < cop; j++ {
+			for i := 0; i < kp; i++ {
+				s := 0.0
+				for k := 0; k < kp; k++ {
+					s += A[i*kp+k] * W[k*cop+j]
+				}
+				aw[i] = s
+			}
+			e := yy[j]
+			for i := 0; i < kp; i++ {
+				e += W[i*cop+j] * (aw[i] - 2*B[i*cop+j])
+			}
+			tot += math.Max(e, 0)
+			ref += yy[j]
+		}
+		if ref == 0 {
+			return 0
+		}
+		return math.Sqrt(tot / ref)
+	}
+	before := resid(W0)
+	l.ErrBefore, l.ErrAfter = before, before
+	if l.Rows < kp {
+		if !bias {
+			l.Note = fmt.Sprintf("%d calibration rows for %d unknowns per output: not re-fitted (pass more --calib samples)", l.Rows, kp)
+			return nil, nil
+		}
+		// Only the bias: b' = mean(y) - W_s mean(x).
+		W1 := append([]float64(nil), W0...)
+		cnt := A[(kp-1)*kp+kp-1]
+		for j := 0; j < cop; j++ {
+			s := B[(kp-1)*cop+j]
+			for k := 0; k < kp-1; k++ {
+				s -= W0[k*cop+j] * A[(kp-1)*kp+k]
+			}
+			W1[(kp-1)*cop+j] = s / cnt
+		}
+		l.Kind = "bias"
+		l.Note = fmt.Sprintf("%d calibration rows for %d unknowns per output: only the bias re-fitted (pass more --calib samples)", l.Rows, kp)
+		if after := resid(W1); after < before {
+			l.ErrAfter = after
+			return W1, nil
+		}
+		return nil, nil
+	}
+	trace := 0.0
+	for i := 0; i < kp; i++ {
+		trace += A[i*kp+i]
+	}
+	lambda := ridge*trace/float64(kp) + 1e-12
+	M := append([]float64(nil), A...)
+	for i := 0; i < kp; i++ {
+		M[i*kp+i] += lambda
+	}
+	R := make([]float64, kp*cop)
+	for i := range R {
+		R[i] = B[i] + lambda*W0[i]
+	}
+	if err := cholSolve(M, R, kp, cop); err != nil {
+		return nil, err
+	}
+	after := resid(R)
+	if !(after < before) || math.IsNaN(after) {
+		l.Note = "the fit did not lower the error: weights left as pruned"
+		return nil, nil
+	}
+	l.ErrAfter = after
+	return R, nil
 }
