@@ -139,6 +139,24 @@ func Reconstruct(orig, pruned *graph.Model, rep *Report, calib [][]*runtime.Tens
 			if first < 0 {
 				first = i
 			}
+		case pn.Is("Gemm") || pn.Is("MatMul"):
+			in, out := 0, 1
+			if pn.Is("Gemm") {
+				in = int(pn.AttrInt("transB", 0))
+				out = 1 - in
+			}
+			if _, ok := rep.sliced[[3]int{i, 1, in}]; !ok {
+				continue
+			}
+			if pn.Is("Gemm") && (pn.AttrInt("transA", 0) != 0 || pn.AttrFloat("alpha", 1) != 1 || pn.AttrFloat("beta", 1) != 1) {
+				rr.Skipped = append(rr.Skipped, Skip{Nodes: []string{pn.Name}, Reason: fmt.Sprintf("%s: only Gemm with transA 0, alpha 1 and beta 1 is re-fitted", pn)})
+				continue
+			}
+			fixes = append(fixes, fix{idx: i, kind: "dense", outCh: rep.sliced[[3]int{i, 1, out}]})
+			refitted[pn.Outputs[0]] = true
+			if first < 0 {
+				first = i
+			}
 		case pn.Is("BatchNormalization"):
 			if first < 0 || refitted[pn.Inputs[0]] || len(pn.Inputs) != 5 {
 				continue
@@ -177,6 +195,8 @@ func Reconstruct(orig, pruned *graph.Model, rep *Report, calib [][]*runtime.Tens
 			l, err = refitConv(pruned, on, pn, og, xo, xp, f.outCh, o, rng)
 		case "bn":
 			l, err = correctBN(pruned, pn, xo, xp, f.outCh)
+		case "dense":
+			l, err = refitDense(pruned, on, pn, og, xo, xp, f.outCh, o, rng)
 		default:
 			l, err = correctBias(pruned, pn, xo, xp, f.outCh)
 		}
@@ -776,4 +796,181 @@ func lsSolve(l *ReconLayer, A, B, yy, W0 []float64, kp, cop int, bias bool, ridg
 	}
 	l.ErrAfter = after
 	return R, nil
+}
+
+// denseWeight returns a Gemm/MatMul weight as a K x M row-major matrix.
+func denseWeight(n *graph.Node, w *graph.Tensor) ([]float64, int, int, error) {
+	if w == nil || w.DType != graph.Float || len(w.Dims) != 2 {
+		return nil, 0, 0, fmt.Errorf("weight of %s is not a constant 2-D float tensor", n)
+	}
+	v, err := w.Float32s()
+	if err != nil {
+		return nil, 0, 0, err
+	}
+	a, b := int(w.Dims[0]), int(w.Dims[1])
+	trans := n.Is("Gemm") && n.AttrInt("transB", 0) != 0
+	k, m := a, b
+	if trans {
+		k, m = b, a
+	}
+	out := make([]float64, k*m)
+	for i := 0; i < a; i++ {
+		for j := 0; j < b; j++ {
+			if trans {
+				out[j*m+i] = float64(v[i*b+j])
+			} else {
+				out[i*m+j] = float64(v[i*b+j])
+			}
+		}
+	}
+	return out, k, m, nil
+}
+
+// denseBias returns a Gemm's C as m values (nil when absent; an error when
+// it is neither a scalar nor m values).
+func denseBias(g *graph.Graph, n *graph.Node, m int) ([]float64, error) {
+	if !n.Is("Gemm") || len(n.Inputs) < 3 || n.Inputs[2] == "" {
+		return nil, nil
+	}
+	t := getConst(g, n.Inputs[2])
+	if t == nil || t.DType != graph.Float {
+		return nil, fmt.Errorf("bias %q of %s is not a float constant", n.Inputs[2], n)
+	}
+	v, err := t.Float32s()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]float64, m)
+	switch len(v) {
+	case 1:
+		for i := range out {
+			out[i] = float64(v[0])
+		}
+	case m:
+		for i := range out {
+			out[i] = float64(v[i])
+		}
+	default:
+		return nil, fmt.Errorf("bias %q of %s has %d values for %d outputs", n.Inputs[2], n, len(v), m)
+	}
+	return out, nil
+}
+
+// refitDense re-fits a Gemm or MatMul whose input rows were pruned: rows of
+// its input (all leading dims flattened), the same ridge least squares as a
+// Conv; a MatMul has no bias to fit.
+func refitDense(pm *graph.Model, on, pn *graph.Node, og *graph.Graph, xo, xp []*runtime.Tensor, outCh []int, o ReconOptions, rng *rand.Rand) (ReconLayer, error) {
+	pg := pm.Graph
+	wp := getConst(pg, pn.Inputs[1])
+	Wo, k, m, err := denseWeight(on, getConst(og, on.Inputs[1]))
+	if err != nil {
+		return ReconLayer{}, err
+	}
+	Wp, kq, mq, err := denseWeight(pn, wp)
+	if err != nil {
+		return ReconLayer{}, err
+	}
+	bo, err := denseBias(og, on, m)
+	if err != nil {
+		return ReconLayer{}, err
+	}
+	bp, err := denseBias(pg, pn, mq)
+	if err != nil {
+		return ReconLayer{}, err
+	}
+	bias := pn.Is("Gemm")
+	if outCh == nil {
+		outCh = identity(m)
+	}
+	if len(outCh) != mq {
+		return ReconLayer{}, fmt.Errorf("output channel map has %d entries, weight %d", len(outCh), mq)
+	}
+	kp := kq
+	if bias {
+		kp++
+	}
+	total := 0
+	for s := range xo {
+		if xo[s].Len()%k != 0 || xp[s].Len()%kq != 0 || xo[s].Len()/k != xp[s].Len()/kq {
+			return ReconLayer{}, fmt.Errorf("inputs of %d and %d values do not match weights of %d and %d rows", xo[s].Len(), xp[s].Len(), k, kq)
+		}
+		total += xo[s].Len() / k
+	}
+	rows := min(o.MaxRows, total)
+	A := make([]float64, kp*kp)
+	B := make([]float64, kp*mq)
+	yy := make([]float64, mq)
+	rp, y := make([]float64, kp), make([]float64, mq)
+	for n := 0; n < rows; n++ {
+		s := rng.Intn(len(xo))
+		r := rng.Intn(xo[s].Len() / k)
+		fo := xo[s].Float32s()[r*k : (r+1)*k]
+		fp := xp[s].Float32s()[r*kq : (r+1)*kq]
+		for i, v := range fp {
+			rp[i] = float64(v)
+		}
+		if bias {
+			rp[kq] = 1
+		}
+		for j, oc := range outCh {
+			v := 0.0
+			if bo != nil {
+				v = bo[oc]
+			}
+			for i, x := range fo {
+				v += float64(x) * Wo[i*m+oc]
+			}
+			y[j] = v
+			yy[j] += v * v
+		}
+		for i, vi := range rp {
+			if vi == 0 {
+				continue
+			}
+			ai := A[i*kp : (i+1)*kp]
+			for c := 0; c < kp; c++ {
+				ai[c] += vi * rp[c]
+			}
+			bi := B[i*mq : (i+1)*mq]
+			for j, v := range y {
+				bi[j] += vi * v
+			}
+		}
+	}
+	W0 := make([]float64, kp*mq)
+	copy(W0, Wp)
+	if bias && bp != nil {
+		copy(W0[kq*mq:], bp)
+	}
+	l := ReconLayer{Node: pn.Name, Kind: "least-squares", Rows: rows}
+	if l.Node == "" {
+		l.Node = pn.Outputs[0]
+	}
+	R, err := lsSolve(&l, A, B, yy, W0, kp, mq, bias, o.Ridge)
+	if err != nil || R == nil {
+		return l, err
+	}
+	if bias {
+		nb := make([]float32, mq)
+		for j := range nb {
+			nb[j] = float32(R[kq*mq+j])
+		}
+		putConst(pm, pn, 2, graph.NewFloat32(pn.Inputs[1]+".bias", []int64{int64(mq)}, nb))
+	}
+	if l.Kind == "bias" {
+		return l, nil
+	}
+	nw := make([]float32, kq*mq)
+	trans := pn.Is("Gemm") && pn.AttrInt("transB", 0) != 0
+	for i := 0; i < kq; i++ {
+		for j := 0; j < mq; j++ {
+			if trans {
+				nw[j*kq+i] = float32(R[i*mq+j])
+			} else {
+				nw[i*mq+j] = float32(R[i*mq+j])
+			}
+		}
+	}
+	putConst(pm, pn, 1, graph.NewFloat32(wp.Name, append([]int64(nil), wp.Dims...), nw))
+	return l, nil
 }

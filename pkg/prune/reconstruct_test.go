@@ -14,6 +14,11 @@ import (
 
 // seededSamples makes n single-sample inputs for m.
 func seededSamples(t testing.TB, m *graph.Model, n int, seed uint64) [][]*runtime.Tensor {
+	return seededBatches(t, m, n, 1, seed)
+}
+
+// seededBatches makes n inputs of batch batch for m.
+func seededBatches(t testing.TB, m *graph.Model, n int, batch int64, seed uint64) [][]*runtime.Tensor {
 	t.Helper()
 	s, err := runtime.Open("interp", m, runtime.Options{Threads: 1})
 	if err != nil {
@@ -22,7 +27,7 @@ func seededSamples(t testing.TB, m *graph.Model, n int, seed uint64) [][]*runtim
 	defer s.Close()
 	var out [][]*runtime.Tensor
 	for i := 0; i < n; i++ {
-		in, err := numerics.Seeded(numerics.InputsFromInfos(s.Inputs()), numerics.SeedOptions{Seed: seed + uint64(i), Dims: numerics.Dims{Batch: 1, Shapes: testmodels.InputShapes(m, 1)}})
+		in, err := numerics.Seeded(numerics.InputsFromInfos(s.Inputs()), numerics.SeedOptions{Seed: seed + uint64(i), Dims: numerics.Dims{Batch: batch, Shapes: testmodels.InputShapes(m, batch)}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -173,5 +178,43 @@ func TestAutoDetector(t *testing.T) {
 	}
 	if err := m.Verify(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestReconstructDense: Gemm and MatMul layers whose input rows were pruned
+// are re-fitted too (the MLP: Gemm, MatMul+Add, Gemm).
+func TestReconstructDense(t *testing.T) {
+	orig := testmodels.MLP()
+	calib := seededBatches(t, orig, 8, 32, 100)
+	held := seededBatches(t, orig, 4, 8, 900)
+	m := orig.Clone()
+	rep, err := Prune(m, Options{Fraction: 0.5, Mode: Structured})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, err := Measure(orig, m, held, "interp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := Reconstruct(orig, m, rep, calib, ReconOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	after, err := Measure(orig, m, held, "interp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("before %v; after %v", before, after)
+	fitted := map[string]bool{}
+	for _, l := range rep.Reconstruction.Layers {
+		t.Logf("%+v", l)
+		if l.Kind == "least-squares" && l.ErrAfter < l.ErrBefore {
+			fitted[l.Node] = true
+		}
+	}
+	if len(fitted) < 2 {
+		t.Fatalf("re-fitted %v: want the MatMul and the Gemm after the pruned layers", fitted)
+	}
+	if !(after.Cosine > before.Cosine) {
+		t.Fatalf("cosine %v -> %v", before.Cosine, after.Cosine)
 	}
 }
