@@ -27,8 +27,8 @@
 //     stay multiples of its NCHWc block (8 on AVX2): Options.Multiple rounds
 //     kept counts; without it the report warns when a layer is off the block.
 //   - Reconstruct only rewrites constants of a model that Prune produced
-//     from the same original (node lists align one to one): re-fitted Conv
-//     weights and biases, corrected BatchNorm statistics and biases; it
+//     from the same original (node lists align one to one): re-fitted Conv,
+//     Gemm and MatMul weights and biases, corrected BatchNorm statistics and biases; it
 //     never adds or removes nodes, and a fit that does not lower the
 //     layer's error on the calibration rows is not applied.
 //   - Auto (sensitivity-driven ratios) writes nothing into the model unless

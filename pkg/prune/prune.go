@@ -160,12 +160,14 @@ func (r *Report) String() string {
 				bn++
 			case l.Kind == "bias" && l.ErrBefore == 0:
 				bias++
+			case !(l.ErrAfter < l.ErrBefore):
+				fmt.Fprintf(&b, "  left %-12s as pruned (%d rows, layer error %.4f): %s\n", l.Node, l.Rows, l.ErrBefore, l.Note)
 			default:
 				ls++
 				fmt.Fprintf(&b, "  re-fitted %-12s (%s) on %d rows: layer error %.4f -> %.4f\n", l.Node, l.Kind, l.Rows, l.ErrBefore, l.ErrAfter)
 			}
 		}
-		fmt.Fprintf(&b, "  reconstruction on %d calibration samples: %d convs re-fitted by least squares, %d conv biases and %d BatchNorm statistics corrected for drift\n", rr.Samples, ls, bias, bn)
+		fmt.Fprintf(&b, "  reconstruction on %d calibration samples: %d layers re-fitted by least squares, %d conv biases and %d BatchNorm statistics corrected for drift\n", rr.Samples, ls, bias, bn)
 		for _, s := range rr.Skipped {
 			fmt.Fprintf(&b, "  not re-fitted %s: %s\n", strings.Join(s.Nodes, ", "), s.Reason)
 		}
