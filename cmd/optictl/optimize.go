@@ -119,8 +119,8 @@ func (o *optimizeOptions) checkQuantFlags() error {
 		return err
 	}
 	if o.Quantize == "" {
-		if o.Calib != "" && (o.Prune == 0 || o.PruneMode != prune.Structured) {
-			return usageErr("--calib needs --quantize (a recipe that calibrates) or --prune (structured)")
+		if o.Calib != "" && o.Prune == 0 {
+			return usageErr("--calib needs --quantize (a recipe that calibrates) or --prune")
 		}
 		if o.QuantTarget != "" {
 			return usageErr("--quant-target needs --quantize")
@@ -965,7 +965,7 @@ results. Use it for a fleet of one CPU kind.
 	f.BoolVar(&o.Freeze, "freeze-initializers", false, "treat weights listed as graph inputs (IR < 4 files) as constants and drop them from the inputs")
 	f.StringVar(&o.Quantize, "quantize", "", quantizeFlagHelp())
 	f.StringVar(&o.QuantTarget, "quant-target", "", "where the int8 model will run, which shapes QDQ placement: "+strings.Join(quant.TargetNames(), ", ")+" (default "+quant.DefaultTarget+")")
-	f.StringVar(&o.Calib, "calib", "", "calibration inputs for int8-static and structured --prune (test_data_set folders, .pb/.npy/.npz, MNIST idx); must be disjoint from --data")
+	f.StringVar(&o.Calib, "calib", "", "calibration inputs for int8-static and --prune (test_data_set folders, .pb/.npy/.npz, MNIST idx); must be disjoint from --data")
 	f.IntVar(&o.CalibSamples, "calib-samples", 100, "calibration samples to read from --calib")
 	f.StringVar(&o.Calibrate, "calibrate", quant.MinMax, "calibration method: minmax, percentile or entropy")
 	f.Float64Var(&o.Percentile, "percentile", 99.999, "percentile for --calibrate percentile")
@@ -982,8 +982,8 @@ results. Use it for a fleet of one CPU kind.
 	f.StringVar(&o.PruneNorm, "prune-norm", "l1", "channel ranking for structured pruning: l1 or l2")
 	f.IntVar(&o.PruneMultiple, "prune-multiple", 0, "round kept channels per layer to a multiple of this (8 suits ONNX Runtime's blocked x86 conv kernels; 0 keeps the exact fraction)")
 	f.BoolVar(&o.PruneReconstruct, "prune-reconstruct", true, "structured: after removing channels, re-fit the next layers by least squares on --calib activations and correct BatchNorm statistics")
-	f.Float64Var(&o.PruneMinCosine, "prune-min-cosine", prune.DefaultMinCosine, "structured: accuracy budget, the least mean output cosine against the unpruned model on held-out samples (always applies; below 0.9 or all-zero output is a collapse); outside it exit 3, nothing written")
-	f.Float64Var(&o.PruneMinTop1, "prune-min-top1", prune.DefaultMinTop1, "structured: accuracy budget, the least top-1 agreement with the unpruned model for [N,K] class outputs")
+	f.Float64Var(&o.PruneMinCosine, "prune-min-cosine", prune.DefaultMinCosine, "accuracy budget of --prune, the least mean output cosine against the unpruned model on held-out samples (always applies; below 0.9 or all-zero output is a collapse); outside it exit 3, nothing written")
+	f.Float64Var(&o.PruneMinTop1, "prune-min-top1", prune.DefaultMinTop1, "accuracy budget of --prune, the least top-1 agreement with the unpruned model for [N,K] class outputs")
 	f.BoolVar(&o.PruneGlobal, "prune-global", false, "unstructured: one magnitude threshold across all layers instead of per layer")
 	f.BoolVar(&o.RequireSpeedup, "require-speedup", false, "exit 3 (writing nothing) unless the quantized model is faster than the float one on ORT at 1 thread")
 	return cmd

@@ -15,7 +15,7 @@ import (
 
 // checkPruneFlags validates the structured pruning budget flags.
 func (o *optimizeOptions) checkPruneFlags() error {
-	if o.Prune == 0 || o.PruneMode != prune.Structured {
+	if o.Prune == 0 {
 		return nil
 	}
 	if !(o.PruneMinCosine > 0 && o.PruneMinCosine <= 1) {
@@ -24,7 +24,7 @@ func (o *optimizeOptions) checkPruneFlags() error {
 	if !(o.PruneMinTop1 > 0 && o.PruneMinTop1 <= 1) {
 		return usageErr("--prune-min-top1 %v: want a value in (0, 1]", o.PruneMinTop1)
 	}
-	if o.PruneGlobal {
+	if o.PruneGlobal && o.PruneMode == prune.Structured {
 		return usageErr("--prune-global is for unstructured pruning (structured ratios are chosen per layer by sensitivity)")
 	}
 	if o.Calib != "" && o.CalibSamples < 1 {
@@ -41,7 +41,24 @@ func applyPrune(g *globalOptions, o *optimizeOptions, m *graph.Model) (*graph.Mo
 	pm := m.Clone()
 	if o.PruneMode != prune.Structured {
 		rep, err := prune.Prune(pm, prune.Options{Fraction: o.Prune, Mode: o.PruneMode, Norm: o.PruneNorm, Multiple: o.PruneMultiple, Global: o.PruneGlobal})
-		return pm, rep, err
+		if err != nil {
+			return nil, nil, err
+		}
+		// The budget applies to unstructured pruning too.
+		_, held, where, err := pruneSamples(o, m)
+		if err != nil {
+			return nil, nil, err
+		}
+		f, err := prune.Measure(m, pm, held, "interp")
+		if err != nil {
+			return nil, nil, err
+		}
+		rep.Accuracy = &prune.AutoReport{Pruned: f, Final: f, Held: len(held), MinCosine: o.PruneMinCosine, MinTop1: o.PruneMinTop1}
+		rep.Notes = append(rep.Notes, "accuracy measured on "+where)
+		if why := f.Outside(o.PruneMinCosine, o.PruneMinTop1); why != "" {
+			return nil, rep, failedErr(fmt.Errorf("--prune %g: %w: %s; nothing was written (lower --prune, or loosen --prune-min-cosine/--prune-min-top1)", o.Prune, prune.ErrBudget, why))
+		}
+		return pm, rep, nil
 	}
 	opts := prune.Options{Fraction: o.Prune, Mode: prune.Structured, Norm: o.PruneNorm, Multiple: o.PruneMultiple}
 	if rep, err := prune.Prune(pm, opts); err != nil || len(rep.Layers) == 0 {

@@ -82,3 +82,37 @@ func TestOptimizePruneStructuredBudget(t *testing.T) {
 		})
 	}
 }
+
+// TestOptimizePruneUnstructuredBudget: the budget applies to unstructured
+// pruning too: zeroing 95% of the weights collapses the test CNN, which
+// exits 3 and writes nothing; 20% is within the budget and written.
+func TestOptimizePruneUnstructuredBudget(t *testing.T) {
+	dir := t.TempDir()
+	in := filepath.Join("..", "..", "testmodels", "cnn.onnx")
+	for _, tc := range []struct {
+		frac     string
+		wantCode int
+	}{
+		{"0.95", ExitFailed},
+		{"0.2", ExitOK},
+	} {
+		t.Run(tc.frac, func(t *testing.T) {
+			out := filepath.Join(dir, tc.frac+".onnx")
+			var so, se bytes.Buffer
+			code := Execute([]string{"optimize", in, "-o", out, "--prune", tc.frac, "--prune-mode", "unstructured", "--json"}, &so, &se)
+			if code != tc.wantCode {
+				t.Fatalf("exit %d, want %d: %s\n%s", code, tc.wantCode, se.String(), so.String())
+			}
+			var res optimizeResult
+			if err := json.Unmarshal(so.Bytes(), &res); err != nil {
+				t.Fatalf("%v\n%s", err, so.String())
+			}
+			if res.Prune == nil || res.Prune.Accuracy == nil || res.Prune.Accuracy.Held == 0 {
+				t.Fatalf("no accuracy in %s", so.String())
+			}
+			if _, err := os.Stat(out); (err == nil) != (tc.wantCode == ExitOK) {
+				t.Fatalf("written: %v, exit %d", err == nil, code)
+			}
+		})
+	}
+}

@@ -534,11 +534,15 @@ func TestOptimizeQuantFlags(t *testing.T) {
 		{"max drop", func(o *optimizeOptions) { o.Quantize = "int8-dynamic"; o.MaxDrop = 1; o.Data = "d" }, ""},
 		{"max drop without data", func(o *optimizeOptions) { o.Quantize = "int8-dynamic"; o.MaxDrop = 1 }, "--max-accuracy-drop"},
 		{"labels without max drop", func(o *optimizeOptions) { o.Quantize = "int8-dynamic"; o.Labels = "l" }, "--labels"},
-		{"prune", func(o *optimizeOptions) { o.Prune = 0.3; o.PruneMode = "unstructured" }, ""},
+		{"prune", func(o *optimizeOptions) {
+			o.Prune = 0.3
+			o.PruneMode = "unstructured"
+			o.PruneMinCosine, o.PruneMinTop1 = 0.98, 0.95
+		}, ""},
 		{"prune too much", func(o *optimizeOptions) { o.Prune = 1 }, "--prune"},
 		{"bad prune mode", func(o *optimizeOptions) { o.Prune = 0.3; o.PruneMode = "random" }, "--prune-mode"},
 		{"structured prune with calib", func(o *optimizeOptions) { o.Prune = 0.3; o.Calib = "c"; o.PruneMinCosine, o.PruneMinTop1 = 0.98, 0.95 }, ""},
-		{"unstructured prune with calib", func(o *optimizeOptions) { o.Prune = 0.3; o.PruneMode = "unstructured"; o.Calib = "c" }, "--calib"},
+		{"calib without quantize or prune", func(o *optimizeOptions) { o.Calib = "c" }, "--calib"},
 		{"prune budget out of range", func(o *optimizeOptions) { o.Prune = 0.3; o.PruneMinCosine, o.PruneMinTop1 = 1.5, 0.95 }, "--prune-min-cosine"},
 		{"prune top-1 budget out of range", func(o *optimizeOptions) { o.Prune = 0.3; o.PruneMinCosine, o.PruneMinTop1 = 0.98, 0 }, "--prune-min-top1"},
 		{"structured prune global", func(o *optimizeOptions) {

@@ -342,17 +342,21 @@ func Auto(m *graph.Model, calib, held [][]*runtime.Tensor, o AutoOptions) (rep *
 
 // outside says why the final model is outside the budget ("" when it is
 // within).
-func (ar *AutoReport) outside() string {
-	f := ar.Final
+func (ar *AutoReport) outside() string { return ar.Final.Outside(ar.MinCosine, ar.MinTop1) }
+
+// Outside says why f is outside the budget (mean cosine at least minCosine,
+// top-1 agreement at least minTop1 where measured) or collapsed (all-zero
+// outputs, cosine < CollapseCosine); "" when it is within.
+func (f Fidelity) Outside(minCosine, minTop1 float64) string {
 	switch {
 	case f.Zero:
 		return "the output collapsed to all zeros"
 	case f.Cosine < CollapseCosine:
 		return fmt.Sprintf("the output collapsed: cosine %.4f < %.2f against the unpruned model", f.Cosine, CollapseCosine)
-	case f.Cosine < ar.MinCosine:
-		return fmt.Sprintf("cosine %.4f < %.4f against the unpruned model", f.Cosine, ar.MinCosine)
-	case f.Top1 != nil && *f.Top1 < ar.MinTop1:
-		return fmt.Sprintf("top-1 agreement %.2f%% < %.2f%%", 100**f.Top1, 100*ar.MinTop1)
+	case f.Cosine < minCosine:
+		return fmt.Sprintf("cosine %.4f < %.4f against the unpruned model", f.Cosine, minCosine)
+	case f.Top1 != nil && *f.Top1 < minTop1:
+		return fmt.Sprintf("top-1 agreement %.2f%% < %.2f%%", 100**f.Top1, 100*minTop1)
 	}
 	return ""
 }
@@ -361,14 +365,14 @@ func (ar *AutoReport) outside() string {
 // held-out accuracy.
 func (ar *AutoReport) Table() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "sensitivity: cosine of %s against the unpruned model, each group pruned alone\n", strings.Join(ar.Probes, ", "))
-	fmt.Fprintf(&b, "%-40s %8s", "layers (tie group)", "channels")
 	if len(ar.Sensitivity) > 0 {
+		fmt.Fprintf(&b, "sensitivity: cosine of %s against the unpruned model, each group pruned alone\n", strings.Join(ar.Probes, ", "))
+		fmt.Fprintf(&b, "%-40s %8s", "layers (tie group)", "channels")
 		for _, r := range ar.Sensitivity[0].Ratios {
 			fmt.Fprintf(&b, " %9s", fmt.Sprintf("cos@%g", r))
 		}
+		fmt.Fprintf(&b, " %7s\n", "chosen")
 	}
-	fmt.Fprintf(&b, " %7s\n", "chosen")
 	for _, s := range ar.Sensitivity {
 		name := strings.Join(s.Nodes, ",")
 		if len(name) > 40 {
@@ -380,9 +384,19 @@ func (ar *AutoReport) Table() string {
 		}
 		fmt.Fprintf(&b, " %7.3f\n", s.Chosen)
 	}
-	fmt.Fprintf(&b, "held-out (%d samples; calibration %d): pruned: outputs %s; features %s\n", ar.Held, ar.Calib, ar.Pruned, ar.PrunedProbes)
+	feat := func(f Fidelity) string {
+		if f.Samples == 0 {
+			return ""
+		}
+		return "; features " + f.String()
+	}
+	cal := ""
+	if ar.Calib > 0 {
+		cal = fmt.Sprintf("; calibration %d", ar.Calib)
+	}
+	fmt.Fprintf(&b, "held-out (%d samples%s): pruned: outputs %s%s\n", ar.Held, cal, ar.Pruned, feat(ar.PrunedProbes))
 	if ar.Reconstructed {
-		fmt.Fprintf(&b, "after reconstruction: outputs %s; features %s\n", ar.Final, ar.FinalProbes)
+		fmt.Fprintf(&b, "after reconstruction: outputs %s%s\n", ar.Final, feat(ar.FinalProbes))
 	}
 	fmt.Fprintf(&b, "budget: cosine >= %.4f, top-1 agreement >= %.2f%% (class outputs); collapse: cosine < %.2f or all zeros\n", ar.MinCosine, 100*ar.MinTop1, CollapseCosine)
 	return b.String()
