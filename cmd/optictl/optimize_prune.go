@@ -24,6 +24,9 @@ func (o *optimizeOptions) checkPruneFlags() error {
 	if !(o.PruneMinTop1 > 0 && o.PruneMinTop1 <= 1) {
 		return usageErr("--prune-min-top1 %v: want a value in (0, 1]", o.PruneMinTop1)
 	}
+	if !o.PruneReconstruct && o.PruneMode != prune.Structured {
+		return usageErr("--prune-reconstruct is for structured pruning (unstructured pruning removes no channels)")
+	}
 	if o.PruneGlobal && o.PruneMode == prune.Structured {
 		return usageErr("--prune-global is for unstructured pruning (structured ratios are chosen per layer by sensitivity)")
 	}

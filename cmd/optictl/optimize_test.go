@@ -537,11 +537,17 @@ func TestOptimizeQuantFlags(t *testing.T) {
 		{"prune", func(o *optimizeOptions) {
 			o.Prune = 0.3
 			o.PruneMode = "unstructured"
+			o.PruneReconstruct = true
 			o.PruneMinCosine, o.PruneMinTop1 = 0.98, 0.95
 		}, ""},
 		{"prune too much", func(o *optimizeOptions) { o.Prune = 1 }, "--prune"},
 		{"bad prune mode", func(o *optimizeOptions) { o.Prune = 0.3; o.PruneMode = "random" }, "--prune-mode"},
 		{"structured prune with calib", func(o *optimizeOptions) { o.Prune = 0.3; o.Calib = "c"; o.PruneMinCosine, o.PruneMinTop1 = 0.98, 0.95 }, ""},
+		{"reconstruct off with unstructured", func(o *optimizeOptions) {
+			o.Prune = 0.3
+			o.PruneMode = "unstructured"
+			o.PruneMinCosine, o.PruneMinTop1 = 0.98, 0.95
+		}, "--prune-reconstruct"},
 		{"calib without quantize or prune", func(o *optimizeOptions) { o.Calib = "c" }, "--calib"},
 		{"prune budget out of range", func(o *optimizeOptions) { o.Prune = 0.3; o.PruneMinCosine, o.PruneMinTop1 = 1.5, 0.95 }, "--prune-min-cosine"},
 		{"prune top-1 budget out of range", func(o *optimizeOptions) { o.Prune = 0.3; o.PruneMinCosine, o.PruneMinTop1 = 0.98, 0 }, "--prune-min-top1"},
