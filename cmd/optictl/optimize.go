@@ -89,6 +89,10 @@ type optimizeOptions struct {
 	PruneNorm     string
 	PruneMultiple int
 	PruneGlobal   bool
+	// structured pruning: reconstruction and accuracy budget
+	PruneReconstruct bool
+	PruneMinCosine   float64
+	PruneMinTop1     float64
 }
 
 // checkQuantFlags validates the quantization and pruning flags (usage errors).
@@ -108,9 +112,12 @@ func (o *optimizeOptions) checkQuantFlags() error {
 	if o.PruneMode != prune.Structured && o.PruneMode != prune.Unstructured {
 		return usageErr("--prune-mode %q: want structured or unstructured", o.PruneMode)
 	}
+	if err := o.checkPruneFlags(); err != nil {
+		return err
+	}
 	if o.Quantize == "" {
-		if o.Calib != "" {
-			return usageErr("--calib needs --quantize (a recipe that calibrates)")
+		if o.Calib != "" && o.Prune == 0 {
+			return usageErr("--calib needs --quantize (a recipe that calibrates) or --prune")
 		}
 		if o.QuantTarget != "" {
 			return usageErr("--quant-target needs --quantize")
@@ -537,9 +544,12 @@ func runOptimize(g *globalOptions, o *optimizeOptions) error {
 		}
 	}
 	if o.Prune > 0 {
-		pm := out.Clone()
-		prep, err := prune.Prune(pm, prune.Options{Fraction: o.Prune, Mode: o.PruneMode, Norm: o.PruneNorm, Multiple: o.PruneMultiple, Global: o.PruneGlobal})
+		pm, prep, err := applyPrune(g, o, out)
 		if err != nil {
+			if prep != nil {
+				res.Prune, res.Error = prep, err.Error()
+				printOptimize(g, o, &res)
+			}
 			return err
 		}
 		pa, err := checkPruneBudget(o, out, pm)
@@ -959,7 +969,7 @@ results. Use it for a fleet of one CPU kind.
 	f.BoolVar(&o.Freeze, "freeze-initializers", false, "treat weights listed as graph inputs (IR < 4 files) as constants and drop them from the inputs")
 	f.StringVar(&o.Quantize, "quantize", "", quantizeFlagHelp())
 	f.StringVar(&o.QuantTarget, "quant-target", "", "where the int8 model will run, which shapes QDQ placement: "+strings.Join(quant.TargetNames(), ", ")+" (default "+quant.DefaultTarget+")")
-	f.StringVar(&o.Calib, "calib", "", "calibration inputs for int8-static (test_data_set folders, .pb/.npy/.npz, MNIST idx); must be disjoint from --data")
+	f.StringVar(&o.Calib, "calib", "", "calibration inputs for int8-static and --prune (test_data_set folders, .pb/.npy/.npz, MNIST idx); must be disjoint from --data")
 	f.IntVar(&o.CalibSamples, "calib-samples", 100, "calibration samples to read from --calib")
 	f.StringVar(&o.Calibrate, "calibrate", quant.MinMax, "calibration method: minmax, percentile or entropy")
 	f.Float64Var(&o.Percentile, "percentile", 99.999, "percentile for --calibrate percentile")
@@ -973,10 +983,13 @@ results. Use it for a fleet of one CPU kind.
 	f.StringVar(&o.Metric, "metric", "", "accuracy metric for the budget: top1, agreement, cosine, sqnr or iou[@T] (default: from the output's shape, see above)")
 	f.StringVar(&o.MinMetric, "min-metric", "", "accuracy budget as METRIC=MIN: cosine=0.995, sqnr=25, iou=0.97, iou@0.5=0.9 (defaults cosine 0.99, sqnr 20 dB, iou 0.95)")
 	f.StringVar(&o.Labels, "labels", "", "labels for --data (MNIST idx, .npy): the budget then bounds the top-1 accuracy drop")
-	f.Float64Var(&o.Prune, "prune", 0, "after the passes, prune this fraction of weights (unstructured) or output channels (structured), in [0, 1)")
+	f.Float64Var(&o.Prune, "prune", 0, "after the passes, prune this fraction of weights (unstructured) or output channels (structured, per-layer ratios chosen by sensitivity, reconstructed on --calib, checked on held-out samples under the default budget of --prune-min-cosine/--prune-min-top1), in [0, 1)")
 	f.StringVar(&o.PruneMode, "prune-mode", "structured", "pruning mode: structured (channels, L1 norm) or unstructured (magnitude)")
 	f.StringVar(&o.PruneNorm, "prune-norm", "l1", "channel ranking for structured pruning: l1 or l2")
 	f.IntVar(&o.PruneMultiple, "prune-multiple", 0, "round kept channels per layer to a multiple of this (8 suits ONNX Runtime's blocked x86 conv kernels; 0 keeps the exact fraction)")
+	f.BoolVar(&o.PruneReconstruct, "prune-reconstruct", true, "structured: after removing channels, re-fit the next layers by least squares on --calib activations and correct BatchNorm statistics")
+	f.Float64Var(&o.PruneMinCosine, "prune-min-cosine", prune.DefaultMinCosine, "accuracy budget of --prune, the least mean output cosine against the unpruned model on held-out samples (always applies; below 0.9 or all-zero output is a collapse); outside it exit 3, nothing written")
+	f.Float64Var(&o.PruneMinTop1, "prune-min-top1", prune.DefaultMinTop1, "accuracy budget of --prune, the least top-1 agreement with the unpruned model for [N,K] class outputs")
 	f.BoolVar(&o.PruneGlobal, "prune-global", false, "unstructured: one magnitude threshold across all layers instead of per layer")
 	f.BoolVar(&o.RequireSpeedup, "require-speedup", false, "exit 3 (writing nothing) unless the quantized model is faster than the float one on ORT at 1 thread")
 	return cmd

@@ -536,7 +536,11 @@ func TestOptimizeQuantFlags(t *testing.T) {
 		// without --data the budget is measured on held-out --calib or seeded inputs
 		{"max drop without data", func(o *optimizeOptions) { o.Quantize = "int8-dynamic"; o.MaxDrop = 1 }, ""},
 		{"max drop without quantize", func(o *optimizeOptions) { o.MaxDrop = 1 }, "--max-accuracy-drop needs --quantize or --prune"},
-		{"max drop when pruning", func(o *optimizeOptions) { o.Prune = 0.3; o.MaxDrop = 2 }, ""},
+		{"max drop when pruning", func(o *optimizeOptions) {
+			o.Prune, o.MaxDrop = 0.3, 2
+			o.PruneReconstruct = true
+			o.PruneMinCosine, o.PruneMinTop1 = 0.98, 0.95
+		}, ""},
 		{"labels without data", func(o *optimizeOptions) { o.Quantize = "int8-dynamic"; o.Labels = "l" }, "--labels needs --data"},
 		{"metric iou@0.5", func(o *optimizeOptions) { o.Quantize = "int8-dynamic"; o.Metric = "iou@0.5" }, ""},
 		{"bad metric", func(o *optimizeOptions) { o.Quantize = "int8-dynamic"; o.Metric = "map" }, "--metric"},
@@ -548,9 +552,28 @@ func TestOptimizeQuantFlags(t *testing.T) {
 		{"max drop with cosine", func(o *optimizeOptions) { o.Quantize = "int8-dynamic"; o.Metric = "cosine"; o.MaxDrop = 1 }, "--min-metric cosine=VALUE"},
 		{"budget without verification", func(o *optimizeOptions) { o.Quantize = "int8-dynamic"; o.NoVerify = true; o.MinMetric = "cosine=0.999" }, "--no-verify measures nothing"},
 		{"top1 without labels", func(o *optimizeOptions) { o.Quantize = "int8-dynamic"; o.Metric = "top1" }, "--labels"},
-		{"prune", func(o *optimizeOptions) { o.Prune = 0.3; o.PruneMode = "unstructured" }, ""},
+		{"prune", func(o *optimizeOptions) {
+			o.Prune = 0.3
+			o.PruneMode = "unstructured"
+			o.PruneReconstruct = true
+			o.PruneMinCosine, o.PruneMinTop1 = 0.98, 0.95
+		}, ""},
 		{"prune too much", func(o *optimizeOptions) { o.Prune = 1 }, "--prune"},
 		{"bad prune mode", func(o *optimizeOptions) { o.Prune = 0.3; o.PruneMode = "random" }, "--prune-mode"},
+		{"structured prune with calib", func(o *optimizeOptions) { o.Prune = 0.3; o.Calib = "c"; o.PruneMinCosine, o.PruneMinTop1 = 0.98, 0.95 }, ""},
+		{"reconstruct off with unstructured", func(o *optimizeOptions) {
+			o.Prune = 0.3
+			o.PruneMode = "unstructured"
+			o.PruneMinCosine, o.PruneMinTop1 = 0.98, 0.95
+		}, "--prune-reconstruct"},
+		{"calib without quantize or prune", func(o *optimizeOptions) { o.Calib = "c" }, "--calib"},
+		{"prune budget out of range", func(o *optimizeOptions) { o.Prune = 0.3; o.PruneMinCosine, o.PruneMinTop1 = 1.5, 0.95 }, "--prune-min-cosine"},
+		{"prune top-1 budget out of range", func(o *optimizeOptions) { o.Prune = 0.3; o.PruneMinCosine, o.PruneMinTop1 = 0.98, 0 }, "--prune-min-top1"},
+		{"structured prune global", func(o *optimizeOptions) {
+			o.Prune = 0.3
+			o.PruneGlobal = true
+			o.PruneMinCosine, o.PruneMinTop1 = 0.98, 0.95
+		}, "--prune-global"},
 		{"speedup without quantize", func(o *optimizeOptions) { o.RequireSpeedup = true }, "--require-speedup"},
 	}
 	for _, tc := range tests {

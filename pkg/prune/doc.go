@@ -2,7 +2,11 @@
 // (zeroing the smallest weights of Conv, Gemm and MatMul) and structured
 // channel pruning (removing whole output channels of Conv and output
 // columns of Gemm/MatMul weights, with the graph surgery that keeps every
-// consumer consistent).
+// consumer consistent). For structured pruning it also chooses per-layer
+// ratios by measured sensitivity (Auto), re-fits the layers after the
+// removed channels by least squares on calibration activations and corrects
+// BatchNorm statistics (Reconstruct), and measures the result against the
+// unpruned model (Measure).
 //
 // Invariants:
 //   - Prune changes the model in place only on success; on error the model
@@ -22,4 +26,12 @@
 //   - Structured pruning makes ONNX Runtime faster only when channel counts
 //     stay multiples of its NCHWc block (8 on AVX2): Options.Multiple rounds
 //     kept counts; without it the report warns when a layer is off the block.
+//   - Reconstruct only rewrites constants of a model that Prune produced
+//     from the same original (node lists align one to one): re-fitted Conv,
+//     Gemm and MatMul weights and biases, corrected BatchNorm statistics and biases; it
+//     never adds or removes nodes, and a fit that does not lower the
+//     layer's error on the calibration rows is not applied.
+//   - Auto (sensitivity-driven ratios) writes nothing into the model unless
+//     the held-out result is within the budget; a collapse (cosine < 0.9 or
+//     all-zero outputs) is always outside it.
 package prune

@@ -36,6 +36,10 @@ type Options struct {
 	// pruning 16 channels to 11 makes the model slower, not faster. 8 is the
 	// value to use for ORT on x86 CPUs; 0 keeps the exact fraction.
 	Multiple int `json:"multiple,omitempty"`
+	// PerLayer (structured, not Global), when set, gives each tie group its
+	// own fraction, looked up by the name of one of its layers (nodes);
+	// groups not named are not pruned. Fraction is then only reported.
+	PerLayer map[string]float64 `json:"per_layer,omitempty"`
 }
 
 // Modes.
@@ -95,6 +99,16 @@ type Report struct {
 	// Notes are remarks for the user (unstructured: zeros do not speed up
 	// dense kernels).
 	Notes []string `json:"notes,omitempty"`
+	// Reconstruction (structured, filled by Reconstruct) is what the
+	// least-squares re-fit and the BatchNorm re-estimation did.
+	Reconstruction *ReconReport `json:"reconstruction,omitempty"`
+	// Accuracy (filled by Auto) is the per-layer sensitivity, the chosen
+	// ratios and the held-out accuracy against the unpruned model.
+	Accuracy *AutoReport `json:"accuracy,omitempty"`
+
+	// sliced maps {node index, input, dim} of each constant input that
+	// structured pruning sliced to the original indices it kept, in order.
+	sliced map[[3]int][]int
 }
 
 // NoteDense is the honest note that unstructured pruning carries.
@@ -138,6 +152,31 @@ func (r *Report) String() string {
 	}
 	fmt.Fprintf(&b, "  params %d -> %d (%.1f%%), FLOPs %d -> %d (%.1f%%)\n",
 		r.ParamsBefore, r.ParamsAfter, pct(r.ParamsAfter, r.ParamsBefore), r.FLOPsBefore, r.FLOPsAfter, pct(r.FLOPsAfter, r.FLOPsBefore))
+	if rr := r.Reconstruction; rr != nil {
+		ls, bias, bn := 0, 0, 0
+		for _, l := range rr.Layers {
+			switch {
+			case l.Kind == "batchnorm":
+				bn++
+			case l.Kind == "bias" && l.ErrBefore == 0:
+				bias++
+			case !(l.ErrAfter < l.ErrBefore):
+				fmt.Fprintf(&b, "  left %-12s as pruned (%d rows, layer error %.4f): %s\n", l.Node, l.Rows, l.ErrBefore, l.Note)
+			default:
+				ls++
+				fmt.Fprintf(&b, "  re-fitted %-12s (%s) on %d rows: layer error %.4f -> %.4f\n", l.Node, l.Kind, l.Rows, l.ErrBefore, l.ErrAfter)
+			}
+		}
+		fmt.Fprintf(&b, "  reconstruction on %d calibration samples: %d layers re-fitted by least squares, %d conv biases and %d BatchNorm statistics corrected for drift\n", rr.Samples, ls, bias, bn)
+		for _, s := range rr.Skipped {
+			fmt.Fprintf(&b, "  not re-fitted %s: %s\n", strings.Join(s.Nodes, ", "), s.Reason)
+		}
+	}
+	if r.Accuracy != nil {
+		for _, line := range strings.Split(strings.TrimRight(r.Accuracy.Table(), "\n"), "\n") {
+			fmt.Fprintf(&b, "  %s\n", line)
+		}
+	}
 	for _, n := range r.Notes {
 		fmt.Fprintf(&b, "  note: %s\n", n)
 	}
@@ -178,6 +217,11 @@ func Prune(m *graph.Model, opts Options) (rep *Report, err error) {
 		return nil, fmt.Errorf("prune: unknown mode %q (want structured or unstructured)", opts.Mode)
 	}
 	opts.Mode = mode
+	for name, f := range opts.PerLayer {
+		if math.IsNaN(f) || f < 0 || f >= 1 {
+			return nil, fmt.Errorf("prune: fraction %v for layer %q is not in [0, 1)", f, name)
+		}
+	}
 	if opts.Multiple < 0 || opts.Multiple > 1<<16 {
 		return nil, fmt.Errorf("prune: channel multiple %d out of range", opts.Multiple)
 	}

@@ -588,7 +588,19 @@ func structured(m *graph.Model, opts Options, rep *Report) error {
 		}
 	} else {
 		for _, gr := range cands {
-			k := roundCount(opts.Fraction, gr.n)
+			frac := opts.Fraction
+			if opts.PerLayer != nil {
+				frac = 0
+				for _, s := range gr.members {
+					if src := a.spaces[s].src; src != nil {
+						if f, ok := opts.PerLayer[src.node.Name]; ok {
+							frac = f
+							break
+						}
+					}
+				}
+			}
+			k := roundCount(frac, gr.n)
 			if k >= gr.n {
 				k = gr.n - 1
 			}
@@ -676,11 +688,19 @@ func structured(m *graph.Model, opts Options, rep *Report) error {
 	for _, o := range g.Outputs {
 		uses[o.Name]++
 	}
+	nodeIdx := map[*graph.Node]int{}
+	for i, n := range g.Nodes {
+		nodeIdx[n] = i
+	}
 	for _, ac := range a.acts {
 		keep, pruned := keepIdx(ac.segs)
 		if !pruned {
 			continue
 		}
+		if rep.sliced == nil {
+			rep.sliced = map[[3]int][]int{}
+		}
+		rep.sliced[[3]int{nodeIdx[ac.node], ac.input, ac.dim}] = keep
 		name := ac.node.Inputs[ac.input]
 		t := getConst(g, name)
 		if t == nil {
