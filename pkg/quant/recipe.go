@@ -177,6 +177,21 @@ Runtime against the float model.`,
 		},
 	})
 	RegisterRecipe(&Recipe{
+		Name: "int8-mixed",
+		Doc: `int8 only on the layers where it is faster on ONNX Runtime (needs calibration data).
+Each Conv/MatMul/Gemm is timed alone on ORT (1 thread) in float and in
+int8 with the QuantizeLinear/DequantizeLinear it pays at a float
+neighbour; only the layers faster in int8 by 10% are quantized (uint8
+activations, QDQ), the rest (depthwise, narrow convs) stay float.`,
+		Calib:     CalibRequired,
+		Int8:      true,
+		PlacesQDQ: true,
+		OpTypes:   QuantizableOps(),
+		Quantize: func(m *graph.Model, o RecipeOptions) (*graph.Model, *Report, error) {
+			return Mixed(m, o.Calib, MixedOptions{Static: o.static()})
+		},
+	})
+	RegisterRecipe(&Recipe{
 		Name: "fp16",
 		Doc: `float16 weights and compute, numerically sensitive ops kept in float32.
 Softmax, reductions, normalizations, Exp/Log/Pow stay float32 with Casts

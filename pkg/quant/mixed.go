@@ -1,0 +1,252 @@
+package quant
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/optictl/optictl/pkg/graph"
+	"github.com/optictl/optictl/pkg/runtime"
+)
+
+// MixedOptions configure Mixed.
+type MixedOptions struct {
+	Static  StaticOptions
+	Profile ProfileOptions
+}
+
+// mixedOps are the op types int8-mixed lets into the int8 region when
+// StaticOptions.OpTypes is empty: the weighted layers the profile
+// decides on, and the Add and pools between them (ORT's QLinearAdd and
+// QLinear pools). Mul and Sigmoid stay float: ORT's QLinearMul and
+// QLinearSigmoid are slower than the float ops on x86 (doc.go).
+var mixedOps = []string{"Conv", "MatMul", "Gemm", "Add", "GlobalAveragePool", "AveragePool"}
+
+// carriesInt8 are single-input ops an int8 value passes through between
+// two quantized layers without leaving int8 (Relu/Clip are folded into
+// the Q before them; the others run on int8 data in ORT).
+var carriesInt8 = map[string]bool{"Relu": true, "Clip": true, "MaxPool": true, "Reshape": true, "Flatten": true,
+	"Transpose": true, "Squeeze": true, "Unsqueeze": true, "GlobalAveragePool": true, "AveragePool": true}
+
+// Plan decides which profiled layers run in int8: a layer is quantized
+// when its float time beats its int8 time by margin, counting the
+// boundary ops it pays in the plan: a QuantizeLinear when the layer that
+// feeds it (through Relu, pools, reshapes) stays float, a
+// DequantizeLinear when any reader does. It starts from the layers whose
+// int8 kernel alone is faster and drops the ones that do not pay until
+// no more drop (dropping a layer only adds boundaries to its
+// neighbours). It sets Int8Chosen, Boundary, Speedup and Why on prof.
+func Plan(g *graph.Graph, prof []LayerProfile, margin float64) {
+	byName := map[string]int{}
+	for i, l := range prof {
+		byName[l.Node] = i
+	}
+	producers, consumers := g.Producers(), g.Consumers()
+	nodeOf := map[string]*graph.Node{}
+	for _, n := range g.Nodes {
+		if n.Name != "" {
+			nodeOf[n.Name] = n
+		}
+	}
+	chosen := make([]bool, len(prof))
+	outConv := make([]bool, len(prof)) // a Conv writing a model output: Static keeps its output float
+	for i, l := range prof {
+		n := nodeOf[l.Node]
+		outConv[i] = n != nil && n.Is("Conv") && feedsOnlyOutputs(g, n.Outputs[0])
+		chosen[i] = float64(l.Float) > float64(l.kernel())*(1+margin) && n != nil && !outConv[i]
+	}
+	// upstream: the profiled layer feeding n's activation, or -1
+	feeder := func(n *graph.Node) int {
+		v := n.Inputs[0]
+		for depth := 0; depth < 32; depth++ {
+			p := producers[v]
+			if p == nil || len(p.Inputs) == 0 {
+				return -1
+			}
+			if i, ok := byName[p.Name]; ok && p.Name != "" {
+				return i
+			}
+			if !p.IsDefaultDomain() || !carriesInt8[p.OpType] {
+				return -1
+			}
+			v = p.Inputs[0]
+		}
+		return -1
+	}
+	// downstream: whether every reader of n's output (through Relu, pools,
+	// reshapes) is a chosen profiled layer reading it as its activation
+	var allInt8 func(v string, depth int) bool
+	allInt8 = func(v string, depth int) bool {
+		if g.IsGraphOutput(v) || depth > 32 {
+			return false
+		}
+		cs := consumers[v]
+		if len(cs) == 0 {
+			return false
+		}
+		for _, c := range cs {
+			if i, ok := byName[c.Name]; ok && c.Name != "" && c.Inputs[0] == v {
+				if !chosen[i] {
+					return false
+				}
+				continue
+			}
+			if !c.IsDefaultDomain() || !carriesInt8[c.OpType] || len(c.Outputs) != 1 || !allInt8(c.Outputs[0], depth+1) {
+				return false
+			}
+		}
+		return true
+	}
+	cost := func(i int) (time.Duration, string) {
+		n := nodeOf[prof[i].Node]
+		t := prof[i].kernel()
+		var b []string
+		if f := feeder(n); f < 0 || !chosen[f] {
+			t += prof[i].Quant
+			b = append(b, "Q in")
+		}
+		if !allInt8(n.Outputs[0], 0) {
+			t += prof[i].Dequant
+			b = append(b, "DQ out")
+		}
+		if len(b) == 0 {
+			return t, "none (inside an int8 region)"
+		}
+		return t, strings.Join(b, " + ")
+	}
+	for changed := true; changed; {
+		changed = false
+		for i := range prof {
+			if !chosen[i] {
+				continue
+			}
+			if t, _ := cost(i); float64(prof[i].Float) <= float64(t)*(1+margin) {
+				chosen[i], changed = false, true
+			}
+		}
+	}
+	for i := range prof {
+		l := &prof[i]
+		l.Int8Chosen = chosen[i]
+		if nodeOf[l.Node] == nil {
+			l.Why = "unnamed node: follows the recipe"
+			continue
+		}
+		t, b := cost(i)
+		l.Boundary, l.Speedup = b, ratio(l.Float, t)
+		switch {
+		case outConv[i]:
+			l.Why = "writes a model output, which stays float: ORT would run a float Conv on dequantized inputs"
+		case chosen[i]:
+			l.Why = fmt.Sprintf("int8 %.2fx faster with its boundary ops (%s)", l.Speedup, b)
+		case l.Kernel <= 1+margin:
+			l.Why = fmt.Sprintf("int8 kernel %.2fx of float (needs > %.2fx)", l.Kernel, 1+margin)
+		default:
+			l.Why = fmt.Sprintf("int8 kernel %.2fx but %.2fx with its boundary ops (%s), needs > %.2fx", l.Kernel, l.Speedup, b, 1+margin)
+		}
+	}
+}
+
+// ErrNothingPays is returned by Mixed when no layer is faster in int8.
+var ErrNothingPays = fmt.Errorf("quant: no layer is faster in int8 than in float on this backend")
+
+// Mixed is int8 only where it pays on the target: it profiles every
+// Conv/MatMul/Gemm with a constant weight on opts.Profile.Backend
+// (Profile, on the first calibration sample), decides per layer (Plan)
+// and writes Static's QDQ form (uint8 activations) with the layers that
+// do not pay left in float. The Report's Profile holds every layer's
+// timing and decision. Unnamed layers are named (op_N) so they can be
+// left in float.
+func Mixed(m *graph.Model, calib [][]*runtime.Tensor, opts MixedOptions) (*graph.Model, *Report, error) {
+	if len(calib) == 0 {
+		return nil, nil, fmt.Errorf("quant: int8-mixed needs calibration samples")
+	}
+	c := m.Clone()
+	for _, n := range c.Graph.Nodes {
+		if n.Name == "" {
+			n.Name = c.Graph.UniqueName(strings.ToLower(n.OpType))
+		}
+	}
+	prof, err := Profile(c, calib[0], opts.Profile)
+	if err != nil {
+		return nil, nil, err
+	}
+	margin := opts.Profile.Margin
+	if margin == 0 {
+		margin = MixedMargin
+	}
+	Plan(c.Graph, prof, margin)
+	so := opts.Static
+	so.Asymmetric = true
+	if len(so.OpTypes) == 0 {
+		so.OpTypes = mixedOps
+	}
+	so.ExcludeNodes = append([]string(nil), so.ExcludeNodes...)
+	for _, l := range prof {
+		if !l.Int8Chosen {
+			so.ExcludeNodes = append(so.ExcludeNodes, l.Node)
+		}
+	}
+	q, rep, err := Static(c, calib, so)
+	if err != nil {
+		return nil, nil, err
+	}
+	rep.Mode = "int8-mixed"
+	rep.Profile = prof
+	if len(rep.Quantized) == 0 {
+		rep.Notes = append(rep.Notes, "no layer is faster in int8 than in float on "+backendName(opts.Profile.Backend)+" (see the per-layer profile)")
+	}
+	return q, rep, nil
+}
+
+func backendName(b string) string {
+	if b == "" {
+		return "ort"
+	}
+	return b
+}
+
+// ByGain lists the int8 layers of a profile from the smallest measured
+// gain (float time minus int8 time in the plan) to the largest: the order
+// in which to put them back in float when the whole model is not faster.
+func ByGain(prof []LayerProfile) []string {
+	var ls []LayerProfile
+	for _, l := range prof {
+		if l.Int8Chosen {
+			ls = append(ls, l)
+		}
+	}
+	gain := func(l LayerProfile) float64 {
+		if l.Speedup <= 0 {
+			return 0
+		}
+		return float64(l.Float) * (1 - 1/l.Speedup)
+	}
+	sort.SliceStable(ls, func(i, j int) bool { return gain(ls[i]) < gain(ls[j]) })
+	out := make([]string, len(ls))
+	for i, l := range ls {
+		out[i] = l.Node
+	}
+	return out
+}
+
+// ProfileTable renders a profile: one line per layer with its timings,
+// speedups and decision.
+func ProfileTable(prof []LayerProfile) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "  %-24s %-9s %-9s %-7s %-8s %-5s %s\n", "layer", "float", "int8+q/dq", "kernel", "in plan", "int8", "why")
+	for _, l := range prof {
+		yes := "no"
+		if l.Int8Chosen {
+			yes = "yes"
+		}
+		name := l.Node
+		if len(name) > 24 {
+			name = name[:21] + "..."
+		}
+		fmt.Fprintf(&b, "  %-24s %-9v %-9v %-7s %-8s %-5s %s\n", name, l.Float.Round(time.Microsecond), l.Int8.Round(time.Microsecond),
+			fmt.Sprintf("%.2fx", l.Kernel), fmt.Sprintf("%.2fx", l.Speedup), yes, l.Why)
+	}
+	return b.String()
+}
