@@ -76,6 +76,9 @@ type optimizeOptions struct {
 	// RequireSpeedup fails (exit 3) unless the quantized model is faster
 	// than the float one on ORT at 1 thread.
 	RequireSpeedup bool
+	// Force writes an int8-mixed model even when it measures slower than
+	// the float one (default: fewer int8 layers, else exit 3).
+	Force bool
 
 	// accuracy budget (accuracy.go)
 	MaxDrop   float64 // points; < 0: the default budget
@@ -118,7 +121,16 @@ func (o *optimizeOptions) checkQuantFlags() error {
 		if o.RequireSpeedup {
 			return usageErr("--require-speedup needs --quantize")
 		}
+		if o.Force {
+			return usageErr("--force needs --quantize int8-mixed")
+		}
 		return nil
+	}
+	if o.Force && o.Quantize != "int8-mixed" {
+		return usageErr("--force is only used by --quantize int8-mixed (it writes the model even when slower than float)")
+	}
+	if o.Quantize == "int8-mixed" && o.NoVerify && !o.Force {
+		return usageErr("--quantize int8-mixed times the result against the float model and --no-verify skips that: add --force to write it untimed")
 	}
 	if err := checkRecipeFlags(o); err != nil {
 		return err
@@ -161,6 +173,9 @@ type quantizeResult struct {
 	// it was not usable); Picked names the one written.
 	Search []quant.Candidate `json:"search,omitempty"`
 	Picked string            `json:"picked,omitempty"`
+	// SpeedTries are int8-mixed's fallbacks when the planned model was
+	// slower than float (quant.KeepFaster).
+	SpeedTries []quant.SpeedTry `json:"speed_tries,omitempty"`
 }
 
 // sessionInfos describes a model's real inputs for data loading.
@@ -243,6 +258,21 @@ func applyQuantize(o *optimizeOptions, m *graph.Model) (*graph.Model, *quantizeR
 		res.SpeedNote = fmt.Sprintf("speed not checked: %v", err)
 	} else {
 		res.Speed = &sp
+	}
+	if len(rep.Profile) > 0 && !o.Force {
+		// int8-mixed: never slower than float (--force writes it anyway)
+		if err != nil {
+			return nil, res, failedErr(fmt.Errorf("--quantize %s: the result could not be timed against the float model (%v); nothing was written (--force writes it untimed)", o.Quantize, err))
+		}
+		q2, rep2, sp2, tries, ok, err := quant.KeepFaster(m, q, rep, sp, qf, "ort", samples[0], 200, time.Second)
+		res.SpeedTries = tries
+		if err != nil {
+			return nil, res, err
+		}
+		if !ok {
+			return nil, res, failedErr(fmt.Errorf("--quantize %s: %s, even with int8 only on the layer that gains most; nothing was written (--force writes it anyway)", o.Quantize, sp.String()))
+		}
+		q, res.Report, res.Speed = q2, rep2, &sp2
 	}
 	return q, res, nil
 }
@@ -831,6 +861,9 @@ func printOptimize(g *globalOptions, o *optimizeOptions, res *optimizeResult) er
 			}
 			fmt.Fprintln(w)
 		}
+		for _, t := range qr.SpeedTries {
+			fmt.Fprintf(w, "  slower than float, tried with %d more layers in float (%s): %.2fx\n", len(t.BackInFloat), strings.Join(t.BackInFloat, ", "), t.Speed.Speedup)
+		}
 		if qr.Speed != nil {
 			fmt.Fprintln(w, qr.Speed.String())
 		} else if qr.SpeedNote != "" {
@@ -978,6 +1011,7 @@ results. Use it for a fleet of one CPU kind.
 	f.StringVar(&o.PruneNorm, "prune-norm", "l1", "channel ranking for structured pruning: l1 or l2")
 	f.IntVar(&o.PruneMultiple, "prune-multiple", 0, "round kept channels per layer to a multiple of this (8 suits ONNX Runtime's blocked x86 conv kernels; 0 keeps the exact fraction)")
 	f.BoolVar(&o.PruneGlobal, "prune-global", false, "unstructured: one magnitude threshold across all layers instead of per layer")
+	f.BoolVar(&o.Force, "force", false, "write an int8-mixed model even when it measures slower than the float one (default: fewer int8 layers, else exit 3)")
 	f.BoolVar(&o.RequireSpeedup, "require-speedup", false, "exit 3 (writing nothing) unless the quantized model is faster than the float one on ORT at 1 thread")
 	return cmd
 }

@@ -87,7 +87,7 @@ func TestRecipeFlags(t *testing.T) {
 		mod  func(o *optimizeOptions)
 		bad  string
 	}{
-		{"unknown recipe lists the valid ones", func(o *optimizeOptions) { o.Quantize = "int4" }, "want one of fp16, int8-auto, int8-dynamic, int8-static"},
+		{"unknown recipe lists the valid ones", func(o *optimizeOptions) { o.Quantize = "int4" }, "want one of fp16, int8-auto, int8-dynamic, int8-mixed, int8-static"},
 		{"fpga target", func(o *optimizeOptions) { o.Quantize = "int8-static"; o.Calib = "c"; o.QuantTarget = "fpga" }, ""},
 		{"unknown target lists the valid ones", func(o *optimizeOptions) { o.Quantize = "int8-static"; o.Calib = "c"; o.QuantTarget = "tpu" }, "want one of fpga, ort-cpu"},
 		{"target without QDQ", func(o *optimizeOptions) { o.Quantize = "int8-dynamic"; o.QuantTarget = "fpga" }, "not used by --quantize int8-dynamic"},

@@ -250,3 +250,56 @@ func ProfileTable(prof []LayerProfile) string {
 	}
 	return b.String()
 }
+
+// SpeedTry is one model KeepFaster timed: how many int8 layers it put
+// back in float and the speed measured.
+type SpeedTry struct {
+	BackInFloat []string `json:"back_in_float"`
+	Speed       Speed    `json:"speed"`
+}
+
+// KeepFaster makes sure the quantized model q (quantize(rep.LeftInFloat),
+// timed as sp) is not slower than ref: while the measured speedup is
+// below 1, it puts the int8 layers with the smallest profiled gain
+// (ByGain of rep.Profile) back in float, 1, 2, 4, ... of them, and times
+// each such model once against ref (MeasureSpeed on in, on backend). It
+// returns the first model that is not slower with its report and speed,
+// and every try; ok is false when every int8 layer back in float would be
+// needed (nothing left that pays): the caller refuses.
+func KeepFaster(ref, q *graph.Model, rep *Report, sp Speed, quantize QuantizeFunc, backend string, in []*runtime.Tensor, rounds int, budget time.Duration) (*graph.Model, *Report, Speed, []SpeedTry, bool, error) {
+	var tries []SpeedTry
+	if sp.Speedup >= 1 {
+		return q, rep, sp, nil, true, nil
+	}
+	var order []string
+	for _, n := range ByGain(rep.Profile) {
+		if !contains(rep.LeftInFloat, n) {
+			order = append(order, n)
+		}
+	}
+	for k := 1; k < len(order); k = min(2*k, len(order)) {
+		back := order[:k]
+		q2, rep2, err := quantize(append(append([]string(nil), rep.LeftInFloat...), back...))
+		if err != nil {
+			return nil, nil, sp, tries, false, err
+		}
+		if len(rep2.Quantized) == 0 {
+			break
+		}
+		sp2, err := MeasureSpeed(ref, q2, backend, in, rounds, budget)
+		if err != nil {
+			return nil, nil, sp, tries, false, err
+		}
+		tries = append(tries, SpeedTry{BackInFloat: append([]string(nil), back...), Speed: sp2})
+		if sp2.Speedup >= 1 {
+			rep2.LeftInFloat = rep.LeftInFloat
+			rep2.Notes = append(rep2.Notes, fmt.Sprintf("the planned model measured %.2fx of float; %d int8 layers with the smallest gain put back in float: %s",
+				sp.Speedup, k, strings.Join(back, ", ")))
+			return q2, rep2, sp2, tries, true, nil
+		}
+		if k == len(order)-1 {
+			break
+		}
+	}
+	return q, rep, sp, tries, false, nil
+}
