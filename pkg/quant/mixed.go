@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/optictl/optictl/pkg/graph"
@@ -14,6 +15,10 @@ import (
 type MixedOptions struct {
 	Static  StaticOptions
 	Profile ProfileOptions
+	// PlanOnly writes the per-layer plan without timing the alternatives
+	// (every layer whose int8 kernel is faster; every layer) as whole
+	// models.
+	PlanOnly bool
 }
 
 // mixedOps are the op types int8-mixed lets into the int8 region when
@@ -37,7 +42,7 @@ var carriesInt8 = map[string]bool{"Relu": true, "Clip": true, "MaxPool": true, "
 // int8 kernel alone is faster and drops the ones that do not pay until
 // no more drop (dropping a layer only adds boundaries to its
 // neighbours). It sets Int8Chosen, Boundary, Speedup and Why on prof.
-func Plan(g *graph.Graph, prof []LayerProfile, margin float64) {
+func Plan(g *graph.Graph, prof []LayerProfile, margin float64, exclude []string) {
 	byName := map[string]int{}
 	for i, l := range prof {
 		byName[l.Node] = i
@@ -54,7 +59,7 @@ func Plan(g *graph.Graph, prof []LayerProfile, margin float64) {
 	for i, l := range prof {
 		n := nodeOf[l.Node]
 		outConv[i] = n != nil && n.Is("Conv") && feedsOnlyOutputs(g, n.Outputs[0])
-		chosen[i] = float64(l.Float) > float64(l.kernel())*(1+margin) && n != nil && !outConv[i]
+		chosen[i] = float64(l.Float) > float64(l.kernel())*(1+margin) && n != nil && !outConv[i] && !contains(exclude, l.Node)
 	}
 	// upstream: the profiled layer feeding n's activation, or -1
 	feeder := func(n *graph.Node) int {
@@ -136,6 +141,8 @@ func Plan(g *graph.Graph, prof []LayerProfile, margin float64) {
 		t, b := cost(i)
 		l.Boundary, l.Speedup = b, ratio(l.Float, t)
 		switch {
+		case contains(exclude, l.Node):
+			l.Why = "left in float by the caller (excluded, or put back by accuracy control)"
 		case outConv[i]:
 			l.Why = "writes a model output, which stays float: ORT would run a float Conv on dequantized inputs"
 		case chosen[i]:
@@ -176,28 +183,121 @@ func Mixed(m *graph.Model, calib [][]*runtime.Tensor, opts MixedOptions) (*graph
 	if margin == 0 {
 		margin = MixedMargin
 	}
-	Plan(c.Graph, prof, margin)
+	Plan(c.Graph, prof, margin, opts.Static.ExcludeNodes)
 	so := opts.Static
 	so.Asymmetric = true
 	if len(so.OpTypes) == 0 {
 		so.OpTypes = mixedOps
 	}
-	so.ExcludeNodes = append([]string(nil), so.ExcludeNodes...)
-	for _, l := range prof {
-		if !l.Int8Chosen {
-			so.ExcludeNodes = append(so.ExcludeNodes, l.Node)
+	// candidates: the plan; every layer whose int8 kernel alone is
+	// faster (the plan may be too careful about boundaries: a whole int8
+	// region can pay where its layers alone do not); every layer. Each
+	// distinct one is timed once against the float model and the fastest
+	// is kept.
+	type cand struct {
+		name    string
+		exclude []string
+	}
+	var cands []cand
+	seen := map[string]bool{}
+	add := func(name string, in func(l LayerProfile) bool) {
+		ex := append([]string(nil), opts.Static.ExcludeNodes...)
+		for _, l := range prof {
+			if !in(l) && !contains(ex, l.Node) {
+				ex = append(ex, l.Node)
+			}
+		}
+		k := strings.Join(ex, "\x00")
+		if !seen[k] {
+			seen[k] = true
+			cands = append(cands, cand{name, ex})
 		}
 	}
-	q, rep, err := Static(c, calib, so)
-	if err != nil {
-		return nil, nil, err
+	add("plan", func(l LayerProfile) bool { return l.Int8Chosen })
+	if !opts.PlanOnly {
+		add("int8 kernel faster", func(l LayerProfile) bool { return l.Kernel > 1+margin })
+		add("every layer", func(LayerProfile) bool { return true })
 	}
+	var (
+		best              *graph.Model
+		bestRep           *Report
+		bestSp            float64
+		bestName, timings string
+	)
+	for _, cd := range cands {
+		so.ExcludeNodes = cd.exclude
+		q, rep, err := Static(c, calib, so)
+		if err != nil {
+			return nil, nil, err
+		}
+		if len(cands) == 1 || len(rep.Quantized) == 0 {
+			if best == nil {
+				best, bestRep, bestName = q, rep, cd.name
+			}
+			continue
+		}
+		sp, err := mixedSpeed(m, c, q, cd.exclude, opts.Profile.Backend, calib[0])
+		if err != nil {
+			return nil, nil, err
+		}
+		timings += fmt.Sprintf("; %s %.2fx", cd.name, sp)
+		if best == nil || bestSp == 0 || sp > bestSp*(1+SearchTieMargin) {
+			best, bestRep, bestSp, bestName = q, rep, sp, cd.name
+		}
+	}
+	rep := bestRep
 	rep.Mode = "int8-mixed"
+	if timings != "" {
+		rep.Notes = append(rep.Notes, fmt.Sprintf("whole-model timing against float (%s, 1 thread)%s: kept %s", backendName(opts.Profile.Backend), timings, bestName))
+	}
+	if bestName != "plan" {
+		done := map[string]bool{}
+		for _, d := range rep.done {
+			done[d[0]] = true
+		}
+		for i := range prof {
+			if done[prof[i].Node] != prof[i].Int8Chosen {
+				prof[i].Int8Chosen = done[prof[i].Node]
+				prof[i].Why = fmt.Sprintf("%s (%s measured faster as a whole); alone: kernel %.2fx, %.2fx with %s", map[bool]string{true: "int8", false: "float"}[prof[i].Int8Chosen], bestName, prof[i].Kernel, prof[i].Speedup, prof[i].Boundary)
+			}
+		}
+	}
 	rep.Profile = prof
+	// the profile gives each float layer's reason
+	var skipped []Skip
+	for _, sk := range rep.Skipped {
+		if sk.Reason != "excluded by name" {
+			skipped = append(skipped, sk)
+		}
+	}
+	rep.Skipped = skipped
 	if len(rep.Quantized) == 0 {
 		rep.Notes = append(rep.Notes, "no layer is faster in int8 than in float on "+backendName(opts.Profile.Backend)+" (see the per-layer profile)")
 	}
-	return q, rep, nil
+	return best, rep, nil
+}
+
+// mixedTimings memoizes Mixed's whole-model timings by (model, layers
+// left in float): accuracy control quantizes the same model many times.
+// The entry holds the model, so its address is not reused while cached.
+var mixedTimings sync.Map
+
+type mixedTiming struct {
+	m       *graph.Model
+	speedup float64
+}
+
+func mixedSpeed(key, ref, q *graph.Model, exclude []string, backend string, in []*runtime.Tensor) (float64, error) {
+	k := fmt.Sprintf("%p|%s", key, strings.Join(exclude, "\x00"))
+	if v, ok := mixedTimings.Load(k); ok {
+		return v.(mixedTiming).speedup, nil
+	}
+	sp, err := MeasureSpeed(ref, q, backendName(backend), in, 100, 500*time.Millisecond)
+	if err != nil {
+		return 0, fmt.Errorf("quant: int8-mixed: %w", err)
+	}
+	mixedTimings.Store(k, mixedTiming{key, sp.Speedup})
+	return sp.Speedup, nil
 }
 
 func backendName(b string) string {

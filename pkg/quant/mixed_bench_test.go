@@ -32,8 +32,12 @@ func BenchmarkInt8Mixed(b *testing.B) {
 		return m, calib
 	}
 	models := map[string]func(b *testing.B) (*graph.Model, [][]*runtime.Tensor){
-		"wide-cnn": func(b *testing.B) (*graph.Model, [][]*runtime.Tensor) { return seededData(b, wideCNN(), numerics.Dims{}) },
-		"cnn":      func(b *testing.B) (*graph.Model, [][]*runtime.Tensor) { return seededData(b, testmodels.CNN(), numerics.Dims{}) },
+		"wide-cnn": func(b *testing.B) (*graph.Model, [][]*runtime.Tensor) {
+			return seededData(b, wideCNN(), numerics.Dims{})
+		},
+		"cnn": func(b *testing.B) (*graph.Model, [][]*runtime.Tensor) {
+			return seededData(b, testmodels.CNN(), numerics.Dims{})
+		},
 		"dbnet-320": func(b *testing.B) (*graph.Model, [][]*runtime.Tensor) {
 			return seededData(b, testmodels.DBNet(), numerics.Dims{Shapes: map[string][]int64{"x": {1, 3, 320, 320}}})
 		},

@@ -42,7 +42,7 @@ func TestPlan(t *testing.T) {
 			for i := range prof {
 				prof[i].Kernel = ratio(prof[i].Float, prof[i].kernel())
 			}
-			Plan(wideCNN().Graph, prof, MixedMargin)
+			Plan(wideCNN().Graph, prof, MixedMargin, nil)
 			for _, l := range prof {
 				if l.Int8Chosen != c.int8[l.Node] {
 					t.Errorf("%s: int8 %v, want %v (%s)", l.Node, l.Int8Chosen, c.int8[l.Node], l.Why)
