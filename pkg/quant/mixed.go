@@ -59,7 +59,7 @@ func Plan(g *graph.Graph, prof []LayerProfile, margin float64, exclude []string)
 	for i, l := range prof {
 		n := nodeOf[l.Node]
 		outConv[i] = n != nil && n.Is("Conv") && feedsOnlyOutputs(g, n.Outputs[0])
-		chosen[i] = float64(l.Float) > float64(l.kernel())*(1+margin) && n != nil && !outConv[i] && !contains(exclude, l.Node)
+		chosen[i] = !l.Untimed && float64(l.Float) > float64(l.kernel())*(1+margin) && n != nil && !outConv[i] && !contains(exclude, l.Node)
 	}
 	// upstream: the profiled layer feeding n's activation, or -1
 	feeder := func(n *graph.Node) int {
@@ -141,6 +141,8 @@ func Plan(g *graph.Graph, prof []LayerProfile, margin float64, exclude []string)
 		t, b := cost(i)
 		l.Boundary, l.Speedup = b, ratio(l.Float, t)
 		switch {
+		case l.Untimed:
+			l.Why = "not timed: the time budget ran out"
 		case contains(exclude, l.Node):
 			l.Why = "left in float by the caller (excluded, or put back by accuracy control)"
 		case outConv[i]:
@@ -214,9 +216,9 @@ func Mixed(m *graph.Model, calib [][]*runtime.Tensor, opts MixedOptions) (*graph
 		}
 	}
 	add("plan", func(l LayerProfile) bool { return l.Int8Chosen })
-	if !opts.PlanOnly {
+	if !opts.PlanOnly && !pastDeadline(opts.Profile.Deadline) {
 		add("int8 kernel faster", func(l LayerProfile) bool { return l.Kernel > 1+margin })
-		add("every layer", func(LayerProfile) bool { return true })
+		add("every layer", func(l LayerProfile) bool { return !l.Untimed })
 	}
 	var (
 		best              *graph.Model
@@ -224,7 +226,11 @@ func Mixed(m *graph.Model, calib [][]*runtime.Tensor, opts MixedOptions) (*graph
 		bestSp            float64
 		bestName, timings string
 	)
-	for _, cd := range cands {
+	for i, cd := range cands {
+		if i > 0 && pastDeadline(opts.Profile.Deadline) {
+			timings += fmt.Sprintf("; %s not timed (time budget spent)", cd.name)
+			continue
+		}
 		so.ExcludeNodes = cd.exclude
 		q, rep, err := Static(c, calib, so)
 		if err != nil {
@@ -241,6 +247,7 @@ func Mixed(m *graph.Model, calib [][]*runtime.Tensor, opts MixedOptions) (*graph
 			return nil, nil, err
 		}
 		timings += fmt.Sprintf("; %s %.2fx", cd.name, sp)
+		opts.Profile.Progress.report(i+1, len(cands), "int8-mixed candidate %s (%d layers int8): %.2fx of float", cd.name, len(rep.Quantized), sp)
 		if best == nil || bestSp == 0 || sp > bestSp*(1+SearchTieMargin) {
 			best, bestRep, bestSp, bestName = q, rep, sp, cd.name
 		}

@@ -43,6 +43,9 @@ type LayerProfile struct {
 	Why        string `json:"why"`
 	// Cached reports that the timing came from the profile cache.
 	Cached bool `json:"cached,omitempty"`
+	// Untimed reports that the time budget ran out before this layer was
+	// timed (it stays float).
+	Untimed bool `json:"untimed,omitempty"`
 }
 
 // Kernel returns the int8 kernel's own time (Int8 less the boundary ops,
@@ -71,8 +74,25 @@ type ProfileOptions struct {
 	// the process-wide DefaultProfileCache.
 	Cache *ProfileCache
 	// Progress, when set, is called after each layer is timed.
-	Progress func(done, total int, l LayerProfile)
+	Progress Progress
+	// Deadline, when set, stops the timing: layers not yet timed are
+	// marked Untimed (and stay float in Mixed).
+	Deadline time.Time
 }
+
+// Progress receives one line per step of a long quantization (a layer
+// timed, an accuracy attempt, a candidate measured): done of total steps
+// (total 0 when unknown). nil is silent.
+type Progress func(done, total int, line string)
+
+func (p Progress) report(done, total int, format string, args ...any) {
+	if p != nil {
+		p(done, total, fmt.Sprintf(format, args...))
+	}
+}
+
+// pastDeadline reports whether d is set and passed.
+func pastDeadline(d time.Time) bool { return !d.IsZero() && time.Now().After(d) }
 
 // MixedMargin is the default speedup margin a layer needs to be
 // quantized by int8-mixed: 10%, above the few percent timings wander on
@@ -240,9 +260,12 @@ func Profile(m *graph.Model, sample []*runtime.Tensor, o ProfileOptions) ([]Laye
 		}
 		key := o.Backend + "|" + shape
 		lp, ok := o.Cache.get(key)
-		if ok {
+		switch {
+		case ok:
 			lp.Cached = true
-		} else {
+		case pastDeadline(o.Deadline):
+			lp = LayerProfile{Untimed: true}
+		default:
 			lp, err = timeLayer(l.n, x, inits, opset, o)
 			if err != nil {
 				return nil, fmt.Errorf("quant: profile: node %s: %w", l.n.String(), err)
@@ -251,8 +274,10 @@ func Profile(m *graph.Model, sample []*runtime.Tensor, o ProfileOptions) ([]Laye
 		}
 		lp.Node, lp.Op, lp.Shape = l.n.Name, l.n.OpType, shape
 		res = append(res, lp)
-		if o.Progress != nil {
-			o.Progress(i+1, len(layers), lp)
+		if lp.Untimed {
+			o.Progress.report(i+1, len(layers), "profile %s: not timed, time budget spent", l.n.String())
+		} else {
+			o.Progress.report(i+1, len(layers), "profile %s: float %v, int8 %v (kernel %.2fx)", l.n.String(), lp.Float.Round(time.Microsecond), lp.Int8.Round(time.Microsecond), lp.Kernel)
 		}
 	}
 	return res, nil

@@ -45,3 +45,20 @@ func TestProfileWideCNN(t *testing.T) {
 		}
 	}
 }
+
+// TestProfileTimeBudget: past the deadline no layer is timed; the plan
+// leaves them all in float and says why.
+func TestProfileTimeBudget(t *testing.T) {
+	m := wideCNN()
+	open(t, "ort", m).Close() // skips (fails in CI) without ORT
+	prof, err := Profile(m, seeded(t, m, 1, 1, 3)[0], ProfileOptions{Cache: &ProfileCache{}, Deadline: time.Now().Add(-time.Second)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	Plan(m.Graph, prof, MixedMargin, nil)
+	for _, l := range prof {
+		if !l.Untimed || l.Int8Chosen || l.Why != "not timed: the time budget ran out" {
+			t.Errorf("%s: %+v", l.Node, l)
+		}
+	}
+}
