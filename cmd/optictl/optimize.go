@@ -76,6 +76,11 @@ type optimizeOptions struct {
 	// RequireSpeedup fails (exit 3) unless the quantized model is faster
 	// than the float one on ORT at 1 thread.
 	RequireSpeedup bool
+	// TimeBudget bounds int8-auto's and int8-mixed's search (0: none);
+	// deadline is when it ends and progress reports each step.
+	TimeBudget time.Duration
+	deadline   time.Time
+	progress   quant.Progress
 	// Force writes an int8-mixed model even when it measures slower than
 	// the float one (default: fewer int8 layers, else exit 3).
 	Force bool
@@ -124,7 +129,16 @@ func (o *optimizeOptions) checkQuantFlags() error {
 		if o.Force {
 			return usageErr("--force needs --quantize int8-mixed")
 		}
+		if o.TimeBudget != 0 {
+			return usageErr("--time-budget needs --quantize int8-auto or int8-mixed")
+		}
 		return nil
+	}
+	if o.TimeBudget < 0 {
+		return usageErr("--time-budget must not be negative")
+	}
+	if o.TimeBudget > 0 && o.Quantize != "int8-mixed" && o.Quantize != "int8-auto" {
+		return usageErr("--time-budget is only used by --quantize int8-auto and int8-mixed")
 	}
 	if o.Force && o.Quantize != "int8-mixed" {
 		return usageErr("--force is only used by --quantize int8-mixed (it writes the model even when slower than float)")
@@ -236,6 +250,7 @@ func applyQuantize(o *optimizeOptions, m *graph.Model) (*graph.Model, *quantizeR
 	if err != nil {
 		return nil, nil, err
 	}
+	ctl.Deadline, ctl.Progress = o.deadline, o.progress
 	samples, kept, checked, err := evalSamples(o, m, calib)
 	if err != nil {
 		return nil, nil, err
@@ -315,10 +330,11 @@ func searchInt8(o *optimizeOptions, r *quant.Recipe, m *graph.Model, calib [][]*
 	if err != nil {
 		return nil, nil, err
 	}
+	ctl.Deadline, ctl.Progress = o.deadline, o.progress
 	ro := recipeOptions(o, nil)
 	ro.Calib = calib
 	variants := r.Variants(m, ro)
-	cands, best, err := quant.Search(m, variants, samples, labels, quant.SearchOptions{Backend: o.Backend, Control: &ctl})
+	cands, best, err := quant.Search(m, variants, samples, labels, quant.SearchOptions{Backend: o.Backend, Control: &ctl, Deadline: o.deadline, Progress: o.progress})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -581,6 +597,14 @@ func runOptimize(g *globalOptions, o *optimizeOptions) error {
 		out, res.Prune = pm, prep
 	}
 	if o.Quantize != "" {
+		if r := quantRecipe(o); r != nil && (r.Search() || r.Name == "int8-mixed") {
+			p, done := quantProgress(g.Stderr)
+			defer done()
+			o.progress = p
+			if o.TimeBudget > 0 {
+				o.deadline = time.Now().Add(o.TimeBudget)
+			}
+		}
 		q, qres, err := applyQuantize(o, out)
 		if err != nil {
 			if qres != nil {
@@ -850,6 +874,9 @@ func printOptimize(g *globalOptions, o *optimizeOptions, res *optimizeResult) er
 				met = "OUTSIDE"
 			}
 			fmt.Fprintf(w, "accuracy budget: %s %s, %s %s after %d %s", c.Metric, c.Verdict.ValueString(), met, c.Verdict.Limit, len(c.Tried), plural(len(c.Tried), "attempt"))
+			if c.Stopped != "" {
+				fmt.Fprintf(w, " (--time-budget: %s)", c.Stopped)
+			}
 			if len(c.LayerSQNR) > 0 {
 				fmt.Fprint(w, "; worst layers by output SQNR:")
 			}
@@ -1011,6 +1038,7 @@ results. Use it for a fleet of one CPU kind.
 	f.StringVar(&o.PruneNorm, "prune-norm", "l1", "channel ranking for structured pruning: l1 or l2")
 	f.IntVar(&o.PruneMultiple, "prune-multiple", 0, "round kept channels per layer to a multiple of this (8 suits ONNX Runtime's blocked x86 conv kernels; 0 keeps the exact fraction)")
 	f.BoolVar(&o.PruneGlobal, "prune-global", false, "unstructured: one magnitude threshold across all layers instead of per layer")
+	f.DurationVar(&o.TimeBudget, "time-budget", 0, "bound int8-auto's and int8-mixed's search (e.g. 2m): when it runs out, the best candidate measured so far is kept and the report says so (0: no bound)")
 	f.BoolVar(&o.Force, "force", false, "write an int8-mixed model even when it measures slower than the float one (default: fewer int8 layers, else exit 3)")
 	f.BoolVar(&o.RequireSpeedup, "require-speedup", false, "exit 3 (writing nothing) unless the quantized model is faster than the float one on ORT at 1 thread")
 	return cmd

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/optictl/optictl/internal/testutil"
 	"github.com/optictl/optictl/pkg/graph"
@@ -104,6 +105,11 @@ func TestRecipeFlags(t *testing.T) {
 		{"mixed with force", func(o *optimizeOptions) { o.Quantize = "int8-mixed"; o.Calib = "c"; o.Force = true }, ""},
 		{"force without mixed", func(o *optimizeOptions) { o.Quantize = "int8-static"; o.Calib = "c"; o.Force = true }, "--force is only used by --quantize int8-mixed"},
 		{"force without quantize", func(o *optimizeOptions) { o.Force = true }, "--force needs --quantize int8-mixed"},
+		{"time budget for mixed", func(o *optimizeOptions) { o.Quantize = "int8-mixed"; o.Calib = "c"; o.TimeBudget = time.Minute }, ""},
+		{"time budget for auto", func(o *optimizeOptions) { o.Quantize = "int8-auto"; o.Calib = "c"; o.TimeBudget = time.Minute }, ""},
+		{"time budget not read", func(o *optimizeOptions) { o.Quantize = "int8-static"; o.Calib = "c"; o.TimeBudget = time.Minute }, "--time-budget is only used by"},
+		{"negative time budget", func(o *optimizeOptions) { o.Quantize = "int8-auto"; o.Calib = "c"; o.TimeBudget = -time.Second }, "must not be negative"},
+		{"time budget without quantize", func(o *optimizeOptions) { o.TimeBudget = time.Minute }, "--time-budget needs --quantize"},
 		{"mixed untimed needs force", func(o *optimizeOptions) { o.Quantize = "int8-mixed"; o.Calib = "c"; o.NoVerify = true }, "add --force"},
 	}
 	for _, tc := range tests {
@@ -183,6 +189,10 @@ func TestOptimizeInt8Mixed(t *testing.T) {
 				if !strings.Contains(so.String(), want) {
 					t.Errorf("output lacks %q:\n%s%s", want, so.String(), se.String())
 				}
+			}
+			// not a terminal: one progress line per step on stderr
+			if !strings.Contains(se.String(), "quantize: profile Conv \"conv_0\"") || !strings.Contains(se.String(), "quantize: int8-mixed candidate plan") {
+				t.Errorf("stderr lacks the progress lines:\n%s", se.String())
 			}
 			_, statErr := os.Stat(out)
 			switch {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/optictl/optictl/pkg/graph"
 	"github.com/optictl/optictl/pkg/runtime"
@@ -43,6 +44,10 @@ type RecipeOptions struct {
 	Target string
 	// KeepIO keeps float32 graph inputs and outputs (fp16).
 	KeepIO bool
+	// Deadline (the time budget) and Progress reach int8-mixed's
+	// per-layer profile.
+	Deadline time.Time
+	Progress Progress
 }
 
 func (o RecipeOptions) static() StaticOptions {
@@ -188,7 +193,7 @@ activations, QDQ), the rest (depthwise, narrow convs) stay float.`,
 		PlacesQDQ: true,
 		OpTypes:   QuantizableOps(),
 		Quantize: func(m *graph.Model, o RecipeOptions) (*graph.Model, *Report, error) {
-			return Mixed(m, o.Calib, MixedOptions{Static: o.static()})
+			return Mixed(m, o.Calib, MixedOptions{Static: o.static(), Profile: ProfileOptions{Deadline: o.Deadline, Progress: o.Progress}})
 		},
 	})
 	RegisterRecipe(&Recipe{

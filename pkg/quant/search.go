@@ -107,7 +107,7 @@ func Search(ref *graph.Model, variants []Variant, samples [][]*runtime.Tensor, l
 		if ctl.Deadline.IsZero() {
 			ctl.Deadline = o.Deadline
 		}
-		if ctl.Progress == nil && o.Progress != nil {
+		if o.Progress != nil {
 			ctl.Progress = func(_, _ int, line string) { o.Progress(i, len(variants), v.Name+": "+line) }
 		}
 		q, rep, acc, err := ControlledBy(ref, v.Quantize, o.Backend, samples, labels, ctl)
