@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/optictl/optictl/pkg/graph"
 )
 
 // TestPlan checks the per-layer decisions on wideCNN's graph with given
@@ -91,5 +93,48 @@ func TestMixedWideCNN(t *testing.T) {
 	}
 	if err := q.Verify(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestKeepFaster: timed on interp (where a QDQ model runs float ops plus
+// the Q/DQ, so it is usually slower), KeepFaster puts the smallest-gain
+// int8 layers back 1, 2, 4, ... at a time, in ByGain order, always keeps
+// something quantized, and returns a model only as fast as float or says
+// it could not. Which outcome happens is timing; the structure is not.
+func TestKeepFaster(t *testing.T) {
+	m := wideCNN()
+	open(t, "ort", m).Close() // the profile runs on ORT: skips (fails in CI) without it
+	calib := seeded(t, m, 2, 1, 11)
+	quantize := func(ex []string) (*graph.Model, *Report, error) {
+		return Mixed(m, calib, MixedOptions{PlanOnly: true, Static: StaticOptions{ExcludeNodes: ex}, Profile: ProfileOptions{Rounds: 6, Budget: 20 * time.Millisecond}})
+	}
+	q, rep, err := quantize(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// a plan with every conv in int8, so there is something to put back
+	for i := range rep.Profile {
+		rep.Profile[i].Int8Chosen = rep.Profile[i].Op == "Conv"
+		rep.Profile[i].Speedup = float64(i + 2)
+	}
+	order := ByGain(rep.Profile)
+	slow := Speed{Speedup: 0.5}
+	_, rep2, sp, tries, ok, err := KeepFaster(m, q, rep, slow, quantize, "interp", calib[0], 5, 20*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := 1
+	for i, tr := range tries {
+		if len(tr.BackInFloat) != want || strings.Join(tr.BackInFloat, ",") != strings.Join(order[:want], ",") {
+			t.Errorf("try %d put back %v, want the first %d of %v", i, tr.BackInFloat, want, order)
+		}
+		want = min(2*want, len(order))
+	}
+	if ok {
+		if sp.Speedup < 1 || len(rep2.Notes) == 0 {
+			t.Errorf("kept a model at %.2fx, notes %v", sp.Speedup, rep2.Notes)
+		}
+	} else if len(tries) == 0 || len(tries[len(tries)-1].BackInFloat) >= len(order) {
+		t.Errorf("gave up after %d tries: %+v (something must stay quantized)", len(tries), tries)
 	}
 }
