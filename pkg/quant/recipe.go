@@ -165,7 +165,7 @@ placed for the target (ort-cpu by default; see the targets).`,
 	RegisterRecipe(&Recipe{
 		Name: "int8-auto",
 		Doc: `Try every int8 recipe under accuracy control and keep the fastest (needs evaluation or calibration data).
-The static variants run only with calibration data; each variant's
+The static variants and mixed (int8-mixed) run only with calibration data; each variant's
 accuracy is measured on the evaluation samples (without them, on
 calibration samples held out from calibration) and its speed on ONNX
 Runtime against the float model.`,
@@ -178,7 +178,16 @@ Runtime against the float model.`,
 			// one quantizes MatMul/Gemm whatever they name.
 			d := o.dynamic()
 			d.OpTypes = nil
-			return Int8Variants(m, o.Calib, o.static(), d)
+			vs := Int8Variants(m, o.Calib, o.static(), d)
+			if len(o.Calib) > 0 {
+				// int8 only on the layers that pay (int8-mixed)
+				vs = append(vs, Variant{Name: "mixed", Quantize: func(ex []string) (*graph.Model, *Report, error) {
+					so := o.static()
+					so.ExcludeNodes = append(append([]string(nil), so.ExcludeNodes...), ex...)
+					return Mixed(m, o.Calib, MixedOptions{Static: so, Profile: ProfileOptions{Deadline: o.Deadline, Progress: o.Progress}})
+				}})
+			}
+			return vs
 		},
 	})
 	RegisterRecipe(&Recipe{
