@@ -271,9 +271,13 @@ func Mixed(m *graph.Model, calib [][]*runtime.Tensor, opts MixedOptions) (*graph
 	}
 	rep.Profile = prof
 	// the profile gives each float layer's reason
+	profiled := map[string]bool{}
+	for _, l := range prof {
+		profiled[l.Node] = true
+	}
 	var skipped []Skip
 	for _, sk := range rep.Skipped {
-		if sk.Reason != "excluded by name" {
+		if sk.Reason != "excluded by name" || !profiled[skipNode(sk.Node)] {
 			skipped = append(skipped, sk)
 		}
 	}
@@ -282,6 +286,14 @@ func Mixed(m *graph.Model, calib [][]*runtime.Tensor, opts MixedOptions) (*graph
 		rep.Notes = append(rep.Notes, "no layer is faster in int8 than in float on "+backendName(opts.Profile.Backend)+" (see the per-layer profile)")
 	}
 	return best, rep, nil
+}
+
+// skipNode is the node name in a Skip's node (`Conv "name"`).
+func skipNode(s string) string {
+	if i := strings.IndexByte(s, '"'); i >= 0 && strings.HasSuffix(s, `"`) && len(s) > i+1 {
+		return s[i+1 : len(s)-1]
+	}
+	return s
 }
 
 // mixedTimings memoizes Mixed's whole-model timings by (model, layers
