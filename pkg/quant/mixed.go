@@ -59,7 +59,7 @@ func Plan(g *graph.Graph, prof []LayerProfile, margin float64, exclude []string)
 	for i, l := range prof {
 		n := nodeOf[l.Node]
 		outConv[i] = n != nil && n.Is("Conv") && feedsOnlyOutputs(g, n.Outputs[0])
-		chosen[i] = !l.Untimed && float64(l.Float) > float64(l.kernel())*(1+margin) && n != nil && !outConv[i] && !contains(exclude, l.Node)
+		chosen[i] = !l.Untimed && l.Err == "" && float64(l.Float) > float64(l.kernel())*(1+margin) && n != nil && !outConv[i] && !contains(exclude, l.Node)
 	}
 	// upstream: the profiled layer feeding n's activation, or -1
 	feeder := func(n *graph.Node) int {
@@ -143,6 +143,8 @@ func Plan(g *graph.Graph, prof []LayerProfile, margin float64, exclude []string)
 		switch {
 		case l.Untimed:
 			l.Why = "not timed: the time budget ran out"
+		case l.Err != "":
+			l.Why = "not timed: " + l.Err
 		case contains(exclude, l.Node):
 			l.Why = "left in float by the caller (excluded, or put back by accuracy control)"
 		case outConv[i]:
@@ -218,7 +220,7 @@ func Mixed(m *graph.Model, calib [][]*runtime.Tensor, opts MixedOptions) (*graph
 	add("plan", func(l LayerProfile) bool { return l.Int8Chosen })
 	if !opts.PlanOnly && !pastDeadline(opts.Profile.Deadline) {
 		add("int8 kernel faster", func(l LayerProfile) bool { return l.Kernel > 1+margin })
-		add("every layer", func(l LayerProfile) bool { return !l.Untimed })
+		add("every layer", func(l LayerProfile) bool { return !l.Untimed && l.Err == "" })
 	}
 	var (
 		best              *graph.Model

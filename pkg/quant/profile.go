@@ -46,6 +46,9 @@ type LayerProfile struct {
 	// Untimed reports that the time budget ran out before this layer was
 	// timed (it stays float).
 	Untimed bool `json:"untimed,omitempty"`
+	// Err says why the layer alone could not be built or timed (it
+	// stays float).
+	Err string `json:"error,omitempty"`
 }
 
 // Kernel returns the int8 kernel's own time (Int8 less the boundary ops,
@@ -251,7 +254,8 @@ func Profile(m *graph.Model, sample []*runtime.Tensor, o ProfileOptions) ([]Laye
 	for i, l := range layers {
 		x := acts[l.in]
 		if x == nil || x.DType != graph.Float {
-			return nil, fmt.Errorf("quant: profile: node %s: input %s was not computed as float", l.n.String(), l.in)
+			res = append(res, LayerProfile{Node: l.n.Name, Op: l.n.OpType, Err: fmt.Sprintf("its input %s was not computed as float", l.in)})
+			continue
 		}
 		w := inits[l.n.Inputs[1]]
 		shape := fmt.Sprintf("%s in %s w %s%s", l.n.OpType, dimsString(x.Shape), dimsString(w.Dims), attrKey(l.n))
@@ -268,13 +272,17 @@ func Profile(m *graph.Model, sample []*runtime.Tensor, o ProfileOptions) ([]Laye
 		default:
 			lp, err = timeLayer(l.n, x, inits, opset, o)
 			if err != nil {
-				return nil, fmt.Errorf("quant: profile: node %s: %w", l.n.String(), err)
+				// the layer stays float; the profile says why
+				lp = LayerProfile{Err: err.Error()}
+			} else {
+				o.Cache.put(key, lp)
 			}
-			o.Cache.put(key, lp)
 		}
 		lp.Node, lp.Op, lp.Shape = l.n.Name, l.n.OpType, shape
 		res = append(res, lp)
-		if lp.Untimed {
+		if lp.Err != "" {
+			o.Progress.report(i+1, len(layers), "profile %s: not timed: %s", l.n.String(), lp.Err)
+		} else if lp.Untimed {
 			o.Progress.report(i+1, len(layers), "profile %s: not timed, time budget spent", l.n.String())
 		} else {
 			o.Progress.report(i+1, len(layers), "profile %s: float %v, int8 %v (kernel %.2fx)", l.n.String(), lp.Float.Round(time.Microsecond), lp.Int8.Round(time.Microsecond), lp.Kernel)
