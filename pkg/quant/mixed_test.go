@@ -138,3 +138,16 @@ func TestKeepFaster(t *testing.T) {
 		t.Errorf("gave up after %d tries: %+v (something must stay quantized)", len(tries), tries)
 	}
 }
+
+// TestPlanUntimedLayer: a layer the profile could not time stays float,
+// with the reason.
+func TestPlanUntimedLayer(t *testing.T) {
+	prof := []LayerProfile{
+		{Node: "conv_0", Float: 100 * time.Microsecond, Int8: 40 * time.Microsecond, Quant: time.Microsecond, Dequant: time.Microsecond},
+		{Node: "conv_2", Err: "the layer alone is not quantized"},
+	}
+	Plan(wideCNN().Graph, prof, MixedMargin, nil)
+	if !prof[0].Int8Chosen || prof[1].Int8Chosen || prof[1].Why != "not timed: the layer alone is not quantized" {
+		t.Fatalf("%+v", prof)
+	}
+}
