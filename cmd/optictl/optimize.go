@@ -287,6 +287,28 @@ func applyQuantize(o *optimizeOptions, m *graph.Model) (*graph.Model, *quantizeR
 		if !ok {
 			return nil, res, failedErr(fmt.Errorf("--quantize %s: %s, even with int8 only on the layer that gains most; nothing was written (--force writes it anyway)", o.Quantize, sp.String()))
 		}
+		if len(tries) > 0 {
+			// fewer int8 layers: measured again against the budget
+			met, err := numerics.ParseMetric(ar.Metric)
+			if err != nil {
+				return nil, res, err
+			}
+			acc, refTop1, err := quant.CompareAt(m, q2, o.Backend, samples, labels, met.Threshold)
+			if err != nil {
+				return nil, res, err
+			}
+			v, err := ctl.Budget.Judge(met, acc, refTop1)
+			if err != nil {
+				return nil, res, err
+			}
+			res.Accuracy, res.Control.Verdict, res.Control.Met, res.Control.Accuracy = &acc, v, v.Met, acc
+			if met.IsDrop() {
+				res.Control.Drop = v.Value
+			}
+			if !v.Met {
+				return nil, res, failedErr(fmt.Errorf("--quantize %s: with fewer int8 layers (to be faster than float) %s %s is outside %s; nothing was written", o.Quantize, ar.Metric, v.ValueString(), v.Limit))
+			}
+		}
 		q, res.Report, res.Speed = q2, rep2, &sp2
 	}
 	return q, res, nil
