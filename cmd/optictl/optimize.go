@@ -76,6 +76,14 @@ type optimizeOptions struct {
 	// RequireSpeedup fails (exit 3) unless the quantized model is faster
 	// than the float one on ORT at 1 thread.
 	RequireSpeedup bool
+	// TimeBudget bounds int8-auto's and int8-mixed's search (0: none);
+	// deadline is when it ends and progress reports each step.
+	TimeBudget time.Duration
+	deadline   time.Time
+	progress   quant.Progress
+	// Force writes an int8-mixed model even when it measures slower than
+	// the float one (default: fewer int8 layers, else exit 3).
+	Force bool
 
 	// accuracy budget (accuracy.go)
 	MaxDrop   float64 // points; < 0: the default budget
@@ -125,7 +133,25 @@ func (o *optimizeOptions) checkQuantFlags() error {
 		if o.RequireSpeedup {
 			return usageErr("--require-speedup needs --quantize")
 		}
+		if o.Force {
+			return usageErr("--force needs --quantize int8-mixed")
+		}
+		if o.TimeBudget != 0 {
+			return usageErr("--time-budget needs --quantize int8-auto or int8-mixed")
+		}
 		return nil
+	}
+	if o.TimeBudget < 0 {
+		return usageErr("--time-budget must not be negative")
+	}
+	if o.TimeBudget > 0 && o.Quantize != "int8-mixed" && o.Quantize != "int8-auto" {
+		return usageErr("--time-budget is only used by --quantize int8-auto and int8-mixed")
+	}
+	if o.Force && o.Quantize != "int8-mixed" {
+		return usageErr("--force is only used by --quantize int8-mixed (it writes the model even when slower than float)")
+	}
+	if o.Quantize == "int8-mixed" && o.NoVerify && !o.Force {
+		return usageErr("--quantize int8-mixed times the result against the float model and --no-verify skips that: add --force to write it untimed")
 	}
 	if err := checkRecipeFlags(o); err != nil {
 		return err
@@ -168,6 +194,9 @@ type quantizeResult struct {
 	// it was not usable); Picked names the one written.
 	Search []quant.Candidate `json:"search,omitempty"`
 	Picked string            `json:"picked,omitempty"`
+	// SpeedTries are int8-mixed's fallbacks when the planned model was
+	// slower than float (quant.KeepFaster).
+	SpeedTries []quant.SpeedTry `json:"speed_tries,omitempty"`
 }
 
 // sessionInfos describes a model's real inputs for data loading.
@@ -228,6 +257,7 @@ func applyQuantize(o *optimizeOptions, m *graph.Model) (*graph.Model, *quantizeR
 	if err != nil {
 		return nil, nil, err
 	}
+	ctl.Deadline, ctl.Progress = o.deadline, o.progress
 	samples, kept, checked, err := evalSamples(o, m, calib)
 	if err != nil {
 		return nil, nil, err
@@ -250,6 +280,43 @@ func applyQuantize(o *optimizeOptions, m *graph.Model) (*graph.Model, *quantizeR
 		res.SpeedNote = fmt.Sprintf("speed not checked: %v", err)
 	} else {
 		res.Speed = &sp
+	}
+	if len(rep.Profile) > 0 && !o.Force {
+		// int8-mixed: never slower than float (--force writes it anyway)
+		if err != nil {
+			return nil, res, failedErr(fmt.Errorf("--quantize %s: the result could not be timed against the float model (%v); nothing was written (--force writes it untimed)", o.Quantize, err))
+		}
+		q2, rep2, sp2, tries, ok, err := quant.KeepFaster(m, q, rep, sp, qf, "ort", samples[0], 200, time.Second)
+		res.SpeedTries = tries
+		if err != nil {
+			return nil, res, err
+		}
+		if !ok {
+			return nil, res, failedErr(fmt.Errorf("--quantize %s: %s, even with int8 only on the layer that gains most; nothing was written (--force writes it anyway)", o.Quantize, sp.String()))
+		}
+		if len(tries) > 0 {
+			// fewer int8 layers: measured again against the budget
+			met, err := numerics.ParseMetric(ar.Metric)
+			if err != nil {
+				return nil, res, err
+			}
+			acc, refTop1, err := quant.CompareAt(m, q2, o.Backend, samples, labels, met.Threshold)
+			if err != nil {
+				return nil, res, err
+			}
+			v, err := ctl.Budget.Judge(met, acc, refTop1)
+			if err != nil {
+				return nil, res, err
+			}
+			res.Accuracy, res.Control.Verdict, res.Control.Met, res.Control.Accuracy = &acc, v, v.Met, acc
+			if met.IsDrop() {
+				res.Control.Drop = v.Value
+			}
+			if !v.Met {
+				return nil, res, failedErr(fmt.Errorf("--quantize %s: with fewer int8 layers (to be faster than float) %s %s is outside %s; nothing was written", o.Quantize, ar.Metric, v.ValueString(), v.Limit))
+			}
+		}
+		q, res.Report, res.Speed = q2, rep2, &sp2
 	}
 	return q, res, nil
 }
@@ -292,10 +359,11 @@ func searchInt8(o *optimizeOptions, r *quant.Recipe, m *graph.Model, calib [][]*
 	if err != nil {
 		return nil, nil, err
 	}
+	ctl.Deadline, ctl.Progress = o.deadline, o.progress
 	ro := recipeOptions(o, nil)
 	ro.Calib = calib
 	variants := r.Variants(m, ro)
-	cands, best, err := quant.Search(m, variants, samples, labels, quant.SearchOptions{Backend: o.Backend, Control: &ctl})
+	cands, best, err := quant.Search(m, variants, samples, labels, quant.SearchOptions{Backend: o.Backend, Control: &ctl, Deadline: o.deadline, Progress: o.progress})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -561,6 +629,14 @@ func runOptimize(g *globalOptions, o *optimizeOptions) error {
 		out, res.Prune = pm, prep
 	}
 	if o.Quantize != "" {
+		if r := quantRecipe(o); r != nil && (r.Search() || r.Name == "int8-mixed") {
+			p, done := quantProgress(g.Stderr)
+			defer done()
+			o.progress = p
+			if o.TimeBudget > 0 {
+				o.deadline = time.Now().Add(o.TimeBudget)
+			}
+		}
 		q, qres, err := applyQuantize(o, out)
 		if err != nil {
 			if qres != nil {
@@ -830,6 +906,9 @@ func printOptimize(g *globalOptions, o *optimizeOptions, res *optimizeResult) er
 				met = "OUTSIDE"
 			}
 			fmt.Fprintf(w, "accuracy budget: %s %s, %s %s after %d %s", c.Metric, c.Verdict.ValueString(), met, c.Verdict.Limit, len(c.Tried), plural(len(c.Tried), "attempt"))
+			if c.Stopped != "" {
+				fmt.Fprintf(w, " (--time-budget: %s)", c.Stopped)
+			}
 			if len(c.LayerSQNR) > 0 {
 				fmt.Fprint(w, "; worst layers by output SQNR:")
 			}
@@ -840,6 +919,9 @@ func printOptimize(g *globalOptions, o *optimizeOptions, res *optimizeResult) er
 				fmt.Fprintf(w, " %s %.1f dB", l.Node, l.DB)
 			}
 			fmt.Fprintln(w)
+		}
+		for _, t := range qr.SpeedTries {
+			fmt.Fprintf(w, "  slower than float, tried with %d more layers in float (%s): %.2fx\n", len(t.BackInFloat), strings.Join(t.BackInFloat, ", "), t.Speed.Speedup)
 		}
 		if qr.Speed != nil {
 			fmt.Fprintln(w, qr.Speed.String())
@@ -991,6 +1073,8 @@ results. Use it for a fleet of one CPU kind.
 	f.Float64Var(&o.PruneMinCosine, "prune-min-cosine", prune.DefaultMinCosine, "accuracy budget of --prune, the least mean output cosine against the unpruned model on held-out samples (always applies; below 0.9 or all-zero output is a collapse); outside it exit 3, nothing written")
 	f.Float64Var(&o.PruneMinTop1, "prune-min-top1", prune.DefaultMinTop1, "accuracy budget of --prune, the least top-1 agreement with the unpruned model for [N,K] class outputs")
 	f.BoolVar(&o.PruneGlobal, "prune-global", false, "unstructured: one magnitude threshold across all layers instead of per layer")
+	f.DurationVar(&o.TimeBudget, "time-budget", 0, "bound int8-auto's and int8-mixed's search (e.g. 2m): when it runs out, the best candidate measured so far is kept and the report says so (0: no bound)")
+	f.BoolVar(&o.Force, "force", false, "write an int8-mixed model even when it measures slower than the float one (default: fewer int8 layers, else exit 3)")
 	f.BoolVar(&o.RequireSpeedup, "require-speedup", false, "exit 3 (writing nothing) unless the quantized model is faster than the float one on ORT at 1 thread")
 	return cmd
 }

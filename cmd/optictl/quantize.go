@@ -3,10 +3,12 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"slices"
 	"strings"
 
 	"github.com/olekukonko/tablewriter"
+	"github.com/schollz/progressbar/v3"
 
 	"github.com/optictl/optictl/pkg/quant"
 )
@@ -85,7 +87,23 @@ func recipeOptions(o *optimizeOptions, extra []string) quant.RecipeOptions {
 		Calibrate: o.Calibrate, Percentile: o.Percentile, PerChannel: o.PerChannel, Asymmetric: !o.Symmetric,
 		FullRange: !o.ReduceRange, OpTypes: o.OpTypes, ExcludeNodes: append(append([]string(nil), o.ExcludeNodes...), extra...),
 		Backend: o.Backend, Target: o.QuantTarget, KeepIO: o.KeepIO,
+		Deadline: o.deadline, Progress: o.progress,
 	}
+}
+
+// quantProgress is the progress sink of a long quantization (int8-auto,
+// int8-mixed): a spinner with the current step on a terminal, else one
+// line per step on w. done ends it.
+func quantProgress(w io.Writer) (p quant.Progress, done func()) {
+	if benchIsTerminal(w) {
+		bar := progressbar.NewOptions(-1, progressbar.OptionSetWriter(w), progressbar.OptionClearOnFinish(),
+			progressbar.OptionSetElapsedTime(true), progressbar.OptionSpinnerType(14))
+		return func(_, _ int, line string) {
+			bar.Describe(line)
+			_ = bar.Add(1)
+		}, func() { _ = bar.Finish() }
+	}
+	return func(_, _ int, line string) { fmt.Fprintln(w, "quantize: "+line) }, func() {}
 }
 
 // quantizeFlagHelp is --quantize's help line, from the registry.

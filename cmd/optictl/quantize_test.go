@@ -3,12 +3,19 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/optictl/optictl/internal/testutil"
+	"github.com/optictl/optictl/pkg/graph"
+	"github.com/optictl/optictl/pkg/numerics"
+	"github.com/optictl/optictl/pkg/quant"
+	"github.com/optictl/optictl/pkg/runtime"
+	"github.com/optictl/optictl/pkg/tensorio"
 	"github.com/optictl/optictl/testmodels"
 )
 
@@ -87,13 +94,23 @@ func TestRecipeFlags(t *testing.T) {
 		mod  func(o *optimizeOptions)
 		bad  string
 	}{
-		{"unknown recipe lists the valid ones", func(o *optimizeOptions) { o.Quantize = "int4" }, "want one of fp16, int8-auto, int8-dynamic, int8-static"},
+		{"unknown recipe lists the valid ones", func(o *optimizeOptions) { o.Quantize = "int4" }, "want one of fp16, int8-auto, int8-dynamic, int8-mixed, int8-static"},
 		{"fpga target", func(o *optimizeOptions) { o.Quantize = "int8-static"; o.Calib = "c"; o.QuantTarget = "fpga" }, ""},
 		{"unknown target lists the valid ones", func(o *optimizeOptions) { o.Quantize = "int8-static"; o.Calib = "c"; o.QuantTarget = "tpu" }, "want one of fpga, ort-cpu"},
 		{"target without QDQ", func(o *optimizeOptions) { o.Quantize = "int8-dynamic"; o.QuantTarget = "fpga" }, "not used by --quantize int8-dynamic"},
 		{"target without quantize", func(o *optimizeOptions) { o.QuantTarget = "fpga" }, "--quant-target needs --quantize"},
 		{"calib not read", func(o *optimizeOptions) { o.Quantize = "fp16"; o.Calib = "c" }, "--calib is not used by --quantize fp16"},
 		{"op types not read", func(o *optimizeOptions) { o.Quantize = "fp16"; o.OpTypes = []string{"Conv"} }, "--op-types is not used by --quantize fp16"},
+		{"mixed needs calib", func(o *optimizeOptions) { o.Quantize = "int8-mixed" }, "needs --calib"},
+		{"mixed with force", func(o *optimizeOptions) { o.Quantize = "int8-mixed"; o.Calib = "c"; o.Force = true }, ""},
+		{"force without mixed", func(o *optimizeOptions) { o.Quantize = "int8-static"; o.Calib = "c"; o.Force = true }, "--force is only used by --quantize int8-mixed"},
+		{"force without quantize", func(o *optimizeOptions) { o.Force = true }, "--force needs --quantize int8-mixed"},
+		{"time budget for mixed", func(o *optimizeOptions) { o.Quantize = "int8-mixed"; o.Calib = "c"; o.TimeBudget = time.Minute }, ""},
+		{"time budget for auto", func(o *optimizeOptions) { o.Quantize = "int8-auto"; o.Calib = "c"; o.TimeBudget = time.Minute }, ""},
+		{"time budget not read", func(o *optimizeOptions) { o.Quantize = "int8-static"; o.Calib = "c"; o.TimeBudget = time.Minute }, "--time-budget is only used by"},
+		{"negative time budget", func(o *optimizeOptions) { o.Quantize = "int8-auto"; o.Calib = "c"; o.TimeBudget = -time.Second }, "must not be negative"},
+		{"time budget without quantize", func(o *optimizeOptions) { o.TimeBudget = time.Minute }, "--time-budget needs --quantize"},
+		{"mixed untimed needs force", func(o *optimizeOptions) { o.Quantize = "int8-mixed"; o.Calib = "c"; o.NoVerify = true }, "add --force"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -123,5 +140,76 @@ func TestRecipeFlags(t *testing.T) {
 				t.Errorf("%v does not list %s:\n%s", args, want, so.String())
 			}
 		}
+	}
+}
+
+// TestOptimizeInt8Mixed runs --quantize int8-mixed on the test CNN: the
+// output shows the per-layer profile (every layer, its timings and
+// decision); without --force a model is written only when it measured
+// at least as fast as float (else exit 3, nothing written), with --force
+// it is always written. Speed itself is not asserted (benchmarks).
+func TestOptimizeInt8Mixed(t *testing.T) {
+	cnn := filepath.Join("..", "..", "testmodels", "cnn.onnx")
+	m, err := graph.Load(cnn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s, err := runtime.Open("ort", m, runtime.Options{Threads: 1}); err != nil {
+		if testutil.InCI() {
+			t.Fatalf("ort: %v", err)
+		}
+		t.Skipf("ort: %v", err)
+	} else {
+		s.Close()
+	}
+	calib := filepath.Join(t.TempDir(), "calib")
+	samples, err := quant.SeededSamples(m, 4, 100, numerics.Dims{}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, s := range samples {
+		d := filepath.Join(calib, fmt.Sprintf("test_data_set_%d", i))
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := tensorio.SavePB(filepath.Join(d, "input_0.pb"), "input", s[0]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, force := range []bool{false, true} {
+		t.Run(fmt.Sprintf("force=%v", force), func(t *testing.T) {
+			out := filepath.Join(t.TempDir(), "q.onnx")
+			args := []string{"optimize", cnn, "-o", out, "--quantize", "int8-mixed", "--calib", calib}
+			if force {
+				args = append(args, "--force")
+			}
+			var so, se bytes.Buffer
+			code := Execute(args, &so, &se)
+			for _, want := range []string{"per-layer profile", "conv_0", "gemm_16", "whole-model timing"} {
+				if !strings.Contains(so.String(), want) {
+					t.Errorf("output lacks %q:\n%s%s", want, so.String(), se.String())
+				}
+			}
+			// not a terminal: one progress line per step on stderr
+			if !strings.Contains(se.String(), "quantize: profile Conv \"conv_0\"") || !strings.Contains(se.String(), "quantize: int8-mixed candidate plan") {
+				t.Errorf("stderr lacks the progress lines:\n%s", se.String())
+			}
+			_, statErr := os.Stat(out)
+			switch {
+			case code == ExitOK:
+				if statErr != nil {
+					t.Fatalf("exit 0 but nothing written: %v", statErr)
+				}
+				if !force && strings.Contains(so.String(), "NOT faster") {
+					t.Fatalf("written without --force while slower than float:\n%s", so.String())
+				}
+			case code == ExitFailed && !force:
+				if statErr == nil {
+					t.Fatal("exit 3 but a model was written")
+				}
+			default:
+				t.Fatalf("exit %d: %s\n%s", code, se.String(), so.String())
+			}
+		})
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"sort"
+	"time"
 
 	"github.com/optictl/optictl/pkg/graph"
 	"github.com/optictl/optictl/pkg/numerics"
@@ -36,6 +37,8 @@ type AccuracyResult struct {
 	Tried []Attempt `json:"tried"`
 	// Met reports whether the returned model is within the budget.
 	Met bool `json:"met"`
+	// Stopped says why the search ended early (the time budget ran out).
+	Stopped string `json:"stopped,omitempty"`
 }
 
 // Attempt is one quantization Controlled measured.
@@ -58,6 +61,12 @@ type LayerSQNR struct {
 type Control struct {
 	Metric *numerics.Metric
 	Budget numerics.Budget
+	// Deadline, when set, ends the search when passed (before the next
+	// attempt): the best model within the budget so far is kept (else
+	// the last tried) and AccuracyResult.Stopped says so.
+	Deadline time.Time
+	// Progress gets one line per attempt.
+	Progress Progress
 }
 
 // Controlled is ControlledBy with the metric that fits the output and
@@ -128,12 +137,23 @@ func ControlledBy(ref *graph.Model, quantize QuantizeFunc, backend string, sampl
 			res.Drop = v.Value
 		}
 		tried = append(tried, Attempt{InFloat: k, Verdict: v})
+		c.Progress.report(len(tried), 0, "accuracy: %d layers in float: %s %s (%s)", k, res.Metric, v.ValueString(), map[bool]string{true: "within the budget", false: "outside the budget"}[v.Met])
 		return &outcome{q: q, rep: rep, res: res}, nil
 	}
+	stopped := ""
 	finish := func(o *outcome) (*graph.Model, *Report, *AccuracyResult, error) {
 		o.res.LayerSQNR = ranking
 		o.res.Tried = tried
+		o.res.Stopped = stopped
 		return o.q, o.rep, o.res, nil
+	}
+	// out of time: stop before the next attempt
+	outOfTime := func() bool {
+		if pastDeadline(c.Deadline) {
+			stopped = fmt.Sprintf("time budget spent after %d attempts; kept the best one so far", len(tried))
+			return true
+		}
+		return false
 	}
 	first, err := try(0)
 	if err != nil {
@@ -160,6 +180,9 @@ func ControlledBy(ref *graph.Model, quantize QuantizeFunc, backend string, sampl
 	var hi *outcome
 	hiK := 0
 	for k := 1; k <= limit; {
+		if outOfTime() {
+			break
+		}
 		o, err := try(k)
 		if err != nil {
 			return nil, nil, nil, err
@@ -181,7 +204,7 @@ func ControlledBy(ref *graph.Model, quantize QuantizeFunc, backend string, sampl
 		return finish(last)
 	}
 	// bisect between lo (outside the budget) and hiK (within it)
-	for hiK-lo > 1 {
+	for hiK-lo > 1 && !outOfTime() {
 		mid := (lo + hiK) / 2
 		o, err := try(mid)
 		if err != nil {

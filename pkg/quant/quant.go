@@ -34,6 +34,9 @@ type Report struct {
 	FloatOps int `json:"float_ops"`
 	// LeftInFloat lists nodes put back in float by accuracy control.
 	LeftInFloat []string `json:"left_in_float,omitempty"`
+	// Profile is int8-mixed's per-layer timing on the target and the
+	// decision for each layer (Mixed).
+	Profile []LayerProfile `json:"layer_profile,omitempty"`
 
 	// done holds (node name, output value) of each quantized node.
 	done [][2]string
@@ -60,6 +63,10 @@ func (r *Report) String() string {
 	}
 	for _, n := range r.Notes {
 		fmt.Fprintf(&b, "  note: %s\n", n)
+	}
+	if len(r.Profile) > 0 {
+		b.WriteString("  per-layer profile (each layer alone on the target, 1 thread, interleaved medians; kernel: float/int8 kernel; in plan: with the Q/DQ it pays):\n")
+		b.WriteString(ProfileTable(r.Profile))
 	}
 	return b.String()
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/optictl/optictl/pkg/graph"
 	"github.com/optictl/optictl/pkg/runtime"
@@ -43,6 +44,10 @@ type RecipeOptions struct {
 	Target string
 	// KeepIO keeps float32 graph inputs and outputs (fp16).
 	KeepIO bool
+	// Deadline (the time budget) and Progress reach int8-mixed's
+	// per-layer profile.
+	Deadline time.Time
+	Progress Progress
 }
 
 func (o RecipeOptions) static() StaticOptions {
@@ -160,7 +165,7 @@ placed for the target (ort-cpu by default; see the targets).`,
 	RegisterRecipe(&Recipe{
 		Name: "int8-auto",
 		Doc: `Try every int8 recipe under accuracy control and keep the fastest (needs evaluation or calibration data).
-The static variants run only with calibration data; each variant's
+The static variants and mixed (int8-mixed) run only with calibration data; each variant's
 accuracy is measured on the evaluation samples (without them, on
 calibration samples held out from calibration) and its speed on ONNX
 Runtime against the float model.`,
@@ -173,7 +178,31 @@ Runtime against the float model.`,
 			// one quantizes MatMul/Gemm whatever they name.
 			d := o.dynamic()
 			d.OpTypes = nil
-			return Int8Variants(m, o.Calib, o.static(), d)
+			vs := Int8Variants(m, o.Calib, o.static(), d)
+			if len(o.Calib) > 0 {
+				// int8 only on the layers that pay (int8-mixed)
+				vs = append(vs, Variant{Name: "mixed", Quantize: func(ex []string) (*graph.Model, *Report, error) {
+					so := o.static()
+					so.ExcludeNodes = append(append([]string(nil), so.ExcludeNodes...), ex...)
+					return Mixed(m, o.Calib, MixedOptions{Static: so, Profile: ProfileOptions{Deadline: o.Deadline, Progress: o.Progress}})
+				}})
+			}
+			return vs
+		},
+	})
+	RegisterRecipe(&Recipe{
+		Name: "int8-mixed",
+		Doc: `int8 only on the layers where it is faster on ONNX Runtime (needs calibration data).
+Each Conv/MatMul/Gemm is timed alone on ORT (1 thread) in float and in
+int8 with the QuantizeLinear/DequantizeLinear it pays at a float
+neighbour; only the layers faster in int8 by 10% are quantized (uint8
+activations, QDQ), the rest (depthwise, narrow convs) stay float.`,
+		Calib:     CalibRequired,
+		Int8:      true,
+		PlacesQDQ: true,
+		OpTypes:   QuantizableOps(),
+		Quantize: func(m *graph.Model, o RecipeOptions) (*graph.Model, *Report, error) {
+			return Mixed(m, o.Calib, MixedOptions{Static: o.static(), Profile: ProfileOptions{Deadline: o.Deadline, Progress: o.Progress}})
 		},
 	})
 	RegisterRecipe(&Recipe{

@@ -12,7 +12,7 @@ import (
 // name, and quantizes a test model; an unknown name lists the valid ones.
 func TestRecipeRegistry(t *testing.T) {
 	names := RecipeNames()
-	if strings.Join(names, ",") != "fp16,int8-auto,int8-dynamic,int8-static" {
+	if strings.Join(names, ",") != "fp16,int8-auto,int8-dynamic,int8-mixed,int8-static" {
 		t.Errorf("recipes %v", names)
 	}
 	if _, err := LookupRecipe("int4"); err == nil || !strings.Contains(err.Error(), strings.Join(names, ", ")) {
@@ -36,9 +36,25 @@ func TestRecipeRegistry(t *testing.T) {
 				}
 				return
 			}
+			if r.Name == "int8-mixed" {
+				open(t, "ort", m).Close() // it profiles on ORT: skips (fails in CI) without it
+			}
 			q, rep, err := r.Quantize(m, o)
 			if err != nil {
 				t.Fatal(err)
+			}
+			if r.Name == "int8-mixed" {
+				// what pays depends on the CPU: every layer is profiled
+				// and decided, with a reason
+				if len(rep.Profile) == 0 {
+					t.Fatal("int8-mixed: no per-layer profile")
+				}
+				for _, l := range rep.Profile {
+					if l.Why == "" {
+						t.Errorf("%s: no reason", l.Node)
+					}
+				}
+				return
 			}
 			if err := rep.NothingQuantized(); err != nil {
 				t.Fatal(err)

@@ -43,6 +43,13 @@ type SearchOptions struct {
 	// Rounds and Budget bound each interleaved timing (defaults 200, 2s).
 	Rounds int
 	Budget time.Duration
+	// Deadline, when set, bounds the whole search: variants not started
+	// when it passes are not tried (Candidate.Err says so) and accuracy
+	// control inside a variant stops (AccuracyResult.Stopped); the
+	// fastest variant measured so far is kept.
+	Deadline time.Time
+	// Progress gets one line per accuracy attempt and per variant.
+	Progress Progress
 }
 
 // SearchTieMargin is how much faster (as a fraction) a later variant must
@@ -84,6 +91,12 @@ func Search(ref *graph.Model, variants []Variant, samples [][]*runtime.Tensor, l
 		c.Variant = v.Name
 		if v.Quantize == nil {
 			c.Err = "no quantize function"
+			o.Progress.report(i+1, len(variants), "%s: %s", v.Name, c.Err)
+			continue
+		}
+		if i > 0 && pastDeadline(o.Deadline) {
+			c.Err = "not tried: the time budget was spent"
+			o.Progress.report(i+1, len(variants), "%s: not tried, time budget spent", v.Name)
 			continue
 		}
 		ctl := Control{Budget: numerics.DefaultBudget}
@@ -91,26 +104,40 @@ func Search(ref *graph.Model, variants []Variant, samples [][]*runtime.Tensor, l
 		if o.Control != nil {
 			ctl = *o.Control
 		}
+		if ctl.Deadline.IsZero() {
+			ctl.Deadline = o.Deadline
+		}
+		if o.Progress != nil {
+			ctl.Progress = func(_, _ int, line string) { o.Progress(i, len(variants), v.Name+": "+line) }
+		}
 		q, rep, acc, err := ControlledBy(ref, v.Quantize, o.Backend, samples, labels, ctl)
 		if err != nil {
 			c.Err = err.Error()
+			o.Progress.report(i+1, len(variants), "%s: %s", v.Name, c.Err)
 			continue
 		}
 		c.Report, c.Accuracy, c.Model = rep, acc, q
 		if err := rep.NothingQuantized(); err != nil {
 			c.Err = err.Error()
+			o.Progress.report(i+1, len(variants), "%s: %s", v.Name, c.Err)
 			continue
 		}
 		if !acc.Met {
 			c.Err = fmt.Sprintf("%s %s, outside the budget (%s) even with %d nodes in float", acc.Metric, acc.Verdict.ValueString(), acc.Verdict.Limit, len(rep.LeftInFloat))
+			if acc.Stopped != "" {
+				c.Err += " (" + acc.Stopped + ")"
+			}
+			o.Progress.report(i+1, len(variants), "%s: %s", v.Name, c.Err)
 			continue
 		}
 		sp, err := MeasureSpeed(ref, q, o.SpeedBackend, samples[0], o.Rounds, o.Budget)
 		if err != nil {
 			c.Err = fmt.Sprintf("not timed: %v", err)
+			o.Progress.report(i+1, len(variants), "%s: %s", v.Name, c.Err)
 			continue
 		}
 		c.Speed = &sp
+		o.Progress.report(i+1, len(variants), "%s: %s %s, %d left in float, %.2fx of float", v.Name, acc.Metric, acc.Verdict.ValueString(), len(rep.LeftInFloat), sp.Speedup)
 		if best < 0 || sp.Speedup > out[best].Speed.Speedup*(1+SearchTieMargin) {
 			best = i
 		}

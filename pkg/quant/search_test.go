@@ -74,3 +74,32 @@ func TestSearch(t *testing.T) {
 		t.Fatal("no error without samples")
 	}
 }
+
+// TestSearchTimeBudget: with its deadline already past, Search tries the
+// first variant only, with one accuracy attempt (Stopped says why), marks
+// the others not tried, and reports one progress line per step.
+func TestSearchTimeBudget(t *testing.T) {
+	m := cnnO2()
+	samples := seeded(t, m, 2, 2, 7)
+	calib := seeded(t, m, 2, 2, 1000)
+	vs := Int8Variants(m, calib, StaticOptions{PerChannel: true}, DynamicOptions{})
+	var lines []string
+	cands, _, err := Search(m, vs, samples, nil, SearchOptions{SpeedBackend: "interp", MaxDrop: -1, Rounds: 5, Budget: 50 * time.Millisecond,
+		Deadline: time.Now().Add(-time.Second), Progress: func(_, _ int, line string) { lines = append(lines, line) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := cands[0]
+	if first.Accuracy == nil || len(first.Accuracy.Tried) != 1 || first.Accuracy.Stopped == "" {
+		t.Fatalf("first variant: want one attempt and a stop reason, got %+v", first.Accuracy)
+	}
+	for _, c := range cands[1:] {
+		if c.Accuracy != nil || c.Err != "not tried: the time budget was spent" {
+			t.Errorf("%s: %+v, want not tried", c.Variant, c)
+		}
+	}
+	// one accuracy attempt, then one line per variant
+	if len(lines) != 1+len(vs) {
+		t.Errorf("progress lines %d, want %d: %q", len(lines), 1+len(vs), lines)
+	}
+}
