@@ -347,4 +347,3 @@ func backendOf(rep *tune.Report) string {
 	}
 	return "ort"
 }
-

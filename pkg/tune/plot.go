@@ -185,6 +185,24 @@ func placeLabels(p *plot.Plot, da draw.Canvas, cs []Candidate) (*labelPlot, erro
 	for _, q := range pts {
 		placed = append(placed, box{q.x - r, q.y - r, q.x + r, q.y + r})
 	}
+	// The frontier's step line is an obstacle too: each step is a
+	// horizontal run to the next point, then a vertical drop.
+	var fr []pt
+	maxX := 0.0
+	for i, c := range cs {
+		maxX = math.Max(maxX, pts[i].x)
+		if c.Pareto {
+			fr = append(fr, pts[i])
+		}
+	}
+	sort.Slice(fr, func(i, j int) bool { return fr[i].x < fr[j].x })
+	for i, a := range fr {
+		nx, ny := maxX, a.y
+		if i+1 < len(fr) {
+			nx, ny = fr[i+1].x, fr[i+1].y
+		}
+		placed = append(placed, box{a.x, a.y - 1, nx, a.y + 1}, box{nx - 1, math.Min(a.y, ny), nx + 1, math.Max(a.y, ny)})
+	}
 	lp := &labelPlot{style: sty}
 	order := make([]int, len(cs))
 	for i := range order {
