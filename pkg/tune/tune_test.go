@@ -243,3 +243,29 @@ func TestPlotAndLadder(t *testing.T) {
 		}
 	}
 }
+
+// TestTimeBudgetHalving: with no time left after the short rung, only the
+// short rung's frontier and the baseline get the long measurement.
+func TestTimeBudgetHalving(t *testing.T) {
+	o := Options{
+		Model: "../../testmodels/mlp.onnx", Out: t.TempDir(), Backends: []string{"interp"},
+		Variants:   []string{"original", "O2", "int8-dynamic", "fp16"},
+		ShortIters: 3, LongIters: 5, Rounds: 1, TimeBudget: 1, Constraints: Constraints{MaxDrop: -1},
+	}
+	rep, err := Run(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range rep.Candidates {
+		halved := slices.Contains(rep.Halved, c.ID)
+		if want := map[bool]int{true: 3, false: 5}[halved]; c.Iterations != want {
+			t.Errorf("%s: %d iterations, halved %v", c.ID, c.Iterations, halved)
+		}
+		if halved && c.Variant == "original" {
+			t.Errorf("the baseline was halved")
+		}
+	}
+	if len(rep.Halved) == 0 || len(rep.Halved) == len(rep.Candidates) {
+		t.Fatalf("halved %v of %d", rep.Halved, len(rep.Candidates))
+	}
+}
