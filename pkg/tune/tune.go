@@ -165,6 +165,7 @@ type item struct {
 	c     Candidate
 	model string // path
 	sha   string
+	err   string // why it could not be measured
 }
 
 // Run searches and returns the report; the caller writes it and the plot.
@@ -269,7 +270,15 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	if err := t.measure(ctx, items); err != nil {
 		return nil, err
 	}
-	t.finish(items)
+	var ok []*item
+	for _, it := range items {
+		if it.err != "" {
+			t.skip(it.c.ID, it.err)
+		} else {
+			ok = append(ok, it)
+		}
+	}
+	t.finish(ok)
 	t.rep.WallS = time.Since(t.start).Seconds()
 	return t.rep, nil
 }
@@ -568,7 +577,7 @@ func (t *tuner) measure(ctx context.Context, items []*item) error {
 	for _, g := range gs {
 		var sel []*item
 		for _, it := range g.items {
-			if keep[it] {
+			if keep[it] && it.err == "" {
 				sel = append(sel, it)
 			}
 		}
@@ -684,7 +693,15 @@ func (t *tuner) rung(ctx context.Context, g *group, sel []*item, iters int, out 
 	}
 	rep, err := bench.Run(ctx, cfg)
 	if err != nil {
-		return fmt.Errorf("tune: measuring on %s: %w", g.backend, err)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		// A setting the models cannot take (a batch on a fixed first
+		// dim, say) skips the group, not the search.
+		for _, it := range todo {
+			it.err = firstLine(err.Error())
+		}
+		return nil
 	}
 	for i, it := range models {
 		r := rep.Results[i]
