@@ -377,19 +377,30 @@ func (t *tuner) loadSamples() error {
 	return nil
 }
 
-// reference runs the original on the evaluation samples once; every
-// candidate's accuracy is against these outputs.
+// refInfo is what the accuracy of every candidate is judged with; the
+// cache keeps it so that a rerun need not run the original at all.
+type refInfo struct {
+	Metric  numerics.Metric `json:"metric"`
+	RefTop1 *float64        `json:"ref_top1,omitempty"`
+}
+
+// samplesKey names the evaluation samples (and labels) in cache keys.
+func (t *tuner) samplesKey() string {
+	return sha([]byte(strings.Join([]string{t.origSHA, t.rep.AccuracyOn, t.opts.Labels, fmt.Sprint(t.opts.Seed), fmt.Sprint(t.opts.Shapes)}, "\x00")))
+}
+
+// reference picks the metric from the original's outputs on the
+// evaluation samples (from the cache when a run already did).
 func (t *tuner) reference(ctx context.Context) error {
-	var err error
-	for _, b := range append([]string{t.verifyBackend}, t.opts.Backends...) {
-		var outs [][]*runtime.Tensor
-		if outs, err = runAll(ctx, t.orig, b, 1, t.eval); err == nil {
-			t.ref = outs
-			break
-		}
+	path := filepath.Join(t.opts.Out, "cache", "ref-"+t.samplesKey()[:24]+".json")
+	var ri refInfo
+	if b, err := os.ReadFile(path); err == nil && json.Unmarshal(b, &ri) == nil && ri.Metric.Kind != "" {
+		t.metric, t.refTop1 = ri.Metric, ri.RefTop1
+		t.rep.Metric = t.metric.String()
+		return nil
 	}
-	if t.ref == nil {
-		return fmt.Errorf("tune: no backend runs the original model: %w", err)
+	if err := t.ensureRef(ctx); err != nil {
+		return err
 	}
 	var self numerics.AccuracyMeter
 	for j := range t.eval {
@@ -401,7 +412,67 @@ func (t *tuner) reference(ctx context.Context) error {
 	t.metric = numerics.ChooseMetric(a, len(t.labels) > 0)
 	t.refTop1 = a.Top1Accuracy
 	t.rep.Metric = t.metric.String()
+	if b, err := json.Marshal(refInfo{Metric: t.metric, RefTop1: t.refTop1}); err == nil {
+		_ = os.WriteFile(path, b, 0o644)
+	}
 	return nil
+}
+
+// ensureRef runs the original on the evaluation samples once; every
+// candidate's accuracy is against these outputs.
+func (t *tuner) ensureRef(ctx context.Context) error {
+	if t.ref != nil {
+		return nil
+	}
+	var err error
+	for _, b := range append([]string{t.verifyBackend}, t.opts.Backends...) {
+		var outs [][]*runtime.Tensor
+		if outs, err = runAll(ctx, t.orig, b, 1, t.eval); err == nil {
+			t.ref = outs
+			return nil
+		}
+	}
+	return fmt.Errorf("tune: no backend runs the original model: %w", err)
+}
+
+// accCache is one candidate model's accuracy on one backend, or why the
+// backend cannot run it.
+type accCache struct {
+	Accuracy numerics.Accuracy `json:"accuracy"`
+	Err      string            `json:"error,omitempty"`
+}
+
+// accuracyOf runs the model on the backend over the evaluation samples
+// and compares with the original (cached by model bytes, backend and
+// samples). A backend that cannot run it gives the reason.
+func (t *tuner) accuracyOf(ctx context.Context, m *graph.Model, modelSHA, backend string) (numerics.Accuracy, string, error) {
+	path := filepath.Join(t.opts.Out, "cache", "acc-"+sha([]byte(modelSHA+"\x00"+backend+"\x00"+t.samplesKey()))[:32]+".json")
+	var ac accCache
+	if b, err := os.ReadFile(path); err == nil && json.Unmarshal(b, &ac) == nil {
+		return ac.Accuracy, ac.Err, nil
+	}
+	outs, err := runAll(ctx, m, backend, 1, t.eval)
+	if err != nil {
+		if ctx.Err() != nil {
+			return ac.Accuracy, "", ctx.Err()
+		}
+		ac.Err = firstLine(err.Error())
+	} else {
+		if err := t.ensureRef(ctx); err != nil {
+			return ac.Accuracy, "", err
+		}
+		var meter numerics.AccuracyMeter
+		for j := range outs {
+			if err := meter.Add(t.ref[j], outs[j], t.labels); err != nil {
+				return ac.Accuracy, "", fmt.Errorf("tune: on %s: %w", backend, err)
+			}
+		}
+		ac.Accuracy = meter.Result()
+	}
+	if b, err := json.Marshal(ac); err == nil {
+		_ = os.WriteFile(path, b, 0o644)
+	}
+	return ac.Accuracy, ac.Err, nil
 }
 
 func runAll(ctx context.Context, m *graph.Model, backend string, threads int, samples []bench.Sample) ([][]*runtime.Tensor, error) {
@@ -470,18 +541,15 @@ func (t *tuner) candidates(ctx context.Context, vs []Variant) ([]*item, error) {
 				t.skip(v.Name+"@"+b, "the backend does not run "+op)
 				continue
 			}
-			outs, err := runAll(ctx, m, b, 1, t.eval)
+			a, why, err := t.accuracyOf(ctx, m, g.SHA256, b)
 			if err != nil {
-				t.skip(v.Name+"@"+b, firstLine(err.Error()))
+				return nil, fmt.Errorf("tune: %s: %w", v.Name, err)
+			}
+			if why != "" {
+				t.skip(v.Name+"@"+b, why)
 				continue
 			}
-			var meter numerics.AccuracyMeter
-			for j := range outs {
-				if err := meter.Add(t.ref[j], outs[j], t.labels); err != nil {
-					return nil, fmt.Errorf("tune: %s on %s: %w", v.Name, b, err)
-				}
-			}
-			acc := t.judge(meter.Result())
+			acc := t.judge(a)
 			for _, th := range t.opts.Threads {
 				for _, bs := range t.opts.Batches {
 					c := Candidate{
