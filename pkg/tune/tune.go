@@ -446,7 +446,7 @@ type accCache struct {
 // and compares with the original (cached by model bytes, backend and
 // samples). A backend that cannot run it gives the reason.
 func (t *tuner) accuracyOf(ctx context.Context, m *graph.Model, modelSHA, backend string) (numerics.Accuracy, string, error) {
-	path := filepath.Join(t.opts.Out, "cache", "acc-"+sha([]byte(modelSHA+"\x00"+backend+"\x00"+t.samplesKey()))[:32]+".json")
+	path := filepath.Join(t.opts.Out, "cache", "acc-"+sha([]byte(modelSHA + "\x00" + backend + "\x00" + t.samplesKey()))[:32]+".json")
 	var ac accCache
 	if b, err := os.ReadFile(path); err == nil && json.Unmarshal(b, &ac) == nil {
 		return ac.Accuracy, ac.Err, nil
