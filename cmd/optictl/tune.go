@@ -38,6 +38,7 @@ type tuneOptions struct {
 	minThroughput                 float64
 	require                       []string
 	noServe                       bool
+	prune                         []float64
 }
 
 func newTuneCmd(g *globalOptions) *cobra.Command {
@@ -90,7 +91,8 @@ chosen candidate; --require "speedup>=1.2" exits 3 unless it holds for it.`,
 	f.StringVar(&o.data, "data", "", "evaluation samples (as --calib)")
 	f.StringVar(&o.labels, "labels", "", "labels of --data (one class per line or an idx label file)")
 	f.IntVar(&o.samples, "samples", 200, "evaluation samples read from --data at most")
-	f.StringSliceVar(&o.recipes, "recipes", nil, "variants to try (default all that apply): "+strings.Join(tune.VariantNames(), ", "))
+	f.StringSliceVar(&o.recipes, "recipes", nil, "variants to try (default all that apply): "+strings.Join(tune.VariantNames(nil), ", ")+", prune-R for each --prune ratio R")
+	f.Float64SliceVar(&o.prune, "prune", []float64{0.25, 0.5}, "structured pruning ratios to try, after -O2 (--recipes without prune-R leaves them out)")
 	f.StringSliceVar(&o.backends, "backends", nil, "backends (default every registered one): "+strings.Join(runtime.Names(), ", "))
 	f.IntSliceVar(&o.threads, "threads", []int{1}, "intra-op thread counts to measure")
 	f.IntSliceVar(&o.batches, "batch", []int{1}, "batch sizes to measure (models with a dynamic first dim)")
@@ -138,7 +140,12 @@ func (o *tuneOptions) toOptions(model string, dropSet bool) (tune.Options, []tun
 			return tune.Options{}, nil, usageErr("--threads and --batch take positive numbers, got %d", n)
 		}
 	}
-	known := tune.VariantNames()
+	for _, r := range o.prune {
+		if !(r > 0 && r < 1) {
+			return tune.Options{}, nil, usageErr("--prune %g: ratios must be in (0, 1)", r)
+		}
+	}
+	known := tune.VariantNames(o.prune)
 	for _, r := range o.recipes {
 		if !contains(known, r) {
 			return tune.Options{}, nil, usageErr("--recipes: unknown %q (want some of %s)", r, strings.Join(known, ", "))
@@ -167,7 +174,7 @@ func (o *tuneOptions) toOptions(model string, dropSet bool) (tune.Options, []tun
 	}
 	return tune.Options{
 		Model: model, Out: o.out, Calib: o.calib, CalibSamples: o.calibSamples, Data: o.data, Labels: o.labels, Samples: o.samples,
-		Variants: o.recipes, Backends: o.backends, Threads: o.threads, Batches: o.batches, Shapes: shapes,
+		Variants: o.recipes, PruneRatios: o.prune, Backends: o.backends, Threads: o.threads, Batches: o.batches, Shapes: shapes,
 		TimeBudget: o.timeBudget, ShortIters: o.shortIters, LongIters: o.longIters, Rounds: o.rounds, Seed: o.seed,
 		Constraints: tune.Constraints{MaxDrop: maxDrop, MaxP99MS: float64(o.maxP99) / float64(time.Millisecond), MinThroughput: o.minThroughput},
 	}, reqs, nil

@@ -35,6 +35,9 @@ type Options struct {
 	Samples      int
 	// Variants narrows the variants by name (nil: all of Variants).
 	Variants []string
+	// PruneRatios are the structured pruning fractions tried (each in
+	// (0, 1)); nil tries none.
+	PruneRatios []float64
 	// Backends narrows the backends (nil: every registered one).
 	Backends []string
 	// Threads and Batches are the settings measured (nil: [1]).
@@ -238,9 +241,14 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	if err := t.loadSamples(); err != nil {
 		return nil, err
 	}
-	vs, skipped := Variants(len(t.calib) > 0)
+	for _, r := range o.PruneRatios {
+		if !(r > 0 && r < 1) {
+			return nil, fmt.Errorf("tune: prune ratio %g is not in (0, 1)", r)
+		}
+	}
+	vs, skipped := Variants(len(t.calib) > 0, o.PruneRatios)
 	if len(o.Variants) > 0 {
-		known := VariantNames()
+		known := VariantNames(o.PruneRatios)
 		for _, n := range o.Variants {
 			if !slices.Contains(known, n) {
 				return nil, fmt.Errorf("tune: --recipes: unknown %q (want some of %s)", n, strings.Join(known, ", "))
@@ -257,7 +265,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	}
 	// The baseline always runs: every speedup is against it.
 	if !slices.ContainsFunc(vs, func(v Variant) bool { return v.Name == "original" }) {
-		all, _ := Variants(false)
+		all, _ := Variants(false, nil)
 		vs = append([]Variant{all[0]}, vs...)
 	}
 	if err := t.reference(ctx); err != nil {

@@ -33,7 +33,7 @@ func TestRunAndRerun(t *testing.T) {
 	out := t.TempDir()
 	o := Options{
 		Model: "../../testmodels/mlp.onnx", Out: out, Backends: []string{"interp"},
-		Variants:   []string{"original", "O2", "int8-dynamic", "fp16"},
+		Variants:   []string{"original", "O2", "int8-dynamic", "fp16", "prune-0.25"}, PruneRatios: []float64{0.25},
 		ShortIters: 4, LongIters: 6, Rounds: 2, Constraints: Constraints{MaxDrop: -1},
 	}
 	var log bytes.Buffer
@@ -41,6 +41,9 @@ func TestRunAndRerun(t *testing.T) {
 	first, err := Run(context.Background(), o)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if first.Candidate("prune-0.25@interp") == nil {
+		t.Errorf("no pruned candidate; skipped %+v", first.Skipped)
 	}
 	if len(first.Candidates) < 3 || first.Measured == 0 || first.Cached != 0 {
 		t.Fatalf("first run: %d candidates, measured %d, cached %d", len(first.Candidates), first.Measured, first.Cached)

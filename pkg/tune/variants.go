@@ -12,6 +12,7 @@ import (
 
 	"github.com/optictl/optictl/pkg/graph"
 	"github.com/optictl/optictl/pkg/passes"
+	"github.com/optictl/optictl/pkg/prune"
 	"github.com/optictl/optictl/pkg/quant"
 	"github.com/optictl/optictl/pkg/runtime"
 )
@@ -26,14 +27,17 @@ type Variant struct {
 	target string
 	nchwc  int
 	quant  *quant.Recipe
+	prune  float64
 }
 
 // Variants lists the variants tune can try on this host: original, O2, O3
-// (--target ort-cpu), O3-nchwc when the CPU has NCHWc kernels, then every
+// (--target ort-cpu), O3-nchwc when the CPU has NCHWc kernels, every
 // quantization recipe of the registry that is not itself a search (applied
-// after -O2). hasCalib says whether calibration samples exist; a recipe
-// that needs them is listed in skipped with the reason.
-func Variants(hasCalib bool) (vs []Variant, skipped map[string]string) {
+// after -O2), then structured pruning at each ratio (after -O2, channels
+// kept in multiples of the CPU's NCHWc block, 8 by default). hasCalib says
+// whether calibration samples exist; a recipe that needs them is listed in
+// skipped with the reason.
+func Variants(hasCalib bool, pruneRatios []float64) (vs []Variant, skipped map[string]string) {
 	skipped = map[string]string{}
 	vs = []Variant{
 		{Name: "original", Recipe: "(none)"},
@@ -62,13 +66,29 @@ func Variants(hasCalib bool) (vs []Variant, skipped map[string]string) {
 		}
 		vs = append(vs, v)
 	}
+	for _, r := range pruneRatios {
+		vs = append(vs, Variant{Name: pruneName(r), Recipe: fmt.Sprintf("-O2 --prune %g --prune-multiple %d", r, pruneMultiple()), level: passes.O2, target: passes.TargetGeneric, prune: r})
+	}
 	return vs, skipped
 }
 
-// VariantNames lists every name --recipes may take.
-func VariantNames() []string {
+func pruneName(r float64) string { return fmt.Sprintf("prune-%g", r) }
+
+func pruneMultiple() int {
+	if b := runtime.HostNCHWcBlock(); b != 0 {
+		return b
+	}
+	return 8
+}
+
+// VariantNames lists every name --recipes may take with these prune ratios.
+func VariantNames(pruneRatios []float64) []string {
 	names := []string{"original", "O2", "O3", "O3-nchwc"}
-	return append(names, quant.RecipeNames()...)
+	names = append(names, quant.RecipeNames()...)
+	for _, r := range pruneRatios {
+		names = append(names, pruneName(r))
+	}
+	return names
 }
 
 // generated is a candidate model on disk, as the generation cache keeps it.
@@ -134,6 +154,21 @@ func (t *tuner) build(v Variant) (*graph.Model, string, error) {
 	}
 	var base *graph.Model
 	var note string
+	if v.prune > 0 {
+		b, err := t.o2()
+		if err != nil {
+			return nil, "", err
+		}
+		pm := b.Clone()
+		rep, err := prune.Prune(pm, prune.Options{Fraction: v.prune, Mode: "structured", Multiple: pruneMultiple()})
+		if err != nil {
+			return nil, "", fmt.Errorf("tune: %s: %w", v.Name, err)
+		}
+		if rep.ChannelsAfter >= rep.ChannelsBefore {
+			return nil, "", fmt.Errorf("tune: %s: no channel pruned (%d prunable channels)", v.Name, rep.ChannelsBefore)
+		}
+		return pm, fmt.Sprintf("channels %d -> %d", rep.ChannelsBefore, rep.ChannelsAfter), nil
+	}
 	if v.quant != nil && v.level == passes.O2 {
 		b, err := t.o2()
 		if err != nil {
