@@ -278,6 +278,9 @@ func runTune(g *globalOptions, o *tuneOptions, model string, dropSet bool) error
 func printTune(w io.Writer, out *tuneOutput) error {
 	rep := out.Report
 	fmt.Fprintf(w, "accuracy: %s on %s\n", rep.Metric, rep.AccuracyOn)
+	if rep.AccuracyNote != "" {
+		fmt.Fprintf(w, "note: %s\n", rep.AccuracyNote)
+	}
 	t := tablewriter.NewTable(w)
 	t.Header("", "Candidate", "Recipe", "Device", "p50 ms", "p99 ms", "Inf/s", "Speedup", rep.Metric, "Drop", "Iters", "Cached")
 	for _, c := range rep.Candidates {

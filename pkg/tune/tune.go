@@ -116,13 +116,15 @@ type Report struct {
 	Model string `json:"model"`
 	Out   string `json:"out"`
 	// AccuracyOn says which samples measured accuracy.
-	AccuracyOn string      `json:"accuracy_on"`
-	Metric     string      `json:"metric"`
-	Baseline   string      `json:"baseline"`
-	Chosen     string      `json:"chosen"`
-	ChosenWhy  string      `json:"chosen_why"`
-	Candidates []Candidate `json:"candidates"`
-	Skipped    []Skipped   `json:"skipped,omitempty"`
+	AccuracyOn string `json:"accuracy_on"`
+	// AccuracyNote warns when the figure rests on few samples.
+	AccuracyNote string      `json:"accuracy_note,omitempty"`
+	Metric       string      `json:"metric"`
+	Baseline     string      `json:"baseline"`
+	Chosen       string      `json:"chosen"`
+	ChosenWhy    string      `json:"chosen_why"`
+	Candidates   []Candidate `json:"candidates"`
+	Skipped      []Skipped   `json:"skipped,omitempty"`
 	// Measured and Cached count measurements made and reused.
 	Measured    int     `json:"measured"`
 	Cached      int     `json:"cached"`
@@ -382,6 +384,9 @@ func (t *tuner) loadSamples() error {
 	if len(t.eval) == 0 {
 		return errors.New("tune: no evaluation samples")
 	}
+	if len(t.eval) < fewSamples {
+		t.rep.AccuracyNote = fmt.Sprintf("only %d evaluation %s: a top-1 metric counts as within budget only when the outputs' cosine is too; pass --data for a real figure", len(t.eval), map[bool]string{true: "sample", false: "samples"}[len(t.eval) == 1])
+	}
 	return nil
 }
 
@@ -506,6 +511,10 @@ func runAll(ctx context.Context, m *graph.Model, backend string, threads int, sa
 	return out, nil
 }
 
+// fewSamples is the evaluation set size below which a top-1 metric alone
+// does not put a candidate within the budget.
+const fewSamples = 8
+
 // judge turns a comparison with the original into tune's Accuracy.
 func (t *tuner) judge(a numerics.Accuracy) Accuracy {
 	acc := Accuracy{Metric: t.metric.String(), Detail: a}
@@ -515,6 +524,11 @@ func (t *tuner) judge(a numerics.Accuracy) Accuracy {
 		return acc
 	}
 	acc.Within = v.Met
+	// A top-1 figure on a handful of samples says little: there the
+	// outputs must also stay close (cosine within the budget).
+	if t.metric.IsDrop() && a.Samples < fewSamples {
+		acc.Within = acc.Within && a.Cosine != nil && *a.Cosine >= t.budget.MinCosine
+	}
 	switch t.metric.Kind {
 	case numerics.MetricTop1:
 		acc.Value, acc.Drop = 100**a.Top1Accuracy, v.Value
