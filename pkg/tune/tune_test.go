@@ -220,7 +220,7 @@ func TestPlotAndLadder(t *testing.T) {
 	if p := os.Getenv("TUNE_PLOT_OUT"); p != "" {
 		os.WriteFile(p, pngb.Bytes(), 0o644)
 	}
-	sc, ok := ServeLadder(rep, "m", 0)
+	sc, ok := ServeLadder(rep, "m", 5)
 	if !ok {
 		t.Fatal("no ladder")
 	}
@@ -236,7 +236,7 @@ func TestPlotAndLadder(t *testing.T) {
 	for _, v := range m.Variants {
 		names = append(names, v.Name)
 	}
-	if m.Path != filepath.Join(dir, "candidates", "O3.onnx") || !slices.Equal(names, []string{"fp16", "int8-static"}) || got.SLOP99 != "0.700ms" || got.Backend != "ort" {
+	if m.Path != filepath.Join(dir, "candidates", "O3.onnx") || !slices.Equal(names, []string{"fp16", "int8-static"}) || got.SLOP99 != "5.000ms" || got.Backend != "ort" {
 		t.Fatalf("ladder %+v", got)
 	}
 	for _, bad := range []string{`{}`, `{"models":[{"name":"m"}]}`, `{"models":[{"name":"m","path":"a"}],"extra":1}`} {
