@@ -39,6 +39,7 @@ type tuneOptions struct {
 	require                       []string
 	noServe                       bool
 	prune                         []float64
+	devices                       []string
 }
 
 func newTuneCmd(g *globalOptions) *cobra.Command {
@@ -94,6 +95,7 @@ chosen candidate; --require "speedup>=1.2" exits 3 unless it holds for it.`,
 	f.StringSliceVar(&o.recipes, "recipes", nil, "variants to try (default all that apply): "+strings.Join(tune.VariantNames(nil), ", ")+", prune-R for each --prune ratio R")
 	f.Float64SliceVar(&o.prune, "prune", []float64{0.25, 0.5}, "structured pruning ratios to try, after -O2 (--recipes without prune-R leaves them out)")
 	f.StringSliceVar(&o.backends, "backends", nil, "backends (default every registered one): "+strings.Join(runtime.Names(), ", "))
+	f.StringSliceVar(&o.devices, "devices", []string{"cpu"}, "devices to try on the backends that have them: "+orList(runtime.Devices())+" (a session that falls back to the CPU is skipped)")
 	f.IntSliceVar(&o.threads, "threads", []int{1}, "intra-op thread counts to measure")
 	f.IntSliceVar(&o.batches, "batch", []int{1}, "batch sizes to measure (models with a dynamic first dim)")
 	f.StringArrayVar(&o.shapes, "shape", nil, "fix a dynamic input shape: NAME=D1,D2,... (repeatable)")
@@ -145,6 +147,11 @@ func (o *tuneOptions) toOptions(model string, dropSet bool) (tune.Options, []tun
 			return tune.Options{}, nil, usageErr("--prune %g: ratios must be in (0, 1)", r)
 		}
 	}
+	for _, d := range o.devices {
+		if !contains(runtime.Devices(), d) {
+			return tune.Options{}, nil, usageErr("--devices %q: want some of %s", d, orList(runtime.Devices()))
+		}
+	}
 	known := tune.VariantNames(o.prune)
 	for _, r := range o.recipes {
 		if !contains(known, r) {
@@ -174,7 +181,7 @@ func (o *tuneOptions) toOptions(model string, dropSet bool) (tune.Options, []tun
 	}
 	return tune.Options{
 		Model: model, Out: o.out, Calib: o.calib, CalibSamples: o.calibSamples, Data: o.data, Labels: o.labels, Samples: o.samples,
-		Variants: o.recipes, PruneRatios: o.prune, Backends: o.backends, Threads: o.threads, Batches: o.batches, Shapes: shapes,
+		Variants: o.recipes, PruneRatios: o.prune, Backends: o.backends, Devices: o.devices, Threads: o.threads, Batches: o.batches, Shapes: shapes,
 		TimeBudget: o.timeBudget, ShortIters: o.shortIters, LongIters: o.longIters, Rounds: o.rounds, Seed: o.seed,
 		Constraints: tune.Constraints{MaxDrop: maxDrop, MaxP99MS: float64(o.maxP99) / float64(time.Millisecond), MinThroughput: o.minThroughput},
 	}, reqs, nil

@@ -42,6 +42,10 @@ type Options struct {
 	Backends []string
 	// Threads and Batches are the settings measured (nil: [1]).
 	Threads, Batches []int
+	// Devices are the devices tried on each backend that lists them in
+	// its Capabilities (nil: cpu). A session that would run elsewhere
+	// (a CPU fallback) is skipped, never reported as the device.
+	Devices []string
 	// Shapes fixes dynamic input dims (--shape).
 	Shapes map[string][]int64
 	// TimeBudget bounds the search (0: none): when the long measurement of
@@ -171,6 +175,7 @@ type item struct {
 	model string // path
 	sha   string
 	err   string // why it could not be measured
+	dev   string // the device asked for
 }
 
 // Run searches and returns the report; the caller writes it and the plot.
@@ -186,6 +191,9 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	}
 	if len(o.Batches) == 0 {
 		o.Batches = []int{1}
+	}
+	if len(o.Devices) == 0 {
+		o.Devices = []string{"cpu"}
 	}
 	for _, n := range append(slices.Clone(o.Threads), o.Batches...) {
 		if n < 1 {
@@ -440,7 +448,7 @@ func (t *tuner) ensureRef(ctx context.Context) error {
 	var err error
 	for _, b := range append([]string{t.verifyBackend}, t.opts.Backends...) {
 		var outs [][]*runtime.Tensor
-		if outs, err = runAll(ctx, t.orig, b, 1, t.eval); err == nil {
+		if outs, err = runAll(ctx, t.orig, b, "cpu", t.eval); err == nil {
 			t.ref = outs
 			return nil
 		}
@@ -458,18 +466,23 @@ type accCache struct {
 // accuracyOf runs the model on the backend over the evaluation samples
 // and compares with the original (cached by model bytes, backend and
 // samples). A backend that cannot run it gives the reason.
-func (t *tuner) accuracyOf(ctx context.Context, m *graph.Model, modelSHA, backend string) (numerics.Accuracy, string, error) {
-	path := filepath.Join(t.opts.Out, "cache", "acc-"+sha([]byte(modelSHA + "\x00" + backend + "\x00" + t.samplesKey()))[:32]+".json")
+func (t *tuner) accuracyOf(ctx context.Context, m *graph.Model, modelSHA, backend, device string) (numerics.Accuracy, string, error) {
+	path := filepath.Join(t.opts.Out, "cache", "acc-"+sha([]byte(modelSHA + "\x00" + backend + "\x00" + device + "\x00" + t.samplesKey()))[:32]+".json")
 	var ac accCache
 	if b, err := os.ReadFile(path); err == nil && json.Unmarshal(b, &ac) == nil {
 		return ac.Accuracy, ac.Err, nil
 	}
-	outs, err := runAll(ctx, m, backend, 1, t.eval)
+	outs, err := runAll(ctx, m, backend, device, t.eval)
 	if err != nil {
 		if ctx.Err() != nil {
 			return ac.Accuracy, "", ctx.Err()
 		}
 		ac.Err = firstLine(err.Error())
+		if !errors.Is(err, runtime.ErrUnsupported) {
+			// the environment (a missing library or GPU), not the
+			// model: try again next run
+			return ac.Accuracy, ac.Err, nil
+		}
 	} else {
 		if err := t.ensureRef(ctx); err != nil {
 			return ac.Accuracy, "", err
@@ -488,12 +501,15 @@ func (t *tuner) accuracyOf(ctx context.Context, m *graph.Model, modelSHA, backen
 	return ac.Accuracy, ac.Err, nil
 }
 
-func runAll(ctx context.Context, m *graph.Model, backend string, threads int, samples []bench.Sample) ([][]*runtime.Tensor, error) {
-	s, err := runtime.Open(backend, m, runtime.Options{Threads: threads})
+func runAll(ctx context.Context, m *graph.Model, backend, device string, samples []bench.Sample) ([][]*runtime.Tensor, error) {
+	s, err := runtime.Open(backend, m, runtime.Options{Threads: 1, Device: device})
 	if err != nil {
 		return nil, err
 	}
 	defer s.Close()
+	if device != "cpu" && (s.Device() == "" || strings.HasPrefix(s.Device(), "cpu")) {
+		return nil, fmt.Errorf("tune: asked for device %s, the session runs on %q", device, s.Device())
+	}
 	out := make([][]*runtime.Tensor, len(samples))
 	for j, in := range samples {
 		if err := runtime.CheckInputs(s.Inputs(), in); err != nil {
@@ -563,25 +579,38 @@ func (t *tuner) candidates(ctx context.Context, vs []Variant) ([]*item, error) {
 				t.skip(v.Name+"@"+b, "the backend does not run "+op)
 				continue
 			}
-			a, why, err := t.accuracyOf(ctx, m, g.SHA256, b)
-			if err != nil {
-				return nil, fmt.Errorf("tune: %s: %w", v.Name, err)
-			}
-			if why != "" {
-				t.skip(v.Name+"@"+b, why)
-				continue
-			}
-			acc := t.judge(a)
-			for _, th := range t.opts.Threads {
-				for _, bs := range t.opts.Batches {
-					c := Candidate{
-						ID: fmt.Sprintf("%s@%s", v.Name, b), Variant: v.Name, Recipe: v.Recipe, Backend: b, Device: "cpu",
-						Threads: th, Batch: bs, Accuracy: acc, Path: g.Path, SHA256: g.SHA256, Note: g.Note,
+			caps, _ := runtime.Get(b)
+			for _, dev := range t.opts.Devices {
+				id := v.Name + "@" + b
+				if dev != "cpu" {
+					id += ":" + dev
+				}
+				if !caps.Capabilities().HasDevice(dev) {
+					if len(t.opts.Devices) > 1 {
+						t.skip(id, "the backend has no device "+dev)
 					}
-					if len(t.opts.Threads) > 1 || len(t.opts.Batches) > 1 {
-						c.ID += fmt.Sprintf("/t%d/b%d", th, bs)
+					continue
+				}
+				a, why, err := t.accuracyOf(ctx, m, g.SHA256, b, dev)
+				if err != nil {
+					return nil, fmt.Errorf("tune: %s: %w", v.Name, err)
+				}
+				if why != "" {
+					t.skip(id, why)
+					continue
+				}
+				acc := t.judge(a)
+				for _, th := range t.opts.Threads {
+					for _, bs := range t.opts.Batches {
+						c := Candidate{
+							ID: id, Variant: v.Name, Recipe: v.Recipe, Backend: b, Device: dev,
+							Threads: th, Batch: bs, Accuracy: acc, Path: g.Path, SHA256: g.SHA256, Note: g.Note,
+						}
+						if len(t.opts.Threads) > 1 || len(t.opts.Batches) > 1 {
+							c.ID += fmt.Sprintf("/t%d/b%d", th, bs)
+						}
+						items = append(items, &item{c: c, model: g.Path, sha: g.SHA256, dev: dev})
 					}
-					items = append(items, &item{c: c, model: g.Path, sha: g.SHA256})
 				}
 			}
 		}
@@ -605,7 +634,7 @@ type measurement struct {
 }
 
 func (t *tuner) cacheKey(it *item, iters int) string {
-	return sha([]byte(strings.Join([]string{it.sha, it.c.Recipe, it.c.Backend, fmt.Sprintf("t%d b%d i%d r%d s%d", it.c.Threads, it.c.Batch, iters, t.opts.Rounds, t.opts.Seed), t.rep.AccuracyOn, fmt.Sprint(t.opts.Shapes)}, "\x00")))
+	return sha([]byte(strings.Join([]string{it.sha, it.c.Recipe, it.c.Backend, it.dev, fmt.Sprintf("t%d b%d i%d r%d s%d", it.c.Threads, it.c.Batch, iters, t.opts.Rounds, t.opts.Seed), t.rep.AccuracyOn, fmt.Sprint(t.opts.Shapes)}, "\x00")))
 }
 
 func (t *tuner) cachePath(key string) string {
@@ -629,9 +658,9 @@ func (t *tuner) store(it *item, iters int, m measurement) {
 
 // group is the candidates measured in one interleaved bench run.
 type group struct {
-	backend        string
-	threads, batch int
-	items          []*item // the baseline first when the backend runs it
+	backend, device string
+	threads, batch  int
+	items           []*item // the baseline first when the backend runs it
 }
 
 func groups(items []*item) []*group {
@@ -639,12 +668,12 @@ func groups(items []*item) []*group {
 	for _, it := range items {
 		var g *group
 		for _, x := range out {
-			if x.backend == it.c.Backend && x.threads == it.c.Threads && x.batch == it.c.Batch {
+			if x.backend == it.c.Backend && x.device == it.dev && x.threads == it.c.Threads && x.batch == it.c.Batch {
 				g = x
 			}
 		}
 		if g == nil {
-			g = &group{backend: it.c.Backend, threads: it.c.Threads, batch: it.c.Batch}
+			g = &group{backend: it.c.Backend, device: it.dev, threads: it.c.Threads, batch: it.c.Batch}
 			out = append(out, g)
 		}
 		g.items = append(g.items, it)
@@ -777,7 +806,7 @@ func (t *tuner) rung(ctx context.Context, g *group, sel []*item, iters int, out 
 		paths = append(paths, it.model)
 	}
 	cfg := bench.Config{
-		Models: paths, Backend: g.backend, Options: runtime.Options{Threads: g.threads, Shapes: t.opts.Shapes},
+		Models: paths, Backend: g.backend, Options: runtime.Options{Threads: g.threads, Device: g.device, Shapes: t.opts.Shapes},
 		Batches: []int{g.batch}, Iterations: iters, Warmup: 2, Rounds: min(t.opts.Rounds, iters), Seed: t.opts.Seed,
 		Samples: t.eval[:1], AccuracySamples: 1, Resamples: 200,
 	}
@@ -836,12 +865,12 @@ func (t *tuner) finish(items []*item) {
 	baseline := map[[2]int]*item{}
 	for _, it := range items {
 		k := [2]int{it.c.Threads, it.c.Batch}
-		if it.c.Variant == "original" && (baseline[k] == nil || it.c.Backend == t.verifyBackend) {
+		if it.c.Variant == "original" && it.dev == "cpu" && (baseline[k] == nil || it.c.Backend == t.verifyBackend) {
 			baseline[k] = it
 		}
 	}
 	for _, it := range items {
-		if b := baseline[[2]int{it.c.Threads, it.c.Batch}]; b != nil && (it.c.Speedup == 0 || it.c.Backend != b.c.Backend) && it.c.P50MS > 0 {
+		if b := baseline[[2]int{it.c.Threads, it.c.Batch}]; b != nil && (it.c.Speedup == 0 || it.c.Backend != b.c.Backend || it.dev != b.dev) && it.c.P50MS > 0 {
 			it.c.Speedup = b.c.P50MS / it.c.P50MS
 		}
 	}

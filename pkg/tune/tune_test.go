@@ -33,7 +33,7 @@ func TestRunAndRerun(t *testing.T) {
 	out := t.TempDir()
 	o := Options{
 		Model: "../../testmodels/mlp.onnx", Out: out, Backends: []string{"interp"},
-		Variants:   []string{"original", "O2", "int8-dynamic", "fp16", "prune-0.25"}, PruneRatios: []float64{0.25},
+		Variants: []string{"original", "O2", "int8-dynamic", "fp16", "prune-0.25"}, PruneRatios: []float64{0.25},
 		ShortIters: 4, LongIters: 6, Rounds: 2, Constraints: Constraints{MaxDrop: -1},
 	}
 	var log bytes.Buffer
