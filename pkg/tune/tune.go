@@ -434,7 +434,7 @@ func (t *tuner) reference(ctx context.Context) error {
 	t.refTop1 = a.Top1Accuracy
 	t.rep.Metric = t.metric.String()
 	if b, err := json.Marshal(refInfo{Metric: t.metric, RefTop1: t.refTop1}); err == nil {
-		_ = os.WriteFile(path, b, 0o644)
+		writeAtomic(path, b)
 	}
 	return nil
 }
@@ -496,7 +496,7 @@ func (t *tuner) accuracyOf(ctx context.Context, m *graph.Model, modelSHA, backen
 		ac.Accuracy = meter.Result()
 	}
 	if b, err := json.Marshal(ac); err == nil {
-		_ = os.WriteFile(path, b, 0o644)
+		writeAtomic(path, b)
 	}
 	return ac.Accuracy, ac.Err, nil
 }
@@ -652,7 +652,7 @@ func (t *tuner) cached(it *item, iters int) (measurement, bool) {
 
 func (t *tuner) store(it *item, iters int, m measurement) {
 	if b, err := json.MarshalIndent(m, "", "  "); err == nil {
-		_ = os.WriteFile(t.cachePath(t.cacheKey(it, iters)), b, 0o644)
+		writeAtomic(t.cachePath(t.cacheKey(it, iters)), b)
 	}
 }
 

@@ -141,7 +141,7 @@ func (t *tuner) produce(v Variant) (generated, error) {
 	}
 	g := generated{Path: path, SHA256: s, Note: note}
 	if b, err := json.MarshalIndent(g, "", "  "); err == nil {
-		_ = os.WriteFile(cpath, b, 0o644)
+		writeAtomic(cpath, b)
 	}
 	return g, nil
 }
@@ -278,4 +278,19 @@ func unsupportedOp(m *graph.Model, backend string) string {
 		return nil
 	})
 	return bad
+}
+
+// writeAtomic writes a cache entry through a temporary file renamed into
+// place, so that jobs sharing the cache folder never read a torn entry. A
+// cache that cannot be written only costs a rerun its time.
+func writeAtomic(path string, b []byte) {
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".tune-*.tmp")
+	if err != nil {
+		return
+	}
+	_, werr := tmp.Write(b)
+	cerr := tmp.Close()
+	if werr != nil || cerr != nil || os.Chmod(tmp.Name(), 0o644) != nil || os.Rename(tmp.Name(), path) != nil {
+		os.Remove(tmp.Name())
+	}
 }
