@@ -27,6 +27,7 @@ func TestTuneUsageErrors(t *testing.T) {
 		{"zero threads", []string{"tune", model, "-o", out, "--threads", "0"}, "positive"},
 		{"labels without data", []string{"tune", model, "-o", out, "--labels", "l.txt"}, "--labels needs --data"},
 		{"negative drop", []string{"tune", model, "-o", out, "--max-accuracy-drop", "-1"}, "must not be negative"},
+		{"bad device", []string{"tune", model, "-o", out, "--devices", "tpu"}, "--devices"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
