@@ -16,6 +16,7 @@ import (
 
 	"github.com/optictl/optictl/pkg/runtime"
 	"github.com/optictl/optictl/pkg/serve"
+	"github.com/optictl/optictl/pkg/tune"
 )
 
 func init() { commands = append(commands, newServeCmd) }
@@ -36,6 +37,7 @@ type serveOptions struct {
 	precompute string
 	variants   []string
 	sloP99     time.Duration
+	configFile string
 	allowNaN   bool
 	version    string
 	logJSON    bool
@@ -167,8 +169,8 @@ SIGTERM or SIGINT turns readiness false at once, keeps serving for
   optictl serve mlp=mlp.onnx --max-batch 32 --max-queue-delay 2ms --instances 2 --cache-bytes 64MiB
   OPTICTL_KEY=s3cret optictl serve m.onnx --tls-cert srv.pem --tls-key srv.key --restrict infer,metadata=X-Api-Key:env:OPTICTL_KEY`,
 		Args: func(cmd *cobra.Command, args []string) error {
-			if len(args) == 0 {
-				return usageErr("serve needs at least one model")
+			if len(args) == 0 && !cmd.Flags().Changed("config") {
+				return usageErr("serve needs at least one model (or --config)")
 			}
 			return nil
 		},
@@ -217,6 +219,7 @@ SIGTERM or SIGINT turns readiness false at once, keeps serving for
 	f.StringVar(&o.precompute, "precompute", "", "folder of requests (input_K.pb sets) to run at start and cache")
 	f.StringArrayVar(&o.variants, "variant", nil, "faster variant NAME=PATH of the served model (repeatable, most accurate first)")
 	f.DurationVar(&o.sloP99, "slo-p99", 0, "p99 latency objective that drives variant switching (0 = off)")
+	f.StringVar(&o.configFile, "config", "", "JSON file of models and variant ladders ({models: [{name, path, variants: [{name, path}]}], slo_p99}), as optictl tune writes it; --slo-p99 overrides its slo_p99")
 	f.BoolVar(&o.allowNaN, "allow-nan", false, "accept NaN/Inf in float inputs")
 	f.StringVar(&o.version, "model-version", "1", "version reported for the served models")
 	f.BoolVar(&o.logJSON, "log-json", false, "structured logs as JSON lines")
@@ -263,6 +266,11 @@ func (o *serveOptions) config(args []string) (serve.Config, error) {
 		mc := serve.ModelConfig{Name: name, Version: o.version, Variants: []serve.VariantConfig{{Name: "default", Path: path}}}
 		cfg.Models = append(cfg.Models, mc)
 	}
+	if o.configFile != "" {
+		if err := o.applyConfigFile(&cfg); err != nil {
+			return cfg, err
+		}
+	}
 	for _, v := range o.variants {
 		i := strings.IndexByte(v, '=')
 		if i <= 0 || i == len(v)-1 {
@@ -271,6 +279,42 @@ func (o *serveOptions) config(args []string) (serve.Config, error) {
 		cfg.Models[0].Variants = append(cfg.Models[0].Variants, serve.VariantConfig{Name: v[:i], Path: v[i+1:]})
 	}
 	return cfg, nil
+}
+
+// applyConfigFile adds --config's models and ladders to cfg; its slo_p99
+// applies unless --slo-p99 was given. The file's backend and threads are
+// what tune measured on: they must agree with --backend/--threads when the
+// file names them, so a ladder is not served on settings it was not
+// measured for without saying so.
+func (o *serveOptions) applyConfigFile(cfg *serve.Config) error {
+	fc, err := tune.ReadServeConfig(o.configFile)
+	if err != nil {
+		return usageErr("--config: %v", err)
+	}
+	if fc.Backend != "" && fc.Backend != o.backend {
+		return usageErr("--config %s was measured on backend %s; pass --backend %s", o.configFile, fc.Backend, fc.Backend)
+	}
+	if fc.Threads != 0 && fc.Threads != o.threads {
+		return usageErr("--config %s was measured with %d threads; pass --threads %d", o.configFile, fc.Threads, fc.Threads)
+	}
+	if o.sloP99 == 0 && fc.SLOP99 != "" {
+		d, err := time.ParseDuration(fc.SLOP99)
+		if err != nil || d < 0 {
+			return usageErr("--config %s: slo_p99 %q is not a duration", o.configFile, fc.SLOP99)
+		}
+		cfg.SLOP99 = d
+	}
+	for _, m := range fc.Models {
+		mc := serve.ModelConfig{Name: m.Name, Version: o.version, Variants: []serve.VariantConfig{{Name: "default", Path: m.Path}}}
+		for _, v := range m.Variants {
+			mc.Variants = append(mc.Variants, serve.VariantConfig{Name: v.Name, Path: v.Path})
+		}
+		cfg.Models = append(cfg.Models, mc)
+	}
+	if len(o.variants) > 0 && len(cfg.Models) != 1 {
+		return usageErr("--variant applies to a single served model; %d given", len(cfg.Models))
+	}
+	return nil
 }
 
 // setServeMemoryLimit bounds the Go heap under a flood of large requests:

@@ -45,6 +45,10 @@ type Config struct {
 	DataLimit int
 	// Labels is --labels (needs Data).
 	Labels string
+	// Samples, without Data, are in-memory input sets (in the models'
+	// input order) used as Data's would be: the caller's held-out or
+	// seeded samples (optictl tune).
+	Samples []Sample
 	// AccuracySamples is the number of seeded random input sets compared
 	// when there is no Data (default 8).
 	AccuracySamples int
@@ -247,6 +251,8 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			if m.samples, err = LoadData(cfg.Data, m.infos, cfg.DataLimit); err != nil {
 				return nil, fmt.Errorf("%w (model %s)", err, m.info.Variant)
 			}
+		} else if len(cfg.Samples) > 0 {
+			m.samples = cfg.Samples
 		}
 		// A first run warms the session for the RSS figure and catches a
 		// model that cannot run at all before any timing.
