@@ -23,6 +23,8 @@ func init() { commands = append(commands, newBenchCmd) }
 type benchOptions struct {
 	maxMemory   string
 	backend     string
+	backends    []string
+	devices     []string
 	ortLib      string
 	ort         ortFlags
 	device      string
@@ -101,6 +103,8 @@ taskset -c 3 optictl bench ...`,
 	f.StringVar(&o.backend, "backend", "ort", "runtime backend: "+strings.Join(runtime.Names(), ", "))
 	f.StringVar(&o.ortLib, "ort-lib", "", "path of libonnxruntime.so (ort backend; default: searched, see the ort package)")
 	f.StringVar(&o.device, "device", "cpu", "device: "+orList(runtime.Devices())+" (backend permitting; a missing GPU is an error unless --fallback cpu)")
+	f.StringSliceVar(&o.backends, "backends", nil, "sweep: measure every model on each of these backends (comma-separated; rows MODEL@BACKEND, interleaved); replaces --backend")
+	f.StringSliceVar(&o.devices, "devices", nil, "sweep: and on each of these devices, for the backends that have them (e.g. cpu,cuda); replaces --device")
 	f.IntVar(&o.threads, "threads", 0, "intra-op threads per session (0: backend default)")
 	f.IntSliceVar(&o.batches, "batch", []int{1}, "batch sizes (inputs stacked along a dynamic first dim)")
 	f.IntSliceVar(&o.concurrency, "concurrency", []int{1}, "concurrent workers, one session each")
@@ -135,8 +139,14 @@ func (o *benchOptions) config(models []string, durationSet, iterationsSet bool) 
 	if durationSet && iterationsSet {
 		return zero, bench.Gates{}, usageErr("bench: --duration and --iterations exclude each other")
 	}
-	if _, err := runtime.Get(o.backend); err != nil {
-		return zero, bench.Gates{}, usageErr("bench: --backend: %v", err)
+	backends := o.backends
+	if len(backends) == 0 {
+		backends = []string{o.backend}
+	}
+	for _, b := range backends {
+		if _, err := runtime.Get(b); err != nil {
+			return zero, bench.Gates{}, usageErr("bench: --backend: %v", err)
+		}
 	}
 	if o.threads < 0 {
 		return zero, bench.Gates{}, usageErr("bench: --threads %d is negative", o.threads)
@@ -171,12 +181,41 @@ func (o *benchOptions) config(models []string, durationSet, iterationsSet bool) 
 		return zero, bench.Gates{}, err
 	}
 	opts := runtime.Options{Device: o.device, Threads: o.threads, Shapes: shapes, ORTLib: o.ortLib, MaxMemory: mem.session}
-	if err := o.ort.apply([]string{o.backend}, o.device, &opts); err != nil {
+	var targets []bench.Target
+	if len(o.backends) > 0 || len(o.devices) > 0 {
+		// a sweep: backend flags are checked against every backend, each
+		// device against the backends that declare it
+		devices := o.devices
+		if len(devices) == 0 {
+			devices = []string{o.device}
+		}
+		if err := o.ort.apply(backends, "", &opts); err != nil {
+			return zero, bench.Gates{}, err
+		}
+		for _, b := range backends {
+			be, _ := runtime.Get(b)
+			for _, d := range devices {
+				if !be.Capabilities().HasDevice(d) {
+					continue
+				}
+				next := opts
+				next.Device = d
+				if err := runtime.CheckOptions(be, next); err != nil {
+					return zero, bench.Gates{}, usageErr("bench: %v", err)
+				}
+				targets = append(targets, bench.Target{Backend: b, Device: d})
+			}
+		}
+		if len(targets) == 0 {
+			return zero, bench.Gates{}, usageErr("bench: no backend of %s has a device of %s", strings.Join(backends, ","), strings.Join(devices, ","))
+		}
+	} else if err := o.ort.apply([]string{o.backend}, o.device, &opts); err != nil {
 		return zero, bench.Gates{}, err
 	}
 	cfg := bench.Config{
 		Models:  models,
-		Backend: o.backend,
+		Targets: targets,
+		Backend: backends[0],
 		Options: opts,
 		Batches: o.batches, Concurrency: o.concurrency,
 		Warmup: o.warmup, Rounds: o.rounds,

@@ -420,3 +420,22 @@ func TestBenchPPOCRORT(t *testing.T) {
 		t.Fatalf("--device cuda without a GPU: exit %d, stdout %q, stderr %q", code, out, errs)
 	}
 }
+
+func TestBenchBackendSweep(t *testing.T) {
+	model := filepath.Join("..", "..", "testmodels", "cnn.onnx")
+	code, stdout, stderr := benchRun(model, "--backends", "interp,fpga", "--iterations", "4", "--rounds", "1", "--warmup", "0")
+	if code != ExitOK {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	for _, want := range []string{"cnn.onnx@interp (ref)", "not measured (the backend cannot run it): cnn.onnx@fpga"} {
+		if !strings.Contains(stdout, want) {
+			t.Fatalf("output lacks %q:\n%s", want, stdout)
+		}
+	}
+	if code, _, stderr := benchRun(model, "--backends", "interp,nope"); code != ExitUsage || !strings.Contains(stderr, "nope") {
+		t.Fatalf("unknown backend in a sweep: exit %d, %s", code, stderr)
+	}
+	if code, _, stderr := benchRun(model, "--backends", "interp", "--devices", "cuda"); code != ExitUsage || !strings.Contains(stderr, "no backend of interp has a device of cuda") {
+		t.Fatalf("a device no backend has: exit %d, %s", code, stderr)
+	}
+}

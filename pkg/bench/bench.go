@@ -2,11 +2,13 @@ package bench
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"os"
 	"path/filepath"
 	goruntime "runtime"
+	"slices"
 	"strings"
 	"time"
 
@@ -18,11 +20,22 @@ import (
 // Opener opens one session of the model at path.
 type Opener func(path string, opts runtime.Options) (runtime.Session, error)
 
+// Target is one (backend, device) pair of a sweep.
+type Target struct {
+	Backend string `json:"backend"`
+	Device  string `json:"device"`
+}
+
 // Config is one bench run.
 type Config struct {
 	// Models are model paths; the first is the reference.
 	Models  []string
 	Backend string
+	// Targets, when there are several, are a sweep: every model is
+	// measured on every (backend, device) target, interleaved, one row
+	// each ("model@backend[:device]"); the first model on the first
+	// target is the reference. Empty means Backend on Options.Device.
+	Targets []Target
 	// Options are passed to every session (Device, Threads, Shapes...).
 	Options runtime.Options
 	// Batches and Concurrency are the points measured (default [1] each).
@@ -140,6 +153,10 @@ func (c *Config) defaults() {
 type model struct {
 	info     ModelInfo
 	path     string
+	backend  string
+	dev      string
+	open     Opener
+	opts     runtime.Options
 	sessions []runtime.Session
 	infos    []runtime.IOInfo
 	samples  []Sample // --data samples, in the model's input order
@@ -206,13 +223,52 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			opts.Shapes = nil
 		}
 	}
-	open := cfg.Open
 	sizes := map[string]int64{}
-	if open == nil {
-		open = defaultOpener(cfg.Backend, sizes)
+	// The sweep: every model on every (backend, device); without one, the
+	// single backend and device.
+	targets := cfg.Targets
+	if len(targets) == 0 {
+		targets = []Target{{Backend: cfg.Backend, Device: dev}}
 	}
-	names := VariantNames(cfg.Models)
-	models := make([]*model, len(cfg.Models))
+	sweep := len(targets) > 1
+	multiDev := false
+	if sweep {
+		var bs, ds []string
+		for _, t := range targets {
+			if t.Device == "" {
+				t.Device = "cpu"
+			}
+			if !slices.Contains(bs, t.Backend) {
+				bs = append(bs, t.Backend)
+			}
+			if !slices.Contains(ds, t.Device) {
+				ds = append(ds, t.Device)
+			}
+		}
+		rep.Backend, rep.Device = strings.Join(bs, ","), strings.Join(ds, ",")
+		multiDev = len(ds) > 1
+	}
+	base := VariantNames(cfg.Models)
+	var paths, names []string
+	var tg []Target
+	for _, t := range targets {
+		if t.Device == "" {
+			t.Device = "cpu"
+		}
+		for i, p := range cfg.Models {
+			paths = append(paths, p)
+			tg = append(tg, t)
+			n := base[i]
+			if sweep {
+				n += "@" + t.Backend
+				if multiDev || t.Device != "cpu" {
+					n += ":" + t.Device
+				}
+			}
+			names = append(names, n)
+		}
+	}
+	models := make([]*model, len(paths))
 	defer func() {
 		for _, m := range models {
 			if m == nil {
@@ -230,15 +286,31 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			return nil, err
 		}
 	}
-	for i, p := range cfg.Models {
-		m := &model{path: p, info: ModelInfo{Model: p, Variant: names[i], Reference: i == 0}}
-		models[i] = m
+	for i, p := range paths {
+		m := &model{path: p, backend: tg[i].Backend, dev: tg[i].Device, opts: opts, open: cfg.Open,
+			info: ModelInfo{Model: p, Variant: names[i], Reference: i == 0}}
+		if sweep {
+			m.info.Backend = m.backend
+		}
+		m.opts.Device = m.dev
+		if m.opts.Device == "cpu" && cfg.Options.Device == "" {
+			m.opts.Device = ""
+		}
+		if m.open == nil {
+			m.open = defaultOpener(m.backend, sizes)
+		}
 		goruntime.GC()
 		before := RSS()
-		s, err := openChecked(open, p, opts, dev)
+		s, err := openChecked(m.open, p, m.opts, m.dev)
 		if err != nil {
+			if sweep && i > 0 && errors.Is(err, runtime.ErrUnsupported) {
+				// a sweep measures what each backend can run
+				rep.Skipped = append(rep.Skipped, fmt.Sprintf("%s: %v", m.info.Variant, err))
+				continue
+			}
 			return nil, err
 		}
+		models[i] = m
 		m.sessions = append(m.sessions, s)
 		m.infos = s.Inputs()
 		m.info.Device = s.Device()
@@ -266,6 +338,8 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		goruntime.GC()
 		m.info.SessionRSSBytes = max(0, RSS()-before)
 	}
+	// rows of a sweep that could not open were skipped
+	models = slices.DeleteFunc(models, func(m *model) bool { return m == nil })
 	if err := accuracy(ctx, cfg, models, labels); err != nil {
 		return nil, err
 	}
@@ -289,7 +363,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			workers := make([][]Worker, len(models))
 			for i, m := range models {
 				for len(m.sessions) < conc {
-					s, err := openChecked(open, m.path, opts, dev)
+					s, err := openChecked(m.open, m.path, m.opts, m.dev)
 					if err != nil {
 						return nil, err
 					}
@@ -302,10 +376,10 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 							return nil, fmt.Errorf("bench: %s: warm-up: %w", m.info.Variant, err)
 						}
 					}
-					if opts.IOBinding {
+					if m.opts.IOBinding {
 						br, ok := s.(BoundRunner)
 						if !ok {
-							return nil, fmt.Errorf("bench: %s: io binding: the %s session cannot run on bound inputs", m.info.Variant, cfg.Backend)
+							return nil, fmt.Errorf("bench: %s: io binding: the %s session cannot run on bound inputs", m.info.Variant, m.backend)
 						}
 						// The last Run binds this point's inputs (another
 						// point's, or the accuracy pass's, were bound before).
@@ -381,6 +455,9 @@ func result(cfg Config, m *model, b, conc int, lat []int64, wall time.Duration) 
 		Model: m.path, Variant: m.info.Variant, Reference: m.info.Reference,
 		Batch: b, Concurrency: conc, Count: len(lat),
 		SizeBytes: m.info.SizeBytes, Accuracy: m.info.Accuracy,
+	}
+	if m.info.Backend != "" {
+		res.Backend, res.DeviceName = m.backend, m.dev
 	}
 	if len(lat) == 0 {
 		return res, fmt.Errorf("bench: %s (batch %d, concurrency %d): no inference completed", m.info.Variant, b, conc)

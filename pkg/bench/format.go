@@ -215,6 +215,9 @@ func WriteTable(w io.Writer, rep *Report) error {
 		fmt.Fprintln(w, line)
 	}
 	fmt.Fprintf(w, "peak RSS of the bench process (all models): %s\n", bytesText(rep.PeakRSSBytes))
+	for _, s := range rep.Skipped {
+		fmt.Fprintf(w, "not measured (the backend cannot run it): %s\n", s)
+	}
 	return nil
 }
 

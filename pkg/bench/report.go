@@ -8,22 +8,25 @@ const SchemaVersion = 1
 
 // Report is everything one bench run measured; it is what --json writes.
 type Report struct {
-	SchemaVersion int     `json:"schema_version"`
-	Backend       string  `json:"backend"`
-	Device        string  `json:"device"`
-	Threads       int     `json:"threads"`
-	Mode          string  `json:"mode"`
-	Arrival       string  `json:"arrival,omitempty"`
-	Rate          float64 `json:"rate,omitempty"`
-	Iterations    int     `json:"iterations,omitempty"`
-	DurationS     float64 `json:"duration_s,omitempty"`
-	Warmup        int     `json:"warmup"`
-	Rounds        int     `json:"rounds"`
-	Seed          int64   `json:"seed"`
-	Data          string  `json:"data,omitempty"`
-	Labels        string  `json:"labels,omitempty"`
-	Host          Host    `json:"host"`
-	IOBinding     bool    `json:"io_binding,omitempty"` // timed runs reused bound inputs/outputs (RunBound)
+	SchemaVersion int `json:"schema_version"`
+	// Skipped lists the model@target rows of a sweep whose backend cannot
+	// run that model, with the reason.
+	Skipped    []string `json:"skipped,omitempty"`
+	Backend    string   `json:"backend"`
+	Device     string   `json:"device"`
+	Threads    int      `json:"threads"`
+	Mode       string   `json:"mode"`
+	Arrival    string   `json:"arrival,omitempty"`
+	Rate       float64  `json:"rate,omitempty"`
+	Iterations int      `json:"iterations,omitempty"`
+	DurationS  float64  `json:"duration_s,omitempty"`
+	Warmup     int      `json:"warmup"`
+	Rounds     int      `json:"rounds"`
+	Seed       int64    `json:"seed"`
+	Data       string   `json:"data,omitempty"`
+	Labels     string   `json:"labels,omitempty"`
+	Host       Host     `json:"host"`
+	IOBinding  bool     `json:"io_binding,omitempty"` // timed runs reused bound inputs/outputs (RunBound)
 	// PeakRSSBytes is the bench process's peak resident set (VmHWM) at the
 	// end: one process holds every model's sessions, so it covers them all.
 	PeakRSSBytes int64        `json:"peak_rss_bytes"`
@@ -43,8 +46,10 @@ type Host struct {
 
 // ModelInfo describes one benchmarked model.
 type ModelInfo struct {
-	Model     string `json:"model"`
-	Variant   string `json:"variant"`
+	Model   string `json:"model"`
+	Variant string `json:"variant"`
+	// Backend is set in a backend sweep (Config.Backends).
+	Backend   string `json:"backend,omitempty"`
 	Reference bool   `json:"reference"`
 	SizeBytes int64  `json:"size_bytes"`
 	// SessionRSSBytes is how much the process's resident set grew while
@@ -58,8 +63,11 @@ type ModelInfo struct {
 
 // Result is one model at one batch/concurrency point.
 type Result struct {
-	Model       string `json:"model"`
-	Variant     string `json:"variant"`
+	Model   string `json:"model"`
+	Variant string `json:"variant"`
+	// Backend and Device are set in a sweep (Config.Backends/Devices).
+	Backend     string `json:"backend,omitempty"`
+	DeviceName  string `json:"device,omitempty"`
 	Reference   bool   `json:"reference"`
 	Batch       int    `json:"batch"`
 	Concurrency int    `json:"concurrency"`

@@ -137,7 +137,9 @@ func (backend) Open(m *graph.Model, opts runtime.Options) (runtime.Session, erro
 	}
 	d, err := hw.Lower(m, lo)
 	if err != nil {
-		return nil, err
+		// the model is outside what the hardware generator supports: a
+		// capability of this backend, not a broken model
+		return nil, &runtime.UnsupportedError{Reason: err.Error(), Err: err}
 	}
 	ex, err := hw.NewExecutor(d)
 	if err != nil {
