@@ -112,8 +112,11 @@ func Build(ctx context.Context, m *graph.Model, dir string, opts BuildOptions) (
 	rep.HostOps = d.HostOps
 	rep.Folding = map[string]Fold{}
 	for _, s := range d.Pipeline.Stages {
-		if mv, ok := s.(*MVAU); ok {
-			rep.Folding[mv.Name] = Fold{PE: mv.PE, SIMD: mv.SIMD}
+		switch e := s.(type) {
+		case *MVAU:
+			rep.Folding[e.Name] = Fold{PE: e.PE, SIMD: e.SIMD}
+		case *VVAU:
+			rep.Folding[e.Name] = Fold{PE: e.PE, SIMD: e.SIMD}
 		}
 	}
 	var est Resources
@@ -198,11 +201,15 @@ func Build(ctx context.Context, m *graph.Model, dir string, opts BuildOptions) (
 	return rep, d, nil
 }
 
-// layerMVAU is the MVAU of lowered layer i.
+// layerMVAU is the MVAU of lowered layer i, or the description of its
+// VVAU (same folding and weight memory shape).
 func layerMVAU(d *Design, i int) *MVAU {
 	for _, s := range layerStages(d, i) {
-		if mv, ok := s.(*MVAU); ok {
-			return mv
+		switch e := s.(type) {
+		case *MVAU:
+			return e
+		case *VVAU:
+			return &e.MVAU
 		}
 	}
 	return nil

@@ -16,6 +16,7 @@ import (
 // Supported between QuantizeLinear/DequantizeLinear pairs:
 //
 //	Conv (group 1, square kernel, dilation 1, symmetric padding) -> SWG + MVAU
+//	depthwise Conv (group = input channels = output channels)    -> SWG + VVAU
 //	MatMul / Gemm with constant weights                          -> MVAU
 //	after either, up to the next QuantizeLinear: Add of a per-channel
 //	constant, Mul by a positive constant, Relu, Clip, MaxPool with
@@ -358,6 +359,7 @@ func (l *lowerer) engine(e *graph.Node, qp qparams, lay layout) (string, qparams
 		stages []Stage
 		info   LayerInfo
 		outLay layout
+		dw     bool // depthwise Conv: a VVAU, described by mv
 	)
 	info.Node, info.Op = e.Name, e.OpType
 	switch {
@@ -373,9 +375,13 @@ func (l *lowerer) engine(e *graph.Node, qp qparams, lay layout) (string, qparams
 			return "", qparams{}, layout{}, false, fmt.Errorf("fpga: %s: weight %v with scales on axis %d", e, wt.Dims, axis)
 		}
 		M, C, kh, kw := int(wt.Dims[0]), int(wt.Dims[1]), int(wt.Dims[2]), int(wt.Dims[3])
-		if g := e.AttrInt("group", 1); g != 1 {
-			l.bad = append(l.bad, fmt.Sprintf("%s: group %d (depthwise convolutions need the VVAU, not built yet)", e, g))
-			return "", qparams{}, layout{}, false, fmt.Errorf("fpga: unsupported: %s", strings.Join(l.bad, "; "))
+		if g := int(e.AttrInt("group", 1)); g != 1 {
+			if g != lay.c || M != g || C != 1 {
+				l.bad = append(l.bad, fmt.Sprintf("%s: group %d over %d channels into %d (of grouped convolutions only depthwise ones, group = input channels = output channels, are supported)", e, g, lay.c, M))
+				return "", qparams{}, layout{}, false, fmt.Errorf("fpga: unsupported: %s", strings.Join(l.bad, "; "))
+			}
+			dw = true
+			C = lay.c
 		}
 		if C != lay.c || kh != kw {
 			return "", qparams{}, layout{}, false, fmt.Errorf("fpga: %s: %dx%d kernel over %d channels (input has %d); square kernels only", e, kh, kw, C, lay.c)
@@ -416,10 +422,17 @@ func (l *lowerer) engine(e *graph.Node, qp qparams, lay layout) (string, qparams
 		default:
 			return "", qparams{}, layout{}, false, fmt.Errorf("fpga: %s: auto_pad %q", e, ap)
 		}
-		swg := &SWG{Name: e.Name + "_swg", C: C, H: lay.h, W: lay.w, K: kh, S: s, P: p, SIMD: 1, Pad: qp.zero, Signed: qp.signed}
+		swg := &SWG{Name: e.Name + "_swg", C: C, H: lay.h, W: lay.w, K: kh, S: s, P: p, SIMD: 1, Pad: qp.zero, Signed: qp.signed, Depthwise: dw}
 		mh, mw = M, kh*kw*C
-		w = make([]int8, mh*mw)
-		for m := 0; m < M; m++ {
+		if dw {
+			// one row of K·K taps per channel in (ky, kx) order: the
+			// weights' own layout [C, 1, K, K]
+			mw = kh * kw
+			w = append([]int8(nil), wv...)
+		} else {
+			w = make([]int8, mh*mw)
+		}
+		for m := 0; m < M && !dw; m++ {
 			for ky := 0; ky < kh; ky++ {
 				for kx := 0; kx < kw; kx++ {
 					for c := 0; c < C; c++ {
@@ -439,6 +452,9 @@ func (l *lowerer) engine(e *graph.Node, qp qparams, lay layout) (string, qparams
 		outLay = layout{spatial: true, c: M, h: swg.OH(), w: swg.OW()}
 		stages = append(stages, swg)
 		info.Engine = "SWG+MVAU"
+		if dw {
+			info.Engine = "SWG+VVAU"
+		}
 		info.K = []int{kh, kw}
 		info.OFM = []int{swg.OH(), swg.OW()}
 		info.IFMCh = C
@@ -539,11 +555,11 @@ func (l *lowerer) engine(e *graph.Node, qp qparams, lay layout) (string, qparams
 		if len(pools) > 0 {
 			return "", qparams{}, layout{}, false, fmt.Errorf("fpga: %s: a pool after the last quantized layer runs on the host (not supported yet)", e)
 		}
-		if err := l.setFolding(mv, stages); err != nil {
+		if err := l.setFolding(mv, stages, dw); err != nil {
 			return "", qparams{}, layout{}, false, err
 		}
 		start := len(l.d.Pipeline.Stages)
-		l.d.Pipeline.Stages = append(l.d.Pipeline.Stages, append(stages, mv)...)
+		l.d.Pipeline.Stages = append(l.d.Pipeline.Stages, append(stages, engineStage(mv, dw))...)
 		info.Stages = span(start, len(l.d.Pipeline.Stages))
 		l.d.OutRaw = true
 		l.d.OutScale = make([]float32, mh)
@@ -585,10 +601,10 @@ func (l *lowerer) engine(e *graph.Node, qp qparams, lay layout) (string, qparams
 		}
 		mv.Requant = r
 		mv.OutSigned = endQ.q.signed
-		if err := l.setFolding(mv, stages); err != nil {
+		if err := l.setFolding(mv, stages, dw); err != nil {
 			return "", qparams{}, layout{}, false, err
 		}
-		stages = append(stages, mv)
+		stages = append(stages, engineStage(mv, dw))
 		poolLay := outLay
 		for _, p := range pools {
 			mp := &MaxPool{Name: p.node.Name, C: mh, H: poolLay.h, W: poolLay.w, K: p.k, Signed: mv.OutSigned}
@@ -631,10 +647,10 @@ func (l *lowerer) engine(e *graph.Node, qp qparams, lay layout) (string, qparams
 		}
 		mv.OutSigned = endQ.q.signed
 	}
-	if err := l.setFolding(mv, stages); err != nil {
+	if err := l.setFolding(mv, stages, dw); err != nil {
 		return "", qparams{}, layout{}, false, err
 	}
-	stages = append(stages, mv)
+	stages = append(stages, engineStage(mv, dw))
 	poolLay := outLay
 	for _, p := range pools {
 		mp := &MaxPool{Name: p.node.Name, C: mh, H: poolLay.h, W: poolLay.w, K: p.k, Signed: mv.OutSigned}
@@ -650,6 +666,15 @@ func (l *lowerer) engine(e *graph.Node, qp qparams, lay layout) (string, qparams
 	info.Stages = span(start, len(l.d.Pipeline.Stages))
 	l.finishInfo(&info, mv, stages[:len(stages)-len(pools)-1])
 	return endQ.node.Outputs[0], endQ.q, nextLay, false, nil
+}
+
+// engineStage is the stage that computes mv: the MVAU itself, or for a
+// depthwise Conv the VVAU it describes (MH channels, rows of K·K taps).
+func engineStage(mv *MVAU, dw bool) Stage {
+	if dw {
+		return &VVAU{MVAU: *mv}
+	}
+	return mv
 }
 
 func (l *lowerer) finishInfo(info *LayerInfo, mv *MVAU, pre []Stage) {
@@ -995,7 +1020,7 @@ func (l *lowerer) perChannel(v string, channels int) ([]float32, bool) {
 }
 
 // setFolding applies the user's folding or the target-cycles search.
-func (l *lowerer) setFolding(mv *MVAU, pre []Stage) error {
+func (l *lowerer) setFolding(mv *MVAU, pre []Stage, dw bool) error {
 	var swg *SWG
 	for _, s := range pre {
 		if sw, ok := s.(*SWG); ok {
@@ -1004,8 +1029,16 @@ func (l *lowerer) setFolding(mv *MVAU, pre []Stage) error {
 	}
 	if f, ok := l.opts.Folding[mv.Name]; ok {
 		mv.PE, mv.SIMD = f.PE, f.SIMD
-		if swg != nil {
+		if dw {
+			// the VVAU's rule names PE and SIMD as the user wrote them
+			if err := (&VVAU{MVAU: *mv}).Check(); err != nil {
+				return fmt.Errorf("fpga: folding of %s: %w", mv.Name, err)
+			}
+			swg.SIMD = f.PE * f.SIMD
+		} else if swg != nil {
 			swg.SIMD = f.SIMD
+		}
+		if swg != nil {
 			if err := swg.Check(); err != nil {
 				return fmt.Errorf("fpga: folding of %s: %w", mv.Name, err)
 			}
@@ -1016,6 +1049,23 @@ func (l *lowerer) setFolding(mv *MVAU, pre []Stage) error {
 		return nil
 	}
 	if l.opts.TargetCycles <= 0 {
+		return nil
+	}
+	if dw {
+		// FINN's order for a VVAU: channels in parallel first (PE through
+		// the divisors of C), then taps (SIMD, with every channel)
+		for _, p := range Divisors(mv.MH) {
+			mv.PE, swg.SIMD = p, p
+			if mv.EstCycles() <= l.opts.TargetCycles {
+				return nil
+			}
+		}
+		for _, s := range Divisors(mv.MW) {
+			mv.SIMD, swg.SIMD = s, mv.PE*s
+			if mv.EstCycles() <= l.opts.TargetCycles {
+				return nil
+			}
+		}
 		return nil
 	}
 	// SIMD through its valid values, then PE, until the layer meets the
