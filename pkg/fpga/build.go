@@ -122,10 +122,17 @@ func Build(ctx context.Context, m *graph.Model, dir string, opts BuildOptions) (
 	var est Resources
 	for i, li := range d.Layers {
 		lr := LayerReport{LayerInfo: li}
-		mv := layerMVAU(d, i)
-		lr.EstDSP = mv.PE * mv.SIMD
-		lr.EstBRAM18 = bram18(mv.NF()*mv.SF(), mv.PE*mv.SIMD*8)
-		lr.EstLUT = int(300 + 1.1*float64(mv.PE)*float64(mv.SIMD*8+int(mv.AccBits())*2+40))
+		if mv := layerMVAU(d, i); mv != nil {
+			lr.EstDSP = mv.PE * mv.SIMD
+			lr.EstBRAM18 = bram18(mv.NF()*mv.SF(), mv.PE*mv.SIMD*8)
+			lr.EstLUT = int(300 + 1.1*float64(mv.PE)*float64(mv.SIMD*8+int(mv.AccBits())*2+40))
+		} else if p := layerAvgPool(d, i); p != nil {
+			// an adder and a requantizer multiplier per channel; the
+			// running sums of a row of windows
+			lr.EstDSP = p.C
+			lr.EstBRAM18 = bram18(p.OW(), p.C*int(p.AccBits()))
+			lr.EstLUT = int(300 + 1.1*float64(p.C)*float64(int(p.AccBits())*3+40))
+		}
 		est.DSP += lr.EstDSP
 		est.BRAM18 += lr.EstBRAM18
 		est.LUT += lr.EstLUT
@@ -210,6 +217,16 @@ func layerMVAU(d *Design, i int) *MVAU {
 			return e
 		case *VVAU:
 			return &e.MVAU
+		}
+	}
+	return nil
+}
+
+// layerAvgPool is the average pool of lowered layer i, if it is one.
+func layerAvgPool(d *Design, i int) *AvgPool {
+	for _, s := range layerStages(d, i) {
+		if p, ok := s.(*AvgPool); ok {
+			return p
 		}
 	}
 	return nil

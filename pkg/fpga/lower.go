@@ -16,6 +16,7 @@ import (
 // Supported between QuantizeLinear/DequantizeLinear pairs:
 //
 //	Conv (group 1, square kernel, dilation 1, symmetric padding) -> SWG + MVAU
+//	AveragePool (stride = kernel, no pad), GlobalAveragePool     -> AvgPool
 //	depthwise Conv (group = input channels = output channels)    -> SWG + VVAU
 //	MatMul / Gemm with constant weights                          -> MVAU
 //	after either, up to the next QuantizeLinear: Add of a per-channel
@@ -359,7 +360,8 @@ func (l *lowerer) engine(e *graph.Node, qp qparams, lay layout) (string, qparams
 		stages []Stage
 		info   LayerInfo
 		outLay layout
-		dw     bool // depthwise Conv: a VVAU, described by mv
+		dw     bool     // depthwise Conv: a VVAU, described by mv
+		pool   *AvgPool // average pool, described by mv (weights 1)
 	)
 	info.Node, info.Op = e.Name, e.OpType
 	switch {
@@ -509,12 +511,64 @@ func (l *lowerer) engine(e *graph.Node, qp qparams, lay layout) (string, qparams
 		outLay = layout{n: N}
 		info.Engine = "MVAU"
 		info.IFMCh = K
+	case e.Is("AveragePool"), e.Is("GlobalAveragePool"):
+		if !lay.spatial {
+			return "", qparams{}, layout{}, false, fmt.Errorf("fpga: %s pools a vector", e)
+		}
+		kh, kw := lay.h, lay.w
+		if e.Is("AveragePool") {
+			ks := e.AttrInts("kernel_shape")
+			st := e.AttrInts("strides")
+			if len(ks) != 2 || len(st) != 2 || st[0] != ks[0] || st[1] != ks[1] || e.AttrInt("ceil_mode", 0) != 0 {
+				return "", qparams{}, layout{}, false, fmt.Errorf("fpga: %s: only 2-D average pools with stride = kernel and floor mode (kernel %v, strides %v)", e, ks, st)
+			}
+			for _, p := range e.AttrInts("pads") {
+				if p != 0 {
+					return "", qparams{}, layout{}, false, fmt.Errorf("fpga: %s: padded average pools are not supported", e)
+				}
+			}
+			if ap := e.AttrString("auto_pad", "NOTSET"); ap != "NOTSET" && ap != "VALID" {
+				return "", qparams{}, layout{}, false, fmt.Errorf("fpga: %s: auto_pad %s", e, ap)
+			}
+			kh, kw = int(ks[0]), int(ks[1])
+		}
+		pool = &AvgPool{Name: e.Name, C: lay.c, H: lay.h, W: lay.w, KH: kh, KW: kw, InSigned: qp.signed}
+		if kh <= 0 || kw <= 0 || pool.OH() <= 0 || pool.OW() <= 0 {
+			return "", qparams{}, layout{}, false, fmt.Errorf("fpga: %s: %dx%d window over a %dx%d map", e, kh, kw, lay.h, lay.w)
+		}
+		// described as a depthwise unit with weights 1 and scale 1/N:
+		// the mean's 1/N goes into the requantizer's multiplier (exact,
+		// see PoolRequant, unless float ops sit between the pool and its
+		// QuantizeLinear)
+		mh, mw = lay.c, kh*kw
+		w = make([]int8, mh*mw)
+		for i := range w {
+			w[i] = 1
+		}
+		wsc = make([]float64, mh)
+		for i := range wsc {
+			wsc[i] = 1 / float64(mw)
+		}
+		outLay = layout{spatial: true, c: lay.c, h: pool.OH(), w: pool.OW()}
+		info.Engine = "AvgPool"
+		info.K = []int{kh, kw}
+		info.OFM = []int{pool.OH(), pool.OW()}
+		info.IFMCh = lay.c
 	default:
-		return "", qparams{}, layout{}, false, fmt.Errorf("fpga: unsupported: %s (supported engines: Conv, MatMul, Gemm)", e)
+		return "", qparams{}, layout{}, false, fmt.Errorf("fpga: unsupported: %s (supported engines: Conv, MatMul, Gemm, AveragePool, GlobalAveragePool)", e)
 	}
+	if pool != nil {
+		if _, ok := l.opts.Folding[e.Name]; ok {
+			return "", qparams{}, layout{}, false, fmt.Errorf("fpga: folding names %s, an average pool: pools take a pixel per cycle and have no PE/SIMD", e)
+		}
+	}
+
 	mv := &MVAU{Name: e.Name, MH: mh, MW: mw, PE: 1, SIMD: 1, Weights: w, InSigned: qp.signed, Vectors: 1}
 	if outLay.spatial {
 		mv.Vectors = outLay.h * outLay.w
+	}
+	if pool != nil {
+		mv.PE = mh // every channel per beat
 	}
 	// zero point of the input folded into the bias: Σ(x - z)w = Σxw - zΣw
 	mv.Bias = make([]int64, mh)
@@ -555,11 +609,11 @@ func (l *lowerer) engine(e *graph.Node, qp qparams, lay layout) (string, qparams
 		if len(pools) > 0 {
 			return "", qparams{}, layout{}, false, fmt.Errorf("fpga: %s: a pool after the last quantized layer runs on the host (not supported yet)", e)
 		}
-		if err := l.setFolding(mv, stages, dw); err != nil {
+		if err := l.setFolding(mv, stages, dw, pool != nil); err != nil {
 			return "", qparams{}, layout{}, false, err
 		}
 		start := len(l.d.Pipeline.Stages)
-		l.d.Pipeline.Stages = append(l.d.Pipeline.Stages, append(stages, engineStage(mv, dw))...)
+		l.d.Pipeline.Stages = append(l.d.Pipeline.Stages, append(stages, engineStage(mv, dw, pool))...)
 		info.Stages = span(start, len(l.d.Pipeline.Stages))
 		l.d.OutRaw = true
 		l.d.OutScale = make([]float32, mh)
@@ -600,11 +654,16 @@ func (l *lowerer) engine(e *graph.Node, qp qparams, lay layout) (string, qparams
 			return "", qparams{}, layout{}, false, err
 		}
 		mv.Requant = r
+		if pool != nil && !hasAffine(ops) {
+			if err := exactPool(e, mv, qp.scale, endQ.q.scale); err != nil {
+				return "", qparams{}, layout{}, false, err
+			}
+		}
 		mv.OutSigned = endQ.q.signed
-		if err := l.setFolding(mv, stages, dw); err != nil {
+		if err := l.setFolding(mv, stages, dw, pool != nil); err != nil {
 			return "", qparams{}, layout{}, false, err
 		}
-		stages = append(stages, engineStage(mv, dw))
+		stages = append(stages, engineStage(mv, dw, pool))
 		poolLay := outLay
 		for _, p := range pools {
 			mp := &MaxPool{Name: p.node.Name, C: mh, H: poolLay.h, W: poolLay.w, K: p.k, Signed: mv.OutSigned}
@@ -630,6 +689,11 @@ func (l *lowerer) engine(e *graph.Node, qp qparams, lay layout) (string, qparams
 		}
 		mv.Requant[c] = r
 	}
+	if pool != nil {
+		if err := exactPool(e, mv, qp.scale, firstQ.scale); err != nil {
+			return "", qparams{}, layout{}, false, err
+		}
+	}
 	mv.OutSigned = firstQ.signed
 	// the table ends with the boundary QuantizeLinear; it is needed
 	// unless nothing but pools sits between two identical quantizations
@@ -647,10 +711,10 @@ func (l *lowerer) engine(e *graph.Node, qp qparams, lay layout) (string, qparams
 		}
 		mv.OutSigned = endQ.q.signed
 	}
-	if err := l.setFolding(mv, stages, dw); err != nil {
+	if err := l.setFolding(mv, stages, dw, pool != nil); err != nil {
 		return "", qparams{}, layout{}, false, err
 	}
-	stages = append(stages, engineStage(mv, dw))
+	stages = append(stages, engineStage(mv, dw, pool))
 	poolLay := outLay
 	for _, p := range pools {
 		mp := &MaxPool{Name: p.node.Name, C: mh, H: poolLay.h, W: poolLay.w, K: p.k, Signed: mv.OutSigned}
@@ -670,7 +734,11 @@ func (l *lowerer) engine(e *graph.Node, qp qparams, lay layout) (string, qparams
 
 // engineStage is the stage that computes mv: the MVAU itself, or for a
 // depthwise Conv the VVAU it describes (MH channels, rows of K·K taps).
-func engineStage(mv *MVAU, dw bool) Stage {
+func engineStage(mv *MVAU, dw bool, pool *AvgPool) Stage {
+	if pool != nil {
+		pool.Bias, pool.Requant, pool.LUT, pool.OutSigned = mv.Bias, mv.Requant, mv.LUT, mv.OutSigned
+		return pool
+	}
 	if dw {
 		return &VVAU{MVAU: *mv}
 	}
@@ -689,7 +757,44 @@ func (l *lowerer) finishInfo(info *LayerInfo, mv *MVAU, pre []Stage) {
 			}
 		}
 	}
+	for _, k := range info.Stages {
+		if p, ok := l.d.Pipeline.Stages[k].(*AvgPool); ok {
+			// a pixel per cycle, every channel per beat
+			info.PE, info.SIMD = p.C, 1
+			info.FINNCyc, info.EstCyc = p.EstCycles(), p.EstCycles()
+		}
+	}
 	l.d.Layers = append(l.d.Layers, *info)
+}
+
+// exactPool replaces an average pool's requantizers (mv describes the
+// pool: weights 1, scale 1/N) by PoolRequant's: the exact multiplier
+// sx/(N·sy) where a fixed point reproduces it.
+func exactPool(e *graph.Node, mv *MVAU, sx, sy float32) error {
+	for c, r := range mv.Requant {
+		lo, hi := mv.AccRange(c)
+		nr, err := PoolRequant(sx, sy, mv.MW, r.Zero, r.Lo, r.Hi, lo, hi)
+		if err != nil {
+			return fmt.Errorf("fpga: %s channel %d: %w", e, c, err)
+		}
+		mv.Requant[c] = nr
+	}
+	return nil
+}
+
+func hasAffine(ops []chainOp) bool {
+	for _, o := range ops {
+		if o.kind == "add" || o.kind == "mul" {
+			return true
+		}
+	}
+	return false
+}
+
+// isEngine: n is lowered to an engine of its own (the node after a
+// quantized boundary).
+func isEngine(n *graph.Node) bool {
+	return n.Is("Conv") || n.Is("MatMul") || n.Is("Gemm") || n.Is("AveragePool") || n.Is("GlobalAveragePool")
 }
 
 // affineRequant folds add/mul ops and a trailing relu/clip between the
@@ -906,7 +1011,7 @@ func (l *lowerer) chain(v string, bias []float64, lay layout) (ops []chainOp, en
 			dqOut := cs[0].Outputs[0]
 			// Is the DequantizeLinear's reader the next engine? Then this
 			// is the boundary.
-			if rs := l.cons[dqOut]; len(rs) == 1 && (rs[0].Is("Conv") || rs[0].Is("MatMul") || rs[0].Is("Gemm")) && rs[0].Inputs[0] == dqOut {
+			if rs := l.cons[dqOut]; len(rs) == 1 && isEngine(rs[0]) && rs[0].Inputs[0] == dqOut {
 				return ops, &op, "", nil
 			}
 			ops = append(ops, op)
@@ -1020,7 +1125,10 @@ func (l *lowerer) perChannel(v string, channels int) ([]float32, bool) {
 }
 
 // setFolding applies the user's folding or the target-cycles search.
-func (l *lowerer) setFolding(mv *MVAU, pre []Stage, dw bool) error {
+func (l *lowerer) setFolding(mv *MVAU, pre []Stage, dw, pool bool) error {
+	if pool {
+		return nil
+	}
 	var swg *SWG
 	for _, s := range pre {
 		if sw, ok := s.(*SWG); ok {
