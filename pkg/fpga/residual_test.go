@@ -31,7 +31,7 @@ func TestAddRequantEqualsExactQDQ(t *testing.T) {
 		{0.05, 0.03, 0.07, 128, 120, 110, false, false, 0, 255, 40},
 		{0.0123, 0.0456, 0.0391, 3, 0, 0, false, false, 0, 255, 40}, // ReLU-style output bounds
 		{0.1, 0.1, 0.1, 0, 0, 0, true, true, -128, 127, 8},          // a + b: the shortest shift is exact
-		{0.02, 0.011, 0.025, -3, 5, 0, true, true, 0, 127, 40},     // ReLU folded into the bounds
+		{0.02, 0.011, 0.025, -3, 5, 0, true, true, 0, 127, 40},      // ReLU folded into the bounds
 	} {
 		r, err := NewAddRequant(c.sa, c.sb, c.sy, c.za, c.zb, c.zy, c.lo, c.hi, c.aSig, c.bSig)
 		if err != nil {
