@@ -111,14 +111,20 @@ func Build(ctx context.Context, m *graph.Model, dir string, opts BuildOptions) (
 	}
 	rep.HostOps = d.HostOps
 	rep.Folding = map[string]Fold{}
-	for _, s := range d.Pipeline.Stages {
-		switch e := s.(type) {
-		case *MVAU:
-			rep.Folding[e.Name] = Fold{PE: e.PE, SIMD: e.SIMD}
-		case *VVAU:
-			rep.Folding[e.Name] = Fold{PE: e.PE, SIMD: e.SIMD}
+	var folds func(st []Stage)
+	folds = func(st []Stage) {
+		for _, s := range st {
+			switch e := s.(type) {
+			case *MVAU:
+				rep.Folding[e.Name] = Fold{PE: e.PE, SIMD: e.SIMD}
+			case *VVAU:
+				rep.Folding[e.Name] = Fold{PE: e.PE, SIMD: e.SIMD}
+			case *Residual:
+				folds(e.Body.Stages)
+			}
 		}
 	}
+	folds(d.Pipeline.Stages)
 	var est Resources
 	for i, li := range d.Layers {
 		lr := LayerReport{LayerInfo: li}
@@ -126,6 +132,14 @@ func Build(ctx context.Context, m *graph.Model, dir string, opts BuildOptions) (
 			lr.EstDSP = mv.PE * mv.SIMD
 			lr.EstBRAM18 = bram18(mv.NF()*mv.SF(), mv.PE*mv.SIMD*8)
 			lr.EstLUT = int(300 + 1.1*float64(mv.PE)*float64(mv.SIMD*8+int(mv.AccBits())*2+40))
+		} else if r, ok := layerStages(d, i)[0].(*Residual); ok && len(layerStages(d, i)) == 1 {
+			// the add (two multipliers and a requantizer per channel)
+			// and the frame-deep bypass FIFO; the body's layers count
+			// their own
+			pixels := r.InFrame() / r.C
+			lr.EstDSP = 3 * r.C
+			lr.EstBRAM18 = bram18(pixels, r.C*8)
+			lr.EstLUT = int(300 + 1.1*float64(r.C)*120)
 		} else if p := layerAvgPool(d, i); p != nil {
 			// an adder and a requantizer multiplier per channel; the
 			// running sums of a row of windows
@@ -235,6 +249,9 @@ func layerAvgPool(d *Design, i int) *AvgPool {
 // layerStages are the stages of lowered layer i (its window generator,
 // MVAU and pools).
 func layerStages(d *Design, i int) []Stage {
+	if b := d.Layers[i].body; b != nil {
+		return b
+	}
 	var st []Stage
 	for _, k := range d.Layers[i].Stages {
 		st = append(st, d.Pipeline.Stages[k])

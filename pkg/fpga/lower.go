@@ -17,6 +17,9 @@ import (
 //
 //	Conv (group 1, square kernel, dilation 1, symmetric padding) -> SWG + MVAU
 //	AveragePool (stride = kernel, no pad), GlobalAveragePool     -> AvgPool
+//	Add of a block input and its body's output (residual block)  -> Residual
+//	  (the body's engines, a frame-deep bypass FIFO and an add that
+//	  requantizes both to the output scale; Relu/Clip fold into it)
 //	depthwise Conv (group = input channels = output channels)    -> SWG + VVAU
 //	MatMul / Gemm with constant weights                          -> MVAU
 //	after either, up to the next QuantizeLinear: Add of a per-channel
@@ -43,19 +46,22 @@ type LowerOptions struct {
 
 // LayerInfo describes one lowered layer for reports.
 type LayerInfo struct {
-	Node    string `json:"node"`
-	Op      string `json:"op"`
-	Engine  string `json:"engine"`
-	PE      int    `json:"pe"`
-	SIMD    int    `json:"simd"`
-	MH      int    `json:"mh,omitempty"`
-	MW      int    `json:"mw,omitempty"`
-	IFMCh   int    `json:"ifm_ch"`
-	K       []int  `json:"k,omitempty"`
-	OFM     []int  `json:"ofm,omitempty"`
-	Stages  []int  `json:"-"` // indexes into the pipeline
-	EstCyc  int    `json:"cycles_estimated"`
-	FINNCyc int    `json:"cycles_finn"`
+	Node   string `json:"node"`
+	Op     string `json:"op"`
+	Engine string `json:"engine"`
+	PE     int    `json:"pe"`
+	SIMD   int    `json:"simd"`
+	MH     int    `json:"mh,omitempty"`
+	MW     int    `json:"mw,omitempty"`
+	IFMCh  int    `json:"ifm_ch"`
+	K      []int  `json:"k,omitempty"`
+	OFM    []int  `json:"ofm,omitempty"`
+	Stages []int  `json:"-"` // indexes into the pipeline
+	// body: the stages of a layer inside a residual block (Stages is
+	// then empty: the pipeline holds the block as one stage)
+	body    []Stage
+	EstCyc  int `json:"cycles_estimated"`
+	FINNCyc int `json:"cycles_finn"`
 }
 
 // Design is a lowered model.
@@ -173,7 +179,7 @@ func (l *lowerer) shape(v string) ([]int64, error) {
 func (l *lowerer) single(v string) (*graph.Node, error) {
 	c := l.cons[v]
 	if len(c) != 1 {
-		return nil, fmt.Errorf("fpga: value %q has %d readers; only chains are supported (no branches or residual connections yet)", v, len(c))
+		return nil, fmt.Errorf("fpga: value %q has %d readers; only chains and residual blocks (a value read by an engine and by the Add that closes the block) are supported", v, len(c))
 	}
 	return c[0], nil
 }
@@ -295,6 +301,7 @@ func (l *lowerer) run() error {
 	l.d.InScale, l.d.InZero, l.d.InSigned = qp.scale, qp.zero, qp.signed
 	l.d.HostOps = append(l.d.HostOps, fmt.Sprintf("%s (host: quantizes the input)", q))
 	cur := q.Outputs[0]
+	var open *resBlock
 	for {
 		dq, err := l.single(cur)
 		if err != nil {
@@ -303,15 +310,37 @@ func (l *lowerer) run() error {
 		if !dq.Is("DequantizeLinear") {
 			return fmt.Errorf("fpga: quantized value %q feeds %s; expected its DequantizeLinear", cur, dq)
 		}
-		e, err := l.single(dq.Outputs[0])
-		if err != nil {
-			return err
+		var e *graph.Node
+		if add, body := l.residualFork(dq.Outputs[0]); add != nil && open == nil {
+			// a residual block starts: its body is lowered as usual,
+			// then closed into one stage when the stream reaches the Add
+			open = &resBlock{add: add, start: len(l.d.Pipeline.Stages), layer0: len(l.d.Layers), in: qp, lay: lay}
+			e = body
+		} else if add != nil {
+			return fmt.Errorf("fpga: %s: nested residual blocks are not supported", add)
+		} else {
+			e, err = l.single(dq.Outputs[0])
+			if err != nil {
+				return err
+			}
+		}
+		if open != nil && e == open.add {
+			next, nqp, err := l.closeResidual(open, qp, lay)
+			if err != nil {
+				return err
+			}
+			open = nil
+			cur, qp = next, nqp
+			continue
 		}
 		next, nqp, nlay, done, err := l.engine(e, qp, lay)
 		if err != nil {
 			return err
 		}
 		if done {
+			if open != nil {
+				return fmt.Errorf("fpga: %s: the residual block's body ends before its Add", open.add)
+			}
 			break
 		}
 		cur, qp, lay = next, nqp, nlay
@@ -327,13 +356,7 @@ func (l *lowerer) run() error {
 		if i == len(l.d.Layers)-1 || len(li.Stages) == 0 {
 			continue
 		}
-		last := p.Stages[li.Stages[len(li.Stages)-1]]
-		beats := last.OutFrame() / last.OutLanes()
-		depth := 2
-		for depth < beats && depth < 1024 {
-			depth *= 2
-		}
-		p.FIFOs[li.Stages[len(li.Stages)-1]] = depth
+		p.FIFOs[li.Stages[len(li.Stages)-1]] = fifoDepth(p.Stages[li.Stages[len(li.Stages)-1]])
 	}
 	return p.Check()
 }
@@ -791,6 +814,133 @@ func hasAffine(ops []chainOp) bool {
 	return false
 }
 
+// fifoDepth is the FIFO after a layer's last stage: a frame of its
+// output deep, capped at 1024 beats.
+func fifoDepth(last Stage) int {
+	beats := last.OutFrame() / last.OutLanes()
+	depth := 2
+	for depth < beats && depth < 1024 {
+		depth *= 2
+	}
+	return depth
+}
+
+// resBlock is a residual block being lowered: the Add that closes it,
+// where its body's stages and layers start, and the block input's
+// quantization and layout.
+type resBlock struct {
+	add           *graph.Node
+	start, layer0 int
+	in            qparams
+	lay           layout
+}
+
+// isResidualAdd: n adds two dequantized streams (no constant input).
+func (l *lowerer) isResidualAdd(n *graph.Node) bool {
+	if !n.Is("Add") || len(n.Inputs) != 2 {
+		return false
+	}
+	for _, in := range n.Inputs {
+		if _, ok := l.inits[in]; ok {
+			return false
+		}
+		if p := l.prod[in]; p == nil || !p.Is("DequantizeLinear") {
+			return false
+		}
+	}
+	return true
+}
+
+// residualFork: the dequantized value v is read by a residual Add and by
+// the engine starting the block's body.
+func (l *lowerer) residualFork(v string) (add, body *graph.Node) {
+	rs := l.cons[v]
+	if len(rs) != 2 {
+		return nil, nil
+	}
+	for i := range rs {
+		a, b := rs[i], rs[1-i]
+		if l.isResidualAdd(a) && isEngine(b) && b.Inputs[0] == v {
+			return a, b
+		}
+	}
+	return nil, nil
+}
+
+// boundary: the dequantized value v starts the next engine (or a
+// residual block, or is the body's output read by the block's Add).
+func (l *lowerer) boundary(v string) bool {
+	rs := l.cons[v]
+	if len(rs) == 1 {
+		return isEngine(rs[0]) && rs[0].Inputs[0] == v || l.isResidualAdd(rs[0])
+	}
+	add, _ := l.residualFork(v)
+	return add != nil
+}
+
+// closeResidual turns the stages lowered since the block started into
+// the body of a Residual stage whose add requantizes the block input
+// (b.in) and the body output (bodyQ) to the quantization after the Add
+// (a ReLU/Clip between them folds into the bounds).
+func (l *lowerer) closeResidual(b *resBlock, bodyQ qparams, lay layout) (string, qparams, error) {
+	add := b.add
+	if !lay.spatial || !b.lay.spatial || lay != b.lay || len(l.d.Pipeline.Stages) == b.start {
+		return "", qparams{}, fmt.Errorf("fpga: %s: the residual body maps %dx%dx%d to %dx%dx%d; the add needs the same shape", add, b.lay.c, b.lay.h, b.lay.w, lay.c, lay.h, lay.w)
+	}
+	ops, endQ, _, err := l.chain(add.Outputs[0], nil, lay)
+	if err != nil {
+		return "", qparams{}, err
+	}
+	if endQ == nil {
+		return "", qparams{}, fmt.Errorf("fpga: %s: a residual Add must be quantized and read by a next engine (one after the last engine runs on the host, not supported)", add)
+	}
+	out := endQ.q
+	lo, hi := out.lo(), out.hi()
+	for _, o := range ops {
+		switch o.kind {
+		case "relu":
+			lo = max(lo, quantize(0, out))
+		case "clip":
+			lo = max(lo, quantize(o.lo, out))
+			hi = min(hi, quantize(o.hi, out))
+		default:
+			return "", qparams{}, fmt.Errorf("fpga: %s: only Relu/Clip may sit between a residual Add and its QuantizeLinear, not %s", add, o.node)
+		}
+	}
+	ar, err := NewAddRequant(b.in.scale, bodyQ.scale, out.scale, b.in.zero, bodyQ.zero, out.zero, lo, hi, b.in.signed, bodyQ.signed)
+	if err != nil {
+		return "", qparams{}, fmt.Errorf("fpga: %s: %w", add, err)
+	}
+	body := &Pipeline{Stages: append([]Stage(nil), l.d.Pipeline.Stages[b.start:]...), FIFOs: map[int]int{}}
+	l.d.Pipeline.Stages = l.d.Pipeline.Stages[:b.start]
+	for i := b.layer0; i < len(l.d.Layers); i++ {
+		li := &l.d.Layers[i]
+		for _, k := range li.Stages {
+			li.body = append(li.body, body.Stages[k-b.start])
+		}
+		if last := li.Stages[len(li.Stages)-1] - b.start; i < len(l.d.Layers)-1 {
+			body.FIFOs[last] = fifoDepth(body.Stages[last]) // between the body's layers
+		}
+		li.Stages = nil
+	}
+	res := &Residual{Name: add.Name, C: lay.c, Body: body, Add: ar, OutSig: out.signed}
+	for _, li := range l.d.Layers[b.layer0:] {
+		res.BodyCycles = max(res.BodyCycles, li.EstCyc)
+	}
+	if err := res.Check(); err != nil {
+		return "", qparams{}, err
+	}
+	l.d.Pipeline.Stages = append(l.d.Pipeline.Stages, res)
+	l.d.Layers = append(l.d.Layers, LayerInfo{
+		Node: add.Name, Op: add.OpType, Engine: "Residual(Add)", PE: lay.c, SIMD: 1, IFMCh: lay.c,
+		OFM: []int{lay.h, lay.w}, Stages: []int{len(l.d.Pipeline.Stages) - 1},
+		// FINN's AddStreams takes a pixel per cycle; the block with its
+		// body (simulated as one) runs at the slower of the two
+		FINNCyc: lay.h * lay.w, EstCyc: res.EstCycles(),
+	})
+	return endQ.node.Outputs[0], out, nil
+}
+
 // isEngine: n is lowered to an engine of its own (the node after a
 // quantized boundary).
 func isEngine(n *graph.Node) bool {
@@ -1011,7 +1161,7 @@ func (l *lowerer) chain(v string, bias []float64, lay layout) (ops []chainOp, en
 			dqOut := cs[0].Outputs[0]
 			// Is the DequantizeLinear's reader the next engine? Then this
 			// is the boundary.
-			if rs := l.cons[dqOut]; len(rs) == 1 && isEngine(rs[0]) && rs[0].Inputs[0] == dqOut {
+			if l.boundary(dqOut) {
 				return ops, &op, "", nil
 			}
 			ops = append(ops, op)

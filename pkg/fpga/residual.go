@@ -138,6 +138,10 @@ type Residual struct {
 	Body   *Pipeline
 	Add    AddRequant
 	OutSig bool
+	// BodyCycles, when set, is the body's analytical II from its layers
+	// (a window generator and its MVAU overlap; per-stage estimates
+	// alone miss the generator's padded pixels).
+	BodyCycles int
 }
 
 var _ Stage = (*Residual)(nil)
@@ -153,7 +157,9 @@ func (r *Residual) InFrame() int       { return r.Body.Stages[0].InFrame() }
 func (r *Residual) OutFrame() int      { return r.InFrame() }
 
 // EstCycles: the body's pace, and a pixel per cycle through the add.
-func (r *Residual) EstCycles() int { return max(r.Body.EstimatedII(), r.InFrame()/r.C) }
+func (r *Residual) EstCycles() int {
+	return max(r.BodyCycles, r.Body.EstimatedII(), r.InFrame()/r.C)
+}
 
 // Check validates the body and that it maps the frame to one of the same
 // size and element type as the bypass.
