@@ -34,6 +34,10 @@
 // tap's channels together). An average pool sums each window and
 // requantizes the sum with the mean's 1/N in the multiplier (PoolRequant:
 // the exact rational sx/(N·sy) wherever a fixed point reproduces it).
-// Every requantizing engine emits its per-channel stage through one
-// helper (chanRTL), so the Verilog of the requantizer exists once.
+// A residual block is one stage (Residual) holding its body as a
+// pipeline, so the top stays a chain: its input forks into the body and
+// a bypass FIFO a frame deep (the body may take up to a frame of latency
+// without a stall), and AddRequant, checked on every input pair, joins
+// them. Every requantizing engine emits its per-channel stage through
+// one helper (chanRTL), so the Verilog of the requantizer exists once.
 package fpga
