@@ -5,6 +5,7 @@ import (
 	"math"
 	"math/big"
 	"math/rand"
+	"strings"
 	"testing"
 
 	"github.com/optictl/optictl/pkg/graph"
@@ -196,6 +197,9 @@ func TestPoolNetLoweredMatchesInterp(t *testing.T) {
 		if engines[i] != want[i] {
 			t.Fatalf("engines %v, want %v", engines, want)
 		}
+	}
+	if _, err := Lower(q, LowerOptions{Folding: map[string]Fold{d.Layers[1].Node: {PE: 1, SIMD: 1}}}); err == nil || !strings.Contains(err.Error(), "average pool") {
+		t.Errorf("a folding naming a pool: %v, want it refused", err)
 	}
 	ex, err := NewExecutor(d)
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"math"
 	"math/rand"
+	"strings"
 	"testing"
 
 	"github.com/optictl/optictl/pkg/graph"
@@ -73,6 +74,17 @@ func TestDepthwiseSeparableLoweredMatchesInterp(t *testing.T) {
 	t.Logf("layers: %s PE %d SIMD %d (%d cycles), %s PE %d SIMD %d (%d cycles)",
 		d.Layers[0].Engine, d.Layers[0].PE, d.Layers[0].SIMD, d.Layers[0].EstCyc,
 		d.Layers[1].Engine, d.Layers[1].PE, d.Layers[1].SIMD, d.Layers[1].EstCyc)
+	// a folding that breaks the VVAU's rule is refused naming the layer
+	dwNode := d.Layers[0].Node
+	_, err = Lower(q, LowerOptions{Folding: map[string]Fold{dwNode: {PE: 4, SIMD: 3}}})
+	if err == nil || !strings.Contains(err.Error(), dwNode) || !strings.Contains(err.Error(), "SIMD 3 needs PE = 16") {
+		t.Errorf("PE 4, SIMD 3 on the depthwise layer: %v", err)
+	}
+	if d2, err := Lower(q, LowerOptions{Folding: map[string]Fold{dwNode: {PE: 16, SIMD: 9}}}); err != nil {
+		t.Errorf("PE 16, SIMD 9 (whole window per beat): %v", err)
+	} else if s := d2.Pipeline.Stages[0].(*SWG); s.SIMD != 16*9 {
+		t.Errorf("window generator emits %d lanes, want 144", s.SIMD)
+	}
 	ex, err := NewExecutor(d)
 	if err != nil {
 		t.Fatal(err)
