@@ -16,12 +16,12 @@ import (
 // Supported between QuantizeLinear/DequantizeLinear pairs:
 //
 //	Conv (group 1, square kernel, dilation 1, symmetric padding) -> SWG + MVAU
+//	depthwise Conv (group = input channels = output channels)    -> SWG + VVAU
+//	MatMul / Gemm with constant weights                          -> MVAU
 //	AveragePool (stride = kernel, no pad), GlobalAveragePool     -> AvgPool
 //	Add of a block input and its body's output (residual block)  -> Residual
 //	  (the body's engines, a frame-deep bypass FIFO and an add that
 //	  requantizes both to the output scale; Relu/Clip fold into it)
-//	depthwise Conv (group = input channels = output channels)    -> SWG + VVAU
-//	MatMul / Gemm with constant weights                          -> MVAU
 //	after either, up to the next QuantizeLinear: Add of a per-channel
 //	constant, Mul by a positive constant, Relu, Clip, MaxPool with
 //	stride = kernel (moved after the requantizer: all these are monotone),
@@ -46,22 +46,23 @@ type LowerOptions struct {
 
 // LayerInfo describes one lowered layer for reports.
 type LayerInfo struct {
-	Node   string `json:"node"`
-	Op     string `json:"op"`
-	Engine string `json:"engine"`
-	PE     int    `json:"pe"`
-	SIMD   int    `json:"simd"`
-	MH     int    `json:"mh,omitempty"`
-	MW     int    `json:"mw,omitempty"`
-	IFMCh  int    `json:"ifm_ch"`
-	K      []int  `json:"k,omitempty"`
-	OFM    []int  `json:"ofm,omitempty"`
-	Stages []int  `json:"-"` // indexes into the pipeline
+	Node    string `json:"node"`
+	Op      string `json:"op"`
+	Engine  string `json:"engine"`
+	PE      int    `json:"pe"`
+	SIMD    int    `json:"simd"`
+	MH      int    `json:"mh,omitempty"`
+	MW      int    `json:"mw,omitempty"`
+	IFMCh   int    `json:"ifm_ch"`
+	K       []int  `json:"k,omitempty"`
+	OFM     []int  `json:"ofm,omitempty"`
+	Stages  []int  `json:"-"` // indexes into the pipeline
+	EstCyc  int    `json:"cycles_estimated"`
+	FINNCyc int    `json:"cycles_finn"`
+
 	// body: the stages of a layer inside a residual block (Stages is
 	// then empty: the pipeline holds the block as one stage)
-	body    []Stage
-	EstCyc  int `json:"cycles_estimated"`
-	FINNCyc int `json:"cycles_finn"`
+	body []Stage
 }
 
 // Design is a lowered model.
