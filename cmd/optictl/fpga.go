@@ -61,8 +61,11 @@ Folding: --target-fps N picks PE/SIMD per layer (SIMD through its valid
 values first, then PE, FINN's SetFolding) until every layer takes at most
 clock/N cycles per frame; --folding F.json takes {"<node>": {"PE": p,
 "SIMD": s}} (PE divides the output channels; SIMD divides the inputs per
-output, or for convolutions the input channels or the whole k·k·C window);
-without either every layer is PE = SIMD = 1. The folding used is written to
+output, or for convolutions the input channels or the whole k·k·C window;
+for depthwise convolutions, on a VVAU, PE divides the channels and SIMD the
+k·k taps, SIMD > 1 only with PE = all channels, and --target-fps raises PE
+first); average pools take a pixel per cycle and are not folded. Without
+either every layer is PE = SIMD = 1. The folding used is written to
 DIR/folding.json.
 
 The report gives, per layer, FINN's analytical cycles and the simulated

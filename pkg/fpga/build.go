@@ -111,18 +111,42 @@ func Build(ctx context.Context, m *graph.Model, dir string, opts BuildOptions) (
 	}
 	rep.HostOps = d.HostOps
 	rep.Folding = map[string]Fold{}
-	for _, s := range d.Pipeline.Stages {
-		if mv, ok := s.(*MVAU); ok {
-			rep.Folding[mv.Name] = Fold{PE: mv.PE, SIMD: mv.SIMD}
+	var folds func(st []Stage)
+	folds = func(st []Stage) {
+		for _, s := range st {
+			switch e := s.(type) {
+			case *MVAU:
+				rep.Folding[e.Name] = Fold{PE: e.PE, SIMD: e.SIMD}
+			case *VVAU:
+				rep.Folding[e.Name] = Fold{PE: e.PE, SIMD: e.SIMD}
+			case *Residual:
+				folds(e.Body.Stages)
+			}
 		}
 	}
+	folds(d.Pipeline.Stages)
 	var est Resources
 	for i, li := range d.Layers {
 		lr := LayerReport{LayerInfo: li}
-		mv := layerMVAU(d, i)
-		lr.EstDSP = mv.PE * mv.SIMD
-		lr.EstBRAM18 = bram18(mv.NF()*mv.SF(), mv.PE*mv.SIMD*8)
-		lr.EstLUT = int(300 + 1.1*float64(mv.PE)*float64(mv.SIMD*8+int(mv.AccBits())*2+40))
+		if mv := layerMVAU(d, i); mv != nil {
+			lr.EstDSP = mv.PE * mv.SIMD
+			lr.EstBRAM18 = bram18(mv.NF()*mv.SF(), mv.PE*mv.SIMD*8)
+			lr.EstLUT = int(300 + 1.1*float64(mv.PE)*float64(mv.SIMD*8+int(mv.AccBits())*2+40))
+		} else if r, ok := layerStages(d, i)[0].(*Residual); ok && len(layerStages(d, i)) == 1 {
+			// the add (two multipliers and a requantizer per channel)
+			// and the frame-deep bypass FIFO; the body's layers count
+			// their own
+			pixels := r.InFrame() / r.C
+			lr.EstDSP = 3 * r.C
+			lr.EstBRAM18 = bram18(pixels, r.C*8)
+			lr.EstLUT = int(300 + 1.1*float64(r.C)*120)
+		} else if p := layerAvgPool(d, i); p != nil {
+			// an adder and a requantizer multiplier per channel; the
+			// running sums of a row of windows
+			lr.EstDSP = p.C
+			lr.EstBRAM18 = bram18(p.OW(), p.C*int(p.AccBits()))
+			lr.EstLUT = int(300 + 1.1*float64(p.C)*float64(int(p.AccBits())*3+40))
+		}
 		est.DSP += lr.EstDSP
 		est.BRAM18 += lr.EstBRAM18
 		est.LUT += lr.EstLUT
@@ -198,11 +222,25 @@ func Build(ctx context.Context, m *graph.Model, dir string, opts BuildOptions) (
 	return rep, d, nil
 }
 
-// layerMVAU is the MVAU of lowered layer i.
+// layerMVAU is the MVAU of lowered layer i, or the description of its
+// VVAU (same folding and weight memory shape).
 func layerMVAU(d *Design, i int) *MVAU {
 	for _, s := range layerStages(d, i) {
-		if mv, ok := s.(*MVAU); ok {
-			return mv
+		switch e := s.(type) {
+		case *MVAU:
+			return e
+		case *VVAU:
+			return &e.MVAU
+		}
+	}
+	return nil
+}
+
+// layerAvgPool is the average pool of lowered layer i, if it is one.
+func layerAvgPool(d *Design, i int) *AvgPool {
+	for _, s := range layerStages(d, i) {
+		if p, ok := s.(*AvgPool); ok {
+			return p
 		}
 	}
 	return nil
@@ -211,6 +249,9 @@ func layerMVAU(d *Design, i int) *MVAU {
 // layerStages are the stages of lowered layer i (its window generator,
 // MVAU and pools).
 func layerStages(d *Design, i int) []Stage {
+	if b := d.Layers[i].body; b != nil {
+		return b
+	}
 	var st []Stage
 	for _, k := range d.Layers[i].Stages {
 		st = append(st, d.Pipeline.Stages[k])

@@ -27,5 +27,17 @@
 // Invariants: a folding is valid only when PE divides MH and SIMD divides
 // MW (Fold.Check names the valid values otherwise); cycles per frame of an
 // MVAU are (MH/PE)·(MW/SIMD), FINN's formula, and the simulation measures
-// exactly that initiation interval.
+// exactly that initiation interval. A VVAU (depthwise Conv) is described
+// by an MVAU of MH channels and rows of K·K taps, so lowering and the
+// requantizer proof treat both alike; its cycles per window are FINN's
+// (C/PE)·(K·K/SIMD), and SIMD > 1 needs PE = C (the window stream keeps a
+// tap's channels together). An average pool sums each window and
+// requantizes the sum with the mean's 1/N in the multiplier (PoolRequant:
+// the exact rational sx/(N·sy) wherever a fixed point reproduces it).
+// A residual block is one stage (Residual) holding its body as a
+// pipeline, so the top stays a chain: its input forks into the body and
+// a bypass FIFO a frame deep (the body may take up to a frame of latency
+// without a stall), and AddRequant, checked on every input pair, joins
+// them. Every requantizing engine emits its per-channel stage through
+// one helper (chanRTL), so the Verilog of the requantizer exists once.
 package fpga

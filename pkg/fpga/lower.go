@@ -16,7 +16,12 @@ import (
 // Supported between QuantizeLinear/DequantizeLinear pairs:
 //
 //	Conv (group 1, square kernel, dilation 1, symmetric padding) -> SWG + MVAU
+//	depthwise Conv (group = input channels = output channels)    -> SWG + VVAU
 //	MatMul / Gemm with constant weights                          -> MVAU
+//	AveragePool (stride = kernel, no pad), GlobalAveragePool     -> AvgPool
+//	Add of a block input and its body's output (residual block)  -> Residual
+//	  (the body's engines, a frame-deep bypass FIFO and an add that
+//	  requantizes both to the output scale; Relu/Clip fold into it)
 //	after either, up to the next QuantizeLinear: Add of a per-channel
 //	constant, Mul by a positive constant, Relu, Clip, MaxPool with
 //	stride = kernel (moved after the requantizer: all these are monotone),
@@ -54,6 +59,10 @@ type LayerInfo struct {
 	Stages  []int  `json:"-"` // indexes into the pipeline
 	EstCyc  int    `json:"cycles_estimated"`
 	FINNCyc int    `json:"cycles_finn"`
+
+	// body: the stages of a layer inside a residual block (Stages is
+	// then empty: the pipeline holds the block as one stage)
+	body []Stage
 }
 
 // Design is a lowered model.
@@ -171,7 +180,7 @@ func (l *lowerer) shape(v string) ([]int64, error) {
 func (l *lowerer) single(v string) (*graph.Node, error) {
 	c := l.cons[v]
 	if len(c) != 1 {
-		return nil, fmt.Errorf("fpga: value %q has %d readers; only chains are supported (no branches or residual connections yet)", v, len(c))
+		return nil, fmt.Errorf("fpga: value %q has %d readers; only chains and residual blocks (a value read by an engine and by the Add that closes the block) are supported", v, len(c))
 	}
 	return c[0], nil
 }
@@ -293,6 +302,7 @@ func (l *lowerer) run() error {
 	l.d.InScale, l.d.InZero, l.d.InSigned = qp.scale, qp.zero, qp.signed
 	l.d.HostOps = append(l.d.HostOps, fmt.Sprintf("%s (host: quantizes the input)", q))
 	cur := q.Outputs[0]
+	var open *resBlock
 	for {
 		dq, err := l.single(cur)
 		if err != nil {
@@ -301,15 +311,37 @@ func (l *lowerer) run() error {
 		if !dq.Is("DequantizeLinear") {
 			return fmt.Errorf("fpga: quantized value %q feeds %s; expected its DequantizeLinear", cur, dq)
 		}
-		e, err := l.single(dq.Outputs[0])
-		if err != nil {
-			return err
+		var e *graph.Node
+		if add, body := l.residualFork(dq.Outputs[0]); add != nil && open == nil {
+			// a residual block starts: its body is lowered as usual,
+			// then closed into one stage when the stream reaches the Add
+			open = &resBlock{add: add, start: len(l.d.Pipeline.Stages), layer0: len(l.d.Layers), in: qp, lay: lay}
+			e = body
+		} else if add != nil {
+			return fmt.Errorf("fpga: %s: nested residual blocks are not supported", add)
+		} else {
+			e, err = l.single(dq.Outputs[0])
+			if err != nil {
+				return err
+			}
+		}
+		if open != nil && e == open.add {
+			next, nqp, err := l.closeResidual(open, qp, lay)
+			if err != nil {
+				return err
+			}
+			open = nil
+			cur, qp = next, nqp
+			continue
 		}
 		next, nqp, nlay, done, err := l.engine(e, qp, lay)
 		if err != nil {
 			return err
 		}
 		if done {
+			if open != nil {
+				return fmt.Errorf("fpga: %s: the residual block's body ends before its Add", open.add)
+			}
 			break
 		}
 		cur, qp, lay = next, nqp, nlay
@@ -325,13 +357,7 @@ func (l *lowerer) run() error {
 		if i == len(l.d.Layers)-1 || len(li.Stages) == 0 {
 			continue
 		}
-		last := p.Stages[li.Stages[len(li.Stages)-1]]
-		beats := last.OutFrame() / last.OutLanes()
-		depth := 2
-		for depth < beats && depth < 1024 {
-			depth *= 2
-		}
-		p.FIFOs[li.Stages[len(li.Stages)-1]] = depth
+		p.FIFOs[li.Stages[len(li.Stages)-1]] = fifoDepth(p.Stages[li.Stages[len(li.Stages)-1]])
 	}
 	return p.Check()
 }
@@ -358,6 +384,8 @@ func (l *lowerer) engine(e *graph.Node, qp qparams, lay layout) (string, qparams
 		stages []Stage
 		info   LayerInfo
 		outLay layout
+		dw     bool     // depthwise Conv: a VVAU, described by mv
+		pool   *AvgPool // average pool, described by mv (weights 1)
 	)
 	info.Node, info.Op = e.Name, e.OpType
 	switch {
@@ -373,9 +401,13 @@ func (l *lowerer) engine(e *graph.Node, qp qparams, lay layout) (string, qparams
 			return "", qparams{}, layout{}, false, fmt.Errorf("fpga: %s: weight %v with scales on axis %d", e, wt.Dims, axis)
 		}
 		M, C, kh, kw := int(wt.Dims[0]), int(wt.Dims[1]), int(wt.Dims[2]), int(wt.Dims[3])
-		if g := e.AttrInt("group", 1); g != 1 {
-			l.bad = append(l.bad, fmt.Sprintf("%s: group %d (depthwise convolutions need the VVAU, not built yet)", e, g))
-			return "", qparams{}, layout{}, false, fmt.Errorf("fpga: unsupported: %s", strings.Join(l.bad, "; "))
+		if g := int(e.AttrInt("group", 1)); g != 1 {
+			if g != lay.c || M != g || C != 1 {
+				l.bad = append(l.bad, fmt.Sprintf("%s: group %d over %d channels into %d (of grouped convolutions only depthwise ones, group = input channels = output channels, are supported)", e, g, lay.c, M))
+				return "", qparams{}, layout{}, false, fmt.Errorf("fpga: unsupported: %s", strings.Join(l.bad, "; "))
+			}
+			dw = true
+			C = lay.c
 		}
 		if C != lay.c || kh != kw {
 			return "", qparams{}, layout{}, false, fmt.Errorf("fpga: %s: %dx%d kernel over %d channels (input has %d); square kernels only", e, kh, kw, C, lay.c)
@@ -416,10 +448,17 @@ func (l *lowerer) engine(e *graph.Node, qp qparams, lay layout) (string, qparams
 		default:
 			return "", qparams{}, layout{}, false, fmt.Errorf("fpga: %s: auto_pad %q", e, ap)
 		}
-		swg := &SWG{Name: e.Name + "_swg", C: C, H: lay.h, W: lay.w, K: kh, S: s, P: p, SIMD: 1, Pad: qp.zero, Signed: qp.signed}
+		swg := &SWG{Name: e.Name + "_swg", C: C, H: lay.h, W: lay.w, K: kh, S: s, P: p, SIMD: 1, Pad: qp.zero, Signed: qp.signed, Depthwise: dw}
 		mh, mw = M, kh*kw*C
-		w = make([]int8, mh*mw)
-		for m := 0; m < M; m++ {
+		if dw {
+			// one row of K·K taps per channel in (ky, kx) order: the
+			// weights' own layout [C, 1, K, K]
+			mw = kh * kw
+			w = append([]int8(nil), wv...)
+		} else {
+			w = make([]int8, mh*mw)
+		}
+		for m := 0; m < M && !dw; m++ {
 			for ky := 0; ky < kh; ky++ {
 				for kx := 0; kx < kw; kx++ {
 					for c := 0; c < C; c++ {
@@ -439,6 +478,9 @@ func (l *lowerer) engine(e *graph.Node, qp qparams, lay layout) (string, qparams
 		outLay = layout{spatial: true, c: M, h: swg.OH(), w: swg.OW()}
 		stages = append(stages, swg)
 		info.Engine = "SWG+MVAU"
+		if dw {
+			info.Engine = "SWG+VVAU"
+		}
 		info.K = []int{kh, kw}
 		info.OFM = []int{swg.OH(), swg.OW()}
 		info.IFMCh = C
@@ -493,12 +535,64 @@ func (l *lowerer) engine(e *graph.Node, qp qparams, lay layout) (string, qparams
 		outLay = layout{n: N}
 		info.Engine = "MVAU"
 		info.IFMCh = K
+	case e.Is("AveragePool"), e.Is("GlobalAveragePool"):
+		if !lay.spatial {
+			return "", qparams{}, layout{}, false, fmt.Errorf("fpga: %s pools a vector", e)
+		}
+		kh, kw := lay.h, lay.w
+		if e.Is("AveragePool") {
+			ks := e.AttrInts("kernel_shape")
+			st := e.AttrInts("strides")
+			if len(ks) != 2 || len(st) != 2 || st[0] != ks[0] || st[1] != ks[1] || e.AttrInt("ceil_mode", 0) != 0 {
+				return "", qparams{}, layout{}, false, fmt.Errorf("fpga: %s: only 2-D average pools with stride = kernel and floor mode (kernel %v, strides %v)", e, ks, st)
+			}
+			for _, p := range e.AttrInts("pads") {
+				if p != 0 {
+					return "", qparams{}, layout{}, false, fmt.Errorf("fpga: %s: padded average pools are not supported", e)
+				}
+			}
+			if ap := e.AttrString("auto_pad", "NOTSET"); ap != "NOTSET" && ap != "VALID" {
+				return "", qparams{}, layout{}, false, fmt.Errorf("fpga: %s: auto_pad %s", e, ap)
+			}
+			kh, kw = int(ks[0]), int(ks[1])
+		}
+		pool = &AvgPool{Name: e.Name, C: lay.c, H: lay.h, W: lay.w, KH: kh, KW: kw, InSigned: qp.signed}
+		if kh <= 0 || kw <= 0 || pool.OH() <= 0 || pool.OW() <= 0 {
+			return "", qparams{}, layout{}, false, fmt.Errorf("fpga: %s: %dx%d window over a %dx%d map", e, kh, kw, lay.h, lay.w)
+		}
+		// described as a depthwise unit with weights 1 and scale 1/N:
+		// the mean's 1/N goes into the requantizer's multiplier (exact,
+		// see PoolRequant, unless float ops sit between the pool and its
+		// QuantizeLinear)
+		mh, mw = lay.c, kh*kw
+		w = make([]int8, mh*mw)
+		for i := range w {
+			w[i] = 1
+		}
+		wsc = make([]float64, mh)
+		for i := range wsc {
+			wsc[i] = 1 / float64(mw)
+		}
+		outLay = layout{spatial: true, c: lay.c, h: pool.OH(), w: pool.OW()}
+		info.Engine = "AvgPool"
+		info.K = []int{kh, kw}
+		info.OFM = []int{pool.OH(), pool.OW()}
+		info.IFMCh = lay.c
 	default:
-		return "", qparams{}, layout{}, false, fmt.Errorf("fpga: unsupported: %s (supported engines: Conv, MatMul, Gemm)", e)
+		return "", qparams{}, layout{}, false, fmt.Errorf("fpga: unsupported: %s (supported engines: Conv, MatMul, Gemm, AveragePool, GlobalAveragePool)", e)
 	}
+	if pool != nil {
+		if _, ok := l.opts.Folding[e.Name]; ok {
+			return "", qparams{}, layout{}, false, fmt.Errorf("fpga: folding names %s, an average pool: pools take a pixel per cycle and have no PE/SIMD", e)
+		}
+	}
+
 	mv := &MVAU{Name: e.Name, MH: mh, MW: mw, PE: 1, SIMD: 1, Weights: w, InSigned: qp.signed, Vectors: 1}
 	if outLay.spatial {
 		mv.Vectors = outLay.h * outLay.w
+	}
+	if pool != nil {
+		mv.PE = mh // every channel per beat
 	}
 	// zero point of the input folded into the bias: Σ(x - z)w = Σxw - zΣw
 	mv.Bias = make([]int64, mh)
@@ -539,11 +633,11 @@ func (l *lowerer) engine(e *graph.Node, qp qparams, lay layout) (string, qparams
 		if len(pools) > 0 {
 			return "", qparams{}, layout{}, false, fmt.Errorf("fpga: %s: a pool after the last quantized layer runs on the host (not supported yet)", e)
 		}
-		if err := l.setFolding(mv, stages); err != nil {
+		if err := l.setFolding(mv, stages, dw, pool != nil); err != nil {
 			return "", qparams{}, layout{}, false, err
 		}
 		start := len(l.d.Pipeline.Stages)
-		l.d.Pipeline.Stages = append(l.d.Pipeline.Stages, append(stages, mv)...)
+		l.d.Pipeline.Stages = append(l.d.Pipeline.Stages, append(stages, engineStage(mv, dw, pool))...)
 		info.Stages = span(start, len(l.d.Pipeline.Stages))
 		l.d.OutRaw = true
 		l.d.OutScale = make([]float32, mh)
@@ -584,11 +678,16 @@ func (l *lowerer) engine(e *graph.Node, qp qparams, lay layout) (string, qparams
 			return "", qparams{}, layout{}, false, err
 		}
 		mv.Requant = r
+		if pool != nil && !hasAffine(ops) {
+			if err := exactPool(e, mv, qp.scale, endQ.q.scale); err != nil {
+				return "", qparams{}, layout{}, false, err
+			}
+		}
 		mv.OutSigned = endQ.q.signed
-		if err := l.setFolding(mv, stages); err != nil {
+		if err := l.setFolding(mv, stages, dw, pool != nil); err != nil {
 			return "", qparams{}, layout{}, false, err
 		}
-		stages = append(stages, mv)
+		stages = append(stages, engineStage(mv, dw, pool))
 		poolLay := outLay
 		for _, p := range pools {
 			mp := &MaxPool{Name: p.node.Name, C: mh, H: poolLay.h, W: poolLay.w, K: p.k, Signed: mv.OutSigned}
@@ -614,6 +713,11 @@ func (l *lowerer) engine(e *graph.Node, qp qparams, lay layout) (string, qparams
 		}
 		mv.Requant[c] = r
 	}
+	if pool != nil {
+		if err := exactPool(e, mv, qp.scale, firstQ.scale); err != nil {
+			return "", qparams{}, layout{}, false, err
+		}
+	}
 	mv.OutSigned = firstQ.signed
 	// the table ends with the boundary QuantizeLinear; it is needed
 	// unless nothing but pools sits between two identical quantizations
@@ -631,10 +735,10 @@ func (l *lowerer) engine(e *graph.Node, qp qparams, lay layout) (string, qparams
 		}
 		mv.OutSigned = endQ.q.signed
 	}
-	if err := l.setFolding(mv, stages); err != nil {
+	if err := l.setFolding(mv, stages, dw, pool != nil); err != nil {
 		return "", qparams{}, layout{}, false, err
 	}
-	stages = append(stages, mv)
+	stages = append(stages, engineStage(mv, dw, pool))
 	poolLay := outLay
 	for _, p := range pools {
 		mp := &MaxPool{Name: p.node.Name, C: mh, H: poolLay.h, W: poolLay.w, K: p.k, Signed: mv.OutSigned}
@@ -652,6 +756,19 @@ func (l *lowerer) engine(e *graph.Node, qp qparams, lay layout) (string, qparams
 	return endQ.node.Outputs[0], endQ.q, nextLay, false, nil
 }
 
+// engineStage is the stage that computes mv: the MVAU itself, or for a
+// depthwise Conv the VVAU it describes (MH channels, rows of K·K taps).
+func engineStage(mv *MVAU, dw bool, pool *AvgPool) Stage {
+	if pool != nil {
+		pool.Bias, pool.Requant, pool.LUT, pool.OutSigned = mv.Bias, mv.Requant, mv.LUT, mv.OutSigned
+		return pool
+	}
+	if dw {
+		return &VVAU{MVAU: *mv}
+	}
+	return mv
+}
+
 func (l *lowerer) finishInfo(info *LayerInfo, mv *MVAU, pre []Stage) {
 	info.PE, info.SIMD, info.MH, info.MW = mv.PE, mv.SIMD, mv.MH, mv.MW
 	info.FINNCyc = mv.EstCycles()
@@ -664,7 +781,171 @@ func (l *lowerer) finishInfo(info *LayerInfo, mv *MVAU, pre []Stage) {
 			}
 		}
 	}
+	for _, k := range info.Stages {
+		if p, ok := l.d.Pipeline.Stages[k].(*AvgPool); ok {
+			// a pixel per cycle, every channel per beat
+			info.PE, info.SIMD = p.C, 1
+			info.FINNCyc, info.EstCyc = p.EstCycles(), p.EstCycles()
+		}
+	}
 	l.d.Layers = append(l.d.Layers, *info)
+}
+
+// exactPool replaces an average pool's requantizers (mv describes the
+// pool: weights 1, scale 1/N) by PoolRequant's: the exact multiplier
+// sx/(N·sy) where a fixed point reproduces it.
+func exactPool(e *graph.Node, mv *MVAU, sx, sy float32) error {
+	for c, r := range mv.Requant {
+		lo, hi := mv.AccRange(c)
+		nr, err := PoolRequant(sx, sy, mv.MW, r.Zero, r.Lo, r.Hi, lo, hi)
+		if err != nil {
+			return fmt.Errorf("fpga: %s channel %d: %w", e, c, err)
+		}
+		mv.Requant[c] = nr
+	}
+	return nil
+}
+
+func hasAffine(ops []chainOp) bool {
+	for _, o := range ops {
+		if o.kind == "add" || o.kind == "mul" {
+			return true
+		}
+	}
+	return false
+}
+
+// fifoDepth is the FIFO after a layer's last stage: a frame of its
+// output deep, capped at 1024 beats.
+func fifoDepth(last Stage) int {
+	beats := last.OutFrame() / last.OutLanes()
+	depth := 2
+	for depth < beats && depth < 1024 {
+		depth *= 2
+	}
+	return depth
+}
+
+// resBlock is a residual block being lowered: the Add that closes it,
+// where its body's stages and layers start, and the block input's
+// quantization and layout.
+type resBlock struct {
+	add           *graph.Node
+	start, layer0 int
+	in            qparams
+	lay           layout
+}
+
+// isResidualAdd: n adds two dequantized streams (no constant input).
+func (l *lowerer) isResidualAdd(n *graph.Node) bool {
+	if !n.Is("Add") || len(n.Inputs) != 2 {
+		return false
+	}
+	for _, in := range n.Inputs {
+		if _, ok := l.inits[in]; ok {
+			return false
+		}
+		if p := l.prod[in]; p == nil || !p.Is("DequantizeLinear") {
+			return false
+		}
+	}
+	return true
+}
+
+// residualFork: the dequantized value v is read by a residual Add and by
+// the engine starting the block's body.
+func (l *lowerer) residualFork(v string) (add, body *graph.Node) {
+	rs := l.cons[v]
+	if len(rs) != 2 {
+		return nil, nil
+	}
+	for i := range rs {
+		a, b := rs[i], rs[1-i]
+		if l.isResidualAdd(a) && isEngine(b) && b.Inputs[0] == v {
+			return a, b
+		}
+	}
+	return nil, nil
+}
+
+// boundary: the dequantized value v starts the next engine (or a
+// residual block, or is the body's output read by the block's Add).
+func (l *lowerer) boundary(v string) bool {
+	rs := l.cons[v]
+	if len(rs) == 1 {
+		return isEngine(rs[0]) && rs[0].Inputs[0] == v || l.isResidualAdd(rs[0])
+	}
+	add, _ := l.residualFork(v)
+	return add != nil
+}
+
+// closeResidual turns the stages lowered since the block started into
+// the body of a Residual stage whose add requantizes the block input
+// (b.in) and the body output (bodyQ) to the quantization after the Add
+// (a ReLU/Clip between them folds into the bounds).
+func (l *lowerer) closeResidual(b *resBlock, bodyQ qparams, lay layout) (string, qparams, error) {
+	add := b.add
+	if !lay.spatial || !b.lay.spatial || lay != b.lay || len(l.d.Pipeline.Stages) == b.start {
+		return "", qparams{}, fmt.Errorf("fpga: %s: the residual body maps %dx%dx%d to %dx%dx%d; the add needs the same shape", add, b.lay.c, b.lay.h, b.lay.w, lay.c, lay.h, lay.w)
+	}
+	ops, endQ, _, err := l.chain(add.Outputs[0], nil, lay)
+	if err != nil {
+		return "", qparams{}, err
+	}
+	if endQ == nil {
+		return "", qparams{}, fmt.Errorf("fpga: %s: a residual Add must be quantized and read by a next engine (one after the last engine runs on the host, not supported)", add)
+	}
+	out := endQ.q
+	lo, hi := out.lo(), out.hi()
+	for _, o := range ops {
+		switch o.kind {
+		case "relu":
+			lo = max(lo, quantize(0, out))
+		case "clip":
+			lo = max(lo, quantize(o.lo, out))
+			hi = min(hi, quantize(o.hi, out))
+		default:
+			return "", qparams{}, fmt.Errorf("fpga: %s: only Relu/Clip may sit between a residual Add and its QuantizeLinear, not %s", add, o.node)
+		}
+	}
+	ar, err := NewAddRequant(b.in.scale, bodyQ.scale, out.scale, b.in.zero, bodyQ.zero, out.zero, lo, hi, b.in.signed, bodyQ.signed)
+	if err != nil {
+		return "", qparams{}, fmt.Errorf("fpga: %s: %w", add, err)
+	}
+	body := &Pipeline{Stages: append([]Stage(nil), l.d.Pipeline.Stages[b.start:]...), FIFOs: map[int]int{}}
+	l.d.Pipeline.Stages = l.d.Pipeline.Stages[:b.start]
+	for i := b.layer0; i < len(l.d.Layers); i++ {
+		li := &l.d.Layers[i]
+		for _, k := range li.Stages {
+			li.body = append(li.body, body.Stages[k-b.start])
+		}
+		if last := li.Stages[len(li.Stages)-1] - b.start; i < len(l.d.Layers)-1 {
+			body.FIFOs[last] = fifoDepth(body.Stages[last]) // between the body's layers
+		}
+		li.Stages = nil
+	}
+	res := &Residual{Name: add.Name, C: lay.c, Body: body, Add: ar, OutSig: out.signed}
+	for _, li := range l.d.Layers[b.layer0:] {
+		res.BodyCycles = max(res.BodyCycles, li.EstCyc)
+	}
+	if err := res.Check(); err != nil {
+		return "", qparams{}, err
+	}
+	l.d.Pipeline.Stages = append(l.d.Pipeline.Stages, res)
+	l.d.Layers = append(l.d.Layers, LayerInfo{
+		Node: add.Name, Op: add.OpType, Engine: "Residual(Add)", PE: lay.c, SIMD: 1, IFMCh: lay.c,
+		OFM: []int{lay.h, lay.w}, Stages: []int{len(l.d.Pipeline.Stages) - 1},
+		// FINN's AddStreams takes a pixel per cycle; the block with its
+		// body (simulated as one) runs at the slower of the two
+		FINNCyc: lay.h * lay.w, EstCyc: res.EstCycles(),
+	})
+	return endQ.node.Outputs[0], out, nil
+}
+
+// isEngine: n is lowered to an engine of its own (the node after a
+// quantized boundary).
+func isEngine(n *graph.Node) bool {
+	return n.Is("Conv") || n.Is("MatMul") || n.Is("Gemm") || n.Is("AveragePool") || n.Is("GlobalAveragePool")
 }
 
 // affineRequant folds add/mul ops and a trailing relu/clip between the
@@ -881,7 +1162,7 @@ func (l *lowerer) chain(v string, bias []float64, lay layout) (ops []chainOp, en
 			dqOut := cs[0].Outputs[0]
 			// Is the DequantizeLinear's reader the next engine? Then this
 			// is the boundary.
-			if rs := l.cons[dqOut]; len(rs) == 1 && (rs[0].Is("Conv") || rs[0].Is("MatMul") || rs[0].Is("Gemm")) && rs[0].Inputs[0] == dqOut {
+			if l.boundary(dqOut) {
 				return ops, &op, "", nil
 			}
 			ops = append(ops, op)
@@ -995,7 +1276,10 @@ func (l *lowerer) perChannel(v string, channels int) ([]float32, bool) {
 }
 
 // setFolding applies the user's folding or the target-cycles search.
-func (l *lowerer) setFolding(mv *MVAU, pre []Stage) error {
+func (l *lowerer) setFolding(mv *MVAU, pre []Stage, dw, pool bool) error {
+	if pool {
+		return nil
+	}
 	var swg *SWG
 	for _, s := range pre {
 		if sw, ok := s.(*SWG); ok {
@@ -1004,8 +1288,16 @@ func (l *lowerer) setFolding(mv *MVAU, pre []Stage) error {
 	}
 	if f, ok := l.opts.Folding[mv.Name]; ok {
 		mv.PE, mv.SIMD = f.PE, f.SIMD
-		if swg != nil {
+		if dw {
+			// the VVAU's rule names PE and SIMD as the user wrote them
+			if err := (&VVAU{MVAU: *mv}).Check(); err != nil {
+				return fmt.Errorf("fpga: folding of %s: %w", mv.Name, err)
+			}
+			swg.SIMD = f.PE * f.SIMD
+		} else if swg != nil {
 			swg.SIMD = f.SIMD
+		}
+		if swg != nil {
 			if err := swg.Check(); err != nil {
 				return fmt.Errorf("fpga: folding of %s: %w", mv.Name, err)
 			}
@@ -1016,6 +1308,23 @@ func (l *lowerer) setFolding(mv *MVAU, pre []Stage) error {
 		return nil
 	}
 	if l.opts.TargetCycles <= 0 {
+		return nil
+	}
+	if dw {
+		// FINN's order for a VVAU: channels in parallel first (PE through
+		// the divisors of C), then taps (SIMD, with every channel)
+		for _, p := range Divisors(mv.MH) {
+			mv.PE, swg.SIMD = p, p
+			if mv.EstCycles() <= l.opts.TargetCycles {
+				return nil
+			}
+		}
+		for _, s := range Divisors(mv.MW) {
+			mv.SIMD, swg.SIMD = s, mv.PE*s
+			if mv.EstCycles() <= l.opts.TargetCycles {
+				return nil
+			}
+		}
 		return nil
 	}
 	// SIMD through its valid values, then PE, until the layer meets the

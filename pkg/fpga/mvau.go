@@ -169,14 +169,7 @@ func (m *MVAU) Forward(in []int32) ([]int32, error) {
 
 // output is the channel's output for an accumulator value.
 func (m *MVAU) output(c int, acc int64) int32 {
-	if m.Requant == nil {
-		return int32(acc)
-	}
-	q := m.Requant[c].Apply(acc)
-	if m.LUT != nil {
-		q = m.LUT[c][byte(q)]
-	}
-	return q
+	return chanOutput(m.Requant, m.LUT, c, acc)
 }
 
 // OutBits is the width of an output lane: 8, or 32 for raw accumulators.
@@ -185,17 +178,6 @@ func (m *MVAU) OutBits() int {
 		return 32
 	}
 	return 8
-}
-
-// multBits is the widest requantization multiplier of the layer.
-func (m *MVAU) multBits() uint {
-	var b uint = 1
-	for _, r := range m.Requant {
-		if r.MultBits > b {
-			b = r.MultBits
-		}
-	}
-	return b
 }
 
 func clog2(n int) int {
@@ -238,12 +220,6 @@ func (m *MVAU) Emit(files Files) error {
 	}
 	name := m.VerilogName()
 	nf, sf := m.NF(), m.SF()
-	acc := int(m.AccBits())
-	if m.Requant == nil && acc > 32 {
-		return fmt.Errorf("fpga: %s: accumulators need %d bits, more than the 32-bit output lanes", m.Name, acc)
-	}
-	mb := int(m.multBits())
-	pw := acc + mb + 1
 	depth := nf * sf
 	ob := m.OutBits()
 
@@ -264,61 +240,10 @@ func (m *MVAU) Emit(files Files) error {
 		}
 	}
 	files[name+"_w.mem"] = wmem.String()
-
-	// Per-channel parameters, one word per neuron fold holding PE lanes
-	// (lane p at the low end): bias, multiplier, shift; each lane padded
-	// to whole hex digits.
-	hexw := func(v int64, bits int) string {
-		u := uint64(v) & (1<<uint(bits) - 1)
-		return fmt.Sprintf("%0*x", bits/4, u)
-	}
-	bw, mw4 := roundUp4(acc), roundUp4(mb)
-	hasOff := false
-	for _, r := range m.Requant {
-		hasOff = hasOff || r.Off != 0
-	}
-	ow4 := roundUp4(pw)
-	var bmem, mmem, smem, lmem, omem strings.Builder
-	for f := 0; f < nf; f++ {
-		for p := m.PE - 1; p >= 0; p-- {
-			c := f*m.PE + p
-			bmem.WriteString(hexw(m.Bias[c], bw))
-			if m.Requant != nil {
-				mmem.WriteString(hexw(m.Requant[c].Mult, mw4))
-				smem.WriteString(hexw(int64(m.Requant[c].Shift), 8))
-				omem.WriteString(hexw(m.Requant[c].Off, ow4))
-			}
-		}
-		omem.WriteByte('\n')
-		bmem.WriteByte('\n')
-		mmem.WriteByte('\n')
-		smem.WriteByte('\n')
-	}
-	// LUT ROM: address nf*256 + byte holds PE output bytes.
-	if m.LUT != nil {
-		for f := 0; f < nf; f++ {
-			for q := 0; q < 256; q++ {
-				for p := m.PE - 1; p >= 0; p-- {
-					lmem.WriteString(hexw(int64(m.LUT[f*m.PE+p][q]), 8))
-				}
-				lmem.WriteByte('\n')
-			}
-		}
-		files[name+"_l.mem"] = lmem.String()
-	}
-	files[name+"_b.mem"] = bmem.String()
-	if m.Requant != nil {
-		files[name+"_m.mem"] = mmem.String()
-		files[name+"_s.mem"] = smem.String()
-		if hasOff {
-			files[name+"_o.mem"] = omem.String()
-		}
-		r0 := m.Requant[0]
-		for _, r := range m.Requant {
-			if r.Zero != r0.Zero || r.Lo != r0.Lo || r.Hi != r0.Hi {
-				return fmt.Errorf("fpga: %s: output zero point and bounds must be per tensor", m.Name)
-			}
-		}
+	// per-channel parameters and the requantizer, shared with the VVAU
+	cr, err := newChanRTL(files, name, m.PE, nf, m.AccBits(), m.Bias, m.Requant, m.LUT)
+	if err != nil {
+		return err
 	}
 	xlane := "$signed({1'b0, xA[i*8 +: 8]})"
 	if m.InSigned {
@@ -333,33 +258,9 @@ func (m *MVAU) Emit(files Files) error {
 	w("  input in_valid, output in_ready, input [%d:0] in_data,\n", m.SIMD*8-1)
 	w("  output reg out_valid, input out_ready, output reg [%d:0] out_data\n);\n", m.PE*ob-1)
 	w("  localparam NF = %d, SF = %d, DEPTH = %d;\n", nf, sf, depth)
-	w("  localparam ACC = %d, MB = %d, PW = %d, BW = %d, MW4 = %d;\n", acc, mb, pw, bw, mw4)
 	w("  reg [%d:0] wrom [0:DEPTH-1];\n", m.PE*m.SIMD*8-1)
-	w("  reg [%d:0] brom [0:NF-1];\n", m.PE*bw-1)
-	if m.Requant != nil {
-		w("  reg [%d:0] mrom [0:NF-1];\n", m.PE*mw4-1)
-		w("  reg [%d:0] srom [0:NF-1];\n", m.PE*8-1)
-		if hasOff {
-			w("  reg [%d:0] orom [0:NF-1];\n", m.PE*ow4-1)
-		}
-	}
-	if m.LUT != nil {
-		w("  reg [%d:0] lrom [0:NF*256-1];\n", m.PE*8-1)
-	}
-	w("  initial begin\n")
-	w("    $readmemh(\"%s_w.mem\", wrom);\n", name)
-	w("    $readmemh(\"%s_b.mem\", brom);\n", name)
-	if m.Requant != nil {
-		w("    $readmemh(\"%s_m.mem\", mrom);\n", name)
-		w("    $readmemh(\"%s_s.mem\", srom);\n", name)
-		if hasOff {
-			w("    $readmemh(\"%s_o.mem\", orom);\n", name)
-		}
-	}
-	if m.LUT != nil {
-		w("    $readmemh(\"%s_l.mem\", lrom);\n", name)
-	}
-	w("  end\n")
+	w("  initial $readmemh(\"%s_w.mem\", wrom);\n", name)
+	cr.decls(w)
 	w("  reg [%d:0] ibuf [0:SF-1];\n", m.SIMD*8-1)
 	w("  reg [%d:0] nf; reg [%d:0] sf; reg [%d:0] addr;\n", nfw-1, clog2(sf+1)-1, clog2(depth+1)-1)
 	w("  wire en = !out_valid || out_ready;\n")
@@ -377,10 +278,6 @@ func (m *MVAU) Emit(files Files) error {
 	w("  reg signed [ACC-1:0] dot [0:%d];\n", m.PE-1)
 	w("  reg [%d:0] qout;\n", m.PE*ob-1)
 	w("  integer p, i;\n")
-	if m.Requant != nil {
-		w("  reg signed [PW-1:0] prod, q, rem, half;\n")
-		w("  reg [7:0] sh;\n")
-	}
 	w("  always @* begin\n")
 	w("    for (p = 0; p < %d; p = p + 1) begin\n", m.PE)
 	w("      dot[p] = firstA ? $signed(brom[nfA][p*BW +: ACC]) : acc[p];\n")
@@ -388,29 +285,7 @@ func (m *MVAU) Emit(files Files) error {
 	w("        dot[p] = dot[p] + %s * $signed(wA[(p*%d+i)*8 +: 8]);\n", xlane, m.SIMD)
 	w("    end\n")
 	w("    for (p = 0; p < %d; p = p + 1) begin\n", m.PE)
-	if m.Requant == nil {
-		w("      qout[p*32 +: 32] = {{(33-ACC){acc[p][ACC-1]}}, acc[p][ACC-2:0]};\n")
-	} else {
-		r0 := m.Requant[0]
-		w("      sh = srom[nfB][p*8 +: 8];\n")
-		if hasOff {
-			w("      prod = $signed(acc[p]) * $signed({1'b0, mrom[nfB][p*MW4 +: MB]}) + $signed(orom[nfB][p*%d +: PW]);\n", ow4)
-		} else {
-			w("      prod = $signed(acc[p]) * $signed({1'b0, mrom[nfB][p*MW4 +: MB]});\n")
-		}
-		w("      q = prod >>> sh;\n")
-		w("      rem = prod - (q <<< sh);\n")
-		w("      half = {{(PW-1){1'b0}}, 1'b1} <<< (sh - 1);\n")
-		w("      if (rem > half || (rem == half && q[0])) q = q + 1;\n")
-		w("      q = q + %d;\n", r0.Zero)
-		w("      if (q < %d) q = %d;\n", r0.Lo, r0.Lo)
-		w("      if (q > %d) q = %d;\n", r0.Hi, r0.Hi)
-		if m.LUT != nil {
-			w("      qout[p*8 +: 8] = lrom[{nfB, q[7:0]}][p*8 +: 8];\n")
-		} else {
-			w("      qout[p*8 +: 8] = q[7:0];\n")
-		}
-	}
+	cr.lane(w, "acc[p]", "nfB")
 	w("    end\n")
 	w("  end\n")
 	w("  always @(posedge clk) begin\n")

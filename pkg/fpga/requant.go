@@ -52,9 +52,14 @@ func RefRequant(acc int64, m float64, zero, lo, hi int32) int32 {
 
 // RefRequantOff is clamp(rne(acc·m + o) + zero) in exact arithmetic.
 func RefRequantOff(acc int64, m, o float64, zero, lo, hi int32) int32 {
+	return refRequantRat(acc, new(big.Rat).SetFloat64(m), new(big.Rat).SetFloat64(o), zero, lo, hi)
+}
+
+// refRequantRat is clamp(rne(acc·m + o) + zero) for rational m and o.
+func refRequantRat(acc int64, m, o *big.Rat, zero, lo, hi int32) int32 {
 	x := new(big.Rat).SetInt64(acc)
-	x.Mul(x, new(big.Rat).SetFloat64(m))
-	x.Add(x, new(big.Rat).SetFloat64(o))
+	x.Mul(x, m)
+	x.Add(x, o)
 	q := rneRat(x)
 	q += int64(zero)
 	if q < int64(lo) {
@@ -153,6 +158,43 @@ func ProveRequant(r Requant, m float64, accLo, accHi int64) error {
 
 // ProveRequantOff is ProveRequant against rne(acc·m + o).
 func ProveRequantOff(r Requant, m, o float64, accLo, accHi int64) error {
+	return proveRequantRat(r, new(big.Rat).SetFloat64(m), new(big.Rat).SetFloat64(o), accLo, accHi)
+}
+
+// NewRequantRat is NewRequant for an exact rational multiplier (no
+// offset), e.g. an average pool's sx/(N·sy) with N not a power of two.
+// It fails when no fixed-point multiplier of up to 32 bits reproduces
+// rne(acc·m) on [accLo, accHi]: m is not dyadic and some reachable
+// acc·m is exactly a half.
+func NewRequantRat(m *big.Rat, zero, lo, hi int32, accLo, accHi int64) (Requant, error) {
+	mf, _ := m.Float64()
+	if m.Sign() <= 0 || math.IsInf(mf, 0) || mf == 0 {
+		return Requant{}, fmt.Errorf("fpga: requantization multiplier %s must be positive and finite", m.RatString())
+	}
+	if lo > hi {
+		return Requant{}, fmt.Errorf("fpga: requantization bounds [%d, %d] are empty", lo, hi)
+	}
+	if accLo > accHi {
+		accLo, accHi = accHi, accLo
+	}
+	var lastErr error
+	for bits := uint(16); bits <= 32; bits += 4 {
+		r, err := fitRequant(mf, bits)
+		if err != nil {
+			lastErr = err
+			continue
+		}
+		r.Zero, r.Lo, r.Hi = zero, lo, hi
+		if err := proveRequantRat(r, m, new(big.Rat), accLo, accHi); err != nil {
+			lastErr = err
+			continue
+		}
+		return r, nil
+	}
+	return Requant{}, fmt.Errorf("fpga: no fixed-point multiplier up to 32 bits reproduces requantization by %s on accumulators [%d, %d]: %w", m.RatString(), accLo, accHi, lastErr)
+}
+
+func proveRequantRat(r Requant, mr, or *big.Rat, accLo, accHi int64) error {
 	if accLo > accHi {
 		return nil
 	}
@@ -166,7 +208,7 @@ func ProveRequantOff(r Requant, m, o float64, accLo, accHi int64) error {
 		if acc < accLo || acc > accHi {
 			return nil
 		}
-		if got, want := r.Apply(acc), RefRequantOff(acc, m, o, r.Zero, r.Lo, r.Hi); got != want {
+		if got, want := r.Apply(acc), refRequantRat(acc, mr, or, r.Zero, r.Lo, r.Hi); got != want {
 			return fmt.Errorf("accumulator %d: fixed point gives %d, exact requantization %d", acc, got, want)
 		}
 		return nil
@@ -177,10 +219,8 @@ func ProveRequantOff(r Requant, m, o float64, accLo, accHi int64) error {
 	if err := check(accHi); err != nil {
 		return err
 	}
-	mr := new(big.Rat).SetFloat64(m)
-	qLo := RefRequantOff(accLo, m, o, r.Zero, r.Lo, r.Hi)
-	qHi := RefRequantOff(accHi, m, o, r.Zero, r.Lo, r.Hi)
-	or := new(big.Rat).SetFloat64(o)
+	qLo := refRequantRat(accLo, mr, or, r.Zero, r.Lo, r.Hi)
+	qHi := refRequantRat(accHi, mr, or, r.Zero, r.Lo, r.Hi)
 	for q := qLo + 1; q <= qHi; q++ {
 		// The reference reaches level q when rne(acc·m + o) >= q - zero,
 		// i.e. acc·m + o >= (q - zero) - 1/2 (strictly more when that

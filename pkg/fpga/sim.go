@@ -135,15 +135,19 @@ func EmitDWC(files Files, in, out int) string {
 // Emit writes every module of the chain and a top module "top" with one
 // input stream (first layer's SIMD lanes) and one output stream (last
 // layer's PE lanes).
-func (c *Pipeline) Emit(files Files) error {
+func (c *Pipeline) Emit(files Files) error { return c.emitModule(files, "top") }
+
+// emitModule writes the stages' modules and a module name chaining them
+// (the top, or the body of a residual block).
+func (c *Pipeline) emitModule(files Files, name string) error {
 	if err := c.Check(); err != nil {
 		return err
 	}
 	var v strings.Builder
 	w := func(format string, args ...any) { fmt.Fprintf(&v, format, args...) }
 	first, last := c.Stages[0], c.Stages[len(c.Stages)-1]
-	w("// top: %d-stage dataflow\n", len(c.Stages))
-	w("module top (input clk, input rst,\n")
+	w("// %s: %d-stage dataflow\n", name, len(c.Stages))
+	w("module %s (input clk, input rst,\n", name)
 	w("  input in_valid, output in_ready, input [%d:0] in_data,\n", first.InLanes()*8-1)
 	w("  output out_valid, input out_ready, output [%d:0] out_data);\n", last.OutLanes()*last.OutBits()-1)
 	// stream s_i feeds stage i; t_i leaves it.
@@ -181,7 +185,7 @@ func (c *Pipeline) Emit(files Files) error {
 	n := len(c.Stages) - 1
 	w("  assign out_valid = t%d_valid; assign t%d_ready = out_ready; assign out_data = t%d_data;\n", n, n, n)
 	w("endmodule\n")
-	files["top.v"] = v.String()
+	files[name+".v"] = v.String()
 	return nil
 }
 

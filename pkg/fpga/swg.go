@@ -21,6 +21,25 @@ type SWG struct {
 	// Pad is the padding element: the input's zero point.
 	Pad    int32
 	Signed bool
+	// Depthwise: the generator feeds a VVAU, whose beats are PE channels
+	// of one tap (SIMD a divisor of C) or all C channels of several taps
+	// (SIMD = C·j for j dividing K·K).
+	Depthwise bool
+}
+
+// validSIMD lists the lane counts the generator may emit.
+func (s *SWG) validSIMD() []int {
+	valid := Divisors(s.C)
+	if s.Depthwise {
+		for _, j := range Divisors(s.K * s.K)[1:] {
+			valid = append(valid, j*s.C)
+		}
+		return valid
+	}
+	if s.Window() != s.C {
+		valid = append(valid, s.Window())
+	}
+	return valid
 }
 
 func (s *SWG) hp() int { return s.H + 2*s.P }
@@ -60,13 +79,15 @@ func (s *SWG) Check() error {
 	if s.K > s.hp() || s.K > s.wp() {
 		return fmt.Errorf("fpga: %s: %dx%d window larger than the padded %dx%d input", s.Name, s.K, s.K, s.hp(), s.wp())
 	}
-	if s.SIMD <= 0 || (s.C%s.SIMD != 0 && s.SIMD != s.Window()) {
-		var valid []int
-		for _, d := range Divisors(s.C) {
-			valid = append(valid, d)
+	ok := false
+	for _, v := range s.validSIMD() {
+		ok = ok || v == s.SIMD
+	}
+	if !ok {
+		if s.Depthwise {
+			return fmt.Errorf("fpga: %s: %d lanes must be PE channels of one tap (PE dividing the %d channels) or all channels of SIMD taps (SIMD dividing K·K = %d) (valid: %v)", s.Name, s.SIMD, s.C, s.K*s.K, s.validSIMD())
 		}
-		valid = append(valid, s.Window())
-		return fmt.Errorf("fpga: %s: SIMD %d must divide the %d input channels or equal the window K·K·C = %d (valid: %v)", s.Name, s.SIMD, s.C, s.Window(), valid)
+		return fmt.Errorf("fpga: %s: SIMD %d must divide the %d input channels or equal the window K·K·C = %d (valid: %v)", s.Name, s.SIMD, s.C, s.Window(), s.validSIMD())
 	}
 	return nil
 }
