@@ -218,6 +218,9 @@ func printFPGAReport(w io.Writer, r *fpga.Report) {
 			fmt.Fprintln(w, ": fits")
 		} else {
 			fmt.Fprintf(w, ": does not fit (%s)\n", strings.Join(res.Limits, "; "))
+			for _, l := range r.Limiting {
+				fmt.Fprintln(w, "  limiting:", l)
+			}
 		}
 	}
 	e := r.Estimated

@@ -6,6 +6,7 @@ import (
 	"math"
 	"math/rand"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/optictl/optictl/pkg/graph"
@@ -42,25 +43,28 @@ type LayerReport struct {
 
 // Report is what `fpga build` writes.
 type Report struct {
-	Part          string             `json:"part"`
-	ClockMHz      float64            `json:"clock_mhz"`
-	Layers        []LayerReport      `json:"layers"`
-	IIEstimated   int                `json:"ii_cycles_estimated"`
-	IICycles      int                `json:"ii_cycles,omitempty"`
-	LatencyCycles int                `json:"latency_cycles,omitempty"`
-	Simulated     bool               `json:"simulated"`
-	SimFrames     int                `json:"sim_frames,omitempty"`
-	BitExact      bool               `json:"sim_bit_exact,omitempty"`
-	FPS           float64            `json:"fps"`
-	LatencyUS     float64            `json:"latency_us,omitempty"`
-	Resources     *Resources         `json:"resources,omitempty"`
-	Estimated     Resources          `json:"resources_estimated"`
-	Capacity      Part               `json:"capacity"`
-	HostOps       []string           `json:"host_ops"`
-	Folding       map[string]Fold    `json:"folding"`
-	Bottleneck    string             `json:"bottleneck"`
-	Seconds       map[string]float64 `json:"seconds"`
-	Dir           string             `json:"dir"`
+	Part          string          `json:"part"`
+	ClockMHz      float64         `json:"clock_mhz"`
+	Layers        []LayerReport   `json:"layers"`
+	IIEstimated   int             `json:"ii_cycles_estimated"`
+	IICycles      int             `json:"ii_cycles,omitempty"`
+	LatencyCycles int             `json:"latency_cycles,omitempty"`
+	Simulated     bool            `json:"simulated"`
+	SimFrames     int             `json:"sim_frames,omitempty"`
+	BitExact      bool            `json:"sim_bit_exact,omitempty"`
+	FPS           float64         `json:"fps"`
+	LatencyUS     float64         `json:"latency_us,omitempty"`
+	Resources     *Resources      `json:"resources,omitempty"`
+	Estimated     Resources       `json:"resources_estimated"`
+	Capacity      Part            `json:"capacity"`
+	HostOps       []string        `json:"host_ops"`
+	Folding       map[string]Fold `json:"folding"`
+	Bottleneck    string          `json:"bottleneck"`
+	// Limiting names, when the design does not fit, the layers that take
+	// most of each over-limit resource (from the per-layer estimates).
+	Limiting []string           `json:"limiting,omitempty"`
+	Seconds  map[string]float64 `json:"seconds"`
+	Dir      string             `json:"dir"`
 }
 
 // Build lowers the model, writes the design to dir, and (as asked)
@@ -216,6 +220,7 @@ func Build(ctx context.Context, m *graph.Model, dir string, opts BuildOptions) (
 			return nil, nil, err
 		}
 		rep.Resources = r
+		rep.Limiting = limitingLayers(rep)
 		rep.Seconds["synthesize"] = time.Since(t2).Seconds()
 		say("synthesized: %d LUT, %d FF, %d BRAM18, %d DSP (fits: %v)", r.LUT, r.FF, r.BRAM18, r.DSP, r.Fits)
 	}
@@ -299,4 +304,39 @@ func bram18(depth, width int) int {
 	}
 	perBlockDepth := 18432 / w
 	return ((width + w - 1) / w) * ((depth + perBlockDepth - 1) / perBlockDepth)
+}
+
+// limitingLayers names, for each resource over the part's limit, the
+// layer with the largest estimated share of it (LUT multipliers count as
+// DSPs when synthesis put them in LUTs).
+func limitingLayers(rep *Report) []string {
+	r := rep.Resources
+	if r == nil || r.Fits {
+		return nil
+	}
+	var out []string
+	share := func(what string, get func(LayerReport) int) {
+		total, best := 0, -1
+		for i, l := range rep.Layers {
+			total += get(l)
+			if best < 0 || get(l) > get(rep.Layers[best]) {
+				best = i
+			}
+		}
+		if best >= 0 && total > 0 {
+			l := rep.Layers[best]
+			out = append(out, fmt.Sprintf("%s: layer %s (%s, PE %d × SIMD %d) holds %d of the %d estimated", what, l.Node, l.Engine, l.PE, l.SIMD, get(l), total))
+		}
+	}
+	for _, lim := range r.Limits {
+		switch {
+		case strings.HasPrefix(lim, "DSP"), strings.HasPrefix(lim, "LUT") && r.DSP == 0:
+			share("multipliers", func(l LayerReport) int { return l.EstDSP })
+		case strings.HasPrefix(lim, "BRAM18"):
+			share("BRAM18", func(l LayerReport) int { return l.EstBRAM18 })
+		case strings.HasPrefix(lim, "LUT"):
+			share("LUT", func(l LayerReport) int { return l.EstLUT })
+		}
+	}
+	return out
 }
