@@ -664,11 +664,10 @@ func (l *lowerer) engine(e *graph.Node, qp qparams, lay layout) (string, qparams
 	// one first, the affine ops before the only QuantizeLinear fold into
 	// the requantizer.
 	mv.Requant = make([]Requant, mh)
-	var firstQ qparams
-	rest := ops
 	if len(ops) > 0 && ops[0].kind == "q" {
-		firstQ = ops[0].q
-		rest = ops[1:]
+		if err := tableRequant(e, mv, ops[0].q, ops[1:], endQ, accScale, qp, pool); err != nil {
+			return "", qparams{}, layout{}, false, err
+		}
 	} else {
 		// no rounding before the boundary: fold the affine ops (bias
 		// adds, positive scales) into the requantizer's multiplier and
@@ -681,56 +680,6 @@ func (l *lowerer) engine(e *graph.Node, qp qparams, lay layout) (string, qparams
 		if pool != nil && !hasAffine(ops) {
 			if err := exactPool(e, mv, qp.scale, endQ.q.scale); err != nil {
 				return "", qparams{}, layout{}, false, err
-			}
-		}
-		mv.OutSigned = endQ.q.signed
-		if err := l.setFolding(mv, stages, dw, pool != nil); err != nil {
-			return "", qparams{}, layout{}, false, err
-		}
-		stages = append(stages, engineStage(mv, dw, pool))
-		poolLay := outLay
-		for _, p := range pools {
-			mp := &MaxPool{Name: p.node.Name, C: mh, H: poolLay.h, W: poolLay.w, K: p.k, Signed: mv.OutSigned}
-			stages = append(stages, mp)
-			poolLay.h, poolLay.w = mp.OH(), mp.OW()
-			info.Engine += "+MaxPool"
-		}
-		if nextLay.spatial {
-			nextLay = poolLay
-		}
-		start := len(l.d.Pipeline.Stages)
-		l.d.Pipeline.Stages = append(l.d.Pipeline.Stages, stages...)
-		info.Stages = span(start, len(l.d.Pipeline.Stages))
-		l.finishInfo(&info, mv, stages[:len(stages)-len(pools)-1])
-		return endQ.node.Outputs[0], endQ.q, nextLay, false, nil
-	}
-	for c := 0; c < mh; c++ {
-		m := float64(float32(accScale[c] / float64(firstQ.scale)))
-		lo, hi := mv.AccRange(c)
-		r, err := NewRequant(m, firstQ.zero, firstQ.lo(), firstQ.hi(), lo, hi)
-		if err != nil {
-			return "", qparams{}, layout{}, false, fmt.Errorf("fpga: %s channel %d: %w", e, c, err)
-		}
-		mv.Requant[c] = r
-	}
-	if pool != nil {
-		if err := exactPool(e, mv, qp.scale, firstQ.scale); err != nil {
-			return "", qparams{}, layout{}, false, err
-		}
-	}
-	mv.OutSigned = firstQ.signed
-	// the table ends with the boundary QuantizeLinear; it is needed
-	// unless nothing but pools sits between two identical quantizations
-	rest = append(append([]chainOp(nil), rest...), *endQ)
-	if hasNonPool(rest[:len(rest)-1]) || endQ.q != firstQ {
-		mv.LUT = make([][256]int32, mh)
-		for c := 0; c < mh; c++ {
-			for b := 0; b < 256; b++ {
-				q1 := int32(byte(b))
-				if firstQ.signed {
-					q1 = int32(int8(byte(b)))
-				}
-				mv.LUT[c][b] = evalChain(q1, firstQ, rest, c)
 			}
 		}
 		mv.OutSigned = endQ.q.signed
@@ -754,6 +703,44 @@ func (l *lowerer) engine(e *graph.Node, qp qparams, lay layout) (string, qparams
 	info.Stages = span(start, len(l.d.Pipeline.Stages))
 	l.finishInfo(&info, mv, stages[:len(stages)-len(pools)-1])
 	return endQ.node.Outputs[0], endQ.q, nextLay, false, nil
+}
+
+// tableRequant sets mv's requantizers for a chain that starts with a
+// QuantizeLinear (firstQ): the fixed-point requantizer rounds to firstQ,
+// and everything after it up to the boundary QuantizeLinear endQ becomes
+// a per-channel table of its 256 inputs (unless nothing but pools sits
+// between two identical quantizations).
+func tableRequant(e *graph.Node, mv *MVAU, firstQ qparams, rest []chainOp, endQ *chainOp, accScale []float64, qp qparams, pool *AvgPool) error {
+	for c := range mv.Requant {
+		m := float64(float32(accScale[c] / float64(firstQ.scale)))
+		lo, hi := mv.AccRange(c)
+		r, err := NewRequant(m, firstQ.zero, firstQ.lo(), firstQ.hi(), lo, hi)
+		if err != nil {
+			return fmt.Errorf("fpga: %s channel %d: %w", e, c, err)
+		}
+		mv.Requant[c] = r
+	}
+	if pool != nil {
+		if err := exactPool(e, mv, qp.scale, firstQ.scale); err != nil {
+			return err
+		}
+	}
+	mv.OutSigned = firstQ.signed
+	rest = append(append([]chainOp(nil), rest...), *endQ)
+	if hasNonPool(rest[:len(rest)-1]) || endQ.q != firstQ {
+		mv.LUT = make([][256]int32, len(mv.Requant))
+		for c := range mv.LUT {
+			for b := 0; b < 256; b++ {
+				q1 := int32(byte(b))
+				if firstQ.signed {
+					q1 = int32(int8(byte(b)))
+				}
+				mv.LUT[c][b] = evalChain(q1, firstQ, rest, c)
+			}
+		}
+		mv.OutSigned = endQ.q.signed
+	}
+	return nil
 }
 
 // engineStage is the stage that computes mv: the MVAU itself, or for a
