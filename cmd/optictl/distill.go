@@ -222,7 +222,11 @@ func runDistill(g *globalOptions, o *distillOptions) error {
 		enc.SetIndent("", "  ")
 		return enc.Encode(res)
 	}
-	fmt.Fprintf(g.Stdout, "wrote %s (teacher on %s: %.1fs; peak RSS %.0f MiB)\n", o.Out, backend, res.TeacherSeconds, float64(res.PeakRSSBytes)/(1<<20))
+	teach := "teacher not run (labels only)"
+	if tout != nil {
+		teach = fmt.Sprintf("teacher on %s: %.1fs", backend, res.TeacherSeconds)
+	}
+	fmt.Fprintf(g.Stdout, "wrote %s (%s; peak RSS %.0f MiB)\n", o.Out, teach, float64(res.PeakRSSBytes)/(1<<20))
 	return nil
 }
 
