@@ -105,7 +105,7 @@ training finishes; the output is written atomically.`,
 	f.IntVar(&o.Limit, "limit", 0, "use at most this many training samples (0: all)")
 	f.IntVar(&o.Epochs, "epochs", 3, "training epochs")
 	f.IntVar(&o.Batch, "batch", 32, "batch size")
-	f.Float64Var(&o.LR, "lr", 1e-4, "Adam learning rate")
+	f.Float64Var(&o.LR, "lr", 1e-3, "Adam learning rate")
 	f.Float64Var(&o.T, "temperature", 4, "softmax temperature of the KD term")
 	f.Float64Var(&o.Alpha, "alpha", 0.5, "weight of the KD term against cross-entropy on --train-labels (0: labels only)")
 	f.Int64Var(&o.Seed, "seed", 1, "seed of the sample order")
