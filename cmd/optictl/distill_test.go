@@ -11,6 +11,7 @@ import (
 
 	"github.com/optictl/optictl/internal/testutil"
 	"github.com/optictl/optictl/pkg/bench"
+	"github.com/optictl/optictl/pkg/graph"
 	"github.com/optictl/optictl/pkg/runtime"
 )
 
@@ -123,3 +124,58 @@ func TestDistillCommand(t *testing.T) {
 }
 
 func cloneArgs(s []string) []string { return append([]string(nil), s...) }
+
+// TestDistillFoldsBatchNorm: a student with BatchNormalization is folded
+// (-O2) before training and trains; the written model has no BN left.
+func TestDistillFoldsBatchNorm(t *testing.T) {
+	dir := t.TempDir()
+	imgs, _ := writeIDX(t, dir, 64, 28, 64)
+	w := make([]float32, 4*1*3*3)
+	for i := range w {
+		w[i] = float32(i%7-3) * 0.01
+	}
+	fc := make([]float32, 10*4*13*13)
+	for i := range fc {
+		fc[i] = float32(i%11-5) * 0.001
+	}
+	ones := []float32{1, 1.5, 0.5, 1}
+	m := &graph.Model{IRVersion: 8, Opsets: []graph.OpsetImport{{Version: 13}}, Graph: &graph.Graph{
+		Name:    "bn",
+		Inputs:  []*graph.ValueInfo{{Name: "x", DType: graph.Float, HasType: true, HasShape: true, Shape: graph.DimsOf(1, 1, 28, 28)}},
+		Outputs: []*graph.ValueInfo{{Name: "y", DType: graph.Float, HasType: true, HasShape: true, Shape: graph.DimsOf(1, 10)}},
+		Initializers: []*graph.Tensor{
+			graph.NewFloat32("w", []int64{4, 1, 3, 3}, w),
+			graph.NewFloat32("scale", []int64{4}, ones),
+			graph.NewFloat32("bias", []int64{4}, []float32{0.1, 0, -0.1, 0.2}),
+			graph.NewFloat32("mean", []int64{4}, []float32{1, 2, 3, 4}),
+			graph.NewFloat32("var", []int64{4}, ones),
+			graph.NewFloat32("fc", []int64{4 * 13 * 13, 10}, fc),
+		},
+		Nodes: []*graph.Node{
+			{Name: "conv", OpType: "Conv", Inputs: []string{"x", "w"}, Outputs: []string{"c"}, Attrs: []*graph.Attr{graph.IntsAttr("kernel_shape", 3, 3)}},
+			{Name: "bn", OpType: "BatchNormalization", Inputs: []string{"c", "scale", "bias", "mean", "var"}, Outputs: []string{"b"}},
+			{Name: "relu", OpType: "Relu", Inputs: []string{"b"}, Outputs: []string{"r"}},
+			{Name: "pool", OpType: "MaxPool", Inputs: []string{"r"}, Outputs: []string{"p"}, Attrs: []*graph.Attr{graph.IntsAttr("kernel_shape", 2, 2), graph.IntsAttr("strides", 2, 2)}},
+			{Name: "flat", OpType: "Flatten", Inputs: []string{"p"}, Outputs: []string{"f"}},
+			{Name: "fc", OpType: "MatMul", Inputs: []string{"f", "fc"}, Outputs: []string{"y"}},
+		},
+	}}
+	path := filepath.Join(dir, "bn.onnx")
+	if err := m.Save(path); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "out.onnx")
+	var so, se bytes.Buffer
+	if code := Execute([]string{"distill", path, "--student", path, "-o", out, "--backend", "interp", "--train", imgs, "--epochs", "1", "--batch", "16", "--lr", "1e-4"}, &so, &se); code != 0 {
+		t.Fatalf("exit %d\nstdout: %s\nstderr: %s", code, so.String(), se.String())
+	}
+	got, err := graph.Load(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range got.Graph.Nodes {
+		if n.Is("BatchNormalization") {
+			t.Fatal("the written student still has BatchNormalization")
+		}
+	}
+}
