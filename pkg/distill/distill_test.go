@@ -274,6 +274,8 @@ func TestRefusals(t *testing.T) {
 	bn := mlp()
 	bn.Graph.Nodes = append(bn.Graph.Nodes[:1], append([]*graph.Node{{Name: "bn", OpType: "BatchNormalization", Inputs: []string{"f", "s", "b", "m", "v"}, Outputs: []string{"f2"}}}, bn.Graph.Nodes[1:]...)...)
 	badShape := [][]*runtime.Tensor{{runtime.FromFloat32([]int64{1, 5}, make([]float32, 5))}}
+	nanSamples, _ := mlpSamples(8)
+	nanSamples[3] = []*runtime.Tensor{runtime.FromFloat32([]int64{1, 3, 2, 2}, []float32{float32(math.NaN()), 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0})}
 	for _, tc := range []struct {
 		name    string
 		m       *graph.Model
@@ -286,6 +288,7 @@ func TestRefusals(t *testing.T) {
 		{"labels count", m, samples, labels[:5], distill.Options{Epochs: 1, Batch: 4, LR: 1e-3, Temperature: 1, Alpha: 0.5}, "5 labels for 8"},
 		{"label range", m, samples, []int{0, 1, 2, 0, 1, 2, 0, 9}, distill.Options{Epochs: 1, Batch: 4, LR: 1e-3, Temperature: 1, Alpha: 0.5}, "label 9 of sample 7"},
 		{"sample shape", m, append(badShape, badShape...), nil, distill.Options{Epochs: 1, Batch: 2, LR: 1e-3, Temperature: 1}, "sample 0 input"},
+		{"nan loss", m, nanSamples, nil, distill.Options{Epochs: 1, Batch: 8, LR: 1e-3, Temperature: 1}, "loss is NaN"},
 		{"too few samples", m, samples, nil, distill.Options{Epochs: 1, Batch: 16, LR: 1e-3, Temperature: 1}, "fewer than one batch"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
