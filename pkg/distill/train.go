@@ -34,17 +34,18 @@ type Options struct {
 
 // Epoch is what one epoch did.
 type Epoch struct {
-	Epoch         int     `json:"epoch"`
-	Loss          float64 `json:"loss"`
-	ValTop1       float64 `json:"val_top1,omitempty"`
-	SamplesPerSec float64 `json:"samples_per_sec"`
-	Seconds       float64 `json:"seconds"`
+	Epoch int     `json:"epoch"`
+	Loss  float64 `json:"loss"`
+	// ValTop1 is nil without Options.Val.
+	ValTop1       *float64 `json:"val_top1,omitempty"`
+	SamplesPerSec float64  `json:"samples_per_sec"`
+	Seconds       float64  `json:"seconds"`
 }
 
 // Result reports a training run.
 type Result struct {
-	ValBefore float64 `json:"val_top1_before,omitempty"`
-	Epochs    []Epoch `json:"epochs"`
+	ValBefore *float64 `json:"val_top1_before,omitempty"`
+	Epochs    []Epoch  `json:"epochs"`
 }
 
 // IsClassOutput says whether an output shaped [batch, C] gets the
@@ -106,21 +107,22 @@ func Train(ctx context.Context, student *graph.Model, samples, teacher [][]*runt
 		return nil, err
 	}
 	res := &Result{}
-	val := func() (float64, error) {
+	val := func() (*float64, error) {
 		if o.Val == nil {
-			return 0, nil
+			return nil, nil
 		}
 		m := student.Clone()
 		if err := net.WriteBack(m); err != nil {
-			return 0, err
+			return nil, err
 		}
-		return o.Val(m)
+		v, err := o.Val(m)
+		return &v, err
 	}
 	if res.ValBefore, err = val(); err != nil {
 		return nil, err
 	}
 	if o.Log != nil && o.Val != nil {
-		fmt.Fprintf(o.Log, "epoch 0: val top-1 %.2f%%\n", 100*res.ValBefore)
+		fmt.Fprintf(o.Log, "epoch 0: val top-1 %.2f%%\n", 100**res.ValBefore)
 	}
 	rng := rand.New(rand.NewSource(o.Seed))
 	steps := n / o.Batch
@@ -150,7 +152,7 @@ func Train(ctx context.Context, student *graph.Model, samples, teacher [][]*runt
 		if o.Log != nil {
 			line := fmt.Sprintf("epoch %d: loss %.5f", ep, e.Loss)
 			if o.Val != nil {
-				line += fmt.Sprintf(", val top-1 %.2f%%", 100*e.ValTop1)
+				line += fmt.Sprintf(", val top-1 %.2f%%", 100**e.ValTop1)
 			}
 			fmt.Fprintf(o.Log, "%s, %.0f samples/s, %.1fs\n", line, e.SamplesPerSec, secs)
 		}
