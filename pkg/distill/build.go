@@ -3,6 +3,7 @@ package distill
 import (
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/optictl/optictl/pkg/graph"
 	G "gorgonia.org/gorgonia"
@@ -39,6 +40,9 @@ type value struct {
 	act bool
 	// ints holds an int64 constant (Reshape shapes).
 	ints []int64
+	// param is the parameter the value is, if any; used marks it read by
+	// a node (parameters no node reads are not trained).
+	param *Param
 }
 
 // Build makes a trainable graph of m for the given batch size. m is not
@@ -56,10 +60,8 @@ func Build(m *graph.Model, batch int) (*Net, error) {
 		if err != nil {
 			return nil, err
 		}
+		v.param = p
 		vals[t.Name] = v
-		if p != nil {
-			net.Params = append(net.Params, p)
-		}
 	}
 	for _, in := range g.RealInputs() {
 		if !in.HasShape || len(in.Shape) == 0 {
@@ -150,6 +152,9 @@ func buildNode(eg *G.ExprGraph, net *Net, nd *graph.Node, vals map[string]*value
 		if !ok {
 			return nil, fail("input %q is not computed by a supported node", nd.Inputs[i])
 		}
+		if v.param != nil && !slices.Contains(net.Params, v.param) {
+			net.Params = append(net.Params, v.param)
+		}
 		return v, nil
 	}
 	set := func(n *G.Node, act bool) {
@@ -170,10 +175,8 @@ func buildNode(eg *G.ExprGraph, net *Net, nd *graph.Node, vals map[string]*value
 		if err != nil {
 			return err
 		}
+		v.param = p
 		vals[nd.Outputs[0]] = v
-		if p != nil {
-			net.Params = append(net.Params, p)
-		}
 		return nil
 	case "Identity":
 		x, err := in(0)

@@ -108,7 +108,8 @@ func assertClose(t *testing.T, what string, got, want [][]float32) {
 	}
 }
 
-// mlp is a Flatten → Gemm(transB) → Relu → Gemm MLP with a Constant bias.
+// mlp is a Flatten → Gemm(transB) → Relu → Gemm MLP with a Constant bias
+// and an initializer no node reads.
 func mlp() *graph.Model {
 	w1 := make([]float32, 6*12)
 	for i := range w1 {
@@ -126,6 +127,8 @@ func mlp() *graph.Model {
 			graph.NewFloat32("w1", []int64{6, 12}, w1),
 			graph.NewFloat32("b1", []int64{6}, []float32{0.1, -0.1, 0.2, 0, 0.05, -0.2}),
 			graph.NewFloat32("w2", []int64{6, 3}, w2),
+			// read by no node: not a parameter (gorgonia has no gradient for it)
+			graph.NewFloat32("unused", []int64{2}, []float32{1, 2}),
 		},
 		Nodes: []*graph.Node{
 			{Name: "flat", OpType: "Flatten", Inputs: []string{"x"}, Outputs: []string{"f"}},

@@ -10,8 +10,9 @@
 // first (passes.Optimize at -O2 does), and Build refuses it otherwise.
 //
 // Invariants:
-//   - Every float32 initializer and every float32 Constant node value is a
-//     trainable parameter; int64 tensors (Reshape shapes) stay constants.
+//   - Every float32 initializer and every float32 Constant node value that
+//     a node reads is a trainable parameter (an identity output is the
+//     same value); int64 tensors (Reshape shapes) stay constants.
 //   - The graph is built for one fixed batch size: the model's batch
 //     dimension (its inputs' first dim) is replaced by it, and Reshape
 //     targets computed on activations get the batch as their first dim.
