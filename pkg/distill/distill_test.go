@@ -15,6 +15,7 @@ import (
 	"github.com/optictl/optictl/pkg/graph"
 	"github.com/optictl/optictl/pkg/runtime"
 	_ "github.com/optictl/optictl/pkg/runtime/interp"
+	_ "github.com/optictl/optictl/pkg/runtime/ort"
 )
 
 func mnistModel(t *testing.T) *graph.Model {
@@ -52,8 +53,16 @@ func mnistSamples(t *testing.T, m *graph.Model, n int) ([][]*runtime.Tensor, []i
 // interpOutputs runs m on interp, one sample at a time.
 func interpOutputs(t *testing.T, m *graph.Model, samples [][]*runtime.Tensor) [][]float32 {
 	t.Helper()
-	s, err := runtime.Open("interp", m, runtime.Options{})
+	return backendOutputs(t, "interp", m, samples)
+}
+
+func backendOutputs(t *testing.T, backend string, m *graph.Model, samples [][]*runtime.Tensor) [][]float32 {
+	t.Helper()
+	s, err := runtime.Open(backend, m, runtime.Options{Threads: 1})
 	if err != nil {
+		if backend == "ort" {
+			testutil.Missing(t, "ONNX Runtime: "+err.Error())
+		}
 		t.Fatal(err)
 	}
 	defer s.Close()
@@ -247,6 +256,8 @@ func TestTrainWriteBackAndDeterminism(t *testing.T) {
 	if other {
 		t.Error("seeds 7 and 8 gave the same weights (the seed is not used)")
 	}
+	// And on ONNX Runtime (last: it skips where ORT is missing, outside CI).
+	assertClose(t, "written model on ort vs gorgonia", backendOutputs(t, "ort", back, samples[:8]), gorgoniaOutputs(t, a, samples[:8]))
 }
 
 func TestTrainMLPPureKDWritesConstants(t *testing.T) {
