@@ -1,0 +1,286 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/signal"
+	"slices"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/optictl/optictl/pkg/bench"
+	"github.com/optictl/optictl/pkg/distill"
+	"github.com/optictl/optictl/pkg/graph"
+	"github.com/optictl/optictl/pkg/passes"
+	"github.com/optictl/optictl/pkg/prune"
+	"github.com/optictl/optictl/pkg/runtime"
+)
+
+func init() { commands = append(commands, newDistillCmd) }
+
+type distillOptions struct {
+	Teacher, Out   string
+	Student        string
+	StudentPrune   float64
+	Train, Labels  string
+	Val, ValLabels string
+	Limit          int
+	Epochs, Batch  int
+	LR, T, Alpha   float64
+	Seed           int64
+	Backend        string
+	JSON           bool
+}
+
+type distillResult struct {
+	Teacher string `json:"teacher"`
+	Student string `json:"student"`
+	Out     string `json:"out"`
+	Backend string `json:"teacher_backend"`
+	Samples int    `json:"samples"`
+	Loss    string `json:"loss"`
+	*distill.Result
+	TeacherSeconds float64 `json:"teacher_seconds"`
+	PeakRSSBytes   int64   `json:"peak_rss_bytes"`
+}
+
+func newDistillCmd(g *globalOptions) *cobra.Command {
+	o := &distillOptions{}
+	cmd := &cobra.Command{
+		Use:   "distill TEACHER -o OUT (--student S | --student-prune F) --train DATA",
+		Short: "Train a smaller student model on a teacher's outputs (knowledge distillation)",
+		Long: `Train a student to reproduce a teacher (knowledge distillation), with gorgonia.
+
+The student is --student S.onnx (same inputs and outputs as the teacher) or
+the teacher structured-pruned by --student-prune F (a fraction of channels).
+The teacher runs once over --train on --backend (ort when it loads, else
+interp) and its outputs are cached. Loss on a [batch, classes] output:
+KL(softmax(teacher/T) || softmax(student/T))·T²; with --train-labels it is
+alpha·KD + (1-alpha)·cross-entropy (--alpha 0: labels only); other outputs
+use MSE against the teacher. Optimizer: Adam.
+
+Supported student ops: Conv (group 1, symmetric pads), Relu, MaxPool, Add,
+MatMul, Gemm, Reshape, Flatten, Identity, Constant; BatchNormalization is
+folded into the convolutions first (optimize -O2 passes). Data: MNIST idx
+(.gz), .npy/.npz, .pb or test_data_set folders (as bench --data); with
+--val and --val-labels every epoch reports the top-1 accuracy. One line per
+epoch; the same --seed gives the same weights. Nothing is written unless
+training finishes; the output is written atomically.`,
+		Args: exactArgs(1, "one teacher model"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o.Teacher = args[0]
+			f := cmd.Flags()
+			if f.Changed("student") == f.Changed("student-prune") {
+				return usageErr("distill: give exactly one of --student and --student-prune")
+			}
+			if f.Changed("alpha") && o.Labels == "" {
+				return usageErr("distill: --alpha weighs KD against --train-labels; without labels training is pure KD")
+			}
+			if (o.Val == "") != (o.ValLabels == "") {
+				return usageErr("distill: --val and --val-labels go together (top-1 needs labels)")
+			}
+			if o.Out == "" || o.Train == "" {
+				return usageErr("distill: -o and --train are required")
+			}
+			if o.Epochs < 1 || o.Batch < 1 || !(o.LR > 0) || !(o.T > 0) || o.Alpha < 0 || o.Alpha > 1 || o.Limit < 0 {
+				return usageErr("distill: want --epochs >= 1, --batch >= 1, --lr > 0, --temperature > 0, --alpha in [0,1], --limit >= 0")
+			}
+			if f.Changed("student-prune") && !(o.StudentPrune > 0 && o.StudentPrune < 1) {
+				return usageErr("distill: --student-prune %g is not in (0, 1)", o.StudentPrune)
+			}
+			return runDistill(g, o)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVarP(&o.Out, "out", "o", "", "where to write the trained student")
+	f.StringVar(&o.Student, "student", "", "the student model (same inputs and outputs as the teacher)")
+	f.Float64Var(&o.StudentPrune, "student-prune", 0, "student = the teacher with this fraction of channels structured-pruned (0-1)")
+	f.StringVar(&o.Train, "train", "", "training inputs (idx, .npy/.npz, .pb, test_data_set folders)")
+	f.StringVar(&o.Labels, "train-labels", "", "training labels (idx or one integer a line): mixed KD + cross-entropy")
+	f.StringVar(&o.Val, "val", "", "validation inputs, measured before training and after each epoch")
+	f.StringVar(&o.ValLabels, "val-labels", "", "validation labels (top-1)")
+	f.IntVar(&o.Limit, "limit", 0, "use at most this many training samples (0: all)")
+	f.IntVar(&o.Epochs, "epochs", 3, "training epochs")
+	f.IntVar(&o.Batch, "batch", 32, "batch size")
+	f.Float64Var(&o.LR, "lr", 1e-3, "Adam learning rate")
+	f.Float64Var(&o.T, "temperature", 4, "softmax temperature of the KD term")
+	f.Float64Var(&o.Alpha, "alpha", 0.5, "weight of the KD term against cross-entropy on --train-labels (0: labels only)")
+	f.Int64Var(&o.Seed, "seed", 1, "seed of the sample order")
+	f.StringVar(&o.Backend, "backend", "", "backend that runs the teacher and the validation (default: ort when it loads, else interp)")
+	f.BoolVar(&o.JSON, "json", false, "print the report as JSON")
+	return cmd
+}
+
+func runDistill(g *globalOptions, o *distillOptions) error {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	teacher, err := graph.Load(o.Teacher)
+	if err != nil {
+		return err
+	}
+	var student *graph.Model
+	studentName := o.Student
+	if o.Student != "" {
+		if student, err = graph.Load(o.Student); err != nil {
+			return err
+		}
+	} else {
+		student = teacher.Clone()
+		if _, err := prune.Prune(student, prune.Options{Fraction: o.StudentPrune, Mode: "structured"}); err != nil {
+			return fmt.Errorf("distill: --student-prune: %w", err)
+		}
+		studentName = fmt.Sprintf("teacher structured-pruned %g", o.StudentPrune)
+	}
+	if slices.ContainsFunc(student.Graph.Nodes, func(n *graph.Node) bool { return n.Is("BatchNormalization") }) {
+		folded, _, err := passes.Optimize(student, passes.Options{Level: passes.O2})
+		if err != nil {
+			return fmt.Errorf("distill: folding BatchNormalization (-O2): %w", err)
+		}
+		student = folded
+	}
+	infos := sessionInfos(student)
+	samples, err := distillSamples(o.Train, infos, o.Limit, "--train")
+	if err != nil {
+		return err
+	}
+	var labels []int
+	if o.Labels != "" {
+		if labels, err = distillLabels(o.Labels, len(samples), o.Limit > 0, "--train-labels"); err != nil {
+			return err
+		}
+	}
+	var valSamples [][]*runtime.Tensor
+	var valLabels []int
+	if o.Val != "" {
+		if valSamples, err = distillSamples(o.Val, infos, 0, "--val"); err != nil {
+			return err
+		}
+		if valLabels, err = distillLabels(o.ValLabels, len(valSamples), false, "--val-labels"); err != nil {
+			return err
+		}
+	}
+	backend := o.Backend
+	open := func(m *graph.Model) (runtime.Session, error) {
+		if backend != "" {
+			return runtime.Open(backend, m, runtime.Options{})
+		}
+		if s, err := runtime.Open("ort", m, runtime.Options{}); err == nil {
+			backend = "ort"
+			return s, nil
+		}
+		backend = "interp"
+		return runtime.Open("interp", m, runtime.Options{})
+	}
+	res := distillResult{Teacher: o.Teacher, Student: studentName, Out: o.Out, Samples: len(samples)}
+	var tout [][]*runtime.Tensor
+	switch {
+	case labels != nil && o.Alpha == 0:
+		res.Loss = "cross-entropy on labels"
+	case labels != nil:
+		res.Loss = fmt.Sprintf("%g·KD(T=%g) + %g·cross-entropy", o.Alpha, o.T, 1-o.Alpha)
+	default:
+		res.Loss = fmt.Sprintf("KD(T=%g), no labels", o.T)
+	}
+	if labels == nil || o.Alpha > 0 {
+		s, err := open(teacher)
+		if err != nil {
+			return fmt.Errorf("distill: teacher: %w", err)
+		}
+		start := time.Now()
+		tout, err = distill.TeacherOutputs(ctx, s, samples)
+		s.Close()
+		if err != nil {
+			return err
+		}
+		res.TeacherSeconds = time.Since(start).Seconds()
+	}
+	dopts := distill.Options{Epochs: o.Epochs, Batch: o.Batch, LR: o.LR, Temperature: o.T, Alpha: o.Alpha, Seed: o.Seed}
+	if !o.JSON {
+		dopts.Log = g.Stdout
+	}
+	if valSamples != nil {
+		dopts.Val = func(m *graph.Model) (float64, error) { return top1(ctx, open, m, valSamples, valLabels) }
+	}
+	if !o.JSON {
+		fmt.Fprintf(g.Stdout, "distill %s -> %s: student %s, %d samples, loss %s\n", o.Teacher, o.Out, studentName, len(samples), res.Loss)
+	}
+	tr, err := distill.Train(ctx, student, samples, tout, labels, dopts)
+	if err != nil {
+		return err
+	}
+	if err := student.Save(o.Out); err != nil {
+		return err
+	}
+	res.Result = tr
+	res.Backend = backend
+	res.PeakRSSBytes = bench.PeakRSS()
+	if o.JSON {
+		enc := json.NewEncoder(g.Stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(res)
+	}
+	teach := "teacher not run (labels only)"
+	if tout != nil {
+		teach = fmt.Sprintf("teacher on %s: %.1fs", backend, res.TeacherSeconds)
+	}
+	fmt.Fprintf(g.Stdout, "wrote %s (%s; peak RSS %.0f MiB)\n", o.Out, teach, float64(res.PeakRSSBytes)/(1<<20))
+	return nil
+}
+
+func distillSamples(path string, infos []runtime.IOInfo, limit int, flag string) ([][]*runtime.Tensor, error) {
+	data, err := bench.LoadData(path, infos, limit)
+	if err != nil {
+		return nil, fmt.Errorf("distill: %s: %w", flag, err)
+	}
+	out := make([][]*runtime.Tensor, len(data))
+	for i, d := range data {
+		out[i] = d
+	}
+	return out, nil
+}
+
+// distillLabels reads labels for n samples; with truncate (a --limit),
+// a longer label file is cut to n.
+func distillLabels(path string, n int, truncate bool, flag string) ([]int, error) {
+	l, err := bench.LoadLabels(path)
+	if err != nil {
+		return nil, fmt.Errorf("distill: %s: %w", flag, err)
+	}
+	if truncate && len(l) > n {
+		l = l[:n]
+	}
+	if len(l) != n {
+		return nil, fmt.Errorf("distill: %s has %d labels for %d samples", flag, len(l), n)
+	}
+	return l, nil
+}
+
+// top1 is the share of samples whose first output's argmax is the label.
+func top1(ctx context.Context, open func(*graph.Model) (runtime.Session, error), m *graph.Model, samples [][]*runtime.Tensor, labels []int) (float64, error) {
+	s, err := open(m)
+	if err != nil {
+		return 0, fmt.Errorf("distill: validation: %w", err)
+	}
+	defer s.Close()
+	ok := 0
+	for i, in := range samples {
+		out, err := s.Run(ctx, in)
+		if err != nil {
+			return 0, fmt.Errorf("distill: validation sample %d: %w", i, err)
+		}
+		v := out[0].Float32s()
+		best := 0
+		for j := range v {
+			if v[j] > v[best] {
+				best = j
+			}
+		}
+		if best == labels[i] {
+			ok++
+		}
+	}
+	return float64(ok) / float64(len(samples)), nil
+}

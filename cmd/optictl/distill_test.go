@@ -1,0 +1,182 @@
+package main
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/optictl/optictl/internal/testutil"
+	"github.com/optictl/optictl/pkg/bench"
+	"github.com/optictl/optictl/pkg/graph"
+	"github.com/optictl/optictl/pkg/runtime"
+)
+
+// writeIDX writes n MNIST test images (side×side, cropped when side < 28)
+// and labels as uncompressed idx files.
+func writeIDX(t *testing.T, dir string, n, side, nLabels int) (images, labels string) {
+	t.Helper()
+	src := testutil.MNISTDir(t)
+	data, err := bench.LoadData(filepath.Join(src, "t10k-images-idx3-ubyte.gz"), []runtime.IOInfo{{Name: "x", DType: 1, Shape: []int64{1, 1, 28, 28}}}, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lab, err := bench.LoadLabels(filepath.Join(src, "t10k-labels-idx1-ubyte.gz"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var img bytes.Buffer
+	binary.Write(&img, binary.BigEndian, []uint32{0x803, uint32(n), uint32(side), uint32(side)})
+	for _, s := range data {
+		px := s[0].Float32s()
+		for y := 0; y < side; y++ {
+			for x := 0; x < side; x++ {
+				img.WriteByte(byte(px[y*28+x]))
+			}
+		}
+	}
+	var lb bytes.Buffer
+	binary.Write(&lb, binary.BigEndian, []uint32{0x801, uint32(nLabels)})
+	for _, l := range lab[:nLabels] {
+		lb.WriteByte(byte(l))
+	}
+	images = filepath.Join(dir, "images-idx3-ubyte")
+	labels = filepath.Join(dir, "labels-idx1-ubyte")
+	if side != 28 {
+		images += ".bad"
+	}
+	if nLabels != n {
+		labels += ".short"
+	}
+	if err := os.WriteFile(images, img.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(labels, lb.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return images, labels
+}
+
+func TestDistillCommand(t *testing.T) {
+	teacher := filepath.Join(testutil.ModelsDir(t), "mnist", "model.onnx")
+	dir := t.TempDir()
+	imgs, labs := writeIDX(t, dir, 96, 28, 96)
+	_, short := writeIDX(t, dir, 96, 28, 10)
+	badImgs, _ := writeIDX(t, dir, 96, 27, 96)
+	out := filepath.Join(dir, "out.onnx")
+	base := []string{"distill", teacher, "-o", out, "--backend", "interp", "--epochs", "1", "--batch", "32", "--seed", "3"}
+	cases := []struct {
+		name    string
+		args    []string
+		code    int
+		stdout  string
+		stderr  string
+		written bool
+	}{
+		{"pure kd", append(cloneArgs(base), "--student-prune", "0.5", "--train", imgs, "--val", imgs, "--val-labels", labs), 0, "epoch 1: loss", "", true},
+		{"val json", append(cloneArgs(base), "--student-prune", "0.5", "--train", imgs, "--val", imgs, "--val-labels", labs, "--json"), 0, `"val_top1_before"`, "", true},
+		{"kd and labels json", append(cloneArgs(base), "--student", teacher, "--train", imgs, "--train-labels", labs, "--alpha", "0.3", "--json"), 0, `"loss": "0.3·KD(T=4) + 0.7·cross-entropy"`, "", true},
+		{"labels count", append(cloneArgs(base), "--student-prune", "0.5", "--train", imgs, "--train-labels", short), 1, "", "10 labels for 96 samples", false},
+		{"image shape", append(cloneArgs(base), "--student-prune", "0.5", "--train", badImgs), 1, "", "27", false},
+		{"both students", append(cloneArgs(base), "--student", teacher, "--student-prune", "0.5", "--train", imgs), 2, "", "exactly one of --student", false},
+		{"alpha without labels", append(cloneArgs(base), "--student", teacher, "--train", imgs, "--alpha", "0.5"), 2, "", "--alpha", false},
+		{"val without labels", append(cloneArgs(base), "--student", teacher, "--train", imgs, "--val", imgs), 2, "", "--val-labels", false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			os.Remove(out)
+			var so, se bytes.Buffer
+			code := Execute(tc.args, &so, &se)
+			if code != tc.code || !strings.Contains(so.String(), tc.stdout) || !strings.Contains(se.String(), tc.stderr) {
+				t.Fatalf("exit %d (want %d)\nstdout: %s\nstderr: %s", code, tc.code, so.String(), se.String())
+			}
+			if _, err := os.Stat(out); (err == nil) != tc.written {
+				t.Fatalf("written=%v, want %v", err == nil, tc.written)
+			}
+			if strings.HasSuffix(tc.name, "json") {
+				var r struct {
+					Epochs []struct{ Loss float64 }
+				}
+				if err := json.Unmarshal(so.Bytes(), &r); err != nil || len(r.Epochs) != 1 || !(r.Epochs[0].Loss > 0) {
+					t.Errorf("report %s (%v)", so.String(), err)
+				}
+			}
+		})
+	}
+	// Same seed, same bytes.
+	var files [][]byte
+	for i := 0; i < 2; i++ {
+		var so, se bytes.Buffer
+		if code := Execute(append(cloneArgs(base), "--student", teacher, "--train", imgs, "--train-labels", labs, "--alpha", "0.3"), &so, &se); code != 0 {
+			t.Fatalf("run %d: exit %d: %s", i, code, se.String())
+		}
+		b, err := os.ReadFile(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, b)
+	}
+	if !bytes.Equal(files[0], files[1]) {
+		t.Error("the same --seed wrote a different model")
+	}
+}
+
+func cloneArgs(s []string) []string { return append([]string(nil), s...) }
+
+// TestDistillFoldsBatchNorm: a student with BatchNormalization is folded
+// (-O2) before training and trains; the written model has no BN left.
+func TestDistillFoldsBatchNorm(t *testing.T) {
+	dir := t.TempDir()
+	imgs, _ := writeIDX(t, dir, 64, 28, 64)
+	w := make([]float32, 4*1*3*3)
+	for i := range w {
+		w[i] = float32(i%7-3) * 0.01
+	}
+	fc := make([]float32, 10*4*13*13)
+	for i := range fc {
+		fc[i] = float32(i%11-5) * 0.001
+	}
+	ones := []float32{1, 1.5, 0.5, 1}
+	m := &graph.Model{IRVersion: 8, Opsets: []graph.OpsetImport{{Version: 13}}, Graph: &graph.Graph{
+		Name:    "bn",
+		Inputs:  []*graph.ValueInfo{{Name: "x", DType: graph.Float, HasType: true, HasShape: true, Shape: graph.DimsOf(1, 1, 28, 28)}},
+		Outputs: []*graph.ValueInfo{{Name: "y", DType: graph.Float, HasType: true, HasShape: true, Shape: graph.DimsOf(1, 10)}},
+		Initializers: []*graph.Tensor{
+			graph.NewFloat32("w", []int64{4, 1, 3, 3}, w),
+			graph.NewFloat32("scale", []int64{4}, ones),
+			graph.NewFloat32("bias", []int64{4}, []float32{0.1, 0, -0.1, 0.2}),
+			graph.NewFloat32("mean", []int64{4}, []float32{1, 2, 3, 4}),
+			graph.NewFloat32("var", []int64{4}, ones),
+			graph.NewFloat32("fc", []int64{4 * 13 * 13, 10}, fc),
+		},
+		Nodes: []*graph.Node{
+			{Name: "conv", OpType: "Conv", Inputs: []string{"x", "w"}, Outputs: []string{"c"}, Attrs: []*graph.Attr{graph.IntsAttr("kernel_shape", 3, 3)}},
+			{Name: "bn", OpType: "BatchNormalization", Inputs: []string{"c", "scale", "bias", "mean", "var"}, Outputs: []string{"b"}},
+			{Name: "relu", OpType: "Relu", Inputs: []string{"b"}, Outputs: []string{"r"}},
+			{Name: "pool", OpType: "MaxPool", Inputs: []string{"r"}, Outputs: []string{"p"}, Attrs: []*graph.Attr{graph.IntsAttr("kernel_shape", 2, 2), graph.IntsAttr("strides", 2, 2)}},
+			{Name: "flat", OpType: "Flatten", Inputs: []string{"p"}, Outputs: []string{"f"}},
+			{Name: "fc", OpType: "MatMul", Inputs: []string{"f", "fc"}, Outputs: []string{"y"}},
+		},
+	}}
+	path := filepath.Join(dir, "bn.onnx")
+	if err := m.Save(path); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "out.onnx")
+	var so, se bytes.Buffer
+	if code := Execute([]string{"distill", path, "--student", path, "-o", out, "--backend", "interp", "--train", imgs, "--epochs", "1", "--batch", "16", "--lr", "1e-4"}, &so, &se); code != 0 {
+		t.Fatalf("exit %d\nstdout: %s\nstderr: %s", code, so.String(), se.String())
+	}
+	got, err := graph.Load(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range got.Graph.Nodes {
+		if n.Is("BatchNormalization") {
+			t.Fatal("the written student still has BatchNormalization")
+		}
+	}
+}

@@ -1,0 +1,26 @@
+// Package distill trains a student ONNX model against a teacher's outputs
+// (knowledge distillation) with gorgonia.
+//
+// The trainable graph is built directly from pkg/graph, not through
+// onnx-go's gorgonnx backend (whose Gemm and BatchNormalization have no
+// gradients). Supported ops are those of small CNNs and MLPs: Conv (group
+// 1, symmetric pads), Relu, MaxPool (symmetric pads), Add (numpy
+// broadcasting), MatMul, Gemm, Reshape, Flatten (axis 1) and Identity.
+// BatchNormalization is not trained: callers fold it into the convolutions
+// first (passes.Optimize at -O2 does), and Build refuses it otherwise.
+//
+// Invariants:
+//   - Every float32 initializer and every float32 Constant node value that
+//     a node reads is a trainable parameter (an identity output is the
+//     same value); int64 tensors (Reshape shapes) stay constants.
+//   - The graph is built for one fixed batch size: the model's batch
+//     dimension (its inputs' first dim) is replaced by it, and Reshape
+//     targets computed on activations get the batch as their first dim.
+//   - WriteBack writes the parameters into the same initializers or
+//     Constant nodes they came from, with the same names and shapes, so
+//     the written model runs on any backend like the gorgonia forward pass.
+//   - Training is deterministic for a given seed: parameters start from
+//     the student's weights (nothing is initialized at random), the sample
+//     order comes from a seeded generator, and the tape machine runs on
+//     one goroutine.
+package distill
