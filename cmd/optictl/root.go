@@ -73,7 +73,12 @@ KServe v2 protocol.
   optictl run model.onnx                     run once on seeded or given inputs
   optictl compare a.onnx b.onnx              do two models (or backends) agree?
   optictl optimize model.onnx -o opt.onnx    rewrite into a faster, verified model
-  optictl bench model.onnx opt.onnx          latency/throughput/accuracy, side by side`,
+  optictl bench model.onnx opt.onnx          latency/throughput/accuracy, side by side
+  optictl tune model.onnx -o out/            the latency-accuracy frontier across recipes and backends
+  optictl serve model.onnx                   KServe v2 over HTTP and gRPC, batching, caching, variants
+  optictl fpga build q.onnx -o out/          streaming FPGA hardware: Verilog, simulation, synthesis
+  optictl distill teacher.onnx -o s.onnx     train a smaller student on the teacher's outputs
+  optictl convert model.onnx -o new.onnx     raise the opset, adapting every changed operator`,
 		Version:       versionString(),
 		SilenceUsage:  true,
 		SilenceErrors: true,
