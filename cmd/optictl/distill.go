@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -33,6 +35,8 @@ type distillOptions struct {
 	Seed           int64
 	Backend        string
 	JSON           bool
+	CheckpointDir  string
+	Resume         bool
 }
 
 type distillResult struct {
@@ -42,6 +46,8 @@ type distillResult struct {
 	Backend string `json:"teacher_backend"`
 	Samples int    `json:"samples"`
 	Loss    string `json:"loss"`
+	// CheckpointDir holds the last epoch's checkpoint.
+	CheckpointDir string `json:"checkpoint_dir"`
 	*distill.Result
 	TeacherSeconds float64 `json:"teacher_seconds"`
 	PeakRSSBytes   int64   `json:"peak_rss_bytes"`
@@ -67,8 +73,15 @@ MatMul, Gemm, Reshape, Flatten, Identity, Constant; BatchNormalization is
 folded into the convolutions first (optimize -O2 passes). Data: MNIST idx
 (.gz), .npy/.npz, .pb or test_data_set folders (as bench --data); with
 --val and --val-labels every epoch reports the top-1 accuracy. One line per
-epoch; the same --seed gives the same weights. Nothing is written unless
-training finishes; the output is written atomically.`,
+epoch; the same --seed gives the same weights. Nothing is written to -o
+unless training finishes; the output is written atomically.
+
+After each epoch a checkpoint (the student ONNX, Adam's state, and
+checkpoint.json with epoch, loss, val top-1, seed and options, written
+last) goes to --checkpoint-dir (default: OUT without its extension +
+".ckpt"); Ctrl-C leaves the last one usable. --resume continues from it
+with the same options and data (--epochs may grow) and gives the same
+weights as an uninterrupted run.`,
 		Args: exactArgs(1, "one teacher model"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.Teacher = args[0]
@@ -111,6 +124,8 @@ training finishes; the output is written atomically.`,
 	f.Int64Var(&o.Seed, "seed", 1, "seed of the sample order")
 	f.StringVar(&o.Backend, "backend", "", "backend that runs the teacher and the validation (default: ort when it loads, else interp)")
 	f.BoolVar(&o.JSON, "json", false, "print the report as JSON")
+	f.StringVar(&o.CheckpointDir, "checkpoint-dir", "", "checkpoint after each epoch into this folder (default: OUT without its extension + .ckpt)")
+	f.BoolVar(&o.Resume, "resume", false, "continue from the last checkpoint in --checkpoint-dir (same options and data; --epochs may grow)")
 	return cmd
 }
 
@@ -174,7 +189,7 @@ func runDistill(g *globalOptions, o *distillOptions) error {
 		backend = "interp"
 		return runtime.Open("interp", m, runtime.Options{})
 	}
-	res := distillResult{Teacher: o.Teacher, Student: studentName, Out: o.Out, Samples: len(samples)}
+	res := distillResult{Teacher: o.Teacher, Student: studentName, Out: o.Out, Samples: len(samples), CheckpointDir: o.checkpointDir()}
 	var tout [][]*runtime.Tensor
 	switch {
 	case labels != nil && o.Alpha == 0:
@@ -197,7 +212,8 @@ func runDistill(g *globalOptions, o *distillOptions) error {
 		}
 		res.TeacherSeconds = time.Since(start).Seconds()
 	}
-	dopts := distill.Options{Epochs: o.Epochs, Batch: o.Batch, LR: o.LR, Temperature: o.T, Alpha: o.Alpha, Seed: o.Seed}
+	dopts := distill.Options{Epochs: o.Epochs, Batch: o.Batch, LR: o.LR, Temperature: o.T, Alpha: o.Alpha, Seed: o.Seed,
+		CheckpointDir: o.checkpointDir(), Resume: o.Resume, Meta: map[string]string{"teacher": o.Teacher, "student": studentName, "train": o.Train}}
 	if !o.JSON {
 		dopts.Log = g.Stdout
 	}
@@ -283,4 +299,13 @@ func top1(ctx context.Context, open func(*graph.Model) (runtime.Session, error),
 		}
 	}
 	return float64(ok) / float64(len(samples)), nil
+}
+
+// checkpointDir is --checkpoint-dir, by default OUT without its extension
+// plus ".ckpt" (student.onnx -> student.ckpt).
+func (o *distillOptions) checkpointDir() string {
+	if o.CheckpointDir != "" {
+		return o.CheckpointDir
+	}
+	return strings.TrimSuffix(o.Out, filepath.Ext(o.Out)) + ".ckpt"
 }

@@ -180,3 +180,49 @@ func TestDistillFoldsBatchNorm(t *testing.T) {
 		}
 	}
 }
+
+// TestDistillResume: --epochs 1 then --resume --epochs 2 writes the same
+// bytes as --epochs 2 straight; the checkpoint goes to OUT's .ckpt folder
+// by default, or to --checkpoint-dir.
+func TestDistillResume(t *testing.T) {
+	teacher := filepath.Join(testutil.ModelsDir(t), "mnist", "model.onnx")
+	dir := t.TempDir()
+	imgs, _ := writeIDX(t, dir, 64, 28, 64)
+	run := func(out string, extra ...string) string {
+		t.Helper()
+		args := append([]string{"distill", teacher, "-o", out, "--backend", "interp", "--student-prune", "0.5", "--train", imgs, "--batch", "32", "--seed", "5", "--json"}, extra...)
+		var so, se bytes.Buffer
+		if code := Execute(args, &so, &se); code != 0 {
+			t.Fatalf("%v: exit %d: %s", extra, code, se.String())
+		}
+		return so.String()
+	}
+	straight := filepath.Join(dir, "straight.onnx")
+	run(straight, "--epochs", "2")
+	if _, err := os.Stat(filepath.Join(dir, "straight.ckpt", "checkpoint.json")); err != nil {
+		t.Errorf("no checkpoint in OUT's default .ckpt folder: %v", err)
+	}
+	out := filepath.Join(dir, "resumed.onnx")
+	ck := filepath.Join(dir, "ck")
+	run(out, "--epochs", "1", "--checkpoint-dir", ck)
+	var so, se bytes.Buffer
+	if code := Execute([]string{"distill", teacher, "-o", out, "--backend", "interp", "--student-prune", "0.5", "--train", imgs, "--batch", "32", "--seed", "6", "--epochs", "2", "--resume", "--checkpoint-dir", ck}, &so, &se); code != 1 || !strings.Contains(se.String(), "other options") {
+		t.Errorf("resume with another seed: exit %d: %s", code, se.String())
+	}
+	rep := run(out, "--epochs", "2", "--checkpoint-dir", ck, "--resume")
+	var r struct{ Epochs []struct{ Epoch int } }
+	if err := json.Unmarshal([]byte(rep), &r); err != nil || len(r.Epochs) != 2 || r.Epochs[1].Epoch != 2 {
+		t.Errorf("resumed report: %s (%v)", rep, err)
+	}
+	a, err := os.ReadFile(straight)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(a, b) {
+		t.Error("1 epoch + --resume to 2 wrote another model than 2 epochs straight")
+	}
+}
