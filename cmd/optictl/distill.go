@@ -27,6 +27,7 @@ type distillOptions struct {
 	Teacher, Out   string
 	Student        string
 	StudentPrune   float64
+	StudentWidth   float64
 	Train, Labels  string
 	Val, ValLabels string
 	Limit          int
@@ -56,12 +57,14 @@ type distillResult struct {
 func newDistillCmd(g *globalOptions) *cobra.Command {
 	o := &distillOptions{}
 	cmd := &cobra.Command{
-		Use:   "distill TEACHER -o OUT (--student S | --student-prune F) --train DATA",
+		Use:   "distill TEACHER -o OUT (--student S | --student-prune F | --student-width W) --train DATA",
 		Short: "Train a smaller student model on a teacher's outputs (knowledge distillation)",
 		Long: `Train a student to reproduce a teacher (knowledge distillation), with gorgonia.
 
-The student is --student S.onnx (same inputs and outputs as the teacher) or
-the teacher structured-pruned by --student-prune F (a fraction of channels).
+The student is --student S.onnx (same inputs and outputs as the teacher),
+the teacher structured-pruned by --student-prune F (a fraction of channels),
+or the teacher at --student-width W (every prunable layer keeps W of its
+channels: structured pruning of 1-W per layer).
 The teacher runs once over --train on --backend (ort when it loads, else
 interp) and its outputs are cached. Loss on a [batch, classes] output:
 KL(softmax(teacher/T) || softmax(student/T))·T²; with --train-labels it is
@@ -86,8 +89,13 @@ weights as an uninterrupted run.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.Teacher = args[0]
 			f := cmd.Flags()
-			if f.Changed("student") == f.Changed("student-prune") {
-				return usageErr("distill: give exactly one of --student and --student-prune")
+			if n := countTrue(f.Changed("student"), f.Changed("student-prune"), f.Changed("student-width")); n != 1 {
+				return usageErr("distill: give exactly one of --student, --student-prune and --student-width")
+			}
+			if f.Changed("student-width") {
+				if !(o.StudentWidth > 0 && o.StudentWidth < 1) {
+					return usageErr("distill: --student-width %g is not in (0, 1)", o.StudentWidth)
+				}
 			}
 			if f.Changed("alpha") && o.Labels == "" {
 				return usageErr("distill: --alpha weighs KD against --train-labels; without labels training is pure KD")
@@ -111,6 +119,7 @@ weights as an uninterrupted run.`,
 	f.StringVarP(&o.Out, "out", "o", "", "where to write the trained student")
 	f.StringVar(&o.Student, "student", "", "the student model (same inputs and outputs as the teacher)")
 	f.Float64Var(&o.StudentPrune, "student-prune", 0, "student = the teacher with this fraction of channels structured-pruned (0-1)")
+	f.Float64Var(&o.StudentWidth, "student-width", 0, "student = the teacher with every prunable layer's channels scaled by this (0-1; structured pruning of 1-W per layer)")
 	f.StringVar(&o.Train, "train", "", "training inputs (idx, .npy/.npz, .pb, test_data_set folders)")
 	f.StringVar(&o.Labels, "train-labels", "", "training labels (idx or one integer a line): mixed KD + cross-entropy")
 	f.StringVar(&o.Val, "val", "", "validation inputs, measured before training and after each epoch")
@@ -142,9 +151,17 @@ func runDistill(g *globalOptions, o *distillOptions) error {
 		if student, err = graph.Load(o.Student); err != nil {
 			return err
 		}
+	} else if o.StudentWidth > 0 {
+		// Width W keeps W of every prunable layer's channels: structured
+		// pruning with the uniform per-layer fraction 1-W (not global).
+		student = teacher.Clone()
+		if _, err := prune.Prune(student, prune.Options{Fraction: 1 - o.StudentWidth, Mode: prune.Structured}); err != nil {
+			return fmt.Errorf("distill: --student-width: %w", err)
+		}
+		studentName = fmt.Sprintf("teacher at width %g", o.StudentWidth)
 	} else {
 		student = teacher.Clone()
-		if _, err := prune.Prune(student, prune.Options{Fraction: o.StudentPrune, Mode: "structured"}); err != nil {
+		if _, err := prune.Prune(student, prune.Options{Fraction: o.StudentPrune, Mode: prune.Structured}); err != nil {
 			return fmt.Errorf("distill: --student-prune: %w", err)
 		}
 		studentName = fmt.Sprintf("teacher structured-pruned %g", o.StudentPrune)
@@ -308,4 +325,14 @@ func (o *distillOptions) checkpointDir() string {
 		return o.CheckpointDir
 	}
 	return strings.TrimSuffix(o.Out, filepath.Ext(o.Out)) + ".ckpt"
+}
+
+func countTrue(b ...bool) int {
+	n := 0
+	for _, x := range b {
+		if x {
+			n++
+		}
+	}
+	return n
 }
