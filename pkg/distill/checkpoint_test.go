@@ -67,6 +67,18 @@ func TestCheckpointResume(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(o.CheckpointDir, "epoch-1.onnx")); err == nil {
 		t.Error("epoch 1's checkpoint files were not removed after epoch 2's")
 	}
+	// A fresh 1-epoch run into the same folder replaces that checkpoint
+	// and removes its files.
+	o.Epochs = 1
+	if _, err := distill.Train(context.Background(), perturbed(m), samples, tout, labels, o); err != nil {
+		t.Fatal(err)
+	}
+	if ck, err := distill.ReadCheckpoint(o.CheckpointDir); err != nil || ck.Epoch != 1 {
+		t.Errorf("after a fresh run: %+v, %v", ck, err)
+	}
+	if _, err := os.Stat(filepath.Join(o.CheckpointDir, "epoch-2.onnx")); err == nil {
+		t.Error("a fresh run left the previous run's epoch-2 files")
+	}
 
 	// Interrupted: the validation after epoch 1 cancels the context, as a
 	// Ctrl-C during that epoch would; training stops before epoch 2.

@@ -147,6 +147,12 @@ func Train(ctx context.Context, student *graph.Model, samples, teacher [][]*runt
 	}
 	res := &Result{}
 	first := 1
+	// prev is the checkpoint whose files the next one replaces: a fresh
+	// run into a folder holding another run's checkpoint removes its files.
+	prev := ck
+	if ck == nil && o.CheckpointDir != "" {
+		prev, _ = ReadCheckpoint(o.CheckpointDir)
+	}
 	if ck != nil {
 		first = ck.Epoch + 1
 		res.ValBefore = ck.ValBefore
@@ -215,10 +221,10 @@ func Train(ctx context.Context, student *graph.Model, samples, teacher [][]*runt
 			}
 			c := &Checkpoint{Epoch: ep, Loss: e.Loss, ValTop1: e.ValTop1, Seed: o.Seed, Options: o.ckptOpts(n, labels != nil),
 				Meta: o.Meta, History: res.Epochs, ValBefore: res.ValBefore}
-			if err := writeCheckpoint(o.CheckpointDir, c, m, &tr.adam.st, ck); err != nil {
+			if err := writeCheckpoint(o.CheckpointDir, c, m, &tr.adam.st, prev); err != nil {
 				return nil, err
 			}
-			ck = c
+			prev = c
 		}
 	}
 	if err := net.WriteBack(student); err != nil {
