@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -25,6 +27,7 @@ type distillOptions struct {
 	Teacher, Out   string
 	Student        string
 	StudentPrune   float64
+	StudentWidth   float64
 	Train, Labels  string
 	Val, ValLabels string
 	Limit          int
@@ -33,6 +36,8 @@ type distillOptions struct {
 	Seed           int64
 	Backend        string
 	JSON           bool
+	CheckpointDir  string
+	Resume         bool
 }
 
 type distillResult struct {
@@ -42,6 +47,8 @@ type distillResult struct {
 	Backend string `json:"teacher_backend"`
 	Samples int    `json:"samples"`
 	Loss    string `json:"loss"`
+	// CheckpointDir holds the last epoch's checkpoint.
+	CheckpointDir string `json:"checkpoint_dir"`
 	*distill.Result
 	TeacherSeconds float64 `json:"teacher_seconds"`
 	PeakRSSBytes   int64   `json:"peak_rss_bytes"`
@@ -50,12 +57,14 @@ type distillResult struct {
 func newDistillCmd(g *globalOptions) *cobra.Command {
 	o := &distillOptions{}
 	cmd := &cobra.Command{
-		Use:   "distill TEACHER -o OUT (--student S | --student-prune F) --train DATA",
+		Use:   "distill TEACHER -o OUT (--student S | --student-prune F | --student-width W) --train DATA",
 		Short: "Train a smaller student model on a teacher's outputs (knowledge distillation)",
 		Long: `Train a student to reproduce a teacher (knowledge distillation), with gorgonia.
 
-The student is --student S.onnx (same inputs and outputs as the teacher) or
-the teacher structured-pruned by --student-prune F (a fraction of channels).
+The student is --student S.onnx (same inputs and outputs as the teacher),
+the teacher structured-pruned by --student-prune F (a fraction of channels),
+or the teacher at --student-width W (every prunable layer keeps W of its
+channels: structured pruning of 1-W per layer).
 The teacher runs once over --train on --backend (ort when it loads, else
 interp) and its outputs are cached. Loss on a [batch, classes] output:
 KL(softmax(teacher/T) || softmax(student/T))·T²; with --train-labels it is
@@ -67,14 +76,26 @@ MatMul, Gemm, Reshape, Flatten, Identity, Constant; BatchNormalization is
 folded into the convolutions first (optimize -O2 passes). Data: MNIST idx
 (.gz), .npy/.npz, .pb or test_data_set folders (as bench --data); with
 --val and --val-labels every epoch reports the top-1 accuracy. One line per
-epoch; the same --seed gives the same weights. Nothing is written unless
-training finishes; the output is written atomically.`,
+epoch; the same --seed gives the same weights. Nothing is written to -o
+unless training finishes; the output is written atomically.
+
+After each epoch a checkpoint (the student ONNX, Adam's state, and
+checkpoint.json with epoch, loss, val top-1, seed and options, written
+last) goes to --checkpoint-dir (default: OUT without its extension +
+".ckpt"); Ctrl-C leaves the last one usable. --resume continues from it
+with the same options and data (--epochs may grow) and gives the same
+weights as an uninterrupted run.`,
 		Args: exactArgs(1, "one teacher model"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.Teacher = args[0]
 			f := cmd.Flags()
-			if f.Changed("student") == f.Changed("student-prune") {
-				return usageErr("distill: give exactly one of --student and --student-prune")
+			if n := countTrue(f.Changed("student"), f.Changed("student-prune"), f.Changed("student-width")); n != 1 {
+				return usageErr("distill: give exactly one of --student, --student-prune and --student-width")
+			}
+			if f.Changed("student-width") {
+				if !(o.StudentWidth > 0 && o.StudentWidth < 1) {
+					return usageErr("distill: --student-width %g is not in (0, 1)", o.StudentWidth)
+				}
 			}
 			if f.Changed("alpha") && o.Labels == "" {
 				return usageErr("distill: --alpha weighs KD against --train-labels; without labels training is pure KD")
@@ -98,6 +119,7 @@ training finishes; the output is written atomically.`,
 	f.StringVarP(&o.Out, "out", "o", "", "where to write the trained student")
 	f.StringVar(&o.Student, "student", "", "the student model (same inputs and outputs as the teacher)")
 	f.Float64Var(&o.StudentPrune, "student-prune", 0, "student = the teacher with this fraction of channels structured-pruned (0-1)")
+	f.Float64Var(&o.StudentWidth, "student-width", 0, "student = the teacher with every prunable layer's channels scaled by this (0-1; structured pruning of 1-W per layer)")
 	f.StringVar(&o.Train, "train", "", "training inputs (idx, .npy/.npz, .pb, test_data_set folders)")
 	f.StringVar(&o.Labels, "train-labels", "", "training labels (idx or one integer a line): mixed KD + cross-entropy")
 	f.StringVar(&o.Val, "val", "", "validation inputs, measured before training and after each epoch")
@@ -111,6 +133,8 @@ training finishes; the output is written atomically.`,
 	f.Int64Var(&o.Seed, "seed", 1, "seed of the sample order")
 	f.StringVar(&o.Backend, "backend", "", "backend that runs the teacher and the validation (default: ort when it loads, else interp)")
 	f.BoolVar(&o.JSON, "json", false, "print the report as JSON")
+	f.StringVar(&o.CheckpointDir, "checkpoint-dir", "", "checkpoint after each epoch into this folder (default: OUT without its extension + .ckpt)")
+	f.BoolVar(&o.Resume, "resume", false, "continue from the last checkpoint in --checkpoint-dir (same options and data; --epochs may grow)")
 	return cmd
 }
 
@@ -127,9 +151,17 @@ func runDistill(g *globalOptions, o *distillOptions) error {
 		if student, err = graph.Load(o.Student); err != nil {
 			return err
 		}
+	} else if o.StudentWidth > 0 {
+		// Width W keeps W of every prunable layer's channels: structured
+		// pruning with the uniform per-layer fraction 1-W (not global).
+		student = teacher.Clone()
+		if _, err := prune.Prune(student, prune.Options{Fraction: 1 - o.StudentWidth, Mode: prune.Structured}); err != nil {
+			return fmt.Errorf("distill: --student-width: %w", err)
+		}
+		studentName = fmt.Sprintf("teacher at width %g", o.StudentWidth)
 	} else {
 		student = teacher.Clone()
-		if _, err := prune.Prune(student, prune.Options{Fraction: o.StudentPrune, Mode: "structured"}); err != nil {
+		if _, err := prune.Prune(student, prune.Options{Fraction: o.StudentPrune, Mode: prune.Structured}); err != nil {
 			return fmt.Errorf("distill: --student-prune: %w", err)
 		}
 		studentName = fmt.Sprintf("teacher structured-pruned %g", o.StudentPrune)
@@ -174,7 +206,7 @@ func runDistill(g *globalOptions, o *distillOptions) error {
 		backend = "interp"
 		return runtime.Open("interp", m, runtime.Options{})
 	}
-	res := distillResult{Teacher: o.Teacher, Student: studentName, Out: o.Out, Samples: len(samples)}
+	res := distillResult{Teacher: o.Teacher, Student: studentName, Out: o.Out, Samples: len(samples), CheckpointDir: o.checkpointDir()}
 	var tout [][]*runtime.Tensor
 	switch {
 	case labels != nil && o.Alpha == 0:
@@ -197,7 +229,8 @@ func runDistill(g *globalOptions, o *distillOptions) error {
 		}
 		res.TeacherSeconds = time.Since(start).Seconds()
 	}
-	dopts := distill.Options{Epochs: o.Epochs, Batch: o.Batch, LR: o.LR, Temperature: o.T, Alpha: o.Alpha, Seed: o.Seed}
+	dopts := distill.Options{Epochs: o.Epochs, Batch: o.Batch, LR: o.LR, Temperature: o.T, Alpha: o.Alpha, Seed: o.Seed,
+		CheckpointDir: o.checkpointDir(), Resume: o.Resume, Meta: map[string]string{"teacher": o.Teacher, "student": studentName, "train": o.Train}}
 	if !o.JSON {
 		dopts.Log = g.Stdout
 	}
@@ -283,4 +316,23 @@ func top1(ctx context.Context, open func(*graph.Model) (runtime.Session, error),
 		}
 	}
 	return float64(ok) / float64(len(samples)), nil
+}
+
+// checkpointDir is --checkpoint-dir, by default OUT without its extension
+// plus ".ckpt" (student.onnx -> student.ckpt).
+func (o *distillOptions) checkpointDir() string {
+	if o.CheckpointDir != "" {
+		return o.CheckpointDir
+	}
+	return strings.TrimSuffix(o.Out, filepath.Ext(o.Out)) + ".ckpt"
+}
+
+func countTrue(b ...bool) int {
+	n := 0
+	for _, x := range b {
+		if x {
+			n++
+		}
+	}
+	return n
 }

@@ -180,3 +180,135 @@ func TestDistillFoldsBatchNorm(t *testing.T) {
 		}
 	}
 }
+
+// TestDistillResume: --epochs 1 then --resume --epochs 2 writes the same
+// bytes as --epochs 2 straight; the checkpoint goes to OUT's .ckpt folder
+// by default, or to --checkpoint-dir.
+func TestDistillResume(t *testing.T) {
+	teacher := filepath.Join(testutil.ModelsDir(t), "mnist", "model.onnx")
+	dir := t.TempDir()
+	imgs, _ := writeIDX(t, dir, 64, 28, 64)
+	run := func(out string, extra ...string) string {
+		t.Helper()
+		args := append([]string{"distill", teacher, "-o", out, "--backend", "interp", "--student-prune", "0.5", "--train", imgs, "--batch", "32", "--seed", "5", "--json"}, extra...)
+		var so, se bytes.Buffer
+		if code := Execute(args, &so, &se); code != 0 {
+			t.Fatalf("%v: exit %d: %s", extra, code, se.String())
+		}
+		return so.String()
+	}
+	straight := filepath.Join(dir, "straight.onnx")
+	run(straight, "--epochs", "2")
+	if _, err := os.Stat(filepath.Join(dir, "straight.ckpt", "checkpoint.json")); err != nil {
+		t.Errorf("no checkpoint in OUT's default .ckpt folder: %v", err)
+	}
+	out := filepath.Join(dir, "resumed.onnx")
+	ck := filepath.Join(dir, "ck")
+	run(out, "--epochs", "1", "--checkpoint-dir", ck)
+	var so, se bytes.Buffer
+	if code := Execute([]string{"distill", teacher, "-o", out, "--backend", "interp", "--student-prune", "0.5", "--train", imgs, "--batch", "32", "--seed", "6", "--epochs", "2", "--resume", "--checkpoint-dir", ck}, &so, &se); code != 1 || !strings.Contains(se.String(), "other options") {
+		t.Errorf("resume with another seed: exit %d: %s", code, se.String())
+	}
+	rep := run(out, "--epochs", "2", "--checkpoint-dir", ck, "--resume")
+	var r struct{ Epochs []struct{ Epoch int } }
+	if err := json.Unmarshal([]byte(rep), &r); err != nil || len(r.Epochs) != 2 || r.Epochs[1].Epoch != 2 {
+		t.Errorf("resumed report: %s (%v)", rep, err)
+	}
+	a, err := os.ReadFile(straight)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(a, b) {
+		t.Error("1 epoch + --resume to 2 wrote another model than 2 epochs straight")
+	}
+}
+
+// TestDistillStudentWidth: --student-width W keeps W of every prunable
+// layer's channels (so W=0.5 is --student-prune 0.5), then trains.
+func TestDistillStudentWidth(t *testing.T) {
+	teacher := filepath.Join(testutil.ModelsDir(t), "mnist", "model.onnx")
+	dir := t.TempDir()
+	imgs, _ := writeIDX(t, dir, 64, 28, 64)
+	tm, err := graph.Load(teacher)
+	if err != nil {
+		t.Fatal(err)
+	}
+	convOut := func(m *graph.Model) []int64 {
+		var out []int64
+		for _, n := range m.Graph.Nodes {
+			if n.Is("Conv") {
+				for _, in := range m.Graph.Initializers {
+					if in.Name == n.Inputs[1] {
+						out = append(out, in.Dims[0])
+					}
+				}
+			}
+		}
+		return out
+	}
+	full := convOut(tm)
+	if len(full) == 0 {
+		t.Fatal("the mnist teacher has no Conv with an initializer weight")
+	}
+	base := []string{"distill", teacher, "--backend", "interp", "--train", imgs, "--batch", "32", "--epochs", "1", "--seed", "2"}
+	cases := []struct {
+		name, flag, val string
+		code            int
+		stderr          string
+	}{
+		{"width quarter", "--student-width", "0.25", 0, ""},
+		{"width half", "--student-width", "0.5", 0, ""},
+		{"prune half", "--student-prune", "0.5", 0, ""},
+		{"width one", "--student-width", "1", 2, "--student-width 1 is not in (0, 1)"},
+		{"width zero", "--student-width", "0", 2, "not in (0, 1)"},
+	}
+	written := map[string][]byte{}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			out := filepath.Join(dir, strings.ReplaceAll(tc.name, " ", "-")+".onnx")
+			var so, se bytes.Buffer
+			code := Execute(append(cloneArgs(base), "-o", out, tc.flag, tc.val), &so, &se)
+			if code != tc.code || !strings.Contains(se.String(), tc.stderr) {
+				t.Fatalf("exit %d (want %d): %s", code, tc.code, se.String())
+			}
+			if code != 0 {
+				return
+			}
+			b, err := os.ReadFile(out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			written[tc.name] = b
+			if tc.flag != "--student-width" {
+				return
+			}
+			m, err := graph.Load(out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			w := 0.25
+			if tc.val == "0.5" {
+				w = 0.5
+			}
+			// The first conv is prunable (its channels feed the next conv);
+			// the last one feeds a Flatten, which blocks pruning.
+			if got := convOut(m); len(got) != len(full) || float64(got[0]) > float64(full[0])*w+0.5 {
+				t.Errorf("conv output channels %v at width %g, teacher %v", got, w, full)
+			}
+			if !strings.Contains(so.String(), "at width "+tc.val) {
+				t.Errorf("report does not name the width: %s", so.String())
+			}
+		})
+	}
+	if !bytes.Equal(written["width half"], written["prune half"]) {
+		t.Error("--student-width 0.5 and --student-prune 0.5 trained different models")
+	}
+	var so, se bytes.Buffer
+	if code := Execute(append(cloneArgs(base), "-o", filepath.Join(dir, "x.onnx"), "--student-width", "0.5", "--student-prune", "0.5"), &so, &se); code != 2 || !strings.Contains(se.String(), "exactly one of") {
+		t.Errorf("width and prune together: exit %d: %s", code, se.String())
+	}
+}

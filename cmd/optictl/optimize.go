@@ -101,6 +101,8 @@ type optimizeOptions struct {
 	PruneReconstruct bool
 	PruneMinCosine   float64
 	PruneMinTop1     float64
+	// --recover distill (optimize_recover.go)
+	recoverOptions
 }
 
 // checkQuantFlags validates the quantization and pruning flags (usage errors).
@@ -121,6 +123,9 @@ func (o *optimizeOptions) checkQuantFlags() error {
 		return usageErr("--prune-mode %q: want structured or unstructured", o.PruneMode)
 	}
 	if err := o.checkPruneFlags(); err != nil {
+		return err
+	}
+	if err := o.checkRecoverFlags(); err != nil {
 		return err
 	}
 	if o.Quantize == "" {
@@ -522,6 +527,8 @@ type optimizeResult struct {
 	// Prune is set with --prune; PruneAccuracy is its budget check.
 	Prune         *prune.Report  `json:"prune,omitempty"`
 	PruneAccuracy *pruneAccuracy `json:"prune_accuracy,omitempty"`
+	// Recover is set with --recover distill.
+	Recover *recoverResult `json:"recover,omitempty"`
 	// RolledBack lists each pass that was rolled back (once, with its
 	// first failure) and a command that reproduces the failure.
 	RolledBack []rolledBackPass `json:"rolled_back,omitempty"`
@@ -612,7 +619,13 @@ func runOptimize(g *globalOptions, o *optimizeOptions) error {
 		}
 	}
 	if o.Prune > 0 {
-		pm, prep, err := applyPrune(g, o, out)
+		var pm *graph.Model
+		var prep *prune.Report
+		if o.Recover != "" {
+			pm, prep, res.Recover, err = applyPruneRecover(g, o, out)
+		} else {
+			pm, prep, err = applyPrune(g, o, out)
+		}
 		if err != nil {
 			if prep != nil {
 				res.Prune, res.Error = prep, err.Error()
@@ -843,6 +856,7 @@ func printOptimize(g *globalOptions, o *optimizeOptions, res *optimizeResult) er
 			fmt.Fprintln(w)
 		}
 	}
+	printRecover(w, res.Recover)
 	if err := printPruneAccuracy(w, o, res.PruneAccuracy); err != nil {
 		return err
 	}
@@ -1024,6 +1038,7 @@ results. Use it for a fleet of one CPU kind.
 				return usageErr("optimize needs -o OUT")
 			}
 			o.EachPassSet = cmd.Flags().Changed("verify-each-pass")
+			o.epochsSet = cmd.Flags().Changed("epochs")
 			return runOptimize(g, o)
 		},
 	}
@@ -1073,6 +1088,7 @@ results. Use it for a fleet of one CPU kind.
 	f.Float64Var(&o.PruneMinCosine, "prune-min-cosine", prune.DefaultMinCosine, "accuracy budget of --prune, the least mean output cosine against the unpruned model on held-out samples (always applies; below 0.9 or all-zero output is a collapse); outside it exit 3, nothing written")
 	f.Float64Var(&o.PruneMinTop1, "prune-min-top1", prune.DefaultMinTop1, "accuracy budget of --prune, the least top-1 agreement with the unpruned model for [N,K] class outputs")
 	f.BoolVar(&o.PruneGlobal, "prune-global", false, "unstructured: one magnitude threshold across all layers instead of per layer")
+	o.recoverOptions.addFlags(f)
 	f.DurationVar(&o.TimeBudget, "time-budget", 0, "bound int8-auto's and int8-mixed's search (e.g. 2m): when it runs out, the best candidate measured so far is kept and the report says so (0: no bound)")
 	f.BoolVar(&o.Force, "force", false, "write an int8-mixed model even when it measures slower than the float one (default: fewer int8 layers, else exit 3)")
 	f.BoolVar(&o.RequireSpeedup, "require-speedup", false, "exit 3 (writing nothing) unless the quantized model is faster than the float one on ORT at 1 thread")

@@ -23,4 +23,10 @@
 //     the student's weights (nothing is initialized at random), the sample
 //     order comes from a seeded generator, and the tape machine runs on
 //     one goroutine.
+//   - With Options.CheckpointDir, checkpoint.json is written last and
+//     atomically after each epoch, naming that epoch's student ONNX and
+//     Adam state: the folder always describes one complete epoch. Adam is
+//     this package's own (gorgonia's AdamSolver hides its moments), so a
+//     resume restores the moments, the step count and the seeded sample
+//     order and gives the same weights as an uninterrupted run.
 package distill

@@ -2,8 +2,10 @@ package distill
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"math"
 	"math/rand"
 	"time"
@@ -30,6 +32,17 @@ type Options struct {
 	// with the current weights written back) before training and after
 	// each epoch; its result is printed as "val top-1".
 	Val func(m *graph.Model) (float64, error)
+	// CheckpointDir, when set, gets a checkpoint after every epoch: the
+	// student ONNX, the optimizer state and checkpoint.json (written last,
+	// atomically), so an interrupted run leaves the last epoch usable.
+	CheckpointDir string
+	// Resume continues from CheckpointDir's checkpoint: its weights,
+	// optimizer state and position in the seeded sample order, so the
+	// result equals an uninterrupted run with the same options. The other
+	// options (but Epochs) must be those of the checkpointed run.
+	Resume bool
+	// Meta is recorded in checkpoint.json (e.g. teacher and student).
+	Meta map[string]string
 }
 
 // Epoch is what one epoch did.
@@ -95,7 +108,30 @@ func Train(ctx context.Context, student *graph.Model, samples, teacher [][]*runt
 	if labels != nil && len(labels) != n {
 		return nil, fmt.Errorf("distill: %d labels for %d training samples", len(labels), n)
 	}
-	net, err := Build(student, o.Batch)
+	if o.Resume && o.CheckpointDir == "" {
+		return nil, fmt.Errorf("distill: resume needs a checkpoint folder")
+	}
+	src := student
+	var ck *Checkpoint
+	var st *adamState
+	if o.Resume {
+		var err error
+		if ck, err = ReadCheckpoint(o.CheckpointDir); err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil, fmt.Errorf("%w in %s", ErrNoCheckpoint, o.CheckpointDir)
+			}
+			return nil, err
+		}
+		want, got := o.ckptOpts(n, labels != nil), ck.Options
+		want.Epochs, got.Epochs = 0, 0
+		if want != got {
+			return nil, fmt.Errorf("distill: resume: the checkpoint in %s was made with other options or data (%+v), this run has %+v", o.CheckpointDir, got, want)
+		}
+		if src, st, err = loadCheckpoint(o.CheckpointDir, ck); err != nil {
+			return nil, err
+		}
+	}
+	net, err := Build(src, o.Batch)
 	if err != nil {
 		return nil, err
 	}
@@ -103,10 +139,25 @@ func Train(ctx context.Context, student *graph.Model, samples, teacher [][]*runt
 	if err != nil {
 		return nil, err
 	}
+	if st != nil {
+		tr.adam.st = *st
+	}
 	if err := tr.checkData(samples, teacher, labels); err != nil {
 		return nil, err
 	}
 	res := &Result{}
+	first := 1
+	// prev is the checkpoint whose files the next one replaces: a fresh
+	// run into a folder holding another run's checkpoint removes its files.
+	prev := ck
+	if ck == nil && o.CheckpointDir != "" {
+		prev, _ = ReadCheckpoint(o.CheckpointDir)
+	}
+	if ck != nil {
+		first = ck.Epoch + 1
+		res.ValBefore = ck.ValBefore
+		res.Epochs = append(res.Epochs, ck.History...)
+	}
 	val := func() (*float64, error) {
 		if o.Val == nil {
 			return nil, nil
@@ -118,15 +169,22 @@ func Train(ctx context.Context, student *graph.Model, samples, teacher [][]*runt
 		v, err := o.Val(m)
 		return &v, err
 	}
-	if res.ValBefore, err = val(); err != nil {
-		return nil, err
-	}
-	if o.Log != nil && o.Val != nil {
-		fmt.Fprintf(o.Log, "epoch 0: val top-1 %.2f%%\n", 100**res.ValBefore)
+	if ck == nil {
+		if res.ValBefore, err = val(); err != nil {
+			return nil, err
+		}
+		if o.Log != nil && o.Val != nil {
+			fmt.Fprintf(o.Log, "epoch 0: val top-1 %.2f%%\n", 100**res.ValBefore)
+		}
+	} else if o.Log != nil {
+		fmt.Fprintf(o.Log, "resuming after epoch %d (%s)\n", ck.Epoch, o.CheckpointDir)
 	}
 	rng := rand.New(rand.NewSource(o.Seed))
+	for ep := 1; ep < first; ep++ {
+		rng.Perm(n) // the sample orders of the epochs already done
+	}
 	steps := n / o.Batch
-	for ep := 1; ep <= o.Epochs; ep++ {
+	for ep := first; ep <= o.Epochs; ep++ {
 		start := time.Now()
 		perm := rng.Perm(n)
 		var sum float64
@@ -156,6 +214,18 @@ func Train(ctx context.Context, student *graph.Model, samples, teacher [][]*runt
 			}
 			fmt.Fprintf(o.Log, "%s, %.0f samples/s, %.1fs\n", line, e.SamplesPerSec, secs)
 		}
+		if o.CheckpointDir != "" {
+			m := student.Clone()
+			if err := net.WriteBack(m); err != nil {
+				return nil, err
+			}
+			c := &Checkpoint{Epoch: ep, Loss: e.Loss, ValTop1: e.ValTop1, Seed: o.Seed, Options: o.ckptOpts(n, labels != nil),
+				Meta: o.Meta, History: res.Epochs, ValBefore: res.ValBefore}
+			if err := writeCheckpoint(o.CheckpointDir, c, m, &tr.adam.st, prev); err != nil {
+				return nil, err
+			}
+			prev = c
+		}
 	}
 	if err := net.WriteBack(student); err != nil {
 		return nil, err
@@ -169,7 +239,7 @@ type trainer struct {
 	useKD  bool
 	labels bool
 	vm     G.VM
-	solver G.Solver
+	adam   *adam
 	loss   *G.Node
 	// per input: backing buffer; per output: teacher target buffer
 	inBuf   [][]float32
@@ -299,9 +369,9 @@ func newTrainer(net *Net, o Options, useKD, labels bool) (t *trainer, err error)
 		return nil, fmt.Errorf("distill: gradients: %w", err)
 	}
 	t.vm = G.NewTapeMachine(eg, G.BindDualValues(params...))
-	// No WithBatchSize: the loss is already a batch mean (gorgonia would
-	// divide by the batch a second time).
-	t.solver = G.NewAdamSolver(G.WithLearnRate(o.LR))
+	// The loss is already a batch mean: no division by the batch size
+	// in the optimizer.
+	t.adam = &adam{lr: o.LR}
 	return t, nil
 }
 
@@ -384,12 +454,8 @@ func (t *trainer) step(idx []int, samples, teacher [][]*runtime.Tensor, labels [
 	if err := t.vm.RunAll(); err != nil {
 		return 0, fmt.Errorf("distill: training step: %w", err)
 	}
-	params := make(G.Nodes, len(t.net.Params))
-	for i, p := range t.net.Params {
-		params[i] = p.Node
-	}
-	if err := t.solver.Step(G.NodesToValueGrads(params)); err != nil {
-		return 0, fmt.Errorf("distill: solver: %w", err)
+	if err := t.adam.step(t.net.Params); err != nil {
+		return 0, err
 	}
 	loss := float64(t.lossVal.Data().(float32))
 	t.vm.Reset()
