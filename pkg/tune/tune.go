@@ -167,6 +167,10 @@ type tuner struct {
 	metric        numerics.Metric
 	refTop1       *float64
 	budget        numerics.Budget
+	// the int8 profile of the -O2 model on ort, made once
+	profiled   bool
+	profile    []quant.LayerProfile
+	profileErr error
 }
 
 // item is one candidate during the search.
@@ -561,6 +565,7 @@ func (t *tuner) judge(a numerics.Accuracy) Accuracy {
 // evaluation samples, which also measures its accuracy).
 func (t *tuner) candidates(ctx context.Context, vs []Variant) ([]*item, error) {
 	var items []*item
+	var ests []estimate
 	for _, v := range vs {
 		g, err := t.produce(v)
 		if err != nil {
@@ -574,10 +579,31 @@ func (t *tuner) candidates(ctx context.Context, vs []Variant) ([]*item, error) {
 		if err != nil {
 			return nil, err
 		}
+		if e, err := estimateOf(v.Name, g.SHA256, accClass(v), m); err == nil {
+			why := ""
+			for _, p := range ests {
+				if why = dominatedBy(e, p); why != "" {
+					break
+				}
+			}
+			if why != "" && v.Name != "original" {
+				t.skip(v.Name, why)
+				continue
+			}
+			ests = append(ests, e)
+		}
 		for _, b := range t.opts.Backends {
 			if op := unsupportedOp(m, b); op != "" {
 				t.skip(v.Name+"@"+b, "the backend does not run "+op)
 				continue
+			}
+			if b == "ort" && v.quant != nil && v.quant.Int8 {
+				if ls, err := t.int8Profile(); err == nil {
+					if why := int8Slower(ls); why != "" {
+						t.skip(v.Name+"@"+b, why)
+						continue
+					}
+				}
 			}
 			caps, _ := runtime.Get(b)
 			for _, dev := range t.opts.Devices {
