@@ -32,6 +32,7 @@ type tuneOptions struct {
 	shapes                        []string
 	timeBudget                    time.Duration
 	shortIters, longIters, rounds int
+	remeasureIters                int
 	seed                          int64
 	maxDrop                       float64
 	maxP99                        time.Duration
@@ -102,6 +103,7 @@ chosen candidate; --require "speedup>=1.2" exits 3 unless it holds for it.`,
 	f.DurationVar(&o.timeBudget, "time-budget", 10*time.Minute, "wall-time budget: the long measurement goes only to what fits (0: no bound)")
 	f.IntVar(&o.shortIters, "short-iterations", 20, "timed inferences per candidate on the first rung")
 	f.IntVar(&o.longIters, "iterations", 100, "timed inferences per candidate on the second rung")
+	f.IntVar(&o.remeasureIters, "remeasure-iterations", 0, "timed inferences bench gives chosen and the original after the search (0: three times --iterations; -1: no re-measurement)")
 	f.IntVar(&o.rounds, "rounds", 5, "interleaved rounds per measurement")
 	f.Int64Var(&o.seed, "seed", 1, "seed of the seeded inputs")
 	f.Float64Var(&o.maxDrop, "max-accuracy-drop", -1, "largest accuracy drop for chosen (points for top1/agreement, 1 - value for cosine/IoU; default: the accuracy budget)")
@@ -130,6 +132,9 @@ func (o *tuneOptions) toOptions(model string, dropSet bool) (tune.Options, []tun
 	}
 	if o.labels != "" && o.data == "" {
 		return tune.Options{}, nil, usageErr("--labels needs --data")
+	}
+	if o.remeasureIters < -1 {
+		return tune.Options{}, nil, usageErr("--remeasure-iterations must be -1, 0 or positive, got %d", o.remeasureIters)
 	}
 	if o.shortIters < 1 || o.longIters < 1 || o.rounds < 1 || o.samples < 1 || o.calibSamples < 1 {
 		return tune.Options{}, nil, usageErr("--short-iterations, --iterations, --rounds, --samples and --calib-samples must be positive")
@@ -182,7 +187,7 @@ func (o *tuneOptions) toOptions(model string, dropSet bool) (tune.Options, []tun
 	return tune.Options{
 		Model: model, Out: o.out, Calib: o.calib, CalibSamples: o.calibSamples, Data: o.data, Labels: o.labels, Samples: o.samples,
 		Variants: o.recipes, PruneRatios: o.prune, Backends: o.backends, Devices: o.devices, Threads: o.threads, Batches: o.batches, Shapes: shapes,
-		TimeBudget: o.timeBudget, ShortIters: o.shortIters, LongIters: o.longIters, Rounds: o.rounds, Seed: o.seed,
+		TimeBudget: o.timeBudget, ShortIters: o.shortIters, LongIters: o.longIters, RemeasureIters: o.remeasureIters, Rounds: o.rounds, Seed: o.seed,
 		Constraints: tune.Constraints{MaxDrop: maxDrop, MaxP99MS: float64(o.maxP99) / float64(time.Millisecond), MinThroughput: o.minThroughput},
 	}, reqs, nil
 }
@@ -333,6 +338,12 @@ func printTune(w io.Writer, out *tuneOutput) error {
 		fmt.Fprintf(w, "chosen: %s (%s)\n", rep.Chosen, rep.ChosenWhy)
 	} else {
 		fmt.Fprintf(w, "chosen: none (%s)\n", rep.ChosenWhy)
+	}
+	if r := rep.ChosenRemeasured; r != nil {
+		fmt.Fprintf(w, "re-measured by bench against the original (%d iterations): speedup tune %.3gx, bench %.3gx, ratio %.3f\n", r.Iterations, r.SpeedupTune, r.SpeedupBench, r.Ratio)
+		if r.Warning != "" {
+			fmt.Fprintf(w, "warning: %s\n", r.Warning)
+		}
 	}
 	for _, r := range out.Requirements {
 		v := "met"

@@ -54,7 +54,11 @@ type Options struct {
 	// ShortIters and LongIters are the timed inferences of the two
 	// successive-halving rungs (0: 20 and 100); Rounds interleaves them.
 	ShortIters, LongIters, Rounds int
-	Seed                          int64
+	// RemeasureIters are the timed inferences bench gives chosen and the
+	// original after the search (0: three times LongIters); negative
+	// skips the re-measurement.
+	RemeasureIters int
+	Seed           int64
 	// Budget is the accuracy a chosen candidate must keep (the zero value:
 	// numerics.DefaultBudget).
 	Budget *numerics.Budget
@@ -136,8 +140,11 @@ type Report struct {
 	TimeBudgetS float64 `json:"time_budget_s,omitempty"`
 	// Halved lists the candidates left at the short rung (budget).
 	Halved []string `json:"halved,omitempty"`
-	Plot   string   `json:"plot,omitempty"`
-	Serve  string   `json:"serve,omitempty"`
+	// ChosenRemeasured is chosen timed again by bench against the
+	// original (nil when nothing but the baseline was chosen).
+	ChosenRemeasured *Remeasured `json:"chosen_remeasured,omitempty"`
+	Plot             string      `json:"plot,omitempty"`
+	Serve            string      `json:"serve,omitempty"`
 }
 
 // Candidate returns the candidate with the id, or nil.
@@ -301,6 +308,11 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		}
 	}
 	t.finish(ok)
+	if o.RemeasureIters >= 0 {
+		if err := t.remeasure(ctx, ok); err != nil {
+			return nil, err
+		}
+	}
 	t.rep.WallS = time.Since(t.start).Seconds()
 	return t.rep, nil
 }
