@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/optictl/optictl/internal/testutil"
 	_ "github.com/optictl/optictl/pkg/runtime/interp"
 )
 
@@ -270,5 +271,28 @@ func TestTimeBudgetHalving(t *testing.T) {
 	}
 	if len(rep.Halved) == 0 || len(rep.Halved) == len(rep.Candidates) {
 		t.Fatalf("halved %v of %d", rep.Halved, len(rep.Candidates))
+	}
+}
+
+// TestPruneReconstructed tunes the MNIST CNN on interp with --calib: the
+// pruned candidates are made by prune.Auto with reconstruction (their
+// recipe and note say so) and their accuracy is measured like any other.
+func TestPruneReconstructed(t *testing.T) {
+	dir := filepath.Join(testutil.ModelsDir(t), "mnist")
+	o := Options{
+		Model: filepath.Join(dir, "model.onnx"), Out: t.TempDir(), Calib: dir, Backends: []string{"interp"},
+		Variants: []string{"original", "prune-0.25"}, PruneRatios: []float64{0.25},
+		ShortIters: 4, LongIters: 6, Rounds: 2, Constraints: Constraints{MaxDrop: -1}, RemeasureIters: -1,
+	}
+	rep, err := Run(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := rep.Candidate("prune-0.25@interp")
+	if c == nil {
+		t.Fatalf("no pruned candidate; skipped %+v", rep.Skipped)
+	}
+	if !strings.Contains(c.Recipe, "--prune-reconstruct") || !strings.Contains(c.Note, "reconstructed on") || math.IsNaN(c.Accuracy.Drop) {
+		t.Fatalf("pruned candidate %+v", c)
 	}
 }

@@ -28,6 +28,9 @@ type Variant struct {
 	nchwc  int
 	quant  *quant.Recipe
 	prune  float64
+	// reconstruct: prune.Auto with reconstruction on the calibration
+	// samples, else plain structured pruning by weight norm.
+	reconstruct bool
 }
 
 // Variants lists the variants tune can try on this host: original, O2, O3
@@ -67,7 +70,14 @@ func Variants(hasCalib bool, pruneRatios []float64) (vs []Variant, skipped map[s
 		vs = append(vs, v)
 	}
 	for _, r := range pruneRatios {
-		vs = append(vs, Variant{Name: pruneName(r), Recipe: fmt.Sprintf("-O2 --prune %g --prune-multiple %d", r, pruneMultiple()), level: passes.O2, target: passes.TargetGeneric, prune: r})
+		v := Variant{Name: pruneName(r), Recipe: fmt.Sprintf("-O2 --prune %g --prune-multiple %d", r, pruneMultiple()), level: passes.O2, target: passes.TargetGeneric, prune: r}
+		if hasCalib {
+			// per-layer ratios by sensitivity, layers re-fitted on the
+			// calibration samples (optimize --prune-reconstruct)
+			v.Recipe += " --prune-reconstruct --calib"
+			v.reconstruct = true
+		}
+		vs = append(vs, v)
 	}
 	return vs, skipped
 }
@@ -159,15 +169,7 @@ func (t *tuner) build(v Variant) (*graph.Model, string, error) {
 		if err != nil {
 			return nil, "", err
 		}
-		pm := b.Clone()
-		rep, err := prune.Prune(pm, prune.Options{Fraction: v.prune, Mode: "structured", Multiple: pruneMultiple()})
-		if err != nil {
-			return nil, "", fmt.Errorf("tune: %s: %w", v.Name, err)
-		}
-		if rep.ChannelsAfter >= rep.ChannelsBefore {
-			return nil, "", fmt.Errorf("tune: %s: no channel pruned (%d prunable channels)", v.Name, rep.ChannelsBefore)
-		}
-		return pm, fmt.Sprintf("channels %d -> %d", rep.ChannelsBefore, rep.ChannelsAfter), nil
+		return t.pruned(v, b)
 	}
 	if v.quant != nil && v.level == passes.O2 {
 		b, err := t.o2()
@@ -293,4 +295,48 @@ func writeAtomic(path string, b []byte) {
 	if werr != nil || cerr != nil || os.Chmod(tmp.Name(), 0o644) != nil || os.Rename(tmp.Name(), path) != nil {
 		os.Remove(tmp.Name())
 	}
+}
+
+// pruneHeld bounds the held-out samples prune.Auto checks the pruned
+// model on (tune measures every candidate's accuracy itself afterwards).
+const pruneHeld = 32
+
+// pruned prunes the -O2 model b structured to v.prune of its channels:
+// with calibration samples as optimize --prune-reconstruct does (per-layer
+// ratios by sensitivity, then reconstruction on the calibration samples,
+// checked on the evaluation samples), else by weight norm alone. tune's
+// own accuracy budget judges the result, so prune's is set loose: only a
+// collapsed model (cosine under prune.CollapseCosine) is refused.
+func (t *tuner) pruned(v Variant, b *graph.Model) (*graph.Model, string, error) {
+	pm := b.Clone()
+	opts := prune.Options{Fraction: v.prune, Mode: prune.Structured, Multiple: pruneMultiple()}
+	if !v.reconstruct {
+		rep, err := prune.Prune(pm, opts)
+		if err != nil {
+			return nil, "", fmt.Errorf("tune: %s: %w", v.Name, err)
+		}
+		if rep.ChannelsAfter >= rep.ChannelsBefore {
+			return nil, "", fmt.Errorf("tune: %s: no channel pruned (%d prunable channels)", v.Name, rep.ChannelsBefore)
+		}
+		return pm, fmt.Sprintf("channels %d -> %d (no reconstruction: no --calib)", rep.ChannelsBefore, rep.ChannelsAfter), nil
+	}
+	var held [][]*runtime.Tensor
+	for _, s := range t.eval[:min(len(t.eval), pruneHeld)] {
+		held = append(held, s)
+	}
+	rep, err := prune.Auto(pm, t.calib, held, prune.AutoOptions{
+		Options: opts, Reconstruct: true, Recon: prune.ReconOptions{Backend: "interp"},
+		MinCosine: prune.CollapseCosine, MinTop1: 0.01,
+	})
+	if err != nil {
+		return nil, "", fmt.Errorf("tune: %s: %w", v.Name, err)
+	}
+	if rep.ChannelsAfter >= rep.ChannelsBefore {
+		return nil, "", fmt.Errorf("tune: %s: no channel pruned (%d prunable channels)", v.Name, rep.ChannelsBefore)
+	}
+	note := fmt.Sprintf("channels %d -> %d, reconstructed on %d calibration samples", rep.ChannelsBefore, rep.ChannelsAfter, len(t.calib))
+	if a := rep.Accuracy; a != nil {
+		note += fmt.Sprintf(" (cosine on %d held-out samples %.4f before, %.4f after)", a.Held, a.Pruned.Cosine, a.Final.Cosine)
+	}
+	return pm, note, nil
 }
