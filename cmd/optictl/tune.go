@@ -33,6 +33,8 @@ type tuneOptions struct {
 	timeBudget                    time.Duration
 	shortIters, longIters, rounds int
 	remeasureIters                int
+	train                         string
+	trainEpochs, trainSamples     int
 	seed                          int64
 	maxDrop                       float64
 	maxP99                        time.Duration
@@ -93,7 +95,7 @@ chosen candidate; --require "speedup>=1.2" exits 3 unless it holds for it.`,
 	f.StringVar(&o.data, "data", "", "evaluation samples (as --calib)")
 	f.StringVar(&o.labels, "labels", "", "labels of --data (one class per line or an idx label file)")
 	f.IntVar(&o.samples, "samples", 200, "evaluation samples read from --data at most")
-	f.StringSliceVar(&o.recipes, "recipes", nil, "variants to try (default all that apply): "+strings.Join(tune.VariantNames(nil), ", ")+", prune-R for each --prune ratio R")
+	f.StringSliceVar(&o.recipes, "recipes", nil, "variants to try (default all that apply): "+strings.Join(tune.VariantNames(nil), ", ")+", prune-R and prune-R-distill for each --prune ratio R")
 	f.Float64SliceVar(&o.prune, "prune", []float64{0.25, 0.5}, "structured pruning ratios to try, after -O2 (--recipes without prune-R leaves them out)")
 	f.StringSliceVar(&o.backends, "backends", nil, "backends (default every registered one): "+strings.Join(runtime.Names(), ", "))
 	f.StringSliceVar(&o.devices, "devices", []string{"cpu"}, "devices to try on the backends that have them: "+orList(runtime.Devices())+" (a session that falls back to the CPU is skipped)")
@@ -103,6 +105,9 @@ chosen candidate; --require "speedup>=1.2" exits 3 unless it holds for it.`,
 	f.DurationVar(&o.timeBudget, "time-budget", 10*time.Minute, "wall-time budget: the long measurement goes only to what fits (0: no bound)")
 	f.IntVar(&o.shortIters, "short-iterations", 20, "timed inferences per candidate on the first rung")
 	f.IntVar(&o.longIters, "iterations", 100, "timed inferences per candidate on the second rung")
+	f.StringVar(&o.train, "train", "", "training inputs (as --calib): adds a pruned candidate per --prune ratio recovered by distillation from the original (prune-R-distill)")
+	f.IntVar(&o.trainEpochs, "train-epochs", 1, "distillation epochs of the prune-R-distill candidates")
+	f.IntVar(&o.trainSamples, "train-samples", 2000, "training samples read from --train at most")
 	f.IntVar(&o.remeasureIters, "remeasure-iterations", 0, "timed inferences bench gives chosen and the original after the search (0: three times --iterations; -1: no re-measurement)")
 	f.IntVar(&o.rounds, "rounds", 5, "interleaved rounds per measurement")
 	f.Int64Var(&o.seed, "seed", 1, "seed of the seeded inputs")
@@ -132,6 +137,9 @@ func (o *tuneOptions) toOptions(model string, dropSet bool) (tune.Options, []tun
 	}
 	if o.labels != "" && o.data == "" {
 		return tune.Options{}, nil, usageErr("--labels needs --data")
+	}
+	if o.trainEpochs < 1 || o.trainSamples < 1 {
+		return tune.Options{}, nil, usageErr("--train-epochs and --train-samples must be positive")
 	}
 	if o.remeasureIters < -1 {
 		return tune.Options{}, nil, usageErr("--remeasure-iterations must be -1, 0 or positive, got %d", o.remeasureIters)
@@ -187,7 +195,7 @@ func (o *tuneOptions) toOptions(model string, dropSet bool) (tune.Options, []tun
 	return tune.Options{
 		Model: model, Out: o.out, Calib: o.calib, CalibSamples: o.calibSamples, Data: o.data, Labels: o.labels, Samples: o.samples,
 		Variants: o.recipes, PruneRatios: o.prune, Backends: o.backends, Devices: o.devices, Threads: o.threads, Batches: o.batches, Shapes: shapes,
-		TimeBudget: o.timeBudget, ShortIters: o.shortIters, LongIters: o.longIters, RemeasureIters: o.remeasureIters, Rounds: o.rounds, Seed: o.seed,
+		TimeBudget: o.timeBudget, ShortIters: o.shortIters, LongIters: o.longIters, RemeasureIters: o.remeasureIters, Train: o.train, TrainEpochs: o.trainEpochs, TrainSamples: o.trainSamples, Rounds: o.rounds, Seed: o.seed,
 		Constraints: tune.Constraints{MaxDrop: maxDrop, MaxP99MS: float64(o.maxP99) / float64(time.Millisecond), MinThroughput: o.minThroughput},
 	}, reqs, nil
 }

@@ -38,6 +38,12 @@ type Options struct {
 	// PruneRatios are the structured pruning fractions tried (each in
 	// (0, 1)); nil tries none.
 	PruneRatios []float64
+	// Train is --train: training inputs for a distillation-recovered
+	// pruned candidate per prune ratio ("" tries none); TrainEpochs are its
+	// epochs (0: 1) and TrainSamples caps the samples read (0: 2000).
+	Train        string
+	TrainEpochs  int
+	TrainSamples int
 	// Backends narrows the backends (nil: every registered one).
 	Backends []string
 	// Threads and Batches are the settings measured (nil: [1]).
@@ -178,6 +184,8 @@ type tuner struct {
 	profiled   bool
 	profile    []quant.LayerProfile
 	profileErr error
+	// --train samples and the original's outputs on them, read once
+	train, trainOut [][]*runtime.Tensor
 }
 
 // item is one candidate during the search.
@@ -226,6 +234,15 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	if o.CalibSamples == 0 {
 		o.CalibSamples = 64
 	}
+	if o.TrainEpochs == 0 {
+		o.TrainEpochs = 1
+	}
+	if o.TrainSamples == 0 {
+		o.TrainSamples = 2000
+	}
+	if o.TrainEpochs < 0 || o.TrainSamples < 0 {
+		return nil, fmt.Errorf("tune: training epochs and samples must be positive, got %d and %d", o.TrainEpochs, o.TrainSamples)
+	}
 	if len(o.Backends) == 0 {
 		o.Backends = runtime.Names()
 	}
@@ -268,6 +285,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		}
 	}
 	vs, skipped := Variants(len(t.calib) > 0, o.PruneRatios)
+	vs = append(vs, distillVariants(vs, o.Train != "", o.TrainEpochs, skipped)...)
 	if len(o.Variants) > 0 {
 		known := VariantNames(o.PruneRatios)
 		for _, n := range o.Variants {

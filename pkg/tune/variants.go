@@ -31,6 +31,9 @@ type Variant struct {
 	// reconstruct: prune.Auto with reconstruction on the calibration
 	// samples, else plain structured pruning by weight norm.
 	reconstruct bool
+	// distill: the pruned model then trained on the original's outputs
+	// over the training samples (knowledge distillation).
+	distill bool
 }
 
 // Variants lists the variants tune can try on this host: original, O2, O3
@@ -84,6 +87,28 @@ func Variants(hasCalib bool, pruneRatios []float64) (vs []Variant, skipped map[s
 
 func pruneName(r float64) string { return fmt.Sprintf("prune-%g", r) }
 
+func distillName(r float64) string { return pruneName(r) + "-distill" }
+
+// distillVariants are the pruned variants recovered by distillation (one
+// per ratio) when there are training samples, else listed in skipped.
+func distillVariants(pruned []Variant, hasTrain bool, epochs int, skipped map[string]string) []Variant {
+	var out []Variant
+	for _, p := range pruned {
+		if p.prune == 0 {
+			continue
+		}
+		if !hasTrain {
+			skipped[distillName(p.prune)] = "needs training samples (--train)"
+			continue
+		}
+		v := p
+		v.Name, v.distill = distillName(p.prune), true
+		v.Recipe = fmt.Sprintf("%s, then distill --train --epochs %d (student: the pruned model, teacher: the original)", p.Recipe, epochs)
+		out = append(out, v)
+	}
+	return out
+}
+
 func pruneMultiple() int {
 	if b := runtime.HostNCHWcBlock(); b != 0 {
 		return b
@@ -97,6 +122,9 @@ func VariantNames(pruneRatios []float64) []string {
 	names = append(names, quant.RecipeNames()...)
 	for _, r := range pruneRatios {
 		names = append(names, pruneName(r))
+	}
+	for _, r := range pruneRatios {
+		names = append(names, distillName(r))
 	}
 	return names
 }
@@ -124,7 +152,11 @@ func fileSHA(path string) (string, error) {
 // produce writes the variant's model under OUTDIR/candidates, or finds it
 // in the generation cache (same original bytes, variant and calibration).
 func (t *tuner) produce(v Variant) (generated, error) {
-	key := sha([]byte(strings.Join([]string{t.origSHA, v.Name, v.Recipe, t.calibID, fmt.Sprint(t.opts.Shapes)}, "\x00")))
+	parts := []string{t.origSHA, v.Name, v.Recipe, t.calibID, fmt.Sprint(t.opts.Shapes)}
+	if v.distill {
+		parts = append(parts, t.opts.Train, fmt.Sprint(t.opts.TrainSamples, t.opts.Seed))
+	}
+	key := sha([]byte(strings.Join(parts, "\x00")))
 	cpath := filepath.Join(t.opts.Out, "cache", "gen-"+key[:24]+".json")
 	if b, err := os.ReadFile(cpath); err == nil {
 		var g generated
@@ -169,7 +201,11 @@ func (t *tuner) build(v Variant) (*graph.Model, string, error) {
 		if err != nil {
 			return nil, "", err
 		}
-		return t.pruned(v, b)
+		pm, note, err := t.pruned(v, b)
+		if err != nil || !v.distill {
+			return pm, note, err
+		}
+		return t.distilled(v, pm, note)
 	}
 	if v.quant != nil && v.level == passes.O2 {
 		b, err := t.o2()
