@@ -1,7 +1,10 @@
 package tune
 
 import (
+	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/optictl/optictl/pkg/graph"
@@ -116,23 +119,39 @@ func accClass(v Variant) string {
 	}
 }
 
-// int8Profile profiles the -O2 model's layers on ort once (cached in the
-// process-wide profile cache), on the first calibration or evaluation
-// sample.
-func (t *tuner) int8Profile() ([]quant.LayerProfile, error) {
+// int8Verdict is int8Slower of the -O2 model's profile on ort, made once
+// per run and kept in the cache (by the original's bytes and the sample),
+// so that a rerun does not time the layers again. An error (no ort, a
+// layer that cannot be built) gives "": the candidates are measured.
+func (t *tuner) int8Verdict() string {
 	if t.profiled {
-		return t.profile, t.profileErr
+		return t.int8Why
 	}
 	t.profiled = true
+	sample, what := t.eval[0], t.rep.AccuracyOn
+	if len(t.calib) > 0 {
+		sample, what = t.calib[0], t.calibID
+	}
+	path := filepath.Join(t.opts.Out, "cache", "int8prof-"+sha([]byte(t.origSHA + "\x00" + what + "\x00" + fmt.Sprint(t.opts.Shapes)))[:24]+".json")
+	var c struct {
+		Why string `json:"why"`
+	}
+	if b, err := os.ReadFile(path); err == nil && json.Unmarshal(b, &c) == nil {
+		t.int8Why = c.Why
+		return c.Why
+	}
 	m, err := t.o2()
 	if err != nil {
-		t.profileErr = err
-		return nil, err
+		return ""
 	}
-	sample := t.eval[0]
-	if len(t.calib) > 0 {
-		sample = t.calib[0]
+	ls, err := quant.Profile(m, sample, quant.ProfileOptions{Backend: "ort", Rounds: 30, Budget: 150 * time.Millisecond})
+	if err != nil {
+		return ""
 	}
-	t.profile, t.profileErr = quant.Profile(m, sample, quant.ProfileOptions{Backend: "ort", Rounds: 30, Budget: 150 * time.Millisecond})
-	return t.profile, t.profileErr
+	t.int8Why = int8Slower(ls)
+	c.Why = t.int8Why
+	if b, err := json.Marshal(c); err == nil {
+		writeAtomic(path, b)
+	}
+	return t.int8Why
 }

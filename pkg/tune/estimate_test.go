@@ -1,6 +1,9 @@
 package tune
 
 import (
+	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -79,5 +82,42 @@ func TestEstimateOfModel(t *testing.T) {
 	c.name, c.sha = "O2", "fedcba9876543210"
 	if why := dominatedBy(c, e); !strings.Contains(why, "dominated by original") {
 		t.Fatalf("an identical cost is not dominated: %q", why)
+	}
+}
+
+// TestInt8VerdictCache: a verdict in the cache is reused (a rerun times
+// no layer), and a profile that cannot run (no ort in this test binary)
+// skips nothing and caches nothing.
+func TestInt8VerdictCache(t *testing.T) {
+	out := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(out, "cache"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	newTuner := func() *tuner {
+		tu := &tuner{opts: Options{Model: "../../testmodels/mlp.onnx", Out: out, Samples: 8}, rep: &Report{}, origSHA: "abc"}
+		var err error
+		if tu.orig, err = graph.Load(tu.opts.Model); err != nil {
+			t.Fatal(err)
+		}
+		if err := tu.loadSamples(); err != nil {
+			t.Fatal(err)
+		}
+		return tu
+	}
+	tu := newTuner()
+	if why := tu.int8Verdict(); why != "" {
+		t.Fatalf("without ort: %q", why)
+	}
+	if m, _ := filepath.Glob(filepath.Join(out, "cache", "int8prof-*")); len(m) != 0 {
+		t.Fatalf("a failed profile was cached: %v", m)
+	}
+	tu = newTuner()
+	// the verdict a run on ort would have written
+	path := filepath.Join(out, "cache", "int8prof-"+sha([]byte(tu.origSHA + "\x00" + tu.rep.AccuracyOn + "\x00" + fmt.Sprint(tu.opts.Shapes)))[:24]+".json")
+	if err := os.WriteFile(path, []byte(`{"why":"int8 profile on ort: all 2 profiled layers are slower"}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if why := tu.int8Verdict(); !strings.Contains(why, "all 2 profiled layers") {
+		t.Fatalf("cached verdict not used: %q", why)
 	}
 }

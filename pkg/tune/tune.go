@@ -181,9 +181,8 @@ type tuner struct {
 	refTop1       *float64
 	budget        numerics.Budget
 	// the int8 profile of the -O2 model on ort, made once
-	profiled   bool
-	profile    []quant.LayerProfile
-	profileErr error
+	profiled bool
+	int8Why  string
 	// --train samples and the original's outputs on them, read once
 	train, trainOut [][]*runtime.Tensor
 }
@@ -628,11 +627,9 @@ func (t *tuner) candidates(ctx context.Context, vs []Variant) ([]*item, error) {
 				continue
 			}
 			if b == "ort" && v.quant != nil && v.quant.Int8 {
-				if ls, err := t.int8Profile(); err == nil {
-					if why := int8Slower(ls); why != "" {
-						t.skip(v.Name+"@"+b, why)
-						continue
-					}
+				if why := t.int8Verdict(); why != "" {
+					t.skip(v.Name+"@"+b, why)
+					continue
 				}
 			}
 			caps, _ := runtime.Get(b)
