@@ -56,7 +56,14 @@ registry that applies: int8-static needs --calib) with the same library
 calls as optimize (passes verified numerically), write each to
 OUTDIR/candidates/<variant>.onnx, and measure it on every backend that can
 run it (ort, interp; fpga for int8 QDQ models it can lower) at each
---threads and --batch.
+--threads and --batch. Pruned variants (--prune ratios) are reconstructed
+on the --calib samples when given; with --train each ratio also gets a
+distillation-recovered variant (prune-R-distill, --train-epochs).
+
+Before measuring, cheap estimates drop what cannot be faster: a float
+rewrite the cost model shows doing at least an earlier one's work (or
+byte-identical to it), and an int8 recipe on ort when the per-layer int8
+profile finds every layer slower in int8; each skip says why.
 
 Latency comes from bench, each candidate interleaved with the original on
 the same backend and settings: first a short measurement of all (the
@@ -64,7 +71,9 @@ first rung), then a longer one for all that fit --time-budget (successive
 halving keeps the frontier and the faster half). Accuracy compares each
 candidate's outputs with the original's on --data (with --labels: top-1),
 else on calibration samples held out from calibration, else on seeded
-inputs; the report says which.
+inputs; the report says which. After the search, bench re-measures chosen
+against the original (--remeasure-iterations) and the report compares the
+two speedups, warning when they differ by more than 10%.
 
 Measurements are cached in OUTDIR/cache (key: sha256 of the model's bytes,
 recipe, backend and settings): a rerun measures only what is new.
