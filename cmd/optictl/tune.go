@@ -32,6 +32,9 @@ type tuneOptions struct {
 	shapes                        []string
 	timeBudget                    time.Duration
 	shortIters, longIters, rounds int
+	remeasureIters                int
+	train                         string
+	trainEpochs, trainSamples     int
 	seed                          int64
 	maxDrop                       float64
 	maxP99                        time.Duration
@@ -53,7 +56,14 @@ registry that applies: int8-static needs --calib) with the same library
 calls as optimize (passes verified numerically), write each to
 OUTDIR/candidates/<variant>.onnx, and measure it on every backend that can
 run it (ort, interp; fpga for int8 QDQ models it can lower) at each
---threads and --batch.
+--threads and --batch. Pruned variants (--prune ratios) are reconstructed
+on the --calib samples when given; with --train each ratio also gets a
+distillation-recovered variant (prune-R-distill, --train-epochs).
+
+Before measuring, cheap estimates drop what cannot be faster: a float
+rewrite the cost model shows doing at least an earlier one's work (or
+byte-identical to it), and an int8 recipe on ort when the per-layer int8
+profile finds every layer slower in int8; each skip says why.
 
 Latency comes from bench, each candidate interleaved with the original on
 the same backend and settings: first a short measurement of all (the
@@ -61,7 +71,9 @@ first rung), then a longer one for all that fit --time-budget (successive
 halving keeps the frontier and the faster half). Accuracy compares each
 candidate's outputs with the original's on --data (with --labels: top-1),
 else on calibration samples held out from calibration, else on seeded
-inputs; the report says which.
+inputs; the report says which. After the search, bench re-measures chosen
+against the original (--remeasure-iterations) and the report compares the
+two speedups, warning when they differ by more than 10%.
 
 Measurements are cached in OUTDIR/cache (key: sha256 of the model's bytes,
 recipe, backend and settings): a rerun measures only what is new.
@@ -92,7 +104,7 @@ chosen candidate; --require "speedup>=1.2" exits 3 unless it holds for it.`,
 	f.StringVar(&o.data, "data", "", "evaluation samples (as --calib)")
 	f.StringVar(&o.labels, "labels", "", "labels of --data (one class per line or an idx label file)")
 	f.IntVar(&o.samples, "samples", 200, "evaluation samples read from --data at most")
-	f.StringSliceVar(&o.recipes, "recipes", nil, "variants to try (default all that apply): "+strings.Join(tune.VariantNames(nil), ", ")+", prune-R for each --prune ratio R")
+	f.StringSliceVar(&o.recipes, "recipes", nil, "variants to try (default all that apply): "+strings.Join(tune.VariantNames(nil), ", ")+", prune-R and prune-R-distill for each --prune ratio R")
 	f.Float64SliceVar(&o.prune, "prune", []float64{0.25, 0.5}, "structured pruning ratios to try, after -O2 (--recipes without prune-R leaves them out)")
 	f.StringSliceVar(&o.backends, "backends", nil, "backends (default every registered one): "+strings.Join(runtime.Names(), ", "))
 	f.StringSliceVar(&o.devices, "devices", []string{"cpu"}, "devices to try on the backends that have them: "+orList(runtime.Devices())+" (a session that falls back to the CPU is skipped)")
@@ -102,6 +114,10 @@ chosen candidate; --require "speedup>=1.2" exits 3 unless it holds for it.`,
 	f.DurationVar(&o.timeBudget, "time-budget", 10*time.Minute, "wall-time budget: the long measurement goes only to what fits (0: no bound)")
 	f.IntVar(&o.shortIters, "short-iterations", 20, "timed inferences per candidate on the first rung")
 	f.IntVar(&o.longIters, "iterations", 100, "timed inferences per candidate on the second rung")
+	f.StringVar(&o.train, "train", "", "training inputs (as --calib): adds a pruned candidate per --prune ratio recovered by distillation from the original (prune-R-distill)")
+	f.IntVar(&o.trainEpochs, "train-epochs", 1, "distillation epochs of the prune-R-distill candidates")
+	f.IntVar(&o.trainSamples, "train-samples", 2000, "training samples read from --train at most")
+	f.IntVar(&o.remeasureIters, "remeasure-iterations", 0, "timed inferences bench gives chosen and the original after the search (0: three times --iterations; -1: no re-measurement)")
 	f.IntVar(&o.rounds, "rounds", 5, "interleaved rounds per measurement")
 	f.Int64Var(&o.seed, "seed", 1, "seed of the seeded inputs")
 	f.Float64Var(&o.maxDrop, "max-accuracy-drop", -1, "largest accuracy drop for chosen (points for top1/agreement, 1 - value for cosine/IoU; default: the accuracy budget)")
@@ -130,6 +146,12 @@ func (o *tuneOptions) toOptions(model string, dropSet bool) (tune.Options, []tun
 	}
 	if o.labels != "" && o.data == "" {
 		return tune.Options{}, nil, usageErr("--labels needs --data")
+	}
+	if o.trainEpochs < 1 || o.trainSamples < 1 {
+		return tune.Options{}, nil, usageErr("--train-epochs and --train-samples must be positive")
+	}
+	if o.remeasureIters < -1 {
+		return tune.Options{}, nil, usageErr("--remeasure-iterations must be -1, 0 or positive, got %d", o.remeasureIters)
 	}
 	if o.shortIters < 1 || o.longIters < 1 || o.rounds < 1 || o.samples < 1 || o.calibSamples < 1 {
 		return tune.Options{}, nil, usageErr("--short-iterations, --iterations, --rounds, --samples and --calib-samples must be positive")
@@ -182,7 +204,7 @@ func (o *tuneOptions) toOptions(model string, dropSet bool) (tune.Options, []tun
 	return tune.Options{
 		Model: model, Out: o.out, Calib: o.calib, CalibSamples: o.calibSamples, Data: o.data, Labels: o.labels, Samples: o.samples,
 		Variants: o.recipes, PruneRatios: o.prune, Backends: o.backends, Devices: o.devices, Threads: o.threads, Batches: o.batches, Shapes: shapes,
-		TimeBudget: o.timeBudget, ShortIters: o.shortIters, LongIters: o.longIters, Rounds: o.rounds, Seed: o.seed,
+		TimeBudget: o.timeBudget, ShortIters: o.shortIters, LongIters: o.longIters, RemeasureIters: o.remeasureIters, Train: o.train, TrainEpochs: o.trainEpochs, TrainSamples: o.trainSamples, Rounds: o.rounds, Seed: o.seed,
 		Constraints: tune.Constraints{MaxDrop: maxDrop, MaxP99MS: float64(o.maxP99) / float64(time.Millisecond), MinThroughput: o.minThroughput},
 	}, reqs, nil
 }
@@ -333,6 +355,12 @@ func printTune(w io.Writer, out *tuneOutput) error {
 		fmt.Fprintf(w, "chosen: %s (%s)\n", rep.Chosen, rep.ChosenWhy)
 	} else {
 		fmt.Fprintf(w, "chosen: none (%s)\n", rep.ChosenWhy)
+	}
+	if r := rep.ChosenRemeasured; r != nil {
+		fmt.Fprintf(w, "re-measured by bench against the original (%d iterations): speedup tune %.3gx, bench %.3gx, ratio %.3f\n", r.Iterations, r.SpeedupTune, r.SpeedupBench, r.Ratio)
+		if r.Warning != "" {
+			fmt.Fprintf(w, "warning: %s\n", r.Warning)
+		}
 	}
 	for _, r := range out.Requirements {
 		v := "met"

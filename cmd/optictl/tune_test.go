@@ -28,6 +28,7 @@ func TestTuneUsageErrors(t *testing.T) {
 		{"labels without data", []string{"tune", model, "-o", out, "--labels", "l.txt"}, "--labels needs --data"},
 		{"negative drop", []string{"tune", model, "-o", out, "--max-accuracy-drop", "-1"}, "must not be negative"},
 		{"bad device", []string{"tune", model, "-o", out, "--devices", "tpu"}, "--devices"},
+		{"bad remeasure", []string{"tune", model, "-o", out, "--remeasure-iterations", "-2"}, "--remeasure-iterations"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -1,5 +1,6 @@
 // Package tune searches a model's variants (optimization levels, targets,
-// quantization recipes) across the backends that can run them and reports
+// quantization recipes, structured pruning with reconstruction and
+// distillation recovery) across the backends that can run them and reports
 // the latency–accuracy frontier: what `optictl tune` prints, writes as
 // JSON, plots and hands to `optictl serve`.
 //
@@ -18,4 +19,10 @@
 //   - A measurement is cached under OUTDIR/cache keyed by the sha256 of the
 //     candidate's bytes, its recipe, backend and settings; a rerun reuses it
 //     instead of measuring again.
+//   - Nothing is dropped unmeasured without a stated reason in the report's
+//     skipped list; cheap estimates (graph.Cost dominance among variants
+//     that compute the same function, the per-layer int8 profile on ort)
+//     only drop what they show cannot be faster.
+//   - chosen is re-measured by bench against the original after the
+//     search, and the report gives both speedups (chosen_remeasured).
 package tune

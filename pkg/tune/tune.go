@@ -38,6 +38,12 @@ type Options struct {
 	// PruneRatios are the structured pruning fractions tried (each in
 	// (0, 1)); nil tries none.
 	PruneRatios []float64
+	// Train is --train: training inputs for a distillation-recovered
+	// pruned candidate per prune ratio ("" tries none); TrainEpochs are its
+	// epochs (0: 1) and TrainSamples caps the samples read (0: 2000).
+	Train        string
+	TrainEpochs  int
+	TrainSamples int
 	// Backends narrows the backends (nil: every registered one).
 	Backends []string
 	// Threads and Batches are the settings measured (nil: [1]).
@@ -54,7 +60,11 @@ type Options struct {
 	// ShortIters and LongIters are the timed inferences of the two
 	// successive-halving rungs (0: 20 and 100); Rounds interleaves them.
 	ShortIters, LongIters, Rounds int
-	Seed                          int64
+	// RemeasureIters are the timed inferences bench gives chosen and the
+	// original after the search (0: three times LongIters); negative
+	// skips the re-measurement.
+	RemeasureIters int
+	Seed           int64
 	// Budget is the accuracy a chosen candidate must keep (the zero value:
 	// numerics.DefaultBudget).
 	Budget *numerics.Budget
@@ -136,8 +146,11 @@ type Report struct {
 	TimeBudgetS float64 `json:"time_budget_s,omitempty"`
 	// Halved lists the candidates left at the short rung (budget).
 	Halved []string `json:"halved,omitempty"`
-	Plot   string   `json:"plot,omitempty"`
-	Serve  string   `json:"serve,omitempty"`
+	// ChosenRemeasured is chosen timed again by bench against the
+	// original (nil when nothing but the baseline was chosen).
+	ChosenRemeasured *Remeasured `json:"chosen_remeasured,omitempty"`
+	Plot             string      `json:"plot,omitempty"`
+	Serve            string      `json:"serve,omitempty"`
 }
 
 // Candidate returns the candidate with the id, or nil.
@@ -167,6 +180,11 @@ type tuner struct {
 	metric        numerics.Metric
 	refTop1       *float64
 	budget        numerics.Budget
+	// the int8 profile of the -O2 model on ort, made once
+	profiled bool
+	int8Why  string
+	// --train samples and the original's outputs on them, read once
+	train, trainOut [][]*runtime.Tensor
 }
 
 // item is one candidate during the search.
@@ -215,6 +233,15 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	if o.CalibSamples == 0 {
 		o.CalibSamples = 64
 	}
+	if o.TrainEpochs == 0 {
+		o.TrainEpochs = 1
+	}
+	if o.TrainSamples == 0 {
+		o.TrainSamples = 2000
+	}
+	if o.TrainEpochs < 0 || o.TrainSamples < 0 {
+		return nil, fmt.Errorf("tune: training epochs and samples must be positive, got %d and %d", o.TrainEpochs, o.TrainSamples)
+	}
 	if len(o.Backends) == 0 {
 		o.Backends = runtime.Names()
 	}
@@ -257,6 +284,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		}
 	}
 	vs, skipped := Variants(len(t.calib) > 0, o.PruneRatios)
+	vs = append(vs, distillVariants(vs, o.Train != "", o.TrainEpochs, skipped)...)
 	if len(o.Variants) > 0 {
 		known := VariantNames(o.PruneRatios)
 		for _, n := range o.Variants {
@@ -297,6 +325,11 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		}
 	}
 	t.finish(ok)
+	if o.RemeasureIters >= 0 {
+		if err := t.remeasure(ctx, ok); err != nil {
+			return nil, err
+		}
+	}
 	t.rep.WallS = time.Since(t.start).Seconds()
 	return t.rep, nil
 }
@@ -561,6 +594,7 @@ func (t *tuner) judge(a numerics.Accuracy) Accuracy {
 // evaluation samples, which also measures its accuracy).
 func (t *tuner) candidates(ctx context.Context, vs []Variant) ([]*item, error) {
 	var items []*item
+	var ests []estimate
 	for _, v := range vs {
 		g, err := t.produce(v)
 		if err != nil {
@@ -574,10 +608,29 @@ func (t *tuner) candidates(ctx context.Context, vs []Variant) ([]*item, error) {
 		if err != nil {
 			return nil, err
 		}
+		if e, err := estimateOf(v.Name, g.SHA256, accClass(v), m); err == nil {
+			why := ""
+			for _, p := range ests {
+				if why = dominatedBy(e, p); why != "" {
+					break
+				}
+			}
+			if why != "" && v.Name != "original" {
+				t.skip(v.Name, why)
+				continue
+			}
+			ests = append(ests, e)
+		}
 		for _, b := range t.opts.Backends {
 			if op := unsupportedOp(m, b); op != "" {
 				t.skip(v.Name+"@"+b, "the backend does not run "+op)
 				continue
+			}
+			if b == "ort" && v.quant != nil && v.quant.Int8 {
+				if why := t.int8Verdict(); why != "" {
+					t.skip(v.Name+"@"+b, why)
+					continue
+				}
 			}
 			caps, _ := runtime.Get(b)
 			for _, dev := range t.opts.Devices {

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/optictl/optictl/internal/testutil"
 	_ "github.com/optictl/optictl/pkg/runtime/interp"
 )
 
@@ -270,5 +271,64 @@ func TestTimeBudgetHalving(t *testing.T) {
 	}
 	if len(rep.Halved) == 0 || len(rep.Halved) == len(rep.Candidates) {
 		t.Fatalf("halved %v of %d", rep.Halved, len(rep.Candidates))
+	}
+}
+
+// TestPruneReconstructed tunes the MNIST CNN on interp with --calib: the
+// pruned candidates are made by prune.Auto with reconstruction (their
+// recipe and note say so) and their accuracy is measured like any other.
+func TestPruneReconstructed(t *testing.T) {
+	dir := filepath.Join(testutil.ModelsDir(t), "mnist")
+	o := Options{
+		Model: filepath.Join(dir, "model.onnx"), Out: t.TempDir(), Calib: dir, Backends: []string{"interp"},
+		Variants: []string{"original", "prune-0.25"}, PruneRatios: []float64{0.25},
+		ShortIters: 4, LongIters: 6, Rounds: 2, Constraints: Constraints{MaxDrop: -1}, RemeasureIters: -1,
+	}
+	rep, err := Run(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := rep.Candidate("prune-0.25@interp")
+	if c == nil {
+		t.Fatalf("no pruned candidate; skipped %+v", rep.Skipped)
+	}
+	if !strings.Contains(c.Recipe, "--prune-reconstruct") || !strings.Contains(c.Note, "reconstructed on") || math.IsNaN(c.Accuracy.Drop) {
+		t.Fatalf("pruned candidate %+v", c)
+	}
+}
+
+// TestPruneDistilled adds a distillation-recovered pruned candidate from
+// --train (64 MNIST training images, one epoch): its recipe and note say
+// how it was made and its accuracy is measured; without --train it is
+// skipped with the reason.
+func TestPruneDistilled(t *testing.T) {
+	dir := filepath.Join(testutil.ModelsDir(t), "mnist")
+	mn := testutil.MNISTDir(t)
+	o := Options{
+		Model: filepath.Join(dir, "model.onnx"), Out: t.TempDir(), Backends: []string{"interp"},
+		Variants: []string{"original", "prune-0.5-distill"}, PruneRatios: []float64{0.5},
+		Train: filepath.Join(mn, "train-images-idx3-ubyte.gz"), TrainSamples: 64,
+		ShortIters: 4, LongIters: 6, Rounds: 2, Constraints: Constraints{MaxDrop: -1}, RemeasureIters: -1,
+	}
+	rep, err := Run(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := rep.Candidate("prune-0.5-distill@interp")
+	if c == nil {
+		t.Fatalf("no distilled candidate; skipped %+v", rep.Skipped)
+	}
+	if !strings.Contains(c.Recipe, "distill --train --epochs 1") || !strings.Contains(c.Note, "distilled 1 epoch(s) on 64 --train samples") || math.IsNaN(c.Accuracy.Drop) {
+		t.Fatalf("distilled candidate %+v", c)
+	}
+	o.Train, o.Out = "", t.TempDir()
+	rep, err = Run(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(rep.Skipped, func(s Skipped) bool {
+		return s.ID == "prune-0.5-distill" && strings.Contains(s.Reason, "--train")
+	}) {
+		t.Fatalf("without --train: skipped %+v", rep.Skipped)
 	}
 }

@@ -28,6 +28,12 @@ type Variant struct {
 	nchwc  int
 	quant  *quant.Recipe
 	prune  float64
+	// reconstruct: prune.Auto with reconstruction on the calibration
+	// samples, else plain structured pruning by weight norm.
+	reconstruct bool
+	// distill: the pruned model then trained on the original's outputs
+	// over the training samples (knowledge distillation).
+	distill bool
 }
 
 // Variants lists the variants tune can try on this host: original, O2, O3
@@ -67,12 +73,41 @@ func Variants(hasCalib bool, pruneRatios []float64) (vs []Variant, skipped map[s
 		vs = append(vs, v)
 	}
 	for _, r := range pruneRatios {
-		vs = append(vs, Variant{Name: pruneName(r), Recipe: fmt.Sprintf("-O2 --prune %g --prune-multiple %d", r, pruneMultiple()), level: passes.O2, target: passes.TargetGeneric, prune: r})
+		v := Variant{Name: pruneName(r), Recipe: fmt.Sprintf("-O2 --prune %g --prune-multiple %d", r, pruneMultiple()), level: passes.O2, target: passes.TargetGeneric, prune: r}
+		if hasCalib {
+			// per-layer ratios by sensitivity, layers re-fitted on the
+			// calibration samples (optimize --prune-reconstruct)
+			v.Recipe += " --prune-reconstruct --calib"
+			v.reconstruct = true
+		}
+		vs = append(vs, v)
 	}
 	return vs, skipped
 }
 
 func pruneName(r float64) string { return fmt.Sprintf("prune-%g", r) }
+
+func distillName(r float64) string { return pruneName(r) + "-distill" }
+
+// distillVariants are the pruned variants recovered by distillation (one
+// per ratio) when there are training samples, else listed in skipped.
+func distillVariants(pruned []Variant, hasTrain bool, epochs int, skipped map[string]string) []Variant {
+	var out []Variant
+	for _, p := range pruned {
+		if p.prune == 0 {
+			continue
+		}
+		if !hasTrain {
+			skipped[distillName(p.prune)] = "needs training samples (--train)"
+			continue
+		}
+		v := p
+		v.Name, v.distill = distillName(p.prune), true
+		v.Recipe = fmt.Sprintf("%s, then distill --train --epochs %d (student: the pruned model, teacher: the original)", p.Recipe, epochs)
+		out = append(out, v)
+	}
+	return out
+}
 
 func pruneMultiple() int {
 	if b := runtime.HostNCHWcBlock(); b != 0 {
@@ -87,6 +122,9 @@ func VariantNames(pruneRatios []float64) []string {
 	names = append(names, quant.RecipeNames()...)
 	for _, r := range pruneRatios {
 		names = append(names, pruneName(r))
+	}
+	for _, r := range pruneRatios {
+		names = append(names, distillName(r))
 	}
 	return names
 }
@@ -114,7 +152,11 @@ func fileSHA(path string) (string, error) {
 // produce writes the variant's model under OUTDIR/candidates, or finds it
 // in the generation cache (same original bytes, variant and calibration).
 func (t *tuner) produce(v Variant) (generated, error) {
-	key := sha([]byte(strings.Join([]string{t.origSHA, v.Name, v.Recipe, t.calibID, fmt.Sprint(t.opts.Shapes)}, "\x00")))
+	parts := []string{t.origSHA, v.Name, v.Recipe, t.calibID, fmt.Sprint(t.opts.Shapes)}
+	if v.distill {
+		parts = append(parts, t.opts.Train, fmt.Sprint(t.opts.TrainSamples, t.opts.Seed))
+	}
+	key := sha([]byte(strings.Join(parts, "\x00")))
 	cpath := filepath.Join(t.opts.Out, "cache", "gen-"+key[:24]+".json")
 	if b, err := os.ReadFile(cpath); err == nil {
 		var g generated
@@ -159,15 +201,11 @@ func (t *tuner) build(v Variant) (*graph.Model, string, error) {
 		if err != nil {
 			return nil, "", err
 		}
-		pm := b.Clone()
-		rep, err := prune.Prune(pm, prune.Options{Fraction: v.prune, Mode: "structured", Multiple: pruneMultiple()})
-		if err != nil {
-			return nil, "", fmt.Errorf("tune: %s: %w", v.Name, err)
+		pm, note, err := t.pruned(v, b)
+		if err != nil || !v.distill {
+			return pm, note, err
 		}
-		if rep.ChannelsAfter >= rep.ChannelsBefore {
-			return nil, "", fmt.Errorf("tune: %s: no channel pruned (%d prunable channels)", v.Name, rep.ChannelsBefore)
-		}
-		return pm, fmt.Sprintf("channels %d -> %d", rep.ChannelsBefore, rep.ChannelsAfter), nil
+		return t.distilled(v, pm, note)
 	}
 	if v.quant != nil && v.level == passes.O2 {
 		b, err := t.o2()
@@ -293,4 +331,48 @@ func writeAtomic(path string, b []byte) {
 	if werr != nil || cerr != nil || os.Chmod(tmp.Name(), 0o644) != nil || os.Rename(tmp.Name(), path) != nil {
 		os.Remove(tmp.Name())
 	}
+}
+
+// pruneHeld bounds the held-out samples prune.Auto checks the pruned
+// model on (tune measures every candidate's accuracy itself afterwards).
+const pruneHeld = 32
+
+// pruned prunes the -O2 model b structured to v.prune of its channels:
+// with calibration samples as optimize --prune-reconstruct does (per-layer
+// ratios by sensitivity, then reconstruction on the calibration samples,
+// checked on the evaluation samples), else by weight norm alone. tune's
+// own accuracy budget judges the result, so prune's is set loose: only a
+// collapsed model (cosine under prune.CollapseCosine) is refused.
+func (t *tuner) pruned(v Variant, b *graph.Model) (*graph.Model, string, error) {
+	pm := b.Clone()
+	opts := prune.Options{Fraction: v.prune, Mode: prune.Structured, Multiple: pruneMultiple()}
+	if !v.reconstruct {
+		rep, err := prune.Prune(pm, opts)
+		if err != nil {
+			return nil, "", fmt.Errorf("tune: %s: %w", v.Name, err)
+		}
+		if rep.ChannelsAfter >= rep.ChannelsBefore {
+			return nil, "", fmt.Errorf("tune: %s: no channel pruned (%d prunable channels)", v.Name, rep.ChannelsBefore)
+		}
+		return pm, fmt.Sprintf("channels %d -> %d (no reconstruction: no --calib)", rep.ChannelsBefore, rep.ChannelsAfter), nil
+	}
+	var held [][]*runtime.Tensor
+	for _, s := range t.eval[:min(len(t.eval), pruneHeld)] {
+		held = append(held, s)
+	}
+	rep, err := prune.Auto(pm, t.calib, held, prune.AutoOptions{
+		Options: opts, Reconstruct: true, Recon: prune.ReconOptions{Backend: "interp"},
+		MinCosine: prune.CollapseCosine, MinTop1: 0.01,
+	})
+	if err != nil {
+		return nil, "", fmt.Errorf("tune: %s: %w", v.Name, err)
+	}
+	if rep.ChannelsAfter >= rep.ChannelsBefore {
+		return nil, "", fmt.Errorf("tune: %s: no channel pruned (%d prunable channels)", v.Name, rep.ChannelsBefore)
+	}
+	note := fmt.Sprintf("channels %d -> %d, reconstructed on %d calibration samples", rep.ChannelsBefore, rep.ChannelsAfter, len(t.calib))
+	if a := rep.Accuracy; a != nil {
+		note += fmt.Sprintf(" (cosine on %d held-out samples %.4f before, %.4f after)", a.Held, a.Pruned.Cosine, a.Final.Cosine)
+	}
+	return pm, note, nil
 }
