@@ -2,16 +2,11 @@ package bench
 
 import (
 	"fmt"
-	"image/color"
 	"io"
 	"math"
 	"sort"
 
 	"github.com/optictl/optictl/pkg/numerics"
-	"gonum.org/v1/plot"
-	"gonum.org/v1/plot/plotter"
-	"gonum.org/v1/plot/vg"
-	"gonum.org/v1/plot/vg/draw"
 )
 
 // Point is one result placed on the latency/accuracy plane.
@@ -68,8 +63,9 @@ func Pareto(pts []Point) []Point {
 	return out
 }
 
-// WritePlot draws p50 latency (x) against accuracy (y) as an SVG scatter,
-// one labelled point per result, with the Pareto frontier drawn as a line.
+// WritePlot draws p50 latency (x) against accuracy (y) as an SVG, one
+// labelled point per result (one colour per backend in a sweep), with the
+// Pareto frontier as a step line (DrawFrontier).
 func WritePlot(w io.Writer, rep *Report) error {
 	metric, get, err := plotMetric(rep)
 	if err != nil {
@@ -80,64 +76,28 @@ func WritePlot(w io.Writer, rep *Report) error {
 		multi = multi || r.Batch != rep.Results[0].Batch || r.Concurrency != rep.Results[0].Concurrency
 	}
 	pts := make([]Point, len(rep.Results))
-	xys := make(plotter.XYs, len(rep.Results))
-	labels := make([]string, len(rep.Results))
 	for i, r := range rep.Results {
 		label := r.Variant
 		if multi {
 			label += fmt.Sprintf(" b%d c%d", r.Batch, r.Concurrency)
 		}
 		pts[i] = Point{Label: label, LatencyMS: r.LatencyMS.P50, Accuracy: *get(r.Accuracy)}
-		xys[i] = plotter.XY{X: pts[i].LatencyMS, Y: pts[i].Accuracy}
-		labels[i] = label
 	}
-	p := plot.New()
-	p.Title.Text = "latency vs accuracy (" + rep.Backend + ", " + rep.Device + ")"
-	p.X.Label.Text = "p50 latency (ms)"
-	p.Y.Label.Text = metric
-	front := Pareto(pts)
-	fxy := make(plotter.XYs, len(front))
-	for i, f := range front {
-		fxy[i] = plotter.XY{X: f.LatencyMS, Y: f.Accuracy}
+	onFront := map[string]bool{}
+	for _, f := range Pareto(pts) {
+		onFront[f.Label] = true
 	}
-	line, err := plotter.NewLine(fxy)
-	if err != nil {
-		return fmt.Errorf("bench: plot: %w", err)
+	pp := make([]PlotPoint, len(pts))
+	for i, r := range rep.Results {
+		group := r.Backend
+		if group == "" {
+			group = rep.Backend
+		}
+		pp[i] = PlotPoint{Label: pts[i].Label, Group: group, X: pts[i].LatencyMS, Y: pts[i].Accuracy, Frontier: onFront[pts[i].Label]}
 	}
-	line.Color = color.RGBA{R: 200, A: 255}
-	line.Dashes = []vg.Length{vg.Points(4), vg.Points(2)}
-	sc, err := plotter.NewScatter(xys)
-	if err != nil {
-		return fmt.Errorf("bench: plot: %w", err)
-	}
-	sc.GlyphStyle.Shape = draw.CircleGlyph{}
-	sc.GlyphStyle.Radius = vg.Points(3)
-	lb, err := plotter.NewLabels(plotter.XYLabels{XYs: xys, Labels: labels})
-	if err != nil {
-		return fmt.Errorf("bench: plot: %w", err)
-	}
-	for i := range lb.TextStyle {
-		lb.TextStyle[i].XAlign = draw.XLeft
-	}
-	lb.Offset = vg.Point{X: vg.Points(4), Y: vg.Points(2)}
-	p.Add(line, sc, lb)
-	p.Legend.Add("Pareto frontier", line)
-	p.Legend.Add("variants", sc)
-	p.Legend.Top = true
-	// Room for the labels right of the last point and above the top one.
-	p.X.Max += (p.X.Max - p.X.Min) * 0.25
-	if p.X.Max == p.X.Min {
-		p.X.Min, p.X.Max = p.X.Min*0.9, p.X.Max*1.1+1e-9
-	}
-	if p.Y.Max == p.Y.Min {
-		p.Y.Min, p.Y.Max = p.Y.Min-0.05, p.Y.Max+0.05
-	}
-	wt, err := p.WriterTo(6*vg.Inch, 4*vg.Inch, "svg")
-	if err != nil {
-		return fmt.Errorf("bench: plot: %w", err)
-	}
-	if _, err := wt.WriteTo(w); err != nil {
-		return fmt.Errorf("bench: plot: %w", err)
-	}
-	return nil
+	return DrawFrontier(w, pp, PlotSpec{
+		Title:  "latency vs accuracy (" + rep.Backend + ", " + rep.Device + ")",
+		XLabel: "p50 latency (ms)",
+		YLabel: metric,
+	}, "svg")
 }
