@@ -43,6 +43,19 @@ type Options struct {
 	Resume bool
 	// Meta is recorded in checkpoint.json (e.g. teacher and student).
 	Meta map[string]string
+	// Progress, when set, is called after every training step (from the
+	// training goroutine; it must return quickly).
+	Progress func(Progress)
+}
+
+// Progress is the state of an epoch after one training step.
+type Progress struct {
+	Epoch, Epochs int
+	Step, Steps   int
+	// Loss is the mean loss of the epoch's steps so far.
+	Loss          float64
+	SamplesPerSec float64
+	Elapsed       time.Duration
 }
 
 // Epoch is what one epoch did.
@@ -200,6 +213,11 @@ func Train(ctx context.Context, student *graph.Model, samples, teacher [][]*runt
 				return nil, fmt.Errorf("distill: epoch %d step %d: loss is %g (lower --lr)", ep, s+1, loss)
 			}
 			sum += loss
+			if o.Progress != nil {
+				el := time.Since(start)
+				o.Progress(Progress{Epoch: ep, Epochs: o.Epochs, Step: s + 1, Steps: steps, Loss: sum / float64(s+1),
+					SamplesPerSec: float64((s+1)*o.Batch) / el.Seconds(), Elapsed: el})
+			}
 		}
 		secs := time.Since(start).Seconds()
 		e := Epoch{Epoch: ep, Loss: sum / float64(steps), Seconds: secs, SamplesPerSec: float64(steps*o.Batch) / secs}
