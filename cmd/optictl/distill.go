@@ -38,6 +38,9 @@ type distillOptions struct {
 	JSON           bool
 	CheckpointDir  string
 	Resume         bool
+	Workers        int
+	Schedule       string
+	Loss           []string
 }
 
 type distillResult struct {
@@ -109,6 +112,18 @@ weights as an uninterrupted run.`,
 			if o.Epochs < 1 || o.Batch < 1 || !(o.LR > 0) || !(o.T > 0) || o.Alpha < 0 || o.Alpha > 1 || o.Limit < 0 {
 				return usageErr("distill: want --epochs >= 1, --batch >= 1, --lr > 0, --temperature > 0, --alpha in [0,1], --limit >= 0")
 			}
+			if o.Workers < 1 || o.Workers > o.Batch {
+				return usageErr("distill: --workers %d must be in [1, --batch %d]", o.Workers, o.Batch)
+			}
+			if o.Schedule != distill.ScheduleCosine && o.Schedule != distill.ScheduleConstant {
+				return usageErr("distill: --lr-schedule %q: want cosine or constant", o.Schedule)
+			}
+			if _, err := distill.ParseLoss(o.Loss); err != nil {
+				return usageErr("distill: %v", err)
+			}
+			if len(o.Loss) > 0 && o.Labels != "" && o.Alpha == 0 {
+				return usageErr("distill: --loss sets the loss against the teacher, and --alpha 0 trains on labels only")
+			}
 			if f.Changed("student-prune") && !(o.StudentPrune > 0 && o.StudentPrune < 1) {
 				return usageErr("distill: --student-prune %g is not in (0, 1)", o.StudentPrune)
 			}
@@ -134,6 +149,9 @@ weights as an uninterrupted run.`,
 	f.StringVar(&o.Backend, "backend", "", "backend that runs the teacher and the validation (default: ort when it loads, else interp)")
 	f.BoolVar(&o.JSON, "json", false, "print the report as JSON")
 	f.StringVar(&o.CheckpointDir, "checkpoint-dir", "", "checkpoint after each epoch into this folder (default: OUT without its extension + .ckpt)")
+	f.IntVar(&o.Workers, "workers", 2, "split every batch into this many parts trained in parallel (one core each); the weights depend on --workers and --seed, not on the machine")
+	f.StringVar(&o.Schedule, "lr-schedule", distill.ScheduleCosine, "learning-rate schedule: cosine (decay from --lr to 0 over all epochs) or constant")
+	f.StringSliceVar(&o.Loss, "loss", nil, "loss against the teacher: auto, kd, mse or cosine, for every output or as OUTPUT=KIND (repeatable; auto: kd for class scores, mse for probability maps and single values, cosine for embeddings)")
 	f.BoolVar(&o.Resume, "resume", false, "continue from the last checkpoint in --checkpoint-dir (same options and data; --epochs may grow)")
 	return cmd
 }
@@ -208,14 +226,7 @@ func runDistill(g *globalOptions, o *distillOptions) error {
 	}
 	res := distillResult{Teacher: o.Teacher, Student: studentName, Out: o.Out, Samples: len(samples), CheckpointDir: o.checkpointDir()}
 	var tout [][]*runtime.Tensor
-	switch {
-	case labels != nil && o.Alpha == 0:
-		res.Loss = "cross-entropy on labels"
-	case labels != nil:
-		res.Loss = fmt.Sprintf("%g·KD(T=%g) + %g·cross-entropy", o.Alpha, o.T, 1-o.Alpha)
-	default:
-		res.Loss = fmt.Sprintf("KD(T=%g), no labels", o.T)
-	}
+	lossSpec, _ := distill.ParseLoss(o.Loss)
 	if labels == nil || o.Alpha > 0 {
 		s, err := open(teacher)
 		if err != nil {
@@ -229,7 +240,11 @@ func runDistill(g *globalOptions, o *distillOptions) error {
 		}
 		res.TeacherSeconds = time.Since(start).Seconds()
 	}
+	if res.Loss, err = lossDescription(student, tout, lossSpec, labels != nil, o.Alpha, o.T); err != nil {
+		return err
+	}
 	dopts := distill.Options{Epochs: o.Epochs, Batch: o.Batch, LR: o.LR, Temperature: o.T, Alpha: o.Alpha, Seed: o.Seed,
+		Workers: o.Workers, Schedule: o.Schedule, Loss: lossSpec,
 		CheckpointDir: o.checkpointDir(), Resume: o.Resume, Meta: map[string]string{"teacher": o.Teacher, "student": studentName, "train": o.Train}}
 	if !o.JSON {
 		dopts.Log = g.Stdout
@@ -335,4 +350,36 @@ func countTrue(b ...bool) int {
 		}
 	}
 	return n
+}
+
+// lossDescription says in words what the student is trained on: the
+// loss of each output against the teacher (tout nil: none) and the
+// cross-entropy on labels.
+func lossDescription(student *graph.Model, tout [][]*runtime.Tensor, spec map[string]string, labels bool, alpha, T float64) (string, error) {
+	if tout == nil {
+		return "cross-entropy on labels", nil
+	}
+	names, kinds, err := distill.Losses(student, tout, spec)
+	if err != nil {
+		return "", err
+	}
+	var terms []string
+	for i, k := range kinds {
+		t := k
+		if k == distill.LossKD {
+			t = fmt.Sprintf("KD(T=%g)", T)
+			if labels {
+				t = fmt.Sprintf("%g·%s", alpha, t)
+			}
+		}
+		if len(kinds) > 1 {
+			t += " on " + names[i]
+		}
+		terms = append(terms, t)
+	}
+	d := strings.Join(terms, " + ")
+	if labels {
+		return d + fmt.Sprintf(" + %g·cross-entropy", 1-alpha), nil
+	}
+	return d + ", no labels", nil
 }

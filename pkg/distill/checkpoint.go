@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 
 	"github.com/optictl/optictl/pkg/graph"
 )
@@ -46,10 +48,20 @@ type CheckpointOpts struct {
 	Seed        int64   `json:"seed"`
 	Samples     int     `json:"samples"`
 	Labels      bool    `json:"labels"`
+	Workers     int     `json:"workers"`
+	Schedule    string  `json:"schedule"`
+	// Loss is Options.Loss as sorted NAME=KIND pairs ("" for the default).
+	Loss string `json:"loss,omitempty"`
 }
 
 func (o Options) ckptOpts(samples int, labels bool) CheckpointOpts {
-	return CheckpointOpts{Epochs: o.Epochs, Batch: o.Batch, LR: o.LR, Temperature: o.Temperature, Alpha: o.Alpha, Seed: o.Seed, Samples: samples, Labels: labels}
+	var loss []string
+	for k, v := range o.Loss {
+		loss = append(loss, k+"="+v)
+	}
+	slices.Sort(loss)
+	return CheckpointOpts{Epochs: o.Epochs, Batch: o.Batch, LR: o.LR, Temperature: o.Temperature, Alpha: o.Alpha, Seed: o.Seed, Samples: samples, Labels: labels,
+		Workers: o.Workers, Schedule: o.Schedule, Loss: strings.Join(loss, ",")}
 }
 
 // ReadCheckpoint reads dir's checkpoint.json.

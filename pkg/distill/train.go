@@ -26,6 +26,18 @@ type Options struct {
 	// labels (loss = Alpha·KD + (1-Alpha)·CE); used only with labels.
 	Alpha float64
 	Seed  int64
+	// Workers splits every batch into this many parts trained in
+	// parallel (one graph and goroutine each) whose gradients are
+	// combined in a fixed order: the weights depend on Workers and Seed,
+	// not on the machine. 0 means 1.
+	Workers int
+	// Schedule is the learning-rate schedule: ScheduleConstant ("" too)
+	// or ScheduleCosine.
+	Schedule string
+	// Loss gives each output its loss against the teacher (LossAuto,
+	// LossKD, LossMSE, LossCosine) by output name; the key "" is the
+	// default; missing means LossAuto (ChooseLoss).
+	Loss map[string]string
 	// Log, when set, gets one line per epoch.
 	Log io.Writer
 	// Val, when set, measures the student with the given weights (a model
@@ -58,6 +70,14 @@ type Progress struct {
 	Elapsed       time.Duration
 }
 
+// The learning-rate schedules (Options.Schedule).
+const (
+	ScheduleConstant = "constant"
+	// ScheduleCosine decays the rate from LR to 0 over the run's steps
+	// (Epochs × steps per epoch) along a half cosine.
+	ScheduleCosine = "cosine"
+)
+
 // Epoch is what one epoch did.
 type Epoch struct {
 	Epoch int     `json:"epoch"`
@@ -71,13 +91,11 @@ type Epoch struct {
 // Result reports a training run.
 type Result struct {
 	ValBefore *float64 `json:"val_top1_before,omitempty"`
-	Epochs    []Epoch  `json:"epochs"`
+	// Losses is the loss each output was trained with against the
+	// teacher (by output name; empty for labels-only training).
+	Losses map[string]string `json:"losses,omitempty"`
+	Epochs []Epoch           `json:"epochs"`
 }
-
-// IsClassOutput says whether an output shaped [batch, C] gets the
-// classification losses (KL on softened logits, cross-entropy on labels);
-// other outputs get MSE against the teacher.
-func IsClassOutput(shape tensor.Shape) bool { return len(shape) == 2 && shape[1] >= 2 }
 
 // TeacherOutputs runs the teacher on every sample and returns its outputs
 // (cloned) per sample: the cache the training steps read.
@@ -106,10 +124,18 @@ func TeacherOutputs(ctx context.Context, s runtime.Session, samples [][]*runtime
 // order (nil when Alpha is 0 with labels: labels-only training); labels
 // (optional) are class indices per sample.
 func Train(ctx context.Context, student *graph.Model, samples, teacher [][]*runtime.Tensor, labels []int, o Options) (*Result, error) {
-	if o.Epochs < 0 || o.Batch < 1 || !(o.LR > 0) || !(o.Temperature > 0) || o.Alpha < 0 || o.Alpha > 1 {
-		return nil, fmt.Errorf("distill: bad options: epochs %d, batch %d, lr %g, temperature %g, alpha %g (want epochs >= 0, batch >= 1, lr > 0, temperature > 0, alpha in [0,1])",
-			o.Epochs, o.Batch, o.LR, o.Temperature, o.Alpha)
+	if o.Epochs < 0 || o.Batch < 1 || !(o.LR > 0) || !(o.Temperature > 0) || o.Alpha < 0 || o.Alpha > 1 || o.Workers < 0 {
+		return nil, fmt.Errorf("distill: bad options: epochs %d, batch %d, lr %g, temperature %g, alpha %g, workers %d (want epochs >= 0, batch >= 1, lr > 0, temperature > 0, alpha in [0,1], workers >= 0)",
+			o.Epochs, o.Batch, o.LR, o.Temperature, o.Alpha, o.Workers)
 	}
+	switch o.Schedule {
+	case "":
+		o.Schedule = ScheduleConstant
+	case ScheduleConstant, ScheduleCosine:
+	default:
+		return nil, fmt.Errorf("distill: unknown learning-rate schedule %q (want %s or %s)", o.Schedule, ScheduleConstant, ScheduleCosine)
+	}
+	o.Workers = max(o.Workers, 1)
 	n := len(samples)
 	if n < o.Batch {
 		return nil, fmt.Errorf("distill: %d training samples, fewer than one batch of %d", n, o.Batch)
@@ -136,7 +162,11 @@ func Train(ctx context.Context, student *graph.Model, samples, teacher [][]*runt
 			return nil, err
 		}
 		want, got := o.ckptOpts(n, labels != nil), ck.Options
-		want.Epochs, got.Epochs = 0, 0
+		if o.Schedule != ScheduleCosine {
+			// A cosine schedule spans the run's epochs: only a constant
+			// rate lets --epochs grow on resume.
+			want.Epochs, got.Epochs = 0, 0
+		}
 		if want != got {
 			return nil, fmt.Errorf("distill: resume: the checkpoint in %s was made with other options or data (%+v), this run has %+v", o.CheckpointDir, got, want)
 		}
@@ -144,21 +174,33 @@ func Train(ctx context.Context, student *graph.Model, samples, teacher [][]*runt
 			return nil, err
 		}
 	}
-	net, err := Build(src, o.Batch)
+	probe, err := Build(src, 1)
 	if err != nil {
 		return nil, err
 	}
-	tr, err := newTrainer(net, o, useKD, labels != nil)
+	var kinds []string
+	res := &Result{}
+	if useKD {
+		if kinds, err = resolveLosses(probe, teacher, o.Loss); err != nil {
+			return nil, err
+		}
+		res.Losses = map[string]string{}
+		for j, k := range kinds {
+			res.Losses[probe.OutputNames[j]] = k
+		}
+	}
+	tr, err := newTrainer(src, o, kinds, useKD, labels != nil)
 	if err != nil {
 		return nil, err
 	}
+	defer tr.close()
+	net := tr.master()
 	if st != nil {
 		tr.adam.st = *st
 	}
 	if err := tr.checkData(samples, teacher, labels); err != nil {
 		return nil, err
 	}
-	res := &Result{}
 	first := 1
 	// prev is the checkpoint whose files the next one replaces: a fresh
 	// run into a folder holding another run's checkpoint removes its files.
@@ -197,6 +239,7 @@ func Train(ctx context.Context, student *graph.Model, samples, teacher [][]*runt
 		rng.Perm(n) // the sample orders of the epochs already done
 	}
 	steps := n / o.Batch
+	tr.total = steps * o.Epochs
 	for ep := first; ep <= o.Epochs; ep++ {
 		start := time.Now()
 		perm := rng.Perm(n)
@@ -249,238 +292,6 @@ func Train(ctx context.Context, student *graph.Model, samples, teacher [][]*runt
 		return nil, err
 	}
 	return res, nil
-}
-
-type trainer struct {
-	net    *Net
-	o      Options
-	useKD  bool
-	labels bool
-	vm     G.VM
-	adam   *adam
-	loss   *G.Node
-	// per input: backing buffer; per output: teacher target buffer
-	inBuf   [][]float32
-	tgt     []*G.Node
-	tgtBuf  [][]float32
-	class   []bool
-	onehot  *G.Node
-	ohBuf   []float32
-	classAt int
-	// kdConst is Σ p·log p ·T²/B of the batch (added to the reported loss
-	// so that it is the KL divergence, not the cross-entropy).
-	kdConst float64
-	lossVal G.Value
-}
-
-func newTrainer(net *Net, o Options, useKD, labels bool) (t *trainer, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			t, err = nil, fmt.Errorf("distill: building the loss: %v", r)
-		}
-	}()
-	t = &trainer{net: net, o: o, useKD: useKD, labels: labels, classAt: -1}
-	eg := net.G
-	B := float32(net.Batch)
-	T := float32(o.Temperature)
-	for i, in := range net.Inputs {
-		t.inBuf = append(t.inBuf, make([]float32, in.Shape().TotalSize()))
-		_ = i
-	}
-	var terms []*G.Node
-	for j, out := range net.Outputs {
-		shp := out.Shape()
-		cls := IsClassOutput(shp)
-		t.class = append(t.class, cls)
-		if cls && t.classAt < 0 {
-			t.classAt = j
-		}
-		t.tgt = append(t.tgt, nil)
-		t.tgtBuf = append(t.tgtBuf, nil)
-		if !useKD {
-			continue
-		}
-		buf := make([]float32, shp.TotalSize())
-		tg := G.NewTensor(eg, tensor.Float32, len(shp), G.WithShape(shp...), G.WithName(fmt.Sprintf("teacher%d", j)))
-		t.tgt[j], t.tgtBuf[j] = tg, buf
-		var term *G.Node
-		if cls {
-			// KL(p || q) · T², p = softmax(teacher/T) fed in, q = softmax(student/T).
-			scaled, err := G.Mul(out, G.NewConstant(1/T))
-			if err != nil {
-				return nil, err
-			}
-			logq, err := logSoftmax(scaled)
-			if err != nil {
-				return nil, err
-			}
-			pl, err := G.HadamardProd(tg, logq)
-			if err != nil {
-				return nil, err
-			}
-			s, err := G.Sum(pl)
-			if err != nil {
-				return nil, err
-			}
-			if term, err = G.Mul(s, G.NewConstant(-T*T/B)); err != nil {
-				return nil, err
-			}
-			if labels {
-				if term, err = G.Mul(term, G.NewConstant(float32(o.Alpha))); err != nil {
-					return nil, err
-				}
-			}
-		} else {
-			d, err := G.Sub(out, tg)
-			if err != nil {
-				return nil, err
-			}
-			sq, err := G.Square(d)
-			if err != nil {
-				return nil, err
-			}
-			if term, err = G.Mean(sq); err != nil {
-				return nil, err
-			}
-		}
-		terms = append(terms, term)
-	}
-	if labels {
-		if t.classAt < 0 {
-			return nil, fmt.Errorf("distill: labels given but the student has no [batch, classes] output")
-		}
-		out := net.Outputs[t.classAt]
-		shp := out.Shape()
-		t.ohBuf = make([]float32, shp.TotalSize())
-		t.onehot = G.NewTensor(eg, tensor.Float32, 2, G.WithShape(shp...), G.WithName("labels"))
-		logp, err := logSoftmax(out)
-		if err != nil {
-			return nil, err
-		}
-		pl, err := G.HadamardProd(t.onehot, logp)
-		if err != nil {
-			return nil, err
-		}
-		s, err := G.Sum(pl)
-		if err != nil {
-			return nil, err
-		}
-		ce, err := G.Mul(s, G.NewConstant(-(1-float32(o.Alpha))/B))
-		if err != nil {
-			return nil, err
-		}
-		terms = append(terms, ce)
-	}
-	loss := terms[0]
-	for _, x := range terms[1:] {
-		if loss, err = G.Add(loss, x); err != nil {
-			return nil, err
-		}
-	}
-	t.loss = loss
-	G.Read(loss, &t.lossVal)
-	params := make(G.Nodes, len(net.Params))
-	for i, p := range net.Params {
-		params[i] = p.Node
-	}
-	if _, err := G.Grad(loss, params...); err != nil {
-		return nil, fmt.Errorf("distill: gradients: %w", err)
-	}
-	t.vm = G.NewTapeMachine(eg, G.BindDualValues(params...))
-	// The loss is already a batch mean: no division by the batch size
-	// in the optimizer.
-	t.adam = &adam{lr: o.LR}
-	return t, nil
-}
-
-// checkData refuses samples, teacher outputs or labels that do not fit
-// the student before any training.
-func (t *trainer) checkData(samples, teacher [][]*runtime.Tensor, labels []int) error {
-	for i, s := range samples {
-		if len(s) != len(t.net.Inputs) {
-			return fmt.Errorf("distill: sample %d has %d inputs, the student %d", i, len(s), len(t.net.Inputs))
-		}
-		for k, x := range s {
-			want := t.net.Inputs[k].Shape()
-			per := want.TotalSize() / t.net.Batch
-			if x.DType != graph.Float || x.Len() != per || (len(x.Shape) > 0 && x.Shape[0] != 1) {
-				return fmt.Errorf("distill: sample %d input %q is %s%v, want float32 %v with batch 1", i, t.net.Inputs[k].Name(), x.DType, x.Shape, append([]int{1}, want[1:]...))
-			}
-		}
-		if t.useKD {
-			if len(teacher[i]) != len(t.net.Outputs) {
-				return fmt.Errorf("distill: the teacher has %d outputs, the student %d", len(teacher[i]), len(t.net.Outputs))
-			}
-			for j, y := range teacher[i] {
-				per := t.net.Outputs[j].Shape().TotalSize() / t.net.Batch
-				if y.DType != graph.Float || y.Len() != per {
-					return fmt.Errorf("distill: teacher output %q on sample %d is %s%v: the student's has %d float32 values per sample", t.net.OutputNames[j], i, y.DType, y.Shape, per)
-				}
-			}
-		}
-		if labels != nil {
-			c := t.net.Outputs[t.classAt].Shape()[1]
-			if labels[i] < 0 || labels[i] >= c {
-				return fmt.Errorf("distill: label %d of sample %d is out of [0, %d)", labels[i], i, c)
-			}
-		}
-	}
-	return nil
-}
-
-func (t *trainer) step(idx []int, samples, teacher [][]*runtime.Tensor, labels []int) (float64, error) {
-	B := t.net.Batch
-	for k, in := range t.net.Inputs {
-		buf := t.inBuf[k]
-		per := len(buf) / B
-		for b, i := range idx {
-			copy(buf[b*per:(b+1)*per], samples[i][k].Float32s())
-		}
-		if err := G.Let(in, tensor.New(tensor.WithShape(in.Shape()...), tensor.WithBacking(buf))); err != nil {
-			return 0, fmt.Errorf("distill: %w", err)
-		}
-	}
-	t.kdConst = 0
-	T := t.o.Temperature
-	for j, tg := range t.tgt {
-		if tg == nil {
-			continue
-		}
-		buf := t.tgtBuf[j]
-		per := len(buf) / B
-		for b, i := range idx {
-			dst := buf[b*per : (b+1)*per]
-			copy(dst, teacher[i][j].Float32s())
-			if t.class[j] {
-				t.kdConst += softmaxT(dst, T)
-			}
-		}
-		if err := G.Let(tg, tensor.New(tensor.WithShape(tg.Shape()...), tensor.WithBacking(buf))); err != nil {
-			return 0, fmt.Errorf("distill: %w", err)
-		}
-	}
-	if t.onehot != nil {
-		c := len(t.ohBuf) / B
-		clear(t.ohBuf)
-		for b, i := range idx {
-			t.ohBuf[b*c+labels[i]] = 1
-		}
-		if err := G.Let(t.onehot, tensor.New(tensor.WithShape(B, c), tensor.WithBacking(t.ohBuf))); err != nil {
-			return 0, fmt.Errorf("distill: %w", err)
-		}
-	}
-	if err := t.vm.RunAll(); err != nil {
-		return 0, fmt.Errorf("distill: training step: %w", err)
-	}
-	if err := t.adam.step(t.net.Params); err != nil {
-		return 0, err
-	}
-	loss := float64(t.lossVal.Data().(float32))
-	t.vm.Reset()
-	if t.labels {
-		return loss + t.o.Alpha*t.kdConst*T*T/float64(B), nil
-	}
-	return loss + t.kdConst*T*T/float64(B), nil
 }
 
 // softmaxT replaces logits by softmax(logits/T) in place and returns

@@ -1,0 +1,151 @@
+package distill
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/optictl/optictl/pkg/graph"
+	"github.com/optictl/optictl/pkg/numerics"
+	"github.com/optictl/optictl/pkg/runtime"
+)
+
+// The losses an output can get against the teacher (Options.Loss).
+const (
+	// LossAuto picks one of the others from the output (ChooseLoss).
+	LossAuto = "auto"
+	// LossKD is KL(softmax(teacher/T) ‖ softmax(student/T))·T² on class
+	// scores ([N, C] or [N, C, 1, 1]).
+	LossKD = "kd"
+	// LossMSE is the mean squared error against the teacher's values.
+	LossMSE = "mse"
+	// LossCosine is 1 − cos(student, teacher) per sample (each sample's
+	// values as one vector), averaged over the batch: for embeddings,
+	// whose direction matters and whose scale does not.
+	LossCosine = "cosine"
+)
+
+// LossKinds lists the values Options.Loss takes.
+var LossKinds = []string{LossAuto, LossKD, LossMSE, LossCosine}
+
+// ChooseLoss picks the loss for an output from its shape and the
+// teacher's values on it, as numerics.ChooseMetric picks the accuracy
+// metric: class scores ([N, C] or [N, C, 1, 1], C > 1) get KD; one-channel
+// maps whose teacher values all lie in [0, 1] (probability maps, e.g. a
+// Sigmoid's) get MSE; vectors of several values per sample (embeddings,
+// features) get cosine; one value per sample (a regression) gets MSE.
+func ChooseLoss(shape []int64, teacher [][]float32) string {
+	if numerics.ClassShape(shape) && len(shape) >= 2 {
+		return LossKD
+	}
+	per := int64(1)
+	for _, d := range shape[min(1, len(shape)):] {
+		per *= d
+	}
+	if numerics.ProbabilityMapShape(shape) && inUnit(teacher) {
+		return LossMSE
+	}
+	if per >= 2 {
+		return LossCosine
+	}
+	return LossMSE
+}
+
+func inUnit(vals [][]float32) bool {
+	for _, v := range vals {
+		for _, x := range v {
+			if !(x >= 0 && x <= 1) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// ParseLoss reads --loss values: KIND (every output) or OUTPUT=KIND,
+// repeated or comma-separated. The result maps output names to kinds; the
+// key "" is the default for outputs not named.
+func ParseLoss(specs []string) (map[string]string, error) {
+	out := map[string]string{}
+	for _, spec := range specs {
+		for _, s := range strings.Split(spec, ",") {
+			s = strings.TrimSpace(s)
+			if s == "" {
+				continue
+			}
+			name, kind := "", s
+			if i := strings.LastIndexByte(s, '='); i >= 0 {
+				name, kind = s[:i], s[i+1:]
+				if name == "" {
+					return nil, fmt.Errorf("--loss %q: empty output name before '='", s)
+				}
+			}
+			if !slices.Contains(LossKinds, kind) {
+				return nil, fmt.Errorf("--loss %q: unknown loss %q (want one of %s)", s, kind, strings.Join(LossKinds, ", "))
+			}
+			if old, ok := out[name]; ok && old != kind {
+				return nil, fmt.Errorf("--loss: %s given twice (%s and %s)", orDefault(name), old, kind)
+			}
+			out[name] = kind
+		}
+	}
+	return out, nil
+}
+
+func orDefault(name string) string {
+	if name == "" {
+		return "the default loss"
+	}
+	return "output " + name
+}
+
+// resolveLosses gives every output of net its loss kind: Options.Loss by
+// output name, else its "" entry, else auto; auto is decided by
+// ChooseLoss on the teacher's cached outputs. KD on an output that is not
+// a class-score vector, and a name that is no output, are errors.
+func resolveLosses(net *Net, teacher [][]*runtime.Tensor, spec map[string]string) ([]string, error) {
+	for name := range spec {
+		if name != "" && !slices.Contains(net.OutputNames, name) {
+			return nil, fmt.Errorf("distill: --loss names %q, which is not an output of the student (outputs: %s)", name, strings.Join(net.OutputNames, ", "))
+		}
+	}
+	kinds := make([]string, len(net.Outputs))
+	for j, out := range net.Outputs {
+		name := net.OutputNames[j]
+		kind, ok := spec[name]
+		if !ok {
+			kind = spec[""]
+		}
+		shape := make([]int64, len(out.Shape()))
+		for i, d := range out.Shape() {
+			shape[i] = int64(d)
+		}
+		if kind == "" || kind == LossAuto {
+			var vals [][]float32
+			for _, t := range teacher {
+				if j < len(t) && t[j] != nil && t[j].DType == graph.Float {
+					vals = append(vals, t[j].Float32s())
+				}
+			}
+			kind = ChooseLoss(shape, vals)
+		}
+		if kind == LossKD && !classOutput(out.Shape()) {
+			return nil, fmt.Errorf("distill: output %q is %v, not class scores [batch, classes]: KD needs class scores (use --loss %s=mse or cosine)", name, out.Shape(), name)
+		}
+		kinds[j] = kind
+	}
+	return kinds, nil
+}
+
+// Losses resolves the loss of every output of student against the
+// teacher's cached outputs as Train will (Options.Loss in spec), for
+// reports made before training. It returns output names and kinds in
+// model order.
+func Losses(student *graph.Model, teacher [][]*runtime.Tensor, spec map[string]string) (names, kinds []string, err error) {
+	net, err := Build(student, 1)
+	if err != nil {
+		return nil, nil, err
+	}
+	kinds, err = resolveLosses(net, teacher, spec)
+	return net.OutputNames, kinds, err
+}
