@@ -259,7 +259,7 @@ func pruneRecover(g *globalOptions, o *optimizeOptions, m *graph.Model, open bac
 	case labels != nil && r.Alpha == 0:
 		res.Loss = "cross-entropy on labels"
 	case labels != nil:
-		res.Loss = fmt.Sprintf("%g·KD(T=%g) + %g·cross-entropy", r.Alpha, r.T, 1-r.Alpha)
+		res.Loss = fmt.Sprintf("%.6g·KD(T=%g) + %.6g·cross-entropy", r.Alpha, r.T, 1-r.Alpha) // 1-0.7 prints 0.3
 	default:
 		res.Loss = fmt.Sprintf("KD(T=%g), no labels", r.T)
 	}
