@@ -243,8 +243,8 @@ func pruneRecover(g *globalOptions, o *optimizeOptions, m *graph.Model, open bac
 			return nil, rep, nil, usageErr("%v", err)
 		}
 	}
-	meta := map[string]string{"model": o.Model, "level": o.Level, "target": o.Target, "prune": strconv.FormatFloat(o.Prune, 'g', -1, 64),
-		"prune-norm": o.PruneNorm, "prune-multiple": strconv.Itoa(o.PruneMultiple), "train": r.Train}
+	meta := map[string]string{"model": absPath(o.Model), "level": o.Level, "target": o.Target, "prune": strconv.FormatFloat(o.Prune, 'g', -1, 64),
+		"prune-norm": o.PruneNorm, "prune-multiple": strconv.Itoa(o.PruneMultiple), "train": absPath(r.Train)}
 	if r.Resume {
 		if err := checkResumeMeta(r.CheckpointDir, meta); err != nil {
 			return nil, rep, nil, err
@@ -374,22 +374,24 @@ func (p prefixWriter) Write(b []byte) (int, error) {
 
 // recoverHelp is --recover's paragraph in optimize --help.
 const recoverHelp = `Recovering a pruned model: --prune F --recover distill --train DATA prunes
-the optimized model uniformly (F of every prunable layer's channels; no
-sensitivity search, since training recovers the accuracy) and trains it on
-the unpruned optimized model's outputs over --train (knowledge
+the optimized model uniformly (F of every prunable layer's channels, no
+sensitivity search: training recovers the accuracy), trains it to
+reproduce the unpruned optimized model on --train (knowledge
 distillation, as 'optictl distill'), then applies --prune's accuracy
-budget to the trained model. The training flags mean what distill's do,
-with its defaults: --epochs 3, --lr 1e-3, --temperature 4, --alpha 0.5
-(with --train-labels: alpha·KD + (1-alpha)·cross-entropy), --val and
---val-labels (val top-1 before training and after each epoch),
---checkpoint-dir and --resume (here checkpoints are written only when
---checkpoint-dir is given). Where distill's name means something else in
-optimize or its sibling commands, it has a train- prefix: --train-batch
-(distill --batch, 32), --train-seed (--seed, 1), --train-limit (--limit)
-and --train-backend (--backend: it runs the teacher and --val; default
-ort when it loads the model, else interp, and the report says why it fell
-back; --backend stays the verification backend). They are usage errors
-without --recover distill. With --quantize the recovered model is then
-quantized (prune -> distill -> quantize; --quantize's budget compares
-with the recovered model). Not with -O3 --target ort-cpu: its fused
-com.microsoft ops can be neither pruned nor trained.`
+budget to the trained model. The training flags are distill's, with its
+defaults and checks: --epochs 3, --lr 1e-3, --temperature 4, --alpha 0.5
+(needs --train-labels; loss alpha·KD + (1-alpha)·cross-entropy), --val
+and --val-labels (top-1 before training and after each epoch),
+--checkpoint-dir (here no checkpoints without it) and --resume. Four
+carry a train- prefix because optimize or its sibling commands use the
+plain name otherwise: --train-batch 32 (distill --batch), --train-seed 1
+(--seed), --train-limit (--limit) and --train-backend (--backend: it runs
+the teacher and --val, by default ort when it loads the model, else
+interp; --backend remains the verification backend). The report gives
+the settings, the teacher's backend (and why, when optictl fell back to
+interp), the loss and val top-1 per epoch. Each training flag without
+--recover distill is a usage error. With --quantize the trained model is
+quantized next (prune -> distill -> quantize; --quantize's budget
+compares with the trained model). -O3 --target ort-cpu is refused: its
+com.microsoft fused ops can be neither pruned nor trained (prune at -O2,
+then optimize the result with -O3 --target ort-cpu).`
