@@ -371,3 +371,21 @@ func TestOptimizeRecoverFlagsMatchDistill(t *testing.T) {
 		}
 	}
 }
+
+// TestOptimizeRecoverForeignOps: passes that write com.microsoft fused ops
+// (named with --passes, so the -O3 --target ort-cpu usage check does not
+// see them) leave a model --recover distill refuses before training,
+// naming the ops; nothing is written.
+func TestOptimizeRecoverForeignOps(t *testing.T) {
+	cnn := filepath.Join("..", "..", "testmodels", "cnn.onnx")
+	out := filepath.Join(t.TempDir(), "out.onnx")
+	var so, se bytes.Buffer
+	code := Execute([]string{"optimize", cnn, "-o", out, "--target", "ort-cpu", "--passes", "fuse-conv-batchnorm,fuse-ort-conv-activation",
+		"--prune", "0.5", "--recover", "distill", "--train", filepath.Join(t.TempDir(), "unread")}, &so, &se)
+	if code != 2 || !strings.Contains(se.String(), "com.microsoft.FusedConv nodes, which can be neither pruned nor trained") {
+		t.Fatalf("exit %d: %s\n%s", code, se.String(), so.String())
+	}
+	if _, err := os.Stat(out); err == nil {
+		t.Error("wrote the model")
+	}
+}
