@@ -1019,10 +1019,15 @@ results. Use it for a fleet of one CPU kind.
 
 ` + budgetHelp + `
 
+` + recoverHelp + `
+
   optictl optimize model.onnx -o model.opt.onnx
   optictl optimize model.onnx -o opt.onnx -O3 --target ort-cpu
   optictl optimize model.onnx -o opt.onnx -O3 --target ort-cpu --nchwc auto
-  optictl optimize model.onnx -o opt.onnx --shape x=1x3x48x320 --json`,
+  optictl optimize model.onnx -o opt.onnx --shape x=1x3x48x320 --json
+  optictl optimize model.onnx -o small.onnx --prune 0.5 --recover distill \
+      --train train-images.gz --train-labels train-labels.gz --epochs 2 \
+      --val val-images.gz --val-labels val-labels.gz --data held-out.npz`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if o.Quantize == "list" {
 				return exactArgs(0, "no model with --quantize list")(cmd, args)
@@ -1038,7 +1043,7 @@ results. Use it for a fleet of one CPU kind.
 				return usageErr("optimize needs -o OUT")
 			}
 			o.EachPassSet = cmd.Flags().Changed("verify-each-pass")
-			o.epochsSet = cmd.Flags().Changed("epochs")
+			o.changed = cmd.Flags().Changed
 			return runOptimize(g, o)
 		},
 	}
