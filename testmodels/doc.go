@@ -52,6 +52,11 @@
 //     block, an FPN of opset-11 Resizes (nearest and linear) with Adds and
 //     a Concat, a ConvTranspose head and a Sigmoid. InputShapes and
 //     SampleDim give realistic sizes for its dynamic dims (64x96).
+//   - mnist_mlp: MNISTMLP, opset 13, Input3[N,1,28,28] -> Plus214_Output_0[N,10].
+//     A 784-64-10 student for the shared MNIST CNN (models/mnist/model.onnx,
+//     same input and output names, pixel values 0-255): Flatten,
+//     Gemm(alpha=1/255, transB=1)+Relu, Gemm; He weights, zero biases; only
+//     ops that optictl distill trains.
 //
 // Model outputs are produced by a final Identity so that their names stay
 // stable while passes rewrite the nodes before them, except dbnet's, which

@@ -22,6 +22,7 @@ func All() map[string]func() *graph.Model {
 		"gru":              GRU,
 		"lstm":             LSTM,
 		"dbnet":            DBNet,
+		"mnist_mlp":        MNISTMLP,
 	}
 }
 
@@ -156,6 +157,27 @@ func MLP() *graph.Model {
 	b.Op("Identity", "logits", []string{y}, []string{"logits"})
 	b.Output("logits", graph.Float, build.Dims("N", 10))
 	return finish(b, "mlp")
+}
+
+// MNISTMLP is a 784-64-10 student for the shared MNIST CNN
+// (models/mnist/model.onnx): same input and output names, the input as that
+// model takes it (pixel values 0-255) with a symbolic batch. Flatten to 784,
+// Gemm(alpha=1/255, transB=1) so that the pixels enter scaled to [0, 1],
+// Relu, Gemm to 10 logits. Weights are He-initialised, biases zero. Every
+// op is one distill can train. Input "Input3" float32[N,1,28,28], output
+// "Plus214_Output_0" float32[N,10]. Opset 13.
+func MNISTMLP() *graph.Model {
+	b := build.New("mnist_mlp", 13)
+	w := newWeights(b, 9)
+	x := b.Input("Input3", graph.Float, build.Dims("N", 1, 28, 28))
+	h := b.Node("Flatten", []string{x}, graph.IntAttr("axis", 1))
+	h = w.relu(b.Node("Gemm", []string{h, w.he("fc1.weight", 784, 64, 784), b.Float32("fc1.bias", []int64{64}, make([]float32, 64))},
+		graph.FloatAttr("alpha", 1.0/255), graph.FloatAttr("beta", 1), graph.IntAttr("transB", 1)))
+	y := b.Node("Gemm", []string{h, w.he("fc2.weight", 64, 10, 64), b.Float32("fc2.bias", []int64{10}, make([]float32, 10))},
+		graph.FloatAttr("alpha", 1), graph.FloatAttr("beta", 1), graph.IntAttr("transB", 1))
+	b.Op("Identity", "Plus214_Output_0", []string{y}, []string{"Plus214_Output_0"})
+	b.Output("Plus214_Output_0", graph.Float, build.Dims("N", 10))
+	return finish(b, "mnist_mlp")
 }
 
 // CNN is a small residual network for 32x32 RGB images: a Conv+BN+Relu

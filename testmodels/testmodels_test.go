@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/optictl/optictl/pkg/distill"
 	"github.com/optictl/optictl/pkg/graph"
 	"github.com/optictl/optictl/pkg/runtime"
 	"github.com/optictl/optictl/pkg/runtime/interp"
@@ -43,6 +44,8 @@ var expected = map[string]struct {
 		map[string]string{"sigmoid_0.tmp_0": "float32[N,1,p2o.DynamicDimension.2,p2o.DynamicDimension.3]"},
 		[]string{"Constant", "Conv", "BatchNormalization", "Add", "Clip", "Mul", "Div", "HardSigmoid", "GlobalAveragePool",
 			"Relu", "Resize", "Concat", "ConvTranspose", "Sigmoid"}},
+	"mnist_mlp": {13, map[string]string{"Input3": "float32[N,1,28,28]"}, map[string]string{"Plus214_Output_0": "float32[N,10]"},
+		[]string{"Flatten", "Gemm", "Relu"}},
 }
 
 // sampleShape replaces the dims of an input or output type string as
@@ -349,5 +352,57 @@ func TestLayerNormVariantsAgree(t *testing.T) {
 	}
 	if worst > 1e-4 {
 		t.Errorf("variants differ by up to %g", worst)
+	}
+}
+
+// TestMNISTMLPIsAStudent: mnist_mlp is a distill student for the shared
+// MNIST CNN. distill builds every op of it, and on pixel values 0-255 (what
+// the teacher takes) its logits stay at unit scale because the first Gemm
+// scales its input by 1/255; on values 0-1 they shrink by that factor.
+func TestMNISTMLPIsAStudent(t *testing.T) {
+	m := testmodels.MNISTMLP()
+	net, err := distill.Build(m, 4)
+	if err != nil {
+		t.Fatalf("distill cannot train it: %v", err)
+	}
+	if len(net.Params) != 4 {
+		t.Errorf("%d trainable tensors, want 4 (two weights, two biases)", len(net.Params))
+	}
+	s, err := interp.Open(m, runtime.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	rng := rand.New(rand.NewSource(3))
+	pixels := make([]float32, 2*784)
+	for i := range pixels {
+		pixels[i] = float32(rng.Intn(256))
+	}
+	maxAbs := func(scale float32) float64 {
+		x := make([]float32, len(pixels))
+		for i, p := range pixels {
+			x[i] = p * scale
+		}
+		out, err := runtime.RunNamed(context.Background(), s, map[string]*runtime.Tensor{"Input3": runtime.FromFloat32([]int64{2, 1, 28, 28}, x)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		worst := 0.0
+		for _, v := range out["Plus214_Output_0"].Float32s() {
+			worst = max(worst, math.Abs(float64(v)))
+		}
+		return worst
+	}
+	for _, tc := range []struct {
+		name     string
+		scale    float32
+		min, max float64
+	}{
+		{"pixels 0-255", 1, 0.1, 10},
+		{"pixels 0-1", 1.0 / 255, 0.1 / 255, 10.0 / 255},
+	} {
+		if got := maxAbs(tc.scale); got < tc.min || got > tc.max {
+			t.Errorf("%s: largest |logit| %.4g, want in [%.4g, %.4g]", tc.name, got, tc.min, tc.max)
+		}
 	}
 }
