@@ -89,13 +89,14 @@ folded into the convolutions first (optimize -O2 passes).
 Data (--train, --val; as bench --data): MNIST idx (.gz), .npy/.npz, .pb,
 test_data_set folders, or a folder of images (.png, .jpg/.jpeg, .gif; a
 folder with test_data_set_N or input_0.pb keeps its meaning). Images are
-read at any depth in sorted path order (--limit takes the first N), one
+read at any depth in sorted path order (--limit takes the first N: with
+class folders, the first classes), one
 sample each for a model with one image input: resized (bilinear) to the
 input's H×W, or kept at their size when H and W are dynamic and all images
 share one; grayscale luma for 1 channel, RGB for 3; laid out NCHW, or NHWC
 when the last dim is 1 or 3 and the second is not. Pixels are 0-255 (as
 idx), then (x*--pixel-scale - --pixel-mean)/--pixel-std per channel, e.g.
---pixel-scale 0.00392156862745098 --pixel-mean 0.485,0.456,0.406
+--pixel-scale 1/255 --pixel-mean 0.485,0.456,0.406
 --pixel-std 0.229,0.224,0.225; the --pixel-* flags also apply to idx images
 and are an error with tensor data. The decoded set may take at most 1 GiB.
 --train-labels folders (--val-labels folders) takes labels from class
@@ -104,10 +105,11 @@ order (-v and --json print the mapping); more classes than the model's
 outputs, or different classes in --train and --val, are errors.
 
 With --val and --val-labels every epoch reports the top-1 accuracy. One
-line per epoch; on a terminal a progress bar on stderr (epoch, step, loss,
-samples/s, ETA) is redrawn in place up to 10 times a second and cleared
-before each epoch's line (--progress always|never forces it; --json
-implies never unless always). The same --seed gives the same weights.
+line per epoch. When stderr is a terminal (and without --json), a progress
+bar there shows the epoch, steps, running loss, samples/s and the ETA of
+the training left, redrawn in place up to 10 times a second and cleared
+before each epoch's line; --progress always or never forces it on or off.
+The same --seed gives the same weights.
 Nothing is written to -o unless training finishes; the output is written
 atomically.
 
