@@ -41,6 +41,7 @@ type benchOptions struct {
 	samples     int
 	labels      string
 	shapes      []string
+	pixels      pixelFlags
 	seed        int64
 	jsonOut     string
 	csvOut      string
@@ -114,7 +115,8 @@ taskset -c 3 optictl bench ...`,
 	f.IntVar(&o.iterations, "iterations", 0, "timed inferences per model per point, instead of --duration")
 	f.IntVar(&o.warmup, "warmup", 10, "untimed inferences per session per point")
 	f.IntVar(&o.rounds, "rounds", 5, "interleaved rounds per point")
-	f.StringVar(&o.data, "data", "", "input data: test_data_set_N folders, a .pb/.npy/.npz file or an idx image file")
+	f.StringVar(&o.data, "data", "", "input data: test_data_set_N folders, a .pb/.npy/.npz file, an idx image file, or a folder of .png/.jpg/.gif images (resized to the input's H×W; see distill --help)")
+	addPixelFlags(cmd, &o.pixels, "--data")
 	f.IntVar(&o.samples, "samples", 0, "read at most this many --data samples (0: all)")
 	f.StringVar(&o.labels, "labels", "", "class labels of the --data samples: one integer per line or an idx label file")
 	f.StringArrayVar(&o.shapes, "shape", nil, shapeFlagUsage+"; with --batch a dynamic first dim takes the batch")
@@ -221,6 +223,12 @@ func (o *benchOptions) config(models []string, durationSet, iterationsSet bool) 
 		Warmup: o.warmup, Rounds: o.rounds,
 		Data: o.data, DataLimit: o.samples, Labels: o.labels,
 		Seed: o.seed, MaxInputBytes: mem.seeded,
+	}
+	if cfg.Images, err = o.pixels.options(); err != nil {
+		return zero, bench.Gates{}, err
+	}
+	if o.data == "" && o.pixels.String() != "" {
+		return zero, bench.Gates{}, usageErr("bench: --pixel-scale, --pixel-mean and --pixel-std normalize --data images; there is no --data")
 	}
 	if o.device == "cpu" {
 		cfg.Options.Device = ""

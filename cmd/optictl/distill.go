@@ -41,7 +41,13 @@ type distillOptions struct {
 	Workers        int
 	Schedule       string
 	Loss           []string
+	Pixels         pixelFlags
+	Progress       string
 }
+
+// labelsFromFolders is the --train-labels/--val-labels value that takes
+// labels from the class folders of an image folder.
+const labelsFromFolders = "folders"
 
 type distillResult struct {
 	Teacher string `json:"teacher"`
@@ -53,6 +59,11 @@ type distillResult struct {
 	// CheckpointDir holds the last epoch's checkpoint.
 	CheckpointDir string `json:"checkpoint_dir"`
 	*distill.Result
+	// Classes maps the class folder names to label indices (with
+	// --train-labels folders or --val-labels folders).
+	Classes map[string]int `json:"classes,omitempty"`
+	// Pixels is the normalization of image data (--pixel-*).
+	Pixels         string  `json:"pixels,omitempty"`
 	TeacherSeconds float64 `json:"teacher_seconds"`
 	PeakRSSBytes   int64   `json:"peak_rss_bytes"`
 }
@@ -76,11 +87,34 @@ use MSE against the teacher. Optimizer: Adam.
 
 Supported student ops: Conv (group 1, symmetric pads), Relu, MaxPool, Add,
 MatMul, Gemm, Reshape, Flatten, Identity, Constant; BatchNormalization is
-folded into the convolutions first (optimize -O2 passes). Data: MNIST idx
-(.gz), .npy/.npz, .pb or test_data_set folders (as bench --data); with
---val and --val-labels every epoch reports the top-1 accuracy. One line per
-epoch; the same --seed gives the same weights. Nothing is written to -o
-unless training finishes; the output is written atomically.
+folded into the convolutions first (optimize -O2 passes).
+
+Data (--train, --val; as bench --data): MNIST idx (.gz), .npy/.npz, .pb,
+test_data_set folders, or a folder of images (.png, .jpg/.jpeg, .gif; a
+folder with test_data_set_N or input_0.pb keeps its meaning). Images are
+read at any depth in sorted path order (--limit takes the first N: with
+class folders, the first classes), one
+sample each for a model with one image input: resized (bilinear) to the
+input's H×W, or kept at their size when H and W are dynamic and all images
+share one; grayscale luma for 1 channel, RGB for 3; laid out NCHW, or NHWC
+when the last dim is 1 or 3 and the second is not. Pixels are 0-255 (as
+idx), then (x*--pixel-scale - --pixel-mean)/--pixel-std per channel, e.g.
+--pixel-scale 1/255 --pixel-mean 0.485,0.456,0.406
+--pixel-std 0.229,0.224,0.225; the --pixel-* flags also apply to idx images
+and are an error with tensor data. The decoded set may take at most 1 GiB.
+--train-labels folders (--val-labels folders) takes labels from class
+folders, DIR/<class>/<image>: class i is the i-th folder name in sorted
+order (-v and --json print the mapping); more classes than the model's
+outputs, or different classes in --train and --val, are errors.
+
+With --val and --val-labels every epoch reports the top-1 accuracy. One
+line per epoch. When stderr is a terminal (and without --json), a progress
+bar there shows the epoch, steps, running loss, samples/s and the ETA of
+the training left, redrawn in place up to 10 times a second and cleared
+before each epoch's line; --progress always or never forces it on or off.
+The same --seed gives the same weights.
+Nothing is written to -o unless training finishes; the output is written
+atomically.
 
 After each epoch a checkpoint (the student ONNX, Adam's state, and
 checkpoint.json with epoch, loss, val top-1, seed and options, written
@@ -127,6 +161,12 @@ weights as an uninterrupted run.`,
 			if f.Changed("student-prune") && !(o.StudentPrune > 0 && o.StudentPrune < 1) {
 				return usageErr("distill: --student-prune %g is not in (0, 1)", o.StudentPrune)
 			}
+			if _, err := o.Pixels.options(); err != nil {
+				return err
+			}
+			if _, err := progressMode(o.Progress, o.JSON, g.Stderr); err != nil {
+				return err
+			}
 			return runDistill(g, o)
 		},
 	}
@@ -135,11 +175,13 @@ weights as an uninterrupted run.`,
 	f.StringVar(&o.Student, "student", "", "the student model (same inputs and outputs as the teacher)")
 	f.Float64Var(&o.StudentPrune, "student-prune", 0, "student = the teacher with this fraction of channels structured-pruned (0-1)")
 	f.Float64Var(&o.StudentWidth, "student-width", 0, "student = the teacher with every prunable layer's channels scaled by this (0-1; structured pruning of 1-W per layer)")
-	f.StringVar(&o.Train, "train", "", "training inputs (idx, .npy/.npz, .pb, test_data_set folders)")
-	f.StringVar(&o.Labels, "train-labels", "", "training labels (idx or one integer a line): mixed KD + cross-entropy")
+	f.StringVar(&o.Train, "train", "", "training inputs (idx, .npy/.npz, .pb, test_data_set folders, or a folder of .png/.jpg/.gif images)")
+	f.StringVar(&o.Labels, "train-labels", "", "training labels (idx, one integer a line, or \"folders\": the class folders of an image folder): mixed KD + cross-entropy")
 	f.StringVar(&o.Val, "val", "", "validation inputs, measured before training and after each epoch")
-	f.StringVar(&o.ValLabels, "val-labels", "", "validation labels (top-1)")
-	f.IntVar(&o.Limit, "limit", 0, "use at most this many training samples (0: all)")
+	f.StringVar(&o.ValLabels, "val-labels", "", "validation labels (top-1; idx, one integer a line, or \"folders\")")
+	f.IntVar(&o.Limit, "limit", 0, "use at most this many training samples, the first in file order (0: all)")
+	addPixelFlags(cmd, &o.Pixels, "--train and --val")
+	f.StringVar(&o.Progress, "progress", "auto", "progress bar on stderr: auto (when stderr is a terminal and without --json), always or never")
 	f.IntVar(&o.Epochs, "epochs", 3, "training epochs")
 	f.IntVar(&o.Batch, "batch", 32, "batch size")
 	f.Float64Var(&o.LR, "lr", 1e-3, "Adam learning rate")
@@ -192,12 +234,16 @@ func runDistill(g *globalOptions, o *distillOptions) error {
 		student = folded
 	}
 	infos := sessionInfos(student)
-	samples, err := distillSamples(o.Train, infos, o.Limit, "--train")
+	img, err := o.Pixels.options()
 	if err != nil {
 		return err
 	}
-	var labels []int
-	if o.Labels != "" {
+	img.ClassFolders = o.Labels == labelsFromFolders
+	samples, labels, classes, err := distillData(o.Train, infos, o.Limit, img, "--train")
+	if err != nil {
+		return err
+	}
+	if o.Labels != "" && !img.ClassFolders {
 		if labels, err = distillLabels(o.Labels, len(samples), o.Limit > 0, "--train-labels"); err != nil {
 			return err
 		}
@@ -205,10 +251,24 @@ func runDistill(g *globalOptions, o *distillOptions) error {
 	var valSamples [][]*runtime.Tensor
 	var valLabels []int
 	if o.Val != "" {
-		if valSamples, err = distillSamples(o.Val, infos, 0, "--val"); err != nil {
+		img.ClassFolders = o.ValLabels == labelsFromFolders
+		var valClasses []string
+		if valSamples, valLabels, valClasses, err = distillData(o.Val, infos, 0, img, "--val"); err != nil {
 			return err
 		}
-		if valLabels, err = distillLabels(o.ValLabels, len(valSamples), false, "--val-labels"); err != nil {
+		if !img.ClassFolders {
+			if valLabels, err = distillLabels(o.ValLabels, len(valSamples), false, "--val-labels"); err != nil {
+				return err
+			}
+		} else if classes != nil && !slices.Equal(classes, valClasses) {
+			return fmt.Errorf("distill: the class folders of --train (%s) and --val (%s) differ: label i must be the same class in both", strings.Join(classes, ", "), strings.Join(valClasses, ", "))
+		}
+		if classes == nil {
+			classes = valClasses
+		}
+	}
+	if classes != nil {
+		if err := checkClasses(student, classes); err != nil {
 			return err
 		}
 	}
@@ -224,7 +284,13 @@ func runDistill(g *globalOptions, o *distillOptions) error {
 		backend = "interp"
 		return runtime.Open("interp", m, runtime.Options{})
 	}
-	res := distillResult{Teacher: o.Teacher, Student: studentName, Out: o.Out, Samples: len(samples), CheckpointDir: o.checkpointDir()}
+	res := distillResult{Teacher: o.Teacher, Student: studentName, Out: o.Out, Samples: len(samples), CheckpointDir: o.checkpointDir(), Pixels: o.Pixels.String()}
+	if classes != nil {
+		res.Classes = make(map[string]int, len(classes))
+		for i, c := range classes {
+			res.Classes[c] = i
+		}
+	}
 	var tout [][]*runtime.Tensor
 	lossSpec, _ := distill.ParseLoss(o.Loss)
 	if labels == nil || o.Alpha > 0 {
@@ -246,16 +312,39 @@ func runDistill(g *globalOptions, o *distillOptions) error {
 	dopts := distill.Options{Epochs: o.Epochs, Batch: o.Batch, LR: o.LR, Temperature: o.T, Alpha: o.Alpha, Seed: o.Seed,
 		Workers: o.Workers, Schedule: o.Schedule, Loss: lossSpec,
 		CheckpointDir: o.checkpointDir(), Resume: o.Resume, Meta: map[string]string{"teacher": o.Teacher, "student": studentName, "train": o.Train}}
+	if res.Pixels != "" {
+		dopts.Meta["pixels"] = res.Pixels
+	}
+	showBar, err := progressMode(o.Progress, o.JSON, g.Stderr)
+	if err != nil {
+		return err
+	}
+	bar := newProgressBar(g.Stderr, showBar)
+	defer bar.Done()
+	if showBar {
+		dopts.Progress = bar.Update
+	}
 	if !o.JSON {
-		dopts.Log = g.Stdout
+		dopts.Log = bar.ClearBefore(g.Stdout)
 	}
 	if valSamples != nil {
 		dopts.Val = func(m *graph.Model) (float64, error) { return top1(ctx, open, m, valSamples, valLabels) }
 	}
 	if !o.JSON {
 		fmt.Fprintf(g.Stdout, "distill %s -> %s: student %s, %d samples, loss %s\n", o.Teacher, o.Out, studentName, len(samples), res.Loss)
+		if g.Verbose && classes != nil {
+			parts := make([]string, len(classes))
+			for i, c := range classes {
+				parts[i] = fmt.Sprintf("%d=%s", i, c)
+			}
+			fmt.Fprintf(g.Stdout, "classes (from class folders): %s\n", strings.Join(parts, " "))
+		}
+		if g.Verbose && res.Pixels != "" {
+			fmt.Fprintf(g.Stdout, "pixels: %s\n", res.Pixels)
+		}
 	}
 	tr, err := distill.Train(ctx, student, samples, tout, labels, dopts)
+	bar.Done()
 	if err != nil {
 		return err
 	}
@@ -279,15 +368,38 @@ func runDistill(g *globalOptions, o *distillOptions) error {
 }
 
 func distillSamples(path string, infos []runtime.IOInfo, limit int, flag string) ([][]*runtime.Tensor, error) {
-	data, err := bench.LoadData(path, infos, limit)
+	s, _, _, err := distillData(path, infos, limit, bench.ImageOptions{}, flag)
+	return s, err
+}
+
+// distillData reads --train or --val; with img.ClassFolders it also gives
+// the labels and class names of an image folder's class folders.
+func distillData(path string, infos []runtime.IOInfo, limit int, img bench.ImageOptions, flag string) ([][]*runtime.Tensor, []int, []string, error) {
+	data, err := bench.LoadDataWith(path, infos, limit, img)
 	if err != nil {
-		return nil, fmt.Errorf("distill: %s: %w", flag, err)
+		return nil, nil, nil, fmt.Errorf("distill: %s: %w", flag, err)
 	}
-	out := make([][]*runtime.Tensor, len(data))
-	for i, d := range data {
+	out := make([][]*runtime.Tensor, len(data.Samples))
+	for i, d := range data.Samples {
 		out[i] = d
 	}
-	return out, nil
+	return out, data.Labels, data.Classes, nil
+}
+
+// checkClasses refuses more class folders than the model's first output
+// has classes (its last dim, when fixed).
+func checkClasses(m *graph.Model, classes []string) error {
+	if len(m.Graph.Outputs) == 0 {
+		return nil
+	}
+	out := m.Graph.Outputs[0]
+	if len(out.Shape) == 0 {
+		return nil
+	}
+	if n := out.Shape[len(out.Shape)-1].Size; n > 0 && int64(len(classes)) > n {
+		return fmt.Errorf("distill: %d class folders (%s) but output %q has %d classes", len(classes), strings.Join(classes, ", "), out.Name, n)
+	}
+	return nil
 }
 
 // distillLabels reads labels for n samples; with truncate (a --limit),

@@ -58,6 +58,9 @@ type Config struct {
 	DataLimit int
 	// Labels is --labels (needs Data).
 	Labels string
+	// Images normalize image data (an image folder or idx images) read
+	// from Data; their Shapes default to Options.Shapes (--shape).
+	Images ImageOptions
 	// Samples, without Data, are in-memory input sets (in the models'
 	// input order) used as Data's would be: the caller's held-out or
 	// seeded samples (optictl tune).
@@ -320,9 +323,15 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			m.info.SizeBytes = st.Size()
 		}
 		if cfg.Data != "" {
-			if m.samples, err = LoadData(cfg.Data, m.infos, cfg.DataLimit); err != nil {
+			img := cfg.Images
+			if img.Shapes == nil {
+				img.Shapes = cfg.Options.Shapes
+			}
+			d, err := LoadDataWith(cfg.Data, m.infos, cfg.DataLimit, img)
+			if err != nil {
 				return nil, fmt.Errorf("%w (model %s)", err, m.info.Variant)
 			}
+			m.samples = d.Samples
 		} else if len(cfg.Samples) > 0 {
 			m.samples = cfg.Samples
 		}

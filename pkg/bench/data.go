@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -30,8 +31,18 @@ type Sample []*runtime.Tensor
 // file (ubyte, optionally gzip-compressed; pixels become float32 values 0-255
 // shaped like the model's single input). Tensors are matched to infos by
 // name, or by position when the files carry no names. At most limit
-// samples are read (0: all).
+// samples are read (0: all). A folder of images is read as LoadDataWith
+// describes, with pixel values 0-255.
 func LoadData(path string, infos []runtime.IOInfo, limit int) ([]Sample, error) {
+	d, err := LoadDataWith(path, infos, limit, ImageOptions{})
+	if err != nil {
+		return nil, err
+	}
+	return d.Samples, nil
+}
+
+// loadData reads every kind of data but image folders.
+func loadData(path string, infos []runtime.IOInfo, limit int, o ImageOptions) ([]Sample, error) {
 	st, err := os.Stat(path)
 	if err != nil {
 		return nil, fmt.Errorf("bench: --data: %w", err)
@@ -46,7 +57,7 @@ func LoadData(path string, infos []runtime.IOInfo, limit int) ([]Sample, error) 
 			return nil, fmt.Errorf("bench: --data: %w", err)
 		}
 		if len(dirs) == 0 {
-			return nil, fmt.Errorf("bench: --data %s holds no test_data_set_N folders and no input_0.pb", path)
+			return nil, fmt.Errorf("bench: --data %s holds no test_data_set_N folders, no input_0.pb and no images (.png, .jpg, .jpeg, .gif)", path)
 		}
 		var out []Sample
 		for _, d := range dirs {
@@ -70,7 +81,7 @@ func LoadData(path string, infos []runtime.IOInfo, limit int) ([]Sample, error) 
 		return nil, err
 	}
 	if isIDX(raw) {
-		return idxImages(raw, path, infos, limit)
+		return idxImages(raw, path, infos, limit, o)
 	}
 	ts, err := tensorio.LoadFile(path)
 	if err != nil {
@@ -133,6 +144,32 @@ func readMaybeGzip(path string) ([]byte, error) {
 	return b, nil
 }
 
+// readMaybeGzipHead reads the first n bytes of a file, decompressed when
+// it is gzip.
+func readMaybeGzipHead(path string, n int) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("bench: %w", err)
+	}
+	defer f.Close()
+	br := bufio.NewReader(f)
+	var r io.Reader = br
+	if magic, _ := br.Peek(2); len(magic) == 2 && magic[0] == 0x1f && magic[1] == 0x8b {
+		zr, err := gzip.NewReader(br)
+		if err != nil {
+			return nil, fmt.Errorf("bench: %s: %w", path, err)
+		}
+		defer zr.Close()
+		r = zr
+	}
+	b := make([]byte, n)
+	k, err := io.ReadFull(r, b)
+	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("bench: %s: %w", path, err)
+	}
+	return b[:k], nil
+}
+
 // isIDX reports an idx header of unsigned bytes: 0x00 0x00 0x08 ndim.
 func isIDX(b []byte) bool {
 	return len(b) >= 4 && b[0] == 0 && b[1] == 0 && b[2] == 0x08 && b[3] >= 1 && b[3] <= 4
@@ -164,7 +201,11 @@ func parseIDX(b []byte, what string) ([]int64, []byte, error) {
 	return dims, data, nil
 }
 
-func idxImages(raw []byte, path string, infos []runtime.IOInfo, limit int) ([]Sample, error) {
+func idxImages(raw []byte, path string, infos []runtime.IOInfo, limit int, o ImageOptions) ([]Sample, error) {
+	norm, err := o.norm(1)
+	if err != nil {
+		return nil, fmt.Errorf("bench: --data %s: idx images are grayscale: %w", path, err)
+	}
 	dims, data, err := parseIDX(raw, path)
 	if err != nil {
 		return nil, err
@@ -199,6 +240,11 @@ func idxImages(raw []byte, path string, infos []runtime.IOInfo, limit int) ([]Sa
 		px := make([]float32, per)
 		for j := range px {
 			px[j] = float32(data[int64(i)*per+int64(j)])
+		}
+		if !norm.identity() {
+			for j := range px {
+				px[j] = px[j]*norm.mul[0] + norm.add[0]
+			}
 		}
 		out[i] = Sample{runtime.FromFloat32(shape, px)}
 	}

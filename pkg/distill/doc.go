@@ -19,10 +19,15 @@
 //   - WriteBack writes the parameters into the same initializers or
 //     Constant nodes they came from, with the same names and shapes, so
 //     the written model runs on any backend like the gorgonia forward pass.
-//   - Training is deterministic for a given seed: parameters start from
-//     the student's weights (nothing is initialized at random), the sample
-//     order comes from a seeded generator, and the tape machine runs on
-//     one goroutine.
+//   - Training is deterministic for a given seed and number of workers:
+//     parameters start from the student's weights (nothing is initialized
+//     at random), the sample order comes from a seeded generator, and a
+//     batch split over workers (one graph and tape machine per share, run
+//     on its own goroutine) has its gradients combined in share order, so
+//     the result does not depend on how many cores run them.
+//   - Losses per output are chosen from the output as the accuracy
+//     metrics are (ChooseLoss): KD on class scores, MSE on probability
+//     maps and single values, cosine on other vectors (embeddings).
 //   - With Options.CheckpointDir, checkpoint.json is written last and
 //     atomically after each epoch, naming that epoch's student ONNX and
 //     Adam state: the folder always describes one complete epoch. Adam is
