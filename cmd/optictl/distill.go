@@ -80,10 +80,22 @@ the teacher structured-pruned by --student-prune F (a fraction of channels),
 or the teacher at --student-width W (every prunable layer keeps W of its
 channels: structured pruning of 1-W per layer).
 The teacher runs once over --train on --backend (ort when it loads, else
-interp) and its outputs are cached. Loss on a [batch, classes] output:
-KL(softmax(teacher/T) || softmax(student/T))·T²; with --train-labels it is
-alpha·KD + (1-alpha)·cross-entropy (--alpha 0: labels only); other outputs
-use MSE against the teacher. Optimizer: Adam.
+interp) and its outputs are cached.
+
+Losses against the teacher, per output (--loss KIND or OUTPUT=KIND; auto
+picks as the accuracy metrics do): class scores ([batch, classes]) get
+kd = KL(softmax(teacher/T) || softmax(student/T))·T², with T from
+--temperature (auto: half the median spread of the teacher's scores, since
+logit scales differ by orders of magnitude between models); probability
+maps (one channel, values in [0,1]) and single values get mse; other
+vectors (embeddings, features) get cosine = 1 - cos(student, teacher).
+With --train-labels the loss is alpha·KD + (1-alpha)·cross-entropy
+(--alpha 0: labels only, the teacher does not run).
+Optimizer: Adam at --lr, decayed to 0 over all epochs along a half cosine
+(--lr-schedule cosine; constant keeps --lr). Each batch is split over
+--workers parts trained in parallel, one core each, their gradients
+combined in a fixed order: the weights depend on --workers, not on the
+machine.
 
 Supported student ops: Conv (group 1, symmetric pads), Relu, MaxPool, Add,
 MatMul, Gemm, Reshape, Flatten, Identity, Constant; BatchNormalization is
@@ -112,7 +124,7 @@ line per epoch. When stderr is a terminal (and without --json), a progress
 bar there shows the epoch, steps, running loss, samples/s and the ETA of
 the training left, redrawn in place up to 10 times a second and cleared
 before each epoch's line; --progress always or never forces it on or off.
-The same --seed gives the same weights.
+The same --seed (and --workers) gives the same weights.
 Nothing is written to -o unless training finishes; the output is written
 atomically.
 
@@ -143,8 +155,8 @@ weights as an uninterrupted run.`,
 			if o.Out == "" || o.Train == "" {
 				return usageErr("distill: -o and --train are required")
 			}
-			if o.Epochs < 1 || o.Batch < 1 || !(o.LR > 0) || !(o.T > 0) || o.Alpha < 0 || o.Alpha > 1 || o.Limit < 0 {
-				return usageErr("distill: want --epochs >= 1, --batch >= 1, --lr > 0, --temperature > 0, --alpha in [0,1], --limit >= 0")
+			if o.Epochs < 1 || o.Batch < 1 || !(o.LR > 0) || !(o.T >= 0) || o.Alpha < 0 || o.Alpha > 1 || o.Limit < 0 {
+				return usageErr("distill: want --epochs >= 1, --batch >= 1, --lr > 0, --temperature auto or > 0, --alpha in [0,1], --limit >= 0")
 			}
 			if o.Workers < 1 || o.Workers > o.Batch {
 				return usageErr("distill: --workers %d must be in [1, --batch %d]", o.Workers, o.Batch)
@@ -185,7 +197,7 @@ weights as an uninterrupted run.`,
 	f.IntVar(&o.Epochs, "epochs", 3, "training epochs")
 	f.IntVar(&o.Batch, "batch", 32, "batch size")
 	f.Float64Var(&o.LR, "lr", 1e-3, "Adam learning rate")
-	f.Float64Var(&o.T, "temperature", 4, "softmax temperature of the KD term")
+	f.Var((*temperatureValue)(&o.T), "temperature", temperatureUsage)
 	f.Float64Var(&o.Alpha, "alpha", 0.5, "weight of the KD term against cross-entropy on --train-labels (0: labels only)")
 	f.Int64Var(&o.Seed, "seed", 1, "seed of the sample order")
 	f.StringVar(&o.Backend, "backend", "", "backend that runs the teacher and the validation (default: ort when it loads, else interp)")
@@ -306,10 +318,11 @@ func runDistill(g *globalOptions, o *distillOptions) error {
 		}
 		res.TeacherSeconds = time.Since(start).Seconds()
 	}
-	if res.Loss, err = lossDescription(student, tout, lossSpec, labels != nil, o.Alpha, o.T); err != nil {
+	T := o.T
+	if res.Loss, T, err = describeLoss(student, tout, lossSpec, labels != nil, o.Alpha, o.T); err != nil {
 		return err
 	}
-	dopts := distill.Options{Epochs: o.Epochs, Batch: o.Batch, LR: o.LR, Temperature: o.T, Alpha: o.Alpha, Seed: o.Seed,
+	dopts := distill.Options{Epochs: o.Epochs, Batch: o.Batch, LR: o.LR, Temperature: T, Alpha: o.Alpha, Seed: o.Seed,
 		Workers: o.Workers, Schedule: o.Schedule, Loss: lossSpec,
 		CheckpointDir: o.checkpointDir(), Resume: o.Resume, Meta: map[string]string{"teacher": o.Teacher, "student": studentName, "train": o.Train}}
 	if res.Pixels != "" {
@@ -462,36 +475,4 @@ func countTrue(b ...bool) int {
 		}
 	}
 	return n
-}
-
-// lossDescription says in words what the student is trained on: the
-// loss of each output against the teacher (tout nil: none) and the
-// cross-entropy on labels.
-func lossDescription(student *graph.Model, tout [][]*runtime.Tensor, spec map[string]string, labels bool, alpha, T float64) (string, error) {
-	if tout == nil {
-		return "cross-entropy on labels", nil
-	}
-	names, kinds, err := distill.Losses(student, tout, spec)
-	if err != nil {
-		return "", err
-	}
-	var terms []string
-	for i, k := range kinds {
-		t := k
-		if k == distill.LossKD {
-			t = fmt.Sprintf("KD(T=%g)", T)
-			if labels {
-				t = fmt.Sprintf("%g·%s", alpha, t)
-			}
-		}
-		if len(kinds) > 1 {
-			t += " on " + names[i]
-		}
-		terms = append(terms, t)
-	}
-	d := strings.Join(terms, " + ")
-	if labels {
-		return d + fmt.Sprintf(" + %g·cross-entropy", 1-alpha), nil
-	}
-	return d + ", no labels", nil
 }

@@ -78,7 +78,7 @@ func TestDistillCommand(t *testing.T) {
 	}{
 		{"pure kd", append(cloneArgs(base), "--student-prune", "0.5", "--train", imgs, "--val", imgs, "--val-labels", labs), 0, "epoch 1: loss", "", true},
 		{"val json", append(cloneArgs(base), "--student-prune", "0.5", "--train", imgs, "--val", imgs, "--val-labels", labs, "--json"), 0, `"val_top1_before"`, "", true},
-		{"kd and labels json", append(cloneArgs(base), "--student", teacher, "--train", imgs, "--train-labels", labs, "--alpha", "0.3", "--json"), 0, `"loss": "0.3·KD(T=4) + 0.7·cross-entropy"`, "", true},
+		{"kd and labels json", append(cloneArgs(base), "--student", teacher, "--train", imgs, "--train-labels", labs, "--alpha", "0.3", "--temperature", "4", "--json"), 0, `"loss": "0.3·KD(T=4) + 0.7·cross-entropy"`, "", true},
 		{"labels count", append(cloneArgs(base), "--student-prune", "0.5", "--train", imgs, "--train-labels", short), 1, "", "10 labels for 96 samples", false},
 		{"image shape", append(cloneArgs(base), "--student-prune", "0.5", "--train", badImgs), 1, "", "27", false},
 		{"both students", append(cloneArgs(base), "--student", teacher, "--student-prune", "0.5", "--train", imgs), 2, "", "exactly one of --student", false},
@@ -190,7 +190,8 @@ func TestDistillResume(t *testing.T) {
 	imgs, _ := writeIDX(t, dir, 64, 28, 64)
 	run := func(out string, extra ...string) string {
 		t.Helper()
-		args := append([]string{"distill", teacher, "-o", out, "--backend", "interp", "--student-prune", "0.5", "--train", imgs, "--batch", "32", "--seed", "5", "--json"}, extra...)
+		// constant: the cosine schedule spans --epochs, which grows here
+		args := append([]string{"distill", teacher, "-o", out, "--backend", "interp", "--student-prune", "0.5", "--train", imgs, "--batch", "32", "--seed", "5", "--lr-schedule", "constant", "--json"}, extra...)
 		var so, se bytes.Buffer
 		if code := Execute(args, &so, &se); code != 0 {
 			t.Fatalf("%v: exit %d: %s", extra, code, se.String())
@@ -206,7 +207,7 @@ func TestDistillResume(t *testing.T) {
 	ck := filepath.Join(dir, "ck")
 	run(out, "--epochs", "1", "--checkpoint-dir", ck)
 	var so, se bytes.Buffer
-	if code := Execute([]string{"distill", teacher, "-o", out, "--backend", "interp", "--student-prune", "0.5", "--train", imgs, "--batch", "32", "--seed", "6", "--epochs", "2", "--resume", "--checkpoint-dir", ck}, &so, &se); code != 1 || !strings.Contains(se.String(), "other options") {
+	if code := Execute([]string{"distill", teacher, "-o", out, "--backend", "interp", "--student-prune", "0.5", "--train", imgs, "--batch", "32", "--seed", "6", "--lr-schedule", "constant", "--epochs", "2", "--resume", "--checkpoint-dir", ck}, &so, &se); code != 1 || !strings.Contains(se.String(), "other options") {
 		t.Errorf("resume with another seed: exit %d: %s", code, se.String())
 	}
 	rep := run(out, "--epochs", "2", "--checkpoint-dir", ck, "--resume")

@@ -44,13 +44,16 @@ type recoverOptions struct {
 	CheckpointDir string
 	Resume        bool
 	TrainBackend  string
+	Workers       int
+	Schedule      string
+	Loss          []string
 	// changed reports whether a flag was given (cmd.Flags().Changed).
 	changed func(name string) bool
 }
 
 // recoverFlagNames are the flags that only --recover distill uses, in the
 // order --help lists them.
-var recoverFlagNames = []string{"train", "train-labels", "train-limit", "epochs", "train-batch", "lr", "temperature", "alpha", "train-seed", "val", "val-labels", "checkpoint-dir", "resume", "train-backend"}
+var recoverFlagNames = []string{"train", "train-labels", "train-limit", "epochs", "train-batch", "lr", "temperature", "alpha", "train-seed", "val", "val-labels", "checkpoint-dir", "resume", "train-backend", "train-workers", "lr-schedule", "loss"}
 
 // recoverSettings are the training settings --recover distill ran with.
 type recoverSettings struct {
@@ -60,6 +63,8 @@ type recoverSettings struct {
 	Temperature float64 `json:"temperature"`
 	Alpha       float64 `json:"alpha"`
 	Seed        int64   `json:"seed"`
+	Workers     int     `json:"workers"`
+	Schedule    string  `json:"lr_schedule"`
 }
 
 // recoverResult reports --recover distill.
@@ -91,7 +96,10 @@ func (r *recoverOptions) addFlags(f *pflag.FlagSet) {
 	f.IntVar(&r.Epochs, "epochs", 3, "training epochs of --recover distill")
 	f.IntVar(&r.Batch, "train-batch", 32, "--recover distill: training batch size (distill's --batch)")
 	f.Float64Var(&r.LR, "lr", 1e-3, "--recover distill: Adam learning rate")
-	f.Float64Var(&r.T, "temperature", 4, "--recover distill: softmax temperature of the KD term")
+	f.Var((*temperatureValue)(&r.T), "temperature", "--recover distill: "+temperatureUsage)
+	f.IntVar(&r.Workers, "train-workers", 2, "--recover distill: split every batch into this many parts trained in parallel, one core each (distill's --workers)")
+	f.StringVar(&r.Schedule, "lr-schedule", distill.ScheduleCosine, "--recover distill: learning-rate schedule, cosine (decay from --lr to 0 over all epochs) or constant")
+	f.StringSliceVar(&r.Loss, "loss", nil, "--recover distill: loss against the teacher, auto, kd, mse or cosine, for every output or as OUTPUT=KIND (distill's --loss)")
 	f.Float64Var(&r.Alpha, "alpha", 0.5, "--recover distill: weight of the KD term against cross-entropy on --train-labels (0: labels only, the teacher does not run)")
 	f.Int64Var(&r.Seed, "train-seed", 1, "--recover distill: seed of the sample order; the same seed gives the same weights (distill's --seed)")
 	f.StringVar(&r.Val, "val", "", "--recover distill: validation inputs; the student's top-1 is measured before training and after each epoch (needs --val-labels)")
@@ -125,8 +133,12 @@ func (o *optimizeOptions) checkRecoverFlags() error {
 		return usageErr("--recover distill needs --prune-mode structured (training would refill the zeros of unstructured pruning)")
 	case r.Train == "":
 		return usageErr("--recover distill needs --train DATA")
-	case r.Epochs < 1 || r.Batch < 1 || !(r.LR > 0) || !(r.T > 0) || !(r.Alpha >= 0 && r.Alpha <= 1) || r.TrainLimit < 0:
-		return usageErr("--recover distill: want --epochs >= 1, --train-batch >= 1, --lr > 0, --temperature > 0, --alpha in [0,1], --train-limit >= 0 (got %d, %d, %g, %g, %g, %d)", r.Epochs, r.Batch, r.LR, r.T, r.Alpha, r.TrainLimit)
+	case r.Epochs < 1 || r.Batch < 1 || !(r.LR > 0) || !(r.T >= 0) || !(r.Alpha >= 0 && r.Alpha <= 1) || r.TrainLimit < 0:
+		return usageErr("--recover distill: want --epochs >= 1, --train-batch >= 1, --lr > 0, --temperature auto or > 0, --alpha in [0,1], --train-limit >= 0 (got %d, %d, %g, %g, %g, %d)", r.Epochs, r.Batch, r.LR, r.T, r.Alpha, r.TrainLimit)
+	case r.Workers < 1 || r.Workers > r.Batch:
+		return usageErr("--recover distill: --train-workers %d must be in [1, --train-batch %d]", r.Workers, r.Batch)
+	case r.Schedule != distill.ScheduleCosine && r.Schedule != distill.ScheduleConstant:
+		return usageErr("--recover distill: --lr-schedule %q: want cosine or constant", r.Schedule)
 	case changed("alpha") && r.TrainLabels == "":
 		return usageErr("--alpha weighs KD against --train-labels; without labels --recover distill is pure KD")
 	case (r.Val == "") != (r.ValLabels == ""):
@@ -254,14 +266,10 @@ func pruneRecover(g *globalOptions, o *optimizeOptions, m *graph.Model, open bac
 	defer stop()
 	res := &recoverResult{Method: "distill", Train: r.Train, Samples: len(samples), Val: r.Val, ValSamples: len(valSamples),
 		CheckpointDir: r.CheckpointDir, Resumed: r.Resume,
-		Settings: recoverSettings{Epochs: r.Epochs, Batch: r.Batch, LR: r.LR, Temperature: r.T, Alpha: r.Alpha, Seed: r.Seed}}
-	switch {
-	case labels != nil && r.Alpha == 0:
-		res.Loss = "cross-entropy on labels"
-	case labels != nil:
-		res.Loss = fmt.Sprintf("%.6g·KD(T=%g) + %.6g·cross-entropy", r.Alpha, r.T, 1-r.Alpha) // 1-0.7 prints 0.3
-	default:
-		res.Loss = fmt.Sprintf("KD(T=%g), no labels", r.T)
+		Settings: recoverSettings{Epochs: r.Epochs, Batch: r.Batch, LR: r.LR, Temperature: r.T, Alpha: r.Alpha, Seed: r.Seed, Workers: r.Workers, Schedule: r.Schedule}}
+	lossSpec, err := distill.ParseLoss(r.Loss)
+	if err != nil {
+		return nil, rep, nil, usageErr("--recover distill: %v", err)
 	}
 	var tout [][]*runtime.Tensor
 	if labels == nil || r.Alpha > 0 {
@@ -276,10 +284,21 @@ func pruneRecover(g *globalOptions, o *optimizeOptions, m *graph.Model, open bac
 			return nil, rep, nil, fmt.Errorf("--recover distill: %w", err)
 		}
 	}
-	dopts := distill.Options{Epochs: r.Epochs, Batch: r.Batch, LR: r.LR, Temperature: r.T, Alpha: r.Alpha, Seed: r.Seed,
+	if res.Loss, res.Settings.Temperature, err = describeLoss(pm, tout, lossSpec, labels != nil, r.Alpha, r.T); err != nil {
+		return nil, rep, nil, fmt.Errorf("--recover distill: %w", err)
+	}
+	dopts := distill.Options{Epochs: r.Epochs, Batch: r.Batch, LR: r.LR, Temperature: res.Settings.Temperature, Alpha: r.Alpha, Seed: r.Seed,
+		Workers: r.Workers, Schedule: r.Schedule, Loss: lossSpec,
 		CheckpointDir: r.CheckpointDir, Resume: r.Resume, Meta: meta}
+	// A progress bar on a terminal (stderr, not with --json), as distill.
+	showBar, _ := progressMode("auto", o.JSON, g.Stderr)
+	bar := newProgressBar(g.Stderr, showBar)
+	defer bar.Done()
+	if showBar {
+		dopts.Progress = bar.Update
+	}
 	if g.Verbose {
-		dopts.Log = prefixWriter{g.Stderr, "recover: "}
+		dopts.Log = bar.ClearBefore(prefixWriter{g.Stderr, "recover: "})
 	}
 	if valSamples != nil {
 		valOpen := func(sm *graph.Model) (runtime.Session, error) {

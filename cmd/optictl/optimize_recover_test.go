@@ -58,7 +58,7 @@ func TestOptimizeRecoverDistill(t *testing.T) {
 		t.Fatalf("report (%v): %s", err, so.String())
 	}
 	rr := r.Recover
-	if want := (recoverSettings{Epochs: 2, Batch: 16, LR: 2e-3, Temperature: 2, Alpha: 0.7, Seed: 3}); rr.Settings != want {
+	if want := (recoverSettings{Epochs: 2, Batch: 16, LR: 2e-3, Temperature: 2, Alpha: 0.7, Seed: 3, Workers: 2, Schedule: "cosine"}); rr.Settings != want {
 		t.Errorf("settings %+v, want %+v", rr.Settings, want)
 	}
 	if rr.TeacherBackend != "interp" || rr.Loss != "0.7·KD(T=2) + 0.3·cross-entropy" || rr.ValSamples != 128 {
@@ -126,7 +126,10 @@ func TestOptimizeRecoverDistill(t *testing.T) {
 		{"backend alone", []string{"--train-backend", "ort"}, 2, "--train-backend is for --recover distill"},
 		{"lr 0", []string{"--recover", "distill", "--train", imgs, "--lr", "0"}, 2, "--lr > 0"},
 		{"lr NaN", []string{"--recover", "distill", "--train", imgs, "--lr", "NaN"}, 2, "--lr > 0"},
-		{"temperature 0", []string{"--recover", "distill", "--train", imgs, "--temperature", "0"}, 2, "--temperature > 0"},
+		{"temperature 0", []string{"--recover", "distill", "--train", imgs, "--temperature", "0"}, 2, "want auto or a number > 0"},
+		{"workers over batch", []string{"--recover", "distill", "--train", imgs, "--train-batch", "4", "--train-workers", "5"}, 2, "--train-workers 5 must be in [1, --train-batch 4]"},
+		{"bad schedule", []string{"--recover", "distill", "--train", imgs, "--lr-schedule", "step"}, 2, `--lr-schedule "step"`},
+		{"workers alone", []string{"--train-workers", "3"}, 2, "--train-workers is for --recover distill"},
 		{"alpha 1.5", []string{"--recover", "distill", "--train", imgs, "--train-labels", labs, "--alpha", "1.5"}, 2, "--alpha in [0,1]"},
 		{"batch 0", []string{"--recover", "distill", "--train", imgs, "--train-batch", "0"}, 2, "--train-batch >= 1"},
 		{"epochs 0", []string{"--recover", "distill", "--train", imgs, "--epochs", "0"}, 2, "--epochs >= 1"},
@@ -328,7 +331,7 @@ func TestOptimizeRecoverResume(t *testing.T) {
 	dir := t.TempDir()
 	imgs, _ := writeIDX(t, dir, 32, 28, 32)
 	ck := filepath.Join(dir, "ck")
-	base := []string{"optimize", teacher, "--prune", "0.5", "--recover", "distill", "--train", imgs, "--train-batch", "16",
+	base := []string{"optimize", teacher, "--prune", "0.5", "--recover", "distill", "--train", imgs, "--train-batch", "16", "--lr-schedule", "constant",
 		"--train-backend", "interp", "--checkpoint-dir", ck, "--max-accuracy-drop", "100"}
 	r1, _ := recoverJSON(t, append(cloneArgs(base), "-o", filepath.Join(dir, "a.onnx"), "--epochs", "1")...)
 	if _, err := os.Stat(filepath.Join(ck, distill.CheckpointFile)); err != nil {
@@ -354,7 +357,7 @@ func TestOptimizeRecoverFlagsMatchDistill(t *testing.T) {
 	opt, dis := newOptimizeCmd(g).Flags(), newDistillCmd(g).Flags()
 	pairs := map[string]string{"train-labels": "train-labels", "train-limit": "limit", "epochs": "epochs", "train-batch": "batch", "lr": "lr",
 		"temperature": "temperature", "alpha": "alpha", "train-seed": "seed", "val": "val", "val-labels": "val-labels",
-		"checkpoint-dir": "checkpoint-dir", "resume": "resume", "train-backend": "backend"}
+		"checkpoint-dir": "checkpoint-dir", "resume": "resume", "train-backend": "backend", "train-workers": "workers", "lr-schedule": "lr-schedule", "loss": "loss"}
 	for _, name := range recoverFlagNames {
 		of := opt.Lookup(name)
 		if of == nil {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/optictl/optictl/pkg/distill"
@@ -49,11 +50,34 @@ func TestCheckpointResume(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	base := distill.Options{Epochs: 2, Batch: 32, LR: 1e-3, Temperature: 4, Alpha: 0.5, Seed: 3}
+	for _, cfg := range []struct {
+		name     string
+		schedule string
+		workers  int
+	}{{"constant-1-worker", distill.ScheduleConstant, 1}, {"cosine-2-workers", distill.ScheduleCosine, 2}} {
+		t.Run(cfg.name, func(t *testing.T) {
+			base := distill.Options{Epochs: 2, Batch: 32, LR: 1e-3, Temperature: 4, Alpha: 0.5, Seed: 3, Schedule: cfg.schedule, Workers: cfg.workers}
+			checkResume(t, m, samples, tout, labels, base)
+		})
+	}
+	// A cosine schedule spans the run's epochs: a resume with more epochs
+	// is refused, saying why.
+	dir := filepath.Join(t.TempDir(), "cos.ckpt")
+	o := distill.Options{Epochs: 1, Batch: 32, LR: 1e-3, Temperature: 4, Seed: 3, Schedule: distill.ScheduleCosine, CheckpointDir: dir}
+	if _, err := distill.Train(context.Background(), perturbed(m), samples, tout, nil, o); err != nil {
+		t.Fatal(err)
+	}
+	o.Epochs, o.Resume = 2, true
+	if _, err := distill.Train(context.Background(), perturbed(m), samples, tout, nil, o); err == nil || !strings.Contains(err.Error(), "cosine") {
+		t.Errorf("cosine resume with more epochs: %v, want a refusal naming the schedule", err)
+	}
+}
 
+func checkResume(t *testing.T, m *graph.Model, samples, tout [][]*runtime.Tensor, labels []int, base distill.Options) {
 	straight := perturbed(m)
 	o := base
 	o.CheckpointDir = filepath.Join(t.TempDir(), "straight.ckpt")
+	var err error
 	if _, err := distill.Train(context.Background(), straight, samples, tout, labels, o); err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package distill
 
 import (
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 
@@ -60,6 +61,45 @@ func inUnit(vals [][]float32) bool {
 		}
 	}
 	return true
+}
+
+// AutoTemperature picks the KD temperature from the teacher's class
+// scores: half the median (over samples) of the standard deviation of a
+// sample's scores across classes, at least 1. Hinton's usual T = 2-4
+// assumes logits a few units apart; exporters and training recipes give
+// logits of any scale (the ONNX MNIST CNN's are thousands apart), and a
+// fixed T then turns KD into plain cross-entropy on the teacher's argmax.
+// kinds gives each output's loss; only LossKD outputs are read. It
+// returns 1 without KD outputs.
+func AutoTemperature(teacher [][]*runtime.Tensor, kinds []string) float64 {
+	var sds []float64
+	for _, sample := range teacher {
+		for j, k := range kinds {
+			if k != LossKD || j >= len(sample) || sample[j] == nil {
+				continue
+			}
+			v := sample[j].Float32s()
+			if len(v) < 2 {
+				continue
+			}
+			var mu, ss float64
+			for _, x := range v {
+				mu += float64(x)
+			}
+			mu /= float64(len(v))
+			for _, x := range v {
+				ss += (float64(x) - mu) * (float64(x) - mu)
+			}
+			if sd := math.Sqrt(ss / float64(len(v))); !math.IsNaN(sd) && !math.IsInf(sd, 0) {
+				sds = append(sds, sd)
+			}
+		}
+	}
+	if len(sds) == 0 {
+		return 1
+	}
+	slices.Sort(sds)
+	return math.Max(1, sds[len(sds)/2]/2)
 }
 
 // ParseLoss reads --loss values: KIND (every output) or OUTPUT=KIND,

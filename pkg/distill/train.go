@@ -18,9 +18,11 @@ import (
 
 // Options configure Train.
 type Options struct {
-	Epochs      int
-	Batch       int
-	LR          float64
+	Epochs int
+	Batch  int
+	LR     float64
+	// Temperature softens the KD term's softmax; 0 picks it from the
+	// teacher's outputs (AutoTemperature).
 	Temperature float64
 	// Alpha weighs the distillation term against the cross-entropy on
 	// labels (loss = Alpha·KD + (1-Alpha)·CE); used only with labels.
@@ -91,6 +93,9 @@ type Epoch struct {
 // Result reports a training run.
 type Result struct {
 	ValBefore *float64 `json:"val_top1_before,omitempty"`
+	// Temperature is the KD temperature used (chosen by AutoTemperature
+	// when Options.Temperature is 0).
+	Temperature float64 `json:"temperature"`
 	// Losses is the loss each output was trained with against the
 	// teacher (by output name; empty for labels-only training).
 	Losses map[string]string `json:"losses,omitempty"`
@@ -124,8 +129,8 @@ func TeacherOutputs(ctx context.Context, s runtime.Session, samples [][]*runtime
 // order (nil when Alpha is 0 with labels: labels-only training); labels
 // (optional) are class indices per sample.
 func Train(ctx context.Context, student *graph.Model, samples, teacher [][]*runtime.Tensor, labels []int, o Options) (*Result, error) {
-	if o.Epochs < 0 || o.Batch < 1 || !(o.LR > 0) || !(o.Temperature > 0) || o.Alpha < 0 || o.Alpha > 1 || o.Workers < 0 {
-		return nil, fmt.Errorf("distill: bad options: epochs %d, batch %d, lr %g, temperature %g, alpha %g, workers %d (want epochs >= 0, batch >= 1, lr > 0, temperature > 0, alpha in [0,1], workers >= 0)",
+	if o.Epochs < 0 || o.Batch < 1 || !(o.LR > 0) || !(o.Temperature >= 0) || o.Alpha < 0 || o.Alpha > 1 || o.Workers < 0 {
+		return nil, fmt.Errorf("distill: bad options: epochs %d, batch %d, lr %g, temperature %g, alpha %g, workers %d (want epochs >= 0, batch >= 1, lr > 0, temperature >= 0 (0: auto), alpha in [0,1], workers >= 0)",
 			o.Epochs, o.Batch, o.LR, o.Temperature, o.Alpha, o.Workers)
 	}
 	switch o.Schedule {
@@ -150,6 +155,25 @@ func Train(ctx context.Context, student *graph.Model, samples, teacher [][]*runt
 	if o.Resume && o.CheckpointDir == "" {
 		return nil, fmt.Errorf("distill: resume needs a checkpoint folder")
 	}
+	probe, err := Build(student, 1)
+	if err != nil {
+		return nil, err
+	}
+	var kinds []string
+	res := &Result{}
+	if useKD {
+		if kinds, err = resolveLosses(probe, teacher, o.Loss); err != nil {
+			return nil, err
+		}
+		res.Losses = map[string]string{}
+		for j, k := range kinds {
+			res.Losses[probe.OutputNames[j]] = k
+		}
+	}
+	if o.Temperature == 0 {
+		o.Temperature = AutoTemperature(teacher, kinds)
+	}
+	res.Temperature = o.Temperature
 	src := student
 	var ck *Checkpoint
 	var st *adamState
@@ -167,26 +191,14 @@ func Train(ctx context.Context, student *graph.Model, samples, teacher [][]*runt
 			// rate lets --epochs grow on resume.
 			want.Epochs, got.Epochs = 0, 0
 		}
+		if o.Schedule == ScheduleCosine && got.Schedule == ScheduleCosine && want.Epochs != got.Epochs {
+			return nil, fmt.Errorf("distill: resume: the checkpoint in %s is of a %d-epoch run with the cosine learning-rate schedule, which spans the run's epochs: resume it with --epochs %d (a constant schedule lets --epochs grow)", o.CheckpointDir, got.Epochs, got.Epochs)
+		}
 		if want != got {
 			return nil, fmt.Errorf("distill: resume: the checkpoint in %s was made with other options or data (%+v), this run has %+v", o.CheckpointDir, got, want)
 		}
 		if src, st, err = loadCheckpoint(o.CheckpointDir, ck); err != nil {
 			return nil, err
-		}
-	}
-	probe, err := Build(src, 1)
-	if err != nil {
-		return nil, err
-	}
-	var kinds []string
-	res := &Result{}
-	if useKD {
-		if kinds, err = resolveLosses(probe, teacher, o.Loss); err != nil {
-			return nil, err
-		}
-		res.Losses = map[string]string{}
-		for j, k := range kinds {
-			res.Losses[probe.OutputNames[j]] = k
 		}
 	}
 	tr, err := newTrainer(src, o, kinds, useKD, labels != nil)
