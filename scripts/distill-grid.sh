@@ -58,9 +58,9 @@ Each setting is a flag or an environment variable (the flag wins):
   --epochs N              EPOCHS       epochs per run (default 3)
   --seeds "K ..."         SEEDS        seeds, mean ± sd over them (default "1 2 3")
   --limit N               LIMIT        training images, 0 = all 60,000 (default 0)
-  --lr X                  LR           Adam learning rate (default 0.001)
+  --lr X                  LR           Adam learning rate (default 0.003, optictl distill's)
   --batch N               BATCH        batch size (default 32)
-  --temperature T         TEMPERATURE  KD temperature (default 4)
+  --temperature T         TEMPERATURE  KD temperature, a number or auto (default auto)
   --alpha A               ALPHA        KD weight in mode kd+labels (default 0.5)
   --students "S ..."      STUDENTS     (default "prune-0.5 prune-0.75 mlp")
   --modes "M ..."         MODES        (default "labels kd kd+labels")
@@ -101,9 +101,9 @@ OUT=${OUT:-$ROOT/out/distill-grid}
 EPOCHS=${EPOCHS:-3}
 SEEDS=${SEEDS:-1 2 3}
 LIMIT=${LIMIT:-0}
-LR=${LR:-0.001}
+LR=${LR:-0.003}
 BATCH=${BATCH:-32}
-TEMPERATURE=${TEMPERATURE:-4}
+TEMPERATURE=${TEMPERATURE:-auto}
 ALPHA=${ALPHA:-0.5}
 STUDENTS=${STUDENTS:-prune-0.5 prune-0.75 mlp}
 MODES=${MODES:-labels kd kd+labels}
@@ -159,7 +159,7 @@ is_uint "$LIMIT" || usage_die "LIMIT '$LIMIT' is not a whole number (0 = all tra
 is_uint "$BATCH" && ((BATCH >= 1)) || usage_die "BATCH '$BATCH' is not a whole number >= 1"
 is_uint "$BENCH_ITERATIONS" || usage_die "BENCH_ITERATIONS '$BENCH_ITERATIONS' is not a whole number"
 is_num "$LR" || usage_die "LR '$LR' is not a positive number"
-is_num "$TEMPERATURE" || usage_die "TEMPERATURE '$TEMPERATURE' is not a positive number"
+[ "$TEMPERATURE" = auto ] || is_num "$TEMPERATURE" || usage_die "TEMPERATURE '$TEMPERATURE' is neither auto nor a positive number"
 is_num "$ALPHA" || usage_die "ALPHA '$ALPHA' is not a number in [0, 1]"
 [[ -z $BENCH_CPU ]] || is_uint "$BENCH_CPU" || usage_die "BENCH_CPU '$BENCH_CPU' is not a CPU number"
 read -r -a seeds <<<"$SEEDS"

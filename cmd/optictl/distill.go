@@ -39,6 +39,7 @@ type distillOptions struct {
 	CheckpointDir  string
 	Resume         bool
 	Workers        int
+	Standardize    bool
 	Schedule       string
 	Loss           []string
 	Pixels         pixelFlags
@@ -84,9 +85,11 @@ interp) and its outputs are cached.
 
 Losses against the teacher, per output (--loss KIND or OUTPUT=KIND; auto
 picks as the accuracy metrics do): class scores ([batch, classes]) get
-kd = KL(softmax(teacher/T) || softmax(student/T))·T², with T from
---temperature (auto: half the median spread of the teacher's scores, since
-logit scales differ by orders of magnitude between models); probability
+kd = KL(softmax(z(teacher)/T) || softmax(z(student)/T))·T², where z
+z-scores each sample's scores (--kd-standardize, the default: logit scales
+differ by orders of magnitude between models, and a student need not share
+the teacher's) and T is --temperature (auto: 1 on z-scores; without
+standardization, half the median spread of the teacher's scores); probability
 maps (one channel, values in [0,1]) and single values get mse; other
 vectors (embeddings, features) get cosine = 1 - cos(student, teacher).
 With --train-labels the loss is alpha·KD + (1-alpha)·cross-entropy
@@ -196,7 +199,7 @@ weights as an uninterrupted run.`,
 	f.StringVar(&o.Progress, "progress", "auto", "progress bar on stderr: auto (when stderr is a terminal and without --json), always or never")
 	f.IntVar(&o.Epochs, "epochs", 3, "training epochs")
 	f.IntVar(&o.Batch, "batch", 32, "batch size")
-	f.Float64Var(&o.LR, "lr", 1e-3, "Adam learning rate")
+	f.Float64Var(&o.LR, "lr", 3e-3, "Adam learning rate (the peak of the cosine schedule)")
 	f.Var((*temperatureValue)(&o.T), "temperature", temperatureUsage)
 	f.Float64Var(&o.Alpha, "alpha", 0.5, "weight of the KD term against cross-entropy on --train-labels (0: labels only)")
 	f.Int64Var(&o.Seed, "seed", 1, "seed of the sample order")
@@ -204,6 +207,7 @@ weights as an uninterrupted run.`,
 	f.BoolVar(&o.JSON, "json", false, "print the report as JSON")
 	f.StringVar(&o.CheckpointDir, "checkpoint-dir", "", "checkpoint after each epoch into this folder (default: OUT without its extension + .ckpt)")
 	f.IntVar(&o.Workers, "workers", 2, "split every batch into this many parts trained in parallel (one core each); the weights depend on --workers and --seed, not on the machine")
+	f.BoolVar(&o.Standardize, "kd-standardize", true, standardizeUsage)
 	f.StringVar(&o.Schedule, "lr-schedule", distill.ScheduleCosine, "learning-rate schedule: cosine (decay from --lr to 0 over all epochs) or constant")
 	f.StringSliceVar(&o.Loss, "loss", nil, "loss against the teacher: auto, kd, mse or cosine, for every output or as OUTPUT=KIND (repeatable; auto: kd for class scores, mse for probability maps and single values, cosine for embeddings)")
 	f.BoolVar(&o.Resume, "resume", false, "continue from the last checkpoint in --checkpoint-dir (same options and data; --epochs may grow)")
@@ -319,11 +323,11 @@ func runDistill(g *globalOptions, o *distillOptions) error {
 		res.TeacherSeconds = time.Since(start).Seconds()
 	}
 	T := o.T
-	if res.Loss, T, err = describeLoss(student, tout, lossSpec, labels != nil, o.Alpha, o.T); err != nil {
+	if res.Loss, T, err = describeLoss(student, tout, lossSpec, labels != nil, o.Alpha, o.T, o.Standardize); err != nil {
 		return err
 	}
 	dopts := distill.Options{Epochs: o.Epochs, Batch: o.Batch, LR: o.LR, Temperature: T, Alpha: o.Alpha, Seed: o.Seed,
-		Workers: o.Workers, Schedule: o.Schedule, Loss: lossSpec,
+		Workers: o.Workers, Standardize: o.Standardize, Schedule: o.Schedule, Loss: lossSpec,
 		CheckpointDir: o.checkpointDir(), Resume: o.Resume, Meta: map[string]string{"teacher": o.Teacher, "student": studentName, "train": o.Train}}
 	if res.Pixels != "" {
 		dopts.Meta["pixels"] = res.Pixels

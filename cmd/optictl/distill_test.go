@@ -78,7 +78,9 @@ func TestDistillCommand(t *testing.T) {
 	}{
 		{"pure kd", append(cloneArgs(base), "--student-prune", "0.5", "--train", imgs, "--val", imgs, "--val-labels", labs), 0, "epoch 1: loss", "", true},
 		{"val json", append(cloneArgs(base), "--student-prune", "0.5", "--train", imgs, "--val", imgs, "--val-labels", labs, "--json"), 0, `"val_top1_before"`, "", true},
-		{"kd and labels json", append(cloneArgs(base), "--student", teacher, "--train", imgs, "--train-labels", labs, "--alpha", "0.3", "--temperature", "4", "--json"), 0, `"loss": "0.3·KD(T=4) + 0.7·cross-entropy"`, "", true},
+		{"kd and labels json", append(cloneArgs(base), "--student", teacher, "--train", imgs, "--train-labels", labs, "--alpha", "0.3", "--temperature", "4", "--kd-standardize=false", "--json"), 0, `"loss": "0.3·KD(T=4) + 0.7·cross-entropy"`, "", true},
+		{"default kd json", append(cloneArgs(base), "--student-prune", "0.5", "--train", imgs, "--json"), 0, `"loss": "KD(T=1, auto, standardized), no labels"`, "", true},
+		{"raw kd auto T json", append(cloneArgs(base), "--student-prune", "0.5", "--train", imgs, "--kd-standardize=false", "--json"), 0, `auto), no labels"`, "", true},
 		{"labels count", append(cloneArgs(base), "--student-prune", "0.5", "--train", imgs, "--train-labels", short), 1, "", "10 labels for 96 samples", false},
 		{"image shape", append(cloneArgs(base), "--student-prune", "0.5", "--train", badImgs), 1, "", "27", false},
 		{"both students", append(cloneArgs(base), "--student", teacher, "--student-prune", "0.5", "--train", imgs), 2, "", "exactly one of --student", false},

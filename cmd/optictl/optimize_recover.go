@@ -45,6 +45,7 @@ type recoverOptions struct {
 	Resume        bool
 	TrainBackend  string
 	Workers       int
+	Standardize   bool
 	Schedule      string
 	Loss          []string
 	// changed reports whether a flag was given (cmd.Flags().Changed).
@@ -53,7 +54,7 @@ type recoverOptions struct {
 
 // recoverFlagNames are the flags that only --recover distill uses, in the
 // order --help lists them.
-var recoverFlagNames = []string{"train", "train-labels", "train-limit", "epochs", "train-batch", "lr", "temperature", "alpha", "train-seed", "val", "val-labels", "checkpoint-dir", "resume", "train-backend", "train-workers", "lr-schedule", "loss"}
+var recoverFlagNames = []string{"train", "train-labels", "train-limit", "epochs", "train-batch", "lr", "temperature", "alpha", "train-seed", "val", "val-labels", "checkpoint-dir", "resume", "train-backend", "train-workers", "kd-standardize", "lr-schedule", "loss"}
 
 // recoverSettings are the training settings --recover distill ran with.
 type recoverSettings struct {
@@ -64,6 +65,7 @@ type recoverSettings struct {
 	Alpha       float64 `json:"alpha"`
 	Seed        int64   `json:"seed"`
 	Workers     int     `json:"workers"`
+	Standardize bool    `json:"kd_standardize"`
 	Schedule    string  `json:"lr_schedule"`
 }
 
@@ -95,9 +97,10 @@ func (r *recoverOptions) addFlags(f *pflag.FlagSet) {
 	f.IntVar(&r.TrainLimit, "train-limit", 0, "--recover distill: use at most this many --train samples (0: all; distill's --limit)")
 	f.IntVar(&r.Epochs, "epochs", 3, "training epochs of --recover distill")
 	f.IntVar(&r.Batch, "train-batch", 32, "--recover distill: training batch size (distill's --batch)")
-	f.Float64Var(&r.LR, "lr", 1e-3, "--recover distill: Adam learning rate")
+	f.Float64Var(&r.LR, "lr", 3e-3, "--recover distill: Adam learning rate (the peak of the cosine schedule)")
 	f.Var((*temperatureValue)(&r.T), "temperature", "--recover distill: "+temperatureUsage)
 	f.IntVar(&r.Workers, "train-workers", 2, "--recover distill: split every batch into this many parts trained in parallel, one core each (distill's --workers)")
+	f.BoolVar(&r.Standardize, "kd-standardize", true, "--recover distill: "+standardizeUsage)
 	f.StringVar(&r.Schedule, "lr-schedule", distill.ScheduleCosine, "--recover distill: learning-rate schedule, cosine (decay from --lr to 0 over all epochs) or constant")
 	f.StringSliceVar(&r.Loss, "loss", nil, "--recover distill: loss against the teacher, auto, kd, mse or cosine, for every output or as OUTPUT=KIND (distill's --loss)")
 	f.Float64Var(&r.Alpha, "alpha", 0.5, "--recover distill: weight of the KD term against cross-entropy on --train-labels (0: labels only, the teacher does not run)")
@@ -266,7 +269,7 @@ func pruneRecover(g *globalOptions, o *optimizeOptions, m *graph.Model, open bac
 	defer stop()
 	res := &recoverResult{Method: "distill", Train: r.Train, Samples: len(samples), Val: r.Val, ValSamples: len(valSamples),
 		CheckpointDir: r.CheckpointDir, Resumed: r.Resume,
-		Settings: recoverSettings{Epochs: r.Epochs, Batch: r.Batch, LR: r.LR, Temperature: r.T, Alpha: r.Alpha, Seed: r.Seed, Workers: r.Workers, Schedule: r.Schedule}}
+		Settings: recoverSettings{Epochs: r.Epochs, Batch: r.Batch, LR: r.LR, Temperature: r.T, Alpha: r.Alpha, Seed: r.Seed, Workers: r.Workers, Standardize: r.Standardize, Schedule: r.Schedule}}
 	lossSpec, err := distill.ParseLoss(r.Loss)
 	if err != nil {
 		return nil, rep, nil, usageErr("--recover distill: %v", err)
@@ -284,11 +287,11 @@ func pruneRecover(g *globalOptions, o *optimizeOptions, m *graph.Model, open bac
 			return nil, rep, nil, fmt.Errorf("--recover distill: %w", err)
 		}
 	}
-	if res.Loss, res.Settings.Temperature, err = describeLoss(pm, tout, lossSpec, labels != nil, r.Alpha, r.T); err != nil {
+	if res.Loss, res.Settings.Temperature, err = describeLoss(pm, tout, lossSpec, labels != nil, r.Alpha, r.T, r.Standardize); err != nil {
 		return nil, rep, nil, fmt.Errorf("--recover distill: %w", err)
 	}
 	dopts := distill.Options{Epochs: r.Epochs, Batch: r.Batch, LR: r.LR, Temperature: res.Settings.Temperature, Alpha: r.Alpha, Seed: r.Seed,
-		Workers: r.Workers, Schedule: r.Schedule, Loss: lossSpec,
+		Workers: r.Workers, Standardize: r.Standardize, Schedule: r.Schedule, Loss: lossSpec,
 		CheckpointDir: r.CheckpointDir, Resume: r.Resume, Meta: meta}
 	// A progress bar on a terminal (stderr, not with --json), as distill.
 	showBar, _ := progressMode("auto", o.JSON, g.Stderr)

@@ -58,10 +58,10 @@ func TestOptimizeRecoverDistill(t *testing.T) {
 		t.Fatalf("report (%v): %s", err, so.String())
 	}
 	rr := r.Recover
-	if want := (recoverSettings{Epochs: 2, Batch: 16, LR: 2e-3, Temperature: 2, Alpha: 0.7, Seed: 3, Workers: 2, Schedule: "cosine"}); rr.Settings != want {
+	if want := (recoverSettings{Epochs: 2, Batch: 16, LR: 2e-3, Temperature: 2, Alpha: 0.7, Seed: 3, Workers: 2, Standardize: true, Schedule: "cosine"}); rr.Settings != want {
 		t.Errorf("settings %+v, want %+v", rr.Settings, want)
 	}
-	if rr.TeacherBackend != "interp" || rr.Loss != "0.7·KD(T=2) + 0.3·cross-entropy" || rr.ValSamples != 128 {
+	if rr.TeacherBackend != "interp" || rr.Loss != "0.7·KD(T=2, standardized) + 0.3·cross-entropy" || rr.ValSamples != 128 {
 		t.Errorf("teacher on %q, loss %q, %d val samples", rr.TeacherBackend, rr.Loss, rr.ValSamples)
 	}
 	if rr.ValBefore == nil || rr.Epochs[0].ValTop1 == nil || rr.Epochs[1].ValTop1 == nil {
@@ -357,7 +357,7 @@ func TestOptimizeRecoverFlagsMatchDistill(t *testing.T) {
 	opt, dis := newOptimizeCmd(g).Flags(), newDistillCmd(g).Flags()
 	pairs := map[string]string{"train-labels": "train-labels", "train-limit": "limit", "epochs": "epochs", "train-batch": "batch", "lr": "lr",
 		"temperature": "temperature", "alpha": "alpha", "train-seed": "seed", "val": "val", "val-labels": "val-labels",
-		"checkpoint-dir": "checkpoint-dir", "resume": "resume", "train-backend": "backend", "train-workers": "workers", "lr-schedule": "lr-schedule", "loss": "loss"}
+		"checkpoint-dir": "checkpoint-dir", "resume": "resume", "train-backend": "backend", "train-workers": "workers", "kd-standardize": "kd-standardize", "lr-schedule": "lr-schedule", "loss": "loss"}
 	for _, name := range recoverFlagNames {
 		of := opt.Lookup(name)
 		if of == nil {

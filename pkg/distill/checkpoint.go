@@ -49,6 +49,7 @@ type CheckpointOpts struct {
 	Samples     int     `json:"samples"`
 	Labels      bool    `json:"labels"`
 	Workers     int     `json:"workers"`
+	Standardize bool    `json:"standardize,omitempty"`
 	Schedule    string  `json:"schedule"`
 	// Loss is Options.Loss as sorted NAME=KIND pairs ("" for the default).
 	Loss string `json:"loss,omitempty"`
@@ -61,7 +62,7 @@ func (o Options) ckptOpts(samples int, labels bool) CheckpointOpts {
 	}
 	slices.Sort(loss)
 	return CheckpointOpts{Epochs: o.Epochs, Batch: o.Batch, LR: o.LR, Temperature: o.Temperature, Alpha: o.Alpha, Seed: o.Seed, Samples: samples, Labels: labels,
-		Workers: o.Workers, Schedule: o.Schedule, Loss: strings.Join(loss, ",")}
+		Workers: o.Workers, Standardize: o.Standardize, Schedule: o.Schedule, Loss: strings.Join(loss, ",")}
 }
 
 // ReadCheckpoint reads dir's checkpoint.json.

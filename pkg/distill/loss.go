@@ -69,9 +69,13 @@ func inUnit(vals [][]float32) bool {
 // assumes logits a few units apart; exporters and training recipes give
 // logits of any scale (the ONNX MNIST CNN's are thousands apart), and a
 // fixed T then turns KD into plain cross-entropy on the teacher's argmax.
-// kinds gives each output's loss; only LossKD outputs are read. It
-// returns 1 without KD outputs.
-func AutoTemperature(teacher [][]*runtime.Tensor, kinds []string) float64 {
+// kinds gives each output's loss; only LossKD outputs are read. With
+// standardize (Options.Standardize) the scores are z-scored first, so
+// the spread is 1 and the temperature 1. It returns 1 without KD outputs.
+func AutoTemperature(teacher [][]*runtime.Tensor, kinds []string, standardize bool) float64 {
+	if standardize {
+		return 1
+	}
 	var sds []float64
 	for _, sample := range teacher {
 		for j, k := range kinds {

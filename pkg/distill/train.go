@@ -28,6 +28,12 @@ type Options struct {
 	// labels (loss = Alpha·KD + (1-Alpha)·CE); used only with labels.
 	Alpha float64
 	Seed  int64
+	// Standardize z-scores the teacher's and the student's class scores
+	// per sample before the KD softmax (logit standardization, Sun et al.,
+	// CVPR 2024): KD then matches the shape of the teacher's scores, not
+	// their scale, which a student of another architecture (or one
+	// trained from scratch) does not share.
+	Standardize bool
 	// Workers splits every batch into this many parts trained in
 	// parallel (one graph and goroutine each) whose gradients are
 	// combined in a fixed order: the weights depend on Workers and Seed,
@@ -171,7 +177,7 @@ func Train(ctx context.Context, student *graph.Model, samples, teacher [][]*runt
 		}
 	}
 	if o.Temperature == 0 {
-		o.Temperature = AutoTemperature(teacher, kinds)
+		o.Temperature = AutoTemperature(teacher, kinds, o.Standardize)
 	}
 	res.Temperature = o.Temperature
 	src := student

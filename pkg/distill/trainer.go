@@ -149,10 +149,16 @@ func (t *trainer) newPart(net *Net) (p *part, err error) {
 		var term *G.Node
 		switch kind {
 		case LossKD:
-			// KL(p || q) · T², p = softmax(teacher/T) fed in, q = softmax(student/T).
+			// KL(p || q) · T², p = softmax(teacher/T) fed in, q = softmax(student/T);
+			// with Standardize both are z-scored per sample first.
 			o2, err := rows(out)
 			if err != nil {
 				return nil, err
+			}
+			if t.o.Standardize {
+				if o2, err = zscore(o2); err != nil {
+					return nil, err
+				}
 			}
 			scaled, err := G.Mul(o2, G.NewConstant(1/T))
 			if err != nil {
@@ -342,6 +348,9 @@ func (t *trainer) feed(p *part, idx []int, samples, teacher [][]*runtime.Tensor,
 			copy(dst, teacher[i][j].Float32s())
 			switch t.kinds[j] {
 			case LossKD:
+				if t.o.Standardize {
+					zscoreInPlace(dst)
+				}
 				p.kdConst += softmaxT(dst, T)
 			case LossCosine:
 				unit(dst)
@@ -504,5 +513,59 @@ func gradOf(p *Param) ([]float32, error) {
 func (t *trainer) close() {
 	for _, p := range t.parts {
 		p.vm.Close()
+	}
+}
+
+// zscore standardizes every row of x [B, C]: (x - mean) / sqrt(var + eps).
+func zscore(x *G.Node) (*G.Node, error) {
+	shp := x.Shape()
+	mu, err := G.Mean(x, 1)
+	if err != nil {
+		return nil, err
+	}
+	if mu, err = G.Reshape(mu, tensor.Shape{shp[0], 1}); err != nil {
+		return nil, err
+	}
+	c, err := G.BroadcastSub(x, mu, nil, []byte{1})
+	if err != nil {
+		return nil, err
+	}
+	sq, err := G.Square(c)
+	if err != nil {
+		return nil, err
+	}
+	v, err := G.Mean(sq, 1)
+	if err != nil {
+		return nil, err
+	}
+	if v, err = G.Add(v, G.NewConstant(float32(zscoreEps))); err != nil {
+		return nil, err
+	}
+	sd, err := G.Sqrt(v)
+	if err != nil {
+		return nil, err
+	}
+	if sd, err = G.Reshape(sd, tensor.Shape{shp[0], 1}); err != nil {
+		return nil, err
+	}
+	return G.BroadcastHadamardDiv(c, sd, nil, []byte{1})
+}
+
+const zscoreEps = 1e-6
+
+// zscoreInPlace standardizes v as zscore does one row.
+func zscoreInPlace(v []float32) {
+	var mu float64
+	for _, x := range v {
+		mu += float64(x)
+	}
+	mu /= float64(len(v))
+	var ss float64
+	for _, x := range v {
+		ss += (float64(x) - mu) * (float64(x) - mu)
+	}
+	sd := math.Sqrt(ss/float64(len(v)) + zscoreEps)
+	for i, x := range v {
+		v[i] = float32((float64(x) - mu) / sd)
 	}
 }

@@ -149,3 +149,85 @@ func TestCosineSchedule(t *testing.T) {
 		t.Errorf("constant lr at step 70 = %g, want 0.01", got)
 	}
 }
+
+// TestLossGradients checks every loss's gradient against central finite
+// differences of the loss on the conv net (one graph), and that the
+// standardized KD target is the z-scored teacher.
+func TestLossGradients(t *testing.T) {
+	samples, teacher, labels := convData(6)
+	idx := []int{0, 1, 2, 3, 4, 5}
+	for _, tc := range []struct {
+		name   string
+		loss   string
+		std    bool
+		labels []int
+	}{
+		{"kd", LossKD, false, nil},
+		{"kd standardized", LossKD, true, nil},
+		{"kd standardized+labels", LossKD, true, labels},
+		{"mse", LossMSE, false, nil},
+		{"cosine", LossCosine, false, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o := Options{Epochs: 1, Batch: 6, LR: 1e-3, Temperature: 2, Alpha: 0.6, Workers: 1, Standardize: tc.std}
+			tr, err := newTrainer(convNet(), o, []string{tc.loss}, true, tc.labels != nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer tr.close()
+			p := tr.parts[0]
+			eval := func() (float64, [][]float32) {
+				loss, err := tr.gradients(idx, samples, teacher, tc.labels)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var gs [][]float32
+				for _, prm := range p.net.Params {
+					g, err := gradOf(prm)
+					if err != nil {
+						t.Fatal(err)
+					}
+					gs = append(gs, append([]float32(nil), g...))
+					clear(g)
+				}
+				p.vm.Reset()
+				return loss, gs
+			}
+			_, grads := eval()
+			checked := 0
+			for i, prm := range p.net.Params {
+				w := prm.Node.Value().Data().([]float32)
+				for _, k := range []int{0, len(w) / 2, len(w) - 1} {
+					const h = 1e-3
+					old := w[k]
+					w[k] = old + h
+					up, _ := eval()
+					w[k] = old - h
+					down, _ := eval()
+					w[k] = old
+					num := (up - down) / (2 * h)
+					an := float64(grads[i][k])
+					if math.Abs(num-an) > 2e-3+3e-2*math.Abs(an) {
+						t.Errorf("d loss / d %s[%d]: analytic %g, finite differences %g", prm.Name, k, an, num)
+					}
+					checked++
+				}
+			}
+			if checked < 10 {
+				t.Fatalf("checked %d gradient entries", checked)
+			}
+		})
+	}
+	v := []float32{1, 2, 3, 6}
+	zscoreInPlace(v)
+	var mu, ss float64
+	for _, x := range v {
+		mu += float64(x)
+	}
+	for _, x := range v {
+		ss += (float64(x) - mu/4) * (float64(x) - mu/4)
+	}
+	if math.Abs(mu) > 1e-5 || math.Abs(ss/4-1) > 1e-4 {
+		t.Errorf("z-scored %v: mean %g, variance %g; want 0 and 1", v, mu/4, ss/4)
+	}
+}
