@@ -401,13 +401,15 @@ sensitivity search: training recovers the accuracy), trains it to
 reproduce the unpruned optimized model on --train (knowledge
 distillation, as 'optictl distill'), then applies --prune's accuracy
 budget to the trained model. The training flags are distill's, with its
-defaults and checks: --epochs 3, --lr 1e-3, --temperature 4, --alpha 0.5
-(needs --train-labels; loss alpha·KD + (1-alpha)·cross-entropy), --val
+defaults and checks: --epochs 3, --lr 3e-3, --lr-schedule cosine,
+--temperature auto, --kd-standardize (z-scored KD), --loss auto, --alpha
+0.5 (needs --train-labels; loss alpha·KD + (1-alpha)·cross-entropy), --val
 and --val-labels (top-1 before training and after each epoch),
---checkpoint-dir (here no checkpoints without it) and --resume. Four
+--checkpoint-dir (here no checkpoints without it) and --resume. Five
 carry a train- prefix because optimize or its sibling commands use the
 plain name otherwise: --train-batch 32 (distill --batch), --train-seed 1
-(--seed), --train-limit (--limit) and --train-backend (--backend: it runs
+(--seed), --train-workers 2 (--workers), --train-limit (--limit) and
+--train-backend (--backend: it runs
 the teacher and --val, by default ort when it loads the model, else
 interp; --backend remains the verification backend). The report gives
 the settings, the teacher's backend (and why, when optictl fell back to
