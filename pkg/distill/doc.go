@@ -4,8 +4,9 @@
 // The trainable graph is built directly from pkg/graph, not through
 // onnx-go's gorgonnx backend (whose Gemm and BatchNormalization have no
 // gradients, and which exposes no parameters to write back); the tests
-// use gorgonnx as an independent reference for the forward pass. Supported ops are those of small CNNs and MLPs: Conv (group
-// 1, symmetric pads), Relu, MaxPool (symmetric pads), Add (numpy
+// use gorgonnx as an independent reference for the forward pass.
+// Supported ops are those of small CNNs and MLPs: Conv (group 1, symmetric
+// pads), Relu, MaxPool (symmetric pads), Add (numpy
 // broadcasting), MatMul, Gemm, Reshape, Flatten (axis 1) and Identity.
 // BatchNormalization is not trained: callers fold it into the convolutions
 // first (passes.Optimize at -O2 does), and Build refuses it otherwise.
