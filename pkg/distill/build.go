@@ -32,6 +32,9 @@ type Net struct {
 	// OutputNames are the model's output names.
 	OutputNames []string
 	Params      []*Param
+	// opset is the model's default-domain opset (Softmax and Squeeze
+	// semantics depend on it).
+	opset int64
 }
 
 type value struct {
@@ -53,7 +56,7 @@ func Build(m *graph.Model, batch int) (*Net, error) {
 	}
 	g := m.Graph
 	eg := G.NewGraph()
-	net := &Net{G: eg, Batch: batch}
+	net := &Net{G: eg, Batch: batch, opset: m.Opset("")}
 	vals := map[string]*value{}
 	for _, t := range g.Initializers {
 		v, p, err := constValue(eg, t, nil)
@@ -205,9 +208,7 @@ func buildNode(eg *G.ExprGraph, net *Net, nd *graph.Node, vals map[string]*value
 		if err != nil {
 			return err
 		}
-		if g := nd.AttrInt("group", 1); g != 1 {
-			return fail("group %d (only group 1 is supported)", g)
-		}
+		group := int(nd.AttrInt("group", 1))
 		if x.n == nil || w.n == nil || x.n.Dims() != 4 || w.n.Dims() != 4 {
 			return fail("only 2-D convolutions on float tensors are supported")
 		}
@@ -222,7 +223,7 @@ func buildNode(eg *G.ExprGraph, net *Net, nd *graph.Node, vals map[string]*value
 		if err != nil {
 			return err
 		}
-		y, err := G.Conv2d(x.n, w.n, tensor.Shape(k), pad, stride, dil)
+		y, err := groupConv(x.n, w.n, group, k, pad, stride, dil)
 		if err != nil {
 			return fail("%v", err)
 		}
@@ -281,7 +282,7 @@ func buildNode(eg *G.ExprGraph, net *Net, nd *graph.Node, vals map[string]*value
 		}
 		set(y, true)
 		return nil
-	case "Add":
+	case "Add", "Sub", "Mul", "Div":
 		a, err := in(0)
 		if err != nil {
 			return err
@@ -291,9 +292,9 @@ func buildNode(eg *G.ExprGraph, net *Net, nd *graph.Node, vals map[string]*value
 			return err
 		}
 		if a.n == nil || b.n == nil {
-			return fail("integer Add is not supported")
+			return fail("integer %s is not supported", nd.OpType)
 		}
-		y, err := broadcastAdd(a.n, b.n)
+		y, err := broadcastOp(nd.OpType, a.n, b.n)
 		if err != nil {
 			return fail("%v", err)
 		}
@@ -409,10 +410,8 @@ func buildNode(eg *G.ExprGraph, net *Net, nd *graph.Node, vals map[string]*value
 		}
 		set(y, x.act)
 		return nil
-	case "BatchNormalization":
-		return fail("BatchNormalization is not trained: fold it into the convolutions first (optictl optimize -O2)")
 	}
-	return fail("op %s is not supported (Conv, Relu, MaxPool, Add, MatMul, Gemm, Reshape, Flatten, Identity, Constant)", nd.OpType)
+	return buildOp(&nodeCtx{eg: eg, net: net, nd: nd, vals: vals, in: in, set: set, fail: fail})
 }
 
 // reshapeTarget resolves an ONNX Reshape shape (0 copies, -1 infers). On
@@ -458,10 +457,27 @@ func reshapeTarget(in tensor.Shape, shape []int64, act, allowZero bool) (tensor.
 }
 
 // broadcastAdd adds with numpy broadcasting.
-func broadcastAdd(a, b *G.Node) (*G.Node, error) {
+func broadcastAdd(a, b *G.Node) (*G.Node, error) { return broadcastOp("Add", a, b) }
+
+// broadcastOp applies the elementwise ONNX op (Add, Sub, Mul, Div) with
+// numpy broadcasting.
+func broadcastOp(op string, a, b *G.Node) (*G.Node, error) {
+	var same func(a, b *G.Node) (*G.Node, error)
+	switch op {
+	case "Add":
+		same = G.Add
+	case "Sub":
+		same = G.Sub
+	case "Mul":
+		same = G.HadamardProd
+	case "Div":
+		same = G.HadamardDiv
+	default:
+		return nil, fmt.Errorf("no elementwise op %s", op)
+	}
 	as, bs := a.Shape(), b.Shape()
 	if as.Eq(bs) {
-		return G.Add(a, b)
+		return same(a, b)
 	}
 	var err error
 	rank := max(len(as), len(bs))
@@ -496,9 +512,81 @@ func broadcastAdd(a, b *G.Node) (*G.Node, error) {
 		}
 	}
 	if len(left) == 0 && len(right) == 0 {
-		return G.Add(a, b)
+		return same(a, b)
 	}
-	return G.BroadcastAdd(a, b, left, right)
+	// gorgonia's broadcasting ops get the gradient of an operand
+	// broadcast along several axes wrong (it is right along one axis):
+	// expand the operands to the full shape one axis at a time with a
+	// broadcasting Add of zeros, then apply the plain op.
+	full := make(tensor.Shape, rank)
+	for i := range full {
+		full[i] = max(as[i], bs[i])
+	}
+	if a, err = expand(a, full, left); err != nil {
+		return nil, err
+	}
+	if b, err = expand(b, full, right); err != nil {
+		return nil, err
+	}
+	return same(a, b)
+}
+
+// expand broadcasts n along axes to shape full, one axis at a time, with
+// matrix products by ones (gorgonia's own broadcasting ops get the
+// gradient of an operand broadcast along some axes wrong; MatMul,
+// Reshape and Transpose have exact gradients).
+func expand(n *G.Node, full tensor.Shape, axes []byte) (*G.Node, error) {
+	ones := func(r, c int) *G.Node {
+		d := make([]float32, r*c)
+		for i := range d {
+			d[i] = 1
+		}
+		t := tensor.New(tensor.WithShape(r, c), tensor.WithBacking(d))
+		return G.NewTensor(n.Graph(), tensor.Float32, 2, G.WithShape(r, c), G.WithName(fmt.Sprintf("ones%dx%d", r, c)), G.WithValue(t))
+	}
+	cur := n.Shape().Clone()
+	for _, ax := range axes {
+		k := full[ax]
+		p, q := 1, 1
+		for _, d := range cur[:ax] {
+			p *= d
+		}
+		for _, d := range cur[ax+1:] {
+			q *= d
+		}
+		cur[ax] = k
+		var err error
+		switch {
+		case p == 1:
+			if n, err = G.Reshape(n, tensor.Shape{1, q}); err == nil {
+				n, err = G.Mul(ones(k, 1), n)
+			}
+		case q == 1:
+			if n, err = G.Reshape(n, tensor.Shape{p, 1}); err == nil {
+				n, err = G.Mul(n, ones(1, k))
+			}
+		default:
+			// [p,q] → [q,p] → [q·p,1]·ones[1,k] → [q,p,k] → [p,k,q]
+			if n, err = G.Reshape(n, tensor.Shape{p, q}); err == nil {
+				if n, err = G.Transpose(n, 1, 0); err == nil {
+					if n, err = G.Reshape(n, tensor.Shape{q * p, 1}); err == nil {
+						if n, err = G.Mul(n, ones(1, k)); err == nil {
+							if n, err = G.Reshape(n, tensor.Shape{q, p, k}); err == nil {
+								n, err = G.Transpose(n, 1, 2, 0)
+							}
+						}
+					}
+				}
+			}
+		}
+		if err != nil {
+			return nil, err
+		}
+		if n, err = G.Reshape(n, cur.Clone()); err != nil {
+			return nil, err
+		}
+	}
+	return n, nil
 }
 
 func ints2(v []int64, def int) []int {
