@@ -105,13 +105,23 @@ func Build(m *graph.Model, batch int) (*Net, error) {
 }
 
 // constValue makes a graph value of a constant tensor: float32 becomes a
-// trainable parameter, int64 an integer constant.
+// trainable parameter, int64 and int32 an integer constant.
 func constValue(eg *G.ExprGraph, t *graph.Tensor, owner *graph.Node) (*value, *Param, error) {
 	switch t.DType {
 	case graph.Int64:
 		ints, err := t.Int64s()
 		if err != nil {
 			return nil, nil, fmt.Errorf("distill: tensor %q: %w", t.Name, err)
+		}
+		return &value{ints: ints}, nil, nil
+	case graph.Int32:
+		i32, err := t.Int32s()
+		if err != nil {
+			return nil, nil, fmt.Errorf("distill: tensor %q: %w", t.Name, err)
+		}
+		ints := make([]int64, len(i32))
+		for i, v := range i32 {
+			ints[i] = int64(v)
 		}
 		return &value{ints: ints}, nil, nil
 	case graph.Float:
@@ -131,7 +141,7 @@ func constValue(eg *G.ExprGraph, t *graph.Tensor, owner *graph.Node) (*value, *P
 		n := G.NewTensor(eg, tensor.Float32, len(shp), G.WithShape(shp...), G.WithName("param:"+t.Name), G.WithValue(tt))
 		return &value{n: n}, &Param{Name: t.Name, Dims: append([]int64(nil), t.Dims...), Node: n, constant: owner}, nil
 	}
-	return nil, nil, fmt.Errorf("%w: tensor %q has type %s (float32 and int64 only)", ErrUnsupported, t.Name, t.DType)
+	return nil, nil, fmt.Errorf("%w: tensor %q has type %s (float32, int64 and int32 only)", ErrUnsupported, t.Name, t.DType)
 }
 
 func buildNode(eg *G.ExprGraph, net *Net, nd *graph.Node, vals map[string]*value) (err error) {

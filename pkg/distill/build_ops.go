@@ -130,6 +130,9 @@ func groupConv(x, w *G.Node, group int, k, pad, stride, dil []int) (*G.Node, err
 		return nil, fmt.Errorf("group %d does not divide input channels %d and weight %v", group, xs[1], ws)
 	}
 	cin, cout := ws[1], ws[0]/group
+	if cin == 1 && cout == 1 {
+		return depthwiseConv(x, w, k, pad, stride, dil)
+	}
 	outs := make([]*G.Node, group)
 	for g := 0; g < group; g++ {
 		xg, err := G.Slice(x, nil, G.S(g*cin, (g+1)*cin))
@@ -155,6 +158,46 @@ func groupConv(x, w *G.Node, group int, k, pad, stride, dil []int) (*G.Node, err
 		}
 	}
 	return G.Concat(1, outs...)
+}
+
+// depthwiseConv is a convolution with one input and one output channel
+// per group, in a fixed number of nodes whatever the channel count: the
+// im2col patches [N·Ho·Wo, C·kh·kw] times the weight broadcast over the
+// rows, summed over each channel's kh·kw taps.
+func depthwiseConv(x, w *G.Node, k, pad, stride, dil []int) (*G.Node, error) {
+	xs := x.Shape()
+	c, taps := xs[1], k[0]*k[1]
+	col, err := G.Im2Col(x, tensor.Shape(k), tensor.Shape(pad), tensor.Shape(stride), tensor.Shape(dil))
+	if err != nil {
+		return nil, err
+	}
+	cs := col.Shape() // [N, Ho, Wo, C·kh·kw]
+	rows := cs[0] * cs[1] * cs[2]
+	if col, err = G.Reshape(col, tensor.Shape{rows, c * taps}); err != nil {
+		return nil, err
+	}
+	wf, err := G.Reshape(w, tensor.Shape{1, c * taps})
+	if err != nil {
+		return nil, err
+	}
+	if wf, err = expand(wf, tensor.Shape{rows, c * taps}, []byte{0}); err != nil {
+		return nil, err
+	}
+	prodn, err := G.HadamardProd(col, wf)
+	if err != nil {
+		return nil, err
+	}
+	if prodn, err = G.Reshape(prodn, tensor.Shape{rows, c, taps}); err != nil {
+		return nil, err
+	}
+	sum, err := G.Sum(prodn, 2)
+	if err != nil {
+		return nil, err
+	}
+	if sum, err = G.Reshape(sum, tensor.Shape{cs[0], cs[1], cs[2], c}); err != nil {
+		return nil, err
+	}
+	return G.Transpose(sum, 0, 3, 1, 2)
 }
 
 // channelShape is [1, C, 1, ...] of the given rank.
