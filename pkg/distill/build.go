@@ -390,6 +390,9 @@ func buildNode(eg *G.ExprGraph, net *Net, nd *graph.Node, vals map[string]*value
 		}
 		s := x.n.Shape()
 		y, err := G.Reshape(x.n, tensor.Shape{s[0], s.TotalSize() / s[0]})
+		if err == nil && !x.act {
+			y, err = fresh(y)
+		}
 		if err != nil {
 			return fail("%v", err)
 		}
@@ -415,6 +418,9 @@ func buildNode(eg *G.ExprGraph, net *Net, nd *graph.Node, vals map[string]*value
 			return fail("%v", err)
 		}
 		y, err := G.Reshape(x.n, to)
+		if err == nil && !x.act {
+			y, err = fresh(y)
+		}
 		if err != nil {
 			return fail("%v", err)
 		}
@@ -503,6 +509,7 @@ func broadcastOp(op string, a, b *G.Node) (*G.Node, error) {
 		r, err := G.Reshape(n, ns)
 		return r, ns, err
 	}
+	liftedA := len(as) != rank
 	if a, as, err = lift(a, as); err != nil {
 		return nil, err
 	}
@@ -522,6 +529,12 @@ func broadcastOp(op string, a, b *G.Node) (*G.Node, error) {
 		}
 	}
 	if len(left) == 0 && len(right) == 0 {
+		if liftedA {
+			// a is a reshaped view: the op would run in place on it
+			if a, err = fresh(a); err != nil {
+				return nil, err
+			}
+		}
 		return same(a, b)
 	}
 	// gorgonia's broadcasting ops get the gradient of an operand
@@ -539,6 +552,29 @@ func broadcastOp(op string, a, b *G.Node) (*G.Node, error) {
 		return nil, err
 	}
 	return same(a, b)
+}
+
+// fresh is n computed into its own memory (a product by 1). gorgonia
+// runs an elementwise op in place on its first operand when that operand
+// is not read later, and a Reshape (or Transpose) of a parameter or
+// constant is a view of it: without the copy, every run would overwrite
+// the parameter. Build passes reshaped non-activation values through it.
+func fresh(n *G.Node) (*G.Node, error) {
+	s := n.Shape().Clone()
+	size := s.TotalSize()
+	r, err := G.Reshape(n, tensor.Shape{1, size})
+	if err != nil {
+		return nil, err
+	}
+	one := tensor.New(tensor.WithShape(1, 1), tensor.WithBacking([]float32{1}))
+	o := G.NewTensor(n.Graph(), tensor.Float32, 2, G.WithShape(1, 1), G.WithName("one"), G.WithValue(one))
+	if r, err = G.Mul(o, r); err != nil {
+		return nil, err
+	}
+	if len(s) == 0 {
+		return r, nil
+	}
+	return G.Reshape(r, s)
 }
 
 // expand broadcasts n along axes to shape full, one axis at a time, with

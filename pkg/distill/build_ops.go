@@ -386,6 +386,9 @@ func buildOp(c *nodeCtx) error {
 			return fail("perm %v moves the batch dim (the batch must stay first)", perm)
 		}
 		y, err := G.Transpose(x.n, perm...)
+		if err == nil && !x.act {
+			y, err = fresh(y)
+		}
 		if err != nil {
 			return fail("%v", err)
 		}
@@ -599,6 +602,9 @@ func squeeze(c *nodeCtx) error {
 		out = tensor.Shape{1}
 	}
 	y, err := G.Reshape(x.n, out)
+	if err == nil && !x.act {
+		y, err = fresh(y)
+	}
 	if err != nil {
 		return fail("%v", err)
 	}
