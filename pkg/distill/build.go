@@ -81,7 +81,7 @@ func Build(m *graph.Model, batch int) (*Net, error) {
 			case d.Size > 0:
 				shp[i] = int(d.Size)
 			default:
-				return nil, fmt.Errorf("%w: input %q has dynamic dim %d (fix it with a shape first)", ErrUnsupported, in.Name, i)
+				return nil, fmt.Errorf("%w: input %q has dynamic dim %d: fix the input shape first (optictl optimize --shape %s=1x... -O1, which also folds Shape arithmetic into constants)", ErrUnsupported, in.Name, i, in.Name)
 			}
 		}
 		n := G.NewTensor(eg, tensor.Float32, len(shp), G.WithShape(shp...), G.WithName(in.Name))

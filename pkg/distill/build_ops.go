@@ -399,7 +399,7 @@ func buildOp(c *nodeCtx) error {
 	case "BatchNormalization":
 		return batchNorm(c)
 	case "Shape", "Gather", "Cast", "Slice", "ConstantOfShape", "Expand":
-		return fail("op %s (shape computation) is not supported: fix the input shape and fold the shape arithmetic into constants first (optictl optimize --shape NAME=DIMS -O1)", nd.OpType)
+		return fail("op %s (shape computation) is not supported: fix the input shape and fold the shape arithmetic into constants first (optictl optimize --shape NAME=1x3xHxW -O1)", nd.OpType)
 	}
 	return fail("op %s is not supported (%s)", nd.OpType, supportedOps)
 }
