@@ -404,8 +404,8 @@ func buildOp(c *nodeCtx) error {
 	return fail("op %s is not supported (%s)", nd.OpType, supportedOps)
 }
 
-// softmaxLast is a softmax over the last axis, exp(x - max) / sum, with the
-// max taken as a constant shift (it cancels out of the gradient).
+// softmaxLast is a softmax over the last axis (gorgonia's, whose gradient
+// the finite-difference tests check).
 func softmaxLast(x *G.Node) (*G.Node, error) {
 	return G.SoftMax(x)
 }

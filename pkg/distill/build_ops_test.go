@@ -313,3 +313,71 @@ func TestOpRefusals(t *testing.T) {
 		})
 	}
 }
+
+// TestBatchNormTrainsScaleAndBiasOnly trains the BatchNormalization case a
+// few steps: scale and bias change, mean (a Constant node) and var (an
+// initializer) are written back unchanged, and the written model runs on
+// interp like the gorgonia forward pass of the trained weights.
+func TestBatchNormTrainsScaleAndBiasOnly(t *testing.T) {
+	var m *graph.Model
+	for _, tc := range opCases() {
+		if tc.name == "batchnorm" {
+			m = tc.m
+		}
+	}
+	samples := opSamples(m, 4)
+	teacher := interpRun(t, m, samples)
+	for _, tt := range teacher {
+		v := tt[0].Float32s()
+		for k := range v {
+			v[k] = v[k]*1.2 + 0.1
+		}
+	}
+	tr, err := newTrainer(m, Options{Epochs: 1, Batch: 4, LR: 1e-2, Workers: 1}, []string{LossMSE}, true, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.close()
+	for s := 0; s < 3; s++ {
+		if _, err := tr.step([]int{0, 1, 2, 3}, samples, teacher, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out := m.Clone()
+	if err := tr.master().WriteBack(out); err != nil {
+		t.Fatal(err)
+	}
+	floats := func(g *graph.Model, name string) []float32 {
+		for _, in := range g.Graph.Initializers {
+			if in.Name == name {
+				f, _ := in.Float32s()
+				return f
+			}
+		}
+		for _, n := range g.Graph.Nodes {
+			if n.Is("Constant") && n.Outputs[0] == name {
+				f, _ := n.AttrTensor("value").Float32s()
+				return f
+			}
+		}
+		t.Fatalf("no tensor %q", name)
+		return nil
+	}
+	for _, tc := range []struct {
+		name    string
+		trained bool
+	}{{"sc", true}, {"bi", true}, {"w", true}, {"mean", false}, {"var", false}} {
+		if got := !slices.Equal(floats(out, tc.name), floats(m, tc.name)); got != tc.trained {
+			t.Errorf("%s changed: %v, want %v", tc.name, got, tc.trained)
+		}
+	}
+	want := interpRun(t, out, samples)
+	_, got := forwardBatch(t, out, samples)
+	for i := range got {
+		for j, w := range want[i][0].Float32s() {
+			if !closeTo(float64(got[i][j]), float64(w), 1e-4) {
+				t.Fatalf("written model: sample %d value %d: gorgonia %g, interp %g", i, j, got[i][j], w)
+			}
+		}
+	}
+}

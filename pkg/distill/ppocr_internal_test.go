@@ -81,6 +81,11 @@ func TestPPOCRClsForwardAndKD(t *testing.T) {
 	// Forward at batch 1 equals interp and the reference output.
 	_, got := forwardBatch(t, m, samples[:1])
 	want := ds.Outputs[0].Tensor.Float32s()
+	var maxRel float64
+	for j := range want {
+		maxRel = max(maxRel, math.Abs(float64(got[0][j]-want[j]))/math.Abs(float64(want[j])))
+	}
+	t.Logf("forward at 1x3x48x192: gorgonia %v, reference %v, interp %v (max relative error vs reference %.2g)", got[0], want, teacher[0][0].Float32s(), maxRel)
 	for j := range want {
 		for _, ref := range [][]float32{want, teacher[0][0].Float32s()} {
 			if d := math.Abs(float64(got[0][j] - ref[j])); d > 1e-3*math.Abs(float64(ref[j]))+1e-6 {
@@ -147,5 +152,20 @@ func TestPPOCRClsForwardAndKD(t *testing.T) {
 		kind, before, after, prep.Sub(start), built.Sub(prep), stepTime)
 	if !(after < before) {
 		t.Errorf("KD loss did not decrease: %g after 4 steps, %g before", after, before)
+	}
+	// The trained weights, written back into the Constant nodes, run on
+	// interp like the gorgonia forward pass.
+	trained := student.Clone()
+	if err := tr.master().WriteBack(trained); err != nil {
+		t.Fatal(err)
+	}
+	ref := interpRun(t, trained, samples[:2])
+	_, fw := forwardBatch(t, trained, samples[:2])
+	for i := range fw {
+		for j, r := range ref[i][0].Float32s() {
+			if d := math.Abs(float64(fw[i][j] - r)); d > 1e-3*math.Abs(float64(r))+1e-6 {
+				t.Fatalf("written student, sample %d value %d: gorgonia %g, interp %g", i, j, fw[i][j], r)
+			}
+		}
 	}
 }
