@@ -100,9 +100,15 @@ Optimizer: Adam at --lr, decayed to 0 over all epochs along a half cosine
 combined in a fixed order: the weights depend on --workers, not on the
 machine.
 
-Supported student ops: Conv (group 1, symmetric pads), Relu, MaxPool, Add,
-MatMul, Gemm, Reshape, Flatten, Identity, Constant; BatchNormalization is
-folded into the convolutions first (optimize -O2 passes).
+Supported student ops: Conv (any group, depthwise included; symmetric
+pads), BatchNormalization (folded into the convolutions first by the -O2
+passes), Relu, LeakyRelu, Sigmoid, Tanh, Clip/Relu6, HardSigmoid,
+HardSwish, Add, Sub, Mul, Div (broadcasting), Neg, Sqrt, MaxPool,
+AveragePool (stride = kernel), GlobalAveragePool, MatMul, Gemm, Softmax
+(last axis), Concat, Transpose, Reshape, Flatten, Squeeze, Unsqueeze,
+Dropout, Identity, Constant. A student with dynamic dims other than the
+batch, or with Shape arithmetic, needs its input shape fixed first:
+optictl optimize --shape NAME=1x3xHxW -O1.
 
 Data (--train, --val; as bench --data): MNIST idx (.gz), .npy/.npz, .pb,
 test_data_set folders, or a folder of images (.png, .jpg/.jpeg, .gif; a

@@ -32,6 +32,9 @@ type Net struct {
 	// OutputNames are the model's output names.
 	OutputNames []string
 	Params      []*Param
+	// opset is the model's default-domain opset (Softmax and Squeeze
+	// semantics depend on it).
+	opset int64
 }
 
 type value struct {
@@ -53,7 +56,7 @@ func Build(m *graph.Model, batch int) (*Net, error) {
 	}
 	g := m.Graph
 	eg := G.NewGraph()
-	net := &Net{G: eg, Batch: batch}
+	net := &Net{G: eg, Batch: batch, opset: m.Opset("")}
 	vals := map[string]*value{}
 	for _, t := range g.Initializers {
 		v, p, err := constValue(eg, t, nil)
@@ -78,7 +81,7 @@ func Build(m *graph.Model, batch int) (*Net, error) {
 			case d.Size > 0:
 				shp[i] = int(d.Size)
 			default:
-				return nil, fmt.Errorf("%w: input %q has dynamic dim %d (fix it with a shape first)", ErrUnsupported, in.Name, i)
+				return nil, fmt.Errorf("%w: input %q has dynamic dim %d: fix the input shape first (optictl optimize --shape %s=1x... -O1, which also folds Shape arithmetic into constants)", ErrUnsupported, in.Name, i, in.Name)
 			}
 		}
 		n := G.NewTensor(eg, tensor.Float32, len(shp), G.WithShape(shp...), G.WithName(in.Name))
@@ -102,13 +105,23 @@ func Build(m *graph.Model, batch int) (*Net, error) {
 }
 
 // constValue makes a graph value of a constant tensor: float32 becomes a
-// trainable parameter, int64 an integer constant.
+// trainable parameter, int64 and int32 an integer constant.
 func constValue(eg *G.ExprGraph, t *graph.Tensor, owner *graph.Node) (*value, *Param, error) {
 	switch t.DType {
 	case graph.Int64:
 		ints, err := t.Int64s()
 		if err != nil {
 			return nil, nil, fmt.Errorf("distill: tensor %q: %w", t.Name, err)
+		}
+		return &value{ints: ints}, nil, nil
+	case graph.Int32:
+		i32, err := t.Int32s()
+		if err != nil {
+			return nil, nil, fmt.Errorf("distill: tensor %q: %w", t.Name, err)
+		}
+		ints := make([]int64, len(i32))
+		for i, v := range i32 {
+			ints[i] = int64(v)
 		}
 		return &value{ints: ints}, nil, nil
 	case graph.Float:
@@ -128,7 +141,7 @@ func constValue(eg *G.ExprGraph, t *graph.Tensor, owner *graph.Node) (*value, *P
 		n := G.NewTensor(eg, tensor.Float32, len(shp), G.WithShape(shp...), G.WithName("param:"+t.Name), G.WithValue(tt))
 		return &value{n: n}, &Param{Name: t.Name, Dims: append([]int64(nil), t.Dims...), Node: n, constant: owner}, nil
 	}
-	return nil, nil, fmt.Errorf("%w: tensor %q has type %s (float32 and int64 only)", ErrUnsupported, t.Name, t.DType)
+	return nil, nil, fmt.Errorf("%w: tensor %q has type %s (float32, int64 and int32 only)", ErrUnsupported, t.Name, t.DType)
 }
 
 func buildNode(eg *G.ExprGraph, net *Net, nd *graph.Node, vals map[string]*value) (err error) {
@@ -205,9 +218,7 @@ func buildNode(eg *G.ExprGraph, net *Net, nd *graph.Node, vals map[string]*value
 		if err != nil {
 			return err
 		}
-		if g := nd.AttrInt("group", 1); g != 1 {
-			return fail("group %d (only group 1 is supported)", g)
-		}
+		group := int(nd.AttrInt("group", 1))
 		if x.n == nil || w.n == nil || x.n.Dims() != 4 || w.n.Dims() != 4 {
 			return fail("only 2-D convolutions on float tensors are supported")
 		}
@@ -222,7 +233,7 @@ func buildNode(eg *G.ExprGraph, net *Net, nd *graph.Node, vals map[string]*value
 		if err != nil {
 			return err
 		}
-		y, err := G.Conv2d(x.n, w.n, tensor.Shape(k), pad, stride, dil)
+		y, err := groupConv(x.n, w.n, group, k, pad, stride, dil)
 		if err != nil {
 			return fail("%v", err)
 		}
@@ -281,7 +292,7 @@ func buildNode(eg *G.ExprGraph, net *Net, nd *graph.Node, vals map[string]*value
 		}
 		set(y, true)
 		return nil
-	case "Add":
+	case "Add", "Sub", "Mul", "Div":
 		a, err := in(0)
 		if err != nil {
 			return err
@@ -291,9 +302,9 @@ func buildNode(eg *G.ExprGraph, net *Net, nd *graph.Node, vals map[string]*value
 			return err
 		}
 		if a.n == nil || b.n == nil {
-			return fail("integer Add is not supported")
+			return fail("integer %s is not supported", nd.OpType)
 		}
-		y, err := broadcastAdd(a.n, b.n)
+		y, err := broadcastOp(nd.OpType, a.n, b.n)
 		if err != nil {
 			return fail("%v", err)
 		}
@@ -379,6 +390,9 @@ func buildNode(eg *G.ExprGraph, net *Net, nd *graph.Node, vals map[string]*value
 		}
 		s := x.n.Shape()
 		y, err := G.Reshape(x.n, tensor.Shape{s[0], s.TotalSize() / s[0]})
+		if err == nil && !x.act {
+			y, err = fresh(y)
+		}
 		if err != nil {
 			return fail("%v", err)
 		}
@@ -404,15 +418,16 @@ func buildNode(eg *G.ExprGraph, net *Net, nd *graph.Node, vals map[string]*value
 			return fail("%v", err)
 		}
 		y, err := G.Reshape(x.n, to)
+		if err == nil && !x.act {
+			y, err = fresh(y)
+		}
 		if err != nil {
 			return fail("%v", err)
 		}
 		set(y, x.act)
 		return nil
-	case "BatchNormalization":
-		return fail("BatchNormalization is not trained: fold it into the convolutions first (optictl optimize -O2)")
 	}
-	return fail("op %s is not supported (Conv, Relu, MaxPool, Add, MatMul, Gemm, Reshape, Flatten, Identity, Constant)", nd.OpType)
+	return buildOp(&nodeCtx{eg: eg, net: net, nd: nd, vals: vals, in: in, set: set, fail: fail})
 }
 
 // reshapeTarget resolves an ONNX Reshape shape (0 copies, -1 infers). On
@@ -458,10 +473,27 @@ func reshapeTarget(in tensor.Shape, shape []int64, act, allowZero bool) (tensor.
 }
 
 // broadcastAdd adds with numpy broadcasting.
-func broadcastAdd(a, b *G.Node) (*G.Node, error) {
+func broadcastAdd(a, b *G.Node) (*G.Node, error) { return broadcastOp("Add", a, b) }
+
+// broadcastOp applies the elementwise ONNX op (Add, Sub, Mul, Div) with
+// numpy broadcasting.
+func broadcastOp(op string, a, b *G.Node) (*G.Node, error) {
+	var same func(a, b *G.Node) (*G.Node, error)
+	switch op {
+	case "Add":
+		same = G.Add
+	case "Sub":
+		same = G.Sub
+	case "Mul":
+		same = G.HadamardProd
+	case "Div":
+		same = G.HadamardDiv
+	default:
+		return nil, fmt.Errorf("no elementwise op %s", op)
+	}
 	as, bs := a.Shape(), b.Shape()
 	if as.Eq(bs) {
-		return G.Add(a, b)
+		return same(a, b)
 	}
 	var err error
 	rank := max(len(as), len(bs))
@@ -477,6 +509,7 @@ func broadcastAdd(a, b *G.Node) (*G.Node, error) {
 		r, err := G.Reshape(n, ns)
 		return r, ns, err
 	}
+	liftedA := len(as) != rank
 	if a, as, err = lift(a, as); err != nil {
 		return nil, err
 	}
@@ -496,9 +529,110 @@ func broadcastAdd(a, b *G.Node) (*G.Node, error) {
 		}
 	}
 	if len(left) == 0 && len(right) == 0 {
-		return G.Add(a, b)
+		if liftedA {
+			// a is a reshaped view: the op would run in place on it
+			if a, err = fresh(a); err != nil {
+				return nil, err
+			}
+		}
+		return same(a, b)
 	}
-	return G.BroadcastAdd(a, b, left, right)
+	// gorgonia's broadcasting ops get the gradient of an operand
+	// broadcast along several axes wrong (it is right along one axis):
+	// expand the operands to the full shape one axis at a time with a
+	// broadcasting Add of zeros, then apply the plain op.
+	full := make(tensor.Shape, rank)
+	for i := range full {
+		full[i] = max(as[i], bs[i])
+	}
+	if a, err = expand(a, full, left); err != nil {
+		return nil, err
+	}
+	if b, err = expand(b, full, right); err != nil {
+		return nil, err
+	}
+	return same(a, b)
+}
+
+// fresh is n computed into its own memory (a product by 1). gorgonia
+// runs an elementwise op in place on its first operand when that operand
+// is not read later, and a Reshape (or Transpose) of a parameter or
+// constant is a view of it: without the copy, every run would overwrite
+// the parameter. Build passes reshaped non-activation values through it.
+func fresh(n *G.Node) (*G.Node, error) {
+	s := n.Shape().Clone()
+	size := s.TotalSize()
+	r, err := G.Reshape(n, tensor.Shape{1, size})
+	if err != nil {
+		return nil, err
+	}
+	one := tensor.New(tensor.WithShape(1, 1), tensor.WithBacking([]float32{1}))
+	o := G.NewTensor(n.Graph(), tensor.Float32, 2, G.WithShape(1, 1), G.WithName("one"), G.WithValue(one))
+	if r, err = G.Mul(o, r); err != nil {
+		return nil, err
+	}
+	if len(s) == 0 {
+		return r, nil
+	}
+	return G.Reshape(r, s)
+}
+
+// expand broadcasts n along axes to shape full, one axis at a time, with
+// matrix products by ones (gorgonia's own broadcasting ops get the
+// gradient of an operand broadcast along some axes wrong; MatMul,
+// Reshape and Transpose have exact gradients).
+func expand(n *G.Node, full tensor.Shape, axes []byte) (*G.Node, error) {
+	ones := func(r, c int) *G.Node {
+		d := make([]float32, r*c)
+		for i := range d {
+			d[i] = 1
+		}
+		t := tensor.New(tensor.WithShape(r, c), tensor.WithBacking(d))
+		return G.NewTensor(n.Graph(), tensor.Float32, 2, G.WithShape(r, c), G.WithName(fmt.Sprintf("ones%dx%d", r, c)), G.WithValue(t))
+	}
+	cur := n.Shape().Clone()
+	for _, ax := range axes {
+		k := full[ax]
+		p, q := 1, 1
+		for _, d := range cur[:ax] {
+			p *= d
+		}
+		for _, d := range cur[ax+1:] {
+			q *= d
+		}
+		cur[ax] = k
+		var err error
+		switch {
+		case p == 1:
+			if n, err = G.Reshape(n, tensor.Shape{1, q}); err == nil {
+				n, err = G.Mul(ones(k, 1), n)
+			}
+		case q == 1:
+			if n, err = G.Reshape(n, tensor.Shape{p, 1}); err == nil {
+				n, err = G.Mul(n, ones(1, k))
+			}
+		default:
+			// [p,q] → [q,p] → [q·p,1]·ones[1,k] → [q,p,k] → [p,k,q]
+			if n, err = G.Reshape(n, tensor.Shape{p, q}); err == nil {
+				if n, err = G.Transpose(n, 1, 0); err == nil {
+					if n, err = G.Reshape(n, tensor.Shape{q * p, 1}); err == nil {
+						if n, err = G.Mul(n, ones(1, k)); err == nil {
+							if n, err = G.Reshape(n, tensor.Shape{q, p, k}); err == nil {
+								n, err = G.Transpose(n, 1, 2, 0)
+							}
+						}
+					}
+				}
+			}
+		}
+		if err != nil {
+			return nil, err
+		}
+		if n, err = G.Reshape(n, cur.Clone()); err != nil {
+			return nil, err
+		}
+	}
+	return n, nil
 }
 
 func ints2(v []int64, def int) []int {

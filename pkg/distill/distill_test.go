@@ -286,7 +286,7 @@ func TestRefusals(t *testing.T) {
 	m := mlp()
 	samples, labels := mlpSamples(8)
 	bn := mlp()
-	bn.Graph.Nodes = append(bn.Graph.Nodes[:1], append([]*graph.Node{{Name: "bn", OpType: "BatchNormalization", Inputs: []string{"f", "s", "b", "m", "v"}, Outputs: []string{"f2"}}}, bn.Graph.Nodes[1:]...)...)
+	bn.Graph.Nodes = append(bn.Graph.Nodes[:1], append([]*graph.Node{{Name: "bn", OpType: "BatchNormalization", Inputs: []string{"f", "s", "b", "m", "v"}, Outputs: []string{"f2"}, Attrs: []*graph.Attr{graph.IntAttr("training_mode", 1)}}}, bn.Graph.Nodes[1:]...)...)
 	badShape := [][]*runtime.Tensor{{runtime.FromFloat32([]int64{1, 5}, make([]float32, 5))}}
 	nanSamples, _ := mlpSamples(8)
 	nanSamples[3] = []*runtime.Tensor{runtime.FromFloat32([]int64{1, 3, 2, 2}, []float32{float32(math.NaN()), 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0})}
@@ -298,7 +298,7 @@ func TestRefusals(t *testing.T) {
 		o       distill.Options
 		want    string
 	}{
-		{"batchnorm", bn, samples, nil, distill.Options{Epochs: 1, Batch: 4, LR: 1e-3, Temperature: 1}, "BatchNormalization"},
+		{"batchnorm", bn, samples, nil, distill.Options{Epochs: 1, Batch: 4, LR: 1e-3, Temperature: 1}, "training_mode 1 is not supported"},
 		{"labels count", m, samples, labels[:5], distill.Options{Epochs: 1, Batch: 4, LR: 1e-3, Temperature: 1, Alpha: 0.5}, "5 labels for 8"},
 		{"label range", m, samples, []int{0, 1, 2, 0, 1, 2, 0, 9}, distill.Options{Epochs: 1, Batch: 4, LR: 1e-3, Temperature: 1, Alpha: 0.5}, "label 9 of sample 7"},
 		{"sample shape", m, append(badShape, badShape...), nil, distill.Options{Epochs: 1, Batch: 2, LR: 1e-3, Temperature: 1}, "sample 0 input"},
