@@ -328,13 +328,12 @@ func runDistill(g *globalOptions, o *distillOptions) error {
 		}
 		res.TeacherSeconds = time.Since(start).Seconds()
 	}
-	T := o.T
-	if res.Loss, T, err = describeLoss(student, tout, lossSpec, labels != nil, o.Alpha, o.T, o.Standardize); err != nil {
-		return err
-	}
-	dopts := distill.Options{Epochs: o.Epochs, Batch: o.Batch, LR: o.LR, Temperature: T, Alpha: o.Alpha, Seed: o.Seed,
+	dopts := distill.Options{Epochs: o.Epochs, Batch: o.Batch, LR: o.LR, Temperature: o.T, Alpha: o.Alpha, Seed: o.Seed,
 		Workers: o.Workers, Standardize: o.Standardize, Schedule: o.Schedule, Loss: lossSpec,
 		CheckpointDir: o.checkpointDir(), Resume: o.Resume, Meta: map[string]string{"teacher": o.Teacher, "student": studentName, "train": o.Train}}
+	if res.Loss, _, err = describeLoss(student, tout, dopts, labels != nil); err != nil {
+		return err
+	}
 	if res.Pixels != "" {
 		dopts.Meta["pixels"] = res.Pixels
 	}

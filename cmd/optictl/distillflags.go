@@ -41,44 +41,44 @@ func (t *temperatureValue) Type() string { return "auto|T" }
 const temperatureUsage = "softmax temperature of the KD term: a number, or auto = 1 with --kd-standardize (z-scored scores), else half the median spread (standard deviation) of the teacher's class scores, at least 1 (logit scales differ by 1000x between models; a fixed T=4 on logits thousands apart is plain cross-entropy on the teacher's argmax)"
 
 // standardizeUsage is --kd-standardize's help.
-const standardizeUsage = "z-score the teacher's and the student's class scores per sample before the KD softmax (logit standardization, Sun et al. 2024): KD matches the shape of the teacher's scores, not their scale, so it works for students of any logit scale (a new architecture, one trained from scratch); false: classic KD on raw logits"
+const standardizeUsage = "z-score the teacher's and the student's class scores (outputs of 3 or more classes) per sample before the KD softmax (logit standardization, Sun et al. 2024): KD matches the shape of the teacher's scores, not their scale, so it works for students of any logit scale (a new architecture, one trained from scratch); false: classic KD on raw logits"
 
-// describeLoss resolves what the student is trained on and says it in
-// words: the loss of each output against the teacher (tout nil: the
-// teacher did not run) and the cross-entropy on labels. It returns the
-// temperature to train with: T, or distill.AutoTemperature's when T is 0.
-func describeLoss(student *graph.Model, tout [][]*runtime.Tensor, spec map[string]string, labels bool, alpha, T float64, standardize bool) (string, float64, error) {
+// describeLoss resolves what the student is trained on (distill.Plan
+// with o's Loss, Temperature and Standardize) and says it in words: the
+// loss of each output against the teacher (tout nil: the teacher did not
+// run) and the cross-entropy on labels (weighted by o.Alpha).
+func describeLoss(student *graph.Model, tout [][]*runtime.Tensor, o distill.Options, labels bool) (string, []distill.OutputLoss, error) {
 	if tout == nil {
-		return "cross-entropy on labels", T, nil
+		return "cross-entropy on labels", nil, nil
 	}
-	names, kinds, err := distill.Losses(student, tout, spec)
+	plan, err := distill.Plan(student, tout, o)
 	if err != nil {
-		return "", 0, err
-	}
-	auto := ""
-	if T == 0 {
-		T, auto = distill.AutoTemperature(tout, kinds, standardize), ", auto"
-	}
-	if standardize {
-		auto += ", standardized"
+		return "", nil, err
 	}
 	var terms []string
-	for i, k := range kinds {
-		t := k
-		if k == distill.LossKD {
-			t = fmt.Sprintf("KD(T=%.4g%s)", T, auto)
+	for _, l := range plan {
+		t := l.Kind
+		if l.Kind == distill.LossKD {
+			how := ""
+			if o.Temperature == 0 {
+				how = ", auto"
+			}
+			if l.Standardized {
+				how += ", standardized"
+			}
+			t = fmt.Sprintf("KD(T=%.4g%s)", l.Temperature, how)
 			if labels {
-				t = fmt.Sprintf("%.6g·%s", alpha, t)
+				t = fmt.Sprintf("%.6g·%s", o.Alpha, t)
 			}
 		}
-		if len(kinds) > 1 {
-			t += " on " + names[i]
+		if len(plan) > 1 {
+			t += " on " + l.Output
 		}
 		terms = append(terms, t)
 	}
 	d := strings.Join(terms, " + ")
 	if labels {
-		return d + fmt.Sprintf(" + %.6g·cross-entropy", 1-alpha), T, nil
+		return d + fmt.Sprintf(" + %.6g·cross-entropy", 1-o.Alpha), plan, nil
 	}
-	return d + ", no labels", T, nil
+	return d + ", no labels", plan, nil
 }

@@ -287,12 +287,19 @@ func pruneRecover(g *globalOptions, o *optimizeOptions, m *graph.Model, open bac
 			return nil, rep, nil, fmt.Errorf("--recover distill: %w", err)
 		}
 	}
-	if res.Loss, res.Settings.Temperature, err = describeLoss(pm, tout, lossSpec, labels != nil, r.Alpha, r.T, r.Standardize); err != nil {
-		return nil, rep, nil, fmt.Errorf("--recover distill: %w", err)
-	}
-	dopts := distill.Options{Epochs: r.Epochs, Batch: r.Batch, LR: r.LR, Temperature: res.Settings.Temperature, Alpha: r.Alpha, Seed: r.Seed,
+	dopts := distill.Options{Epochs: r.Epochs, Batch: r.Batch, LR: r.LR, Temperature: r.T, Alpha: r.Alpha, Seed: r.Seed,
 		Workers: r.Workers, Standardize: r.Standardize, Schedule: r.Schedule, Loss: lossSpec,
 		CheckpointDir: r.CheckpointDir, Resume: r.Resume, Meta: meta}
+	var plan []distill.OutputLoss
+	if res.Loss, plan, err = describeLoss(pm, tout, dopts, labels != nil); err != nil {
+		return nil, rep, nil, fmt.Errorf("--recover distill: %w", err)
+	}
+	for _, l := range plan {
+		if l.Kind == distill.LossKD {
+			res.Settings.Temperature = l.Temperature // the (first) KD output's, auto resolved
+			break
+		}
+	}
 	// A progress bar on a terminal (stderr, not with --json), as distill.
 	showBar, _ := progressMode("auto", o.JSON, g.Stderr)
 	bar := newProgressBar(g.Stderr, showBar)

@@ -231,7 +231,7 @@ func checkGradients(t *testing.T, m *graph.Model, samples, teacher [][]*runtime.
 		idx[i] = i
 	}
 	o := Options{Epochs: 1, Batch: len(samples), LR: 1e-3, Temperature: 2, Workers: 1}
-	tr, err := newTrainer(m, o, []string{loss}, true, false)
+	tr, err := newTrainer(m, o, lossesOf(loss, o), true, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -333,7 +333,7 @@ func TestBatchNormTrainsScaleAndBiasOnly(t *testing.T) {
 			v[k] = v[k]*1.2 + 0.1
 		}
 	}
-	tr, err := newTrainer(m, Options{Epochs: 1, Batch: 4, LR: 1e-2, Workers: 1}, []string{LossMSE}, true, false)
+	tr, err := newTrainer(m, Options{Epochs: 1, Batch: 4, LR: 1e-2, Workers: 1}, lossesOf(LossMSE, Options{}), true, false)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -63,40 +63,33 @@ func inUnit(vals [][]float32) bool {
 	return true
 }
 
-// AutoTemperature picks the KD temperature from the teacher's class
-// scores: half the median (over samples) of the standard deviation of a
-// sample's scores across classes, at least 1. Hinton's usual T = 2-4
-// assumes logits a few units apart; exporters and training recipes give
-// logits of any scale (the ONNX MNIST CNN's are thousands apart), and a
-// fixed T then turns KD into plain cross-entropy on the teacher's argmax.
-// kinds gives each output's loss; only LossKD outputs are read. With
-// standardize (Options.Standardize) the scores are z-scored first, so
-// the spread is 1 and the temperature 1. It returns 1 without KD outputs.
-func AutoTemperature(teacher [][]*runtime.Tensor, kinds []string, standardize bool) float64 {
-	if standardize {
-		return 1
-	}
+// autoTemperature picks the KD temperature of one output from the
+// teacher's raw class scores on it: half the median (over samples) of the
+// standard deviation of a sample's scores across classes, at least 1.
+// Hinton's usual T = 2-4 assumes logits a few units apart; exporters and
+// training recipes give logits of any scale (the ONNX MNIST CNN's are
+// thousands apart), and a fixed T then turns KD into plain cross-entropy
+// on the teacher's argmax.
+func autoTemperature(teacher [][]*runtime.Tensor, j int) float64 {
 	var sds []float64
 	for _, sample := range teacher {
-		for j, k := range kinds {
-			if k != LossKD || j >= len(sample) || sample[j] == nil {
-				continue
-			}
-			v := sample[j].Float32s()
-			if len(v) < 2 {
-				continue
-			}
-			var mu, ss float64
-			for _, x := range v {
-				mu += float64(x)
-			}
-			mu /= float64(len(v))
-			for _, x := range v {
-				ss += (float64(x) - mu) * (float64(x) - mu)
-			}
-			if sd := math.Sqrt(ss / float64(len(v))); !math.IsNaN(sd) && !math.IsInf(sd, 0) {
-				sds = append(sds, sd)
-			}
+		if j >= len(sample) || sample[j] == nil {
+			continue
+		}
+		v := sample[j].Float32s()
+		if len(v) < 2 {
+			continue
+		}
+		var mu, ss float64
+		for _, x := range v {
+			mu += float64(x)
+		}
+		mu /= float64(len(v))
+		for _, x := range v {
+			ss += (float64(x) - mu) * (float64(x) - mu)
+		}
+		if sd := math.Sqrt(ss / float64(len(v))); !math.IsNaN(sd) && !math.IsInf(sd, 0) {
+			sds = append(sds, sd)
 		}
 	}
 	if len(sds) == 0 {
@@ -104,6 +97,62 @@ func AutoTemperature(teacher [][]*runtime.Tensor, kinds []string, standardize bo
 	}
 	slices.Sort(sds)
 	return math.Max(1, sds[len(sds)/2]/2)
+}
+
+// OutputLoss is how one output of the student is trained against the
+// teacher.
+type OutputLoss struct {
+	Output string `json:"output"`
+	Kind   string `json:"loss"`
+	// Temperature and Standardized apply to KD: the softmax temperature
+	// and whether both sides' scores are z-scored per sample first
+	// (Options.Standardize, for outputs of at least 3 classes: z-scores
+	// of 2 values are always ±1 and would carry no confidence).
+	Temperature  float64 `json:"temperature,omitempty"`
+	Standardized bool    `json:"standardized,omitempty"`
+}
+
+// minStandardizedClasses is the fewest classes whose scores are z-scored
+// under Options.Standardize.
+const minStandardizedClasses = 3
+
+// plan resolves every output's loss (resolveLosses) and, for KD outputs,
+// its standardization and temperature: Options.Temperature when set, else
+// 1 on z-scores, else autoTemperature of the teacher's raw scores.
+func plan(net *Net, teacher [][]*runtime.Tensor, o Options) ([]OutputLoss, error) {
+	kinds, err := resolveLosses(net, teacher, o.Loss)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]OutputLoss, len(kinds))
+	for j, k := range kinds {
+		out[j] = OutputLoss{Output: net.OutputNames[j], Kind: k}
+		if k != LossKD {
+			continue
+		}
+		shp := net.Outputs[j].Shape()
+		out[j].Standardized = o.Standardize && shp.TotalSize()/shp[0] >= minStandardizedClasses
+		switch {
+		case o.Temperature > 0:
+			out[j].Temperature = o.Temperature
+		case out[j].Standardized:
+			out[j].Temperature = 1
+		default:
+			out[j].Temperature = autoTemperature(teacher, j)
+		}
+	}
+	return out, nil
+}
+
+// Plan says how Train will train each output of student against the
+// teacher's cached outputs with options o (loss, temperature,
+// standardization), for reports made before training.
+func Plan(student *graph.Model, teacher [][]*runtime.Tensor, o Options) ([]OutputLoss, error) {
+	net, err := Build(student, 1)
+	if err != nil {
+		return nil, err
+	}
+	return plan(net, teacher, o)
 }
 
 // ParseLoss reads --loss values: KIND (every output) or OUTPUT=KIND,
@@ -179,17 +228,4 @@ func resolveLosses(net *Net, teacher [][]*runtime.Tensor, spec map[string]string
 		kinds[j] = kind
 	}
 	return kinds, nil
-}
-
-// Losses resolves the loss of every output of student against the
-// teacher's cached outputs as Train will (Options.Loss in spec), for
-// reports made before training. It returns output names and kinds in
-// model order.
-func Losses(student *graph.Model, teacher [][]*runtime.Tensor, spec map[string]string) (names, kinds []string, err error) {
-	net, err := Build(student, 1)
-	if err != nil {
-		return nil, nil, err
-	}
-	kinds, err = resolveLosses(net, teacher, spec)
-	return net.OutputNames, kinds, err
 }

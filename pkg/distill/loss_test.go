@@ -156,3 +156,51 @@ func backendTensors(t *testing.T, m *graph.Model, samples [][]*runtime.Tensor) [
 	}
 	return out
 }
+
+// TestPlanTemperatures: with Standardize, class outputs of 3 or more
+// classes are z-scored at T 1; a 2-class output (whose z-scores are
+// always ±1) keeps raw scores at the automatic temperature, half the
+// median spread of the teacher's scores; an explicit temperature wins.
+func TestPlanTemperatures(t *testing.T) {
+	three := mlp()
+	two := mlp()
+	w2, _ := two.Graph.Initializers[2].Float32s()
+	two.Graph.Initializers[2] = graph.NewFloat32("w2", []int64{6, 2}, w2[:12])
+	two.Graph.Outputs[0].Shape = graph.DimsOf(1, 2)
+	for _, n := range two.Graph.Nodes {
+		if n.Name == "bias2" {
+			n.SetAttr(graph.TensorAttr("value", graph.NewFloat32("", []int64{2}, []float32{0.3, 0})))
+		}
+	}
+	teacherOut := func(vals ...[]float32) [][]*runtime.Tensor {
+		var out [][]*runtime.Tensor
+		for _, v := range vals {
+			out = append(out, []*runtime.Tensor{runtime.FromFloat32([]int64{1, int64(len(v))}, v)})
+		}
+		return out
+	}
+	// per-sample standard deviations 10, 20, 30 (values ±sd): median 20 → T 10
+	twoOut := teacherOut([]float32{10, -10}, []float32{20, -20}, []float32{-30, 30})
+	threeOut := teacherOut([]float32{1, 2, 3}, []float32{3, 2, 1}, []float32{0, 0, 1})
+	for _, tc := range []struct {
+		name    string
+		m       *graph.Model
+		tout    [][]*runtime.Tensor
+		o       distill.Options
+		wantT   float64
+		wantStd bool
+	}{
+		{"3 classes standardized", three, threeOut, distill.Options{Standardize: true}, 1, true},
+		{"2 classes stay raw", two, twoOut, distill.Options{Standardize: true}, 10, false},
+		{"raw auto", two, twoOut, distill.Options{}, 10, false},
+		{"explicit T", three, threeOut, distill.Options{Standardize: true, Temperature: 4}, 4, true},
+	} {
+		plan, err := distill.Plan(tc.m, tc.tout, tc.o)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if len(plan) != 1 || plan[0].Kind != distill.LossKD || plan[0].Temperature != tc.wantT || plan[0].Standardized != tc.wantStd {
+			t.Errorf("%s: plan %+v, want KD at T %g, standardized %v", tc.name, plan, tc.wantT, tc.wantStd)
+		}
+	}
+}

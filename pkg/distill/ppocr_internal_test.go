@@ -110,7 +110,7 @@ func TestPPOCRClsForwardAndKD(t *testing.T) {
 	kind := ChooseLoss([]int64{1, 2}, [][]float32{teacher[0][0].Float32s()})
 	o := Options{Epochs: 1, Batch: 2, LR: 3e-3, Temperature: 1, Workers: 1}
 	prep := time.Now()
-	tr, err := newTrainer(student, o, []string{kind}, true, false)
+	tr, err := newTrainer(student, o, lossesOf(kind, o), true, false)
 	if err != nil {
 		t.Fatal(err)
 	}

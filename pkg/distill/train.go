@@ -21,15 +21,16 @@ type Options struct {
 	Epochs int
 	Batch  int
 	LR     float64
-	// Temperature softens the KD term's softmax; 0 picks it from the
-	// teacher's outputs (AutoTemperature).
+	// Temperature softens the KD term's softmax; 0 picks it per output
+	// (1 on z-scored scores, else half the median spread of the teacher's
+	// scores: see Plan).
 	Temperature float64
 	// Alpha weighs the distillation term against the cross-entropy on
 	// labels (loss = Alpha·KD + (1-Alpha)·CE); used only with labels.
 	Alpha float64
 	Seed  int64
 	// Standardize z-scores the teacher's and the student's class scores
-	// per sample before the KD softmax (logit standardization, Sun et al.,
+	// (outputs of at least 3 classes) per sample before the KD softmax (logit standardization, Sun et al.,
 	// CVPR 2024): KD then matches the shape of the teacher's scores, not
 	// their scale, which a student of another architecture (or one
 	// trained from scratch) does not share.
@@ -99,9 +100,12 @@ type Epoch struct {
 // Result reports a training run.
 type Result struct {
 	ValBefore *float64 `json:"val_top1_before,omitempty"`
-	// Temperature is the KD temperature used (chosen by AutoTemperature
-	// when Options.Temperature is 0).
-	Temperature float64 `json:"temperature"`
+	// Temperature is the KD temperature of the first KD output and
+	// Temperatures that of each (chosen per output when
+	// Options.Temperature is 0: 1 on z-scored scores, else from the
+	// spread of the teacher's scores).
+	Temperature  float64            `json:"temperature,omitempty"`
+	Temperatures map[string]float64 `json:"temperatures,omitempty"`
 	// Losses is the loss each output was trained with against the
 	// teacher (by output name; empty for labels-only training).
 	Losses map[string]string `json:"losses,omitempty"`
@@ -165,21 +169,24 @@ func Train(ctx context.Context, student *graph.Model, samples, teacher [][]*runt
 	if err != nil {
 		return nil, err
 	}
-	var kinds []string
+	var losses []OutputLoss
 	res := &Result{}
 	if useKD {
-		if kinds, err = resolveLosses(probe, teacher, o.Loss); err != nil {
+		if losses, err = plan(probe, teacher, o); err != nil {
 			return nil, err
 		}
 		res.Losses = map[string]string{}
-		for j, k := range kinds {
-			res.Losses[probe.OutputNames[j]] = k
+		for _, l := range losses {
+			res.Losses[l.Output] = l.Kind
+			if l.Kind == LossKD {
+				if res.Temperatures == nil {
+					res.Temperature = l.Temperature
+					res.Temperatures = map[string]float64{}
+				}
+				res.Temperatures[l.Output] = l.Temperature
+			}
 		}
 	}
-	if o.Temperature == 0 {
-		o.Temperature = AutoTemperature(teacher, kinds, o.Standardize)
-	}
-	res.Temperature = o.Temperature
 	src := student
 	var ck *Checkpoint
 	var st *adamState
@@ -207,7 +214,7 @@ func Train(ctx context.Context, student *graph.Model, samples, teacher [][]*runt
 			return nil, err
 		}
 	}
-	tr, err := newTrainer(src, o, kinds, useKD, labels != nil)
+	tr, err := newTrainer(src, o, losses, useKD, labels != nil)
 	if err != nil {
 		return nil, err
 	}

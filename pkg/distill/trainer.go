@@ -23,6 +23,10 @@ type trainer struct {
 	useKD   bool
 	labels  bool
 	kinds   []string // loss per output ("" without KD)
+	// temps and std are each KD output's temperature and whether its
+	// scores are z-scored (Temperatures).
+	temps []float64
+	std   []bool
 	classAt int      // the output cross-entropy reads (labels), -1 if none
 	batch   int
 	parts   []*part
@@ -61,12 +65,19 @@ func partSizes(batch, n int) []int {
 	return s
 }
 
-func newTrainer(src *graph.Model, o Options, kinds []string, useKD, labels bool) (*trainer, error) {
+// newTrainer builds the parts of src. losses gives each output's loss
+// (nil without KD).
+func newTrainer(src *graph.Model, o Options, losses []OutputLoss, useKD, labels bool) (*trainer, error) {
 	workers := max(o.Workers, 1)
 	if workers > o.Batch {
 		return nil, fmt.Errorf("distill: %d workers for a batch of %d: every worker needs at least one sample", workers, o.Batch)
 	}
-	t := &trainer{o: o, useKD: useKD, labels: labels, kinds: kinds, classAt: -1, batch: o.Batch, adam: &adam{lr: o.LR}}
+	t := &trainer{o: o, useKD: useKD, labels: labels, classAt: -1, batch: o.Batch, adam: &adam{lr: o.LR}}
+	for _, l := range losses {
+		t.kinds = append(t.kinds, l.Kind)
+		t.temps = append(t.temps, l.Temperature)
+		t.std = append(t.std, l.Standardized)
+	}
 	for i, sz := range partSizes(o.Batch, workers) {
 		net, err := Build(src, sz)
 		if err != nil {
@@ -126,7 +137,6 @@ func (t *trainer) newPart(net *Net) (p *part, err error) {
 	p = &part{net: net}
 	eg := net.G
 	B := float32(net.Batch)
-	T := float32(t.o.Temperature)
 	for _, in := range net.Inputs {
 		p.inBuf = append(p.inBuf, make([]float32, in.Shape().TotalSize()))
 	}
@@ -155,7 +165,8 @@ func (t *trainer) newPart(net *Net) (p *part, err error) {
 			if err != nil {
 				return nil, err
 			}
-			if t.o.Standardize {
+			T := float32(t.temps[j])
+			if t.std[j] {
 				if o2, err = zscore(o2); err != nil {
 					return nil, err
 				}
@@ -336,7 +347,6 @@ func (t *trainer) feed(p *part, idx []int, samples, teacher [][]*runtime.Tensor,
 		}
 	}
 	p.kdConst = 0
-	T := t.o.Temperature
 	for j, tg := range p.tgt {
 		if tg == nil {
 			continue
@@ -348,10 +358,11 @@ func (t *trainer) feed(p *part, idx []int, samples, teacher [][]*runtime.Tensor,
 			copy(dst, teacher[i][j].Float32s())
 			switch t.kinds[j] {
 			case LossKD:
-				if t.o.Standardize {
+				if t.std[j] {
 					zscoreInPlace(dst)
 				}
-				p.kdConst += softmaxT(dst, T)
+				T := t.temps[j]
+				p.kdConst += softmaxT(dst, T) * T * T
 			case LossCosine:
 				unit(dst)
 			}
@@ -461,11 +472,10 @@ func (t *trainer) gradients(idx []int, samples, teacher [][]*runtime.Tensor, lab
 	// Combine: the batch gradient is the size-weighted mean of the
 	// parts' (each a mean over its own samples), summed in part order.
 	var loss float64
-	T := t.o.Temperature
 	for _, p := range t.parts {
 		w := float64(p.net.Batch) / float64(t.batch)
 		l := float64(p.lossVal.Data().(float32))
-		kd := p.kdConst * T * T / float64(p.net.Batch)
+		kd := p.kdConst / float64(p.net.Batch)
 		if t.labels {
 			kd *= t.o.Alpha
 		}

@@ -78,7 +78,7 @@ func TestWorkersGiveTheBatchGradient(t *testing.T) {
 			var refLoss float64
 			for _, workers := range []int{1, 2, 3} {
 				o := Options{Epochs: 1, Batch: 7, LR: 1e-3, Temperature: 3, Alpha: 0.4, Workers: workers}
-				tr, err := newTrainer(convNet(), o, []string{tc.loss}, true, tc.labels != nil)
+				tr, err := newTrainer(convNet(), o, lossesOf(tc.loss, o), true, tc.labels != nil)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -170,7 +170,7 @@ func TestLossGradients(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			o := Options{Epochs: 1, Batch: 6, LR: 1e-3, Temperature: 2, Alpha: 0.6, Workers: 1, Standardize: tc.std}
-			tr, err := newTrainer(convNet(), o, []string{tc.loss}, true, tc.labels != nil)
+			tr, err := newTrainer(convNet(), o, lossesOf(tc.loss, o), true, tc.labels != nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -230,4 +230,14 @@ func TestLossGradients(t *testing.T) {
 	if math.Abs(mu) > 1e-5 || math.Abs(ss/4-1) > 1e-4 {
 		t.Errorf("z-scored %v: mean %g, variance %g; want 0 and 1", v, mu/4, ss/4)
 	}
+}
+
+// lossesOf is one output trained with kind at o's temperature (1 if
+// unset), z-scored when o.Standardize (the test models have >= 3 classes).
+func lossesOf(kind string, o Options) []OutputLoss {
+	T := o.Temperature
+	if T == 0 {
+		T = 1
+	}
+	return []OutputLoss{{Output: "y", Kind: kind, Temperature: T, Standardized: kind == LossKD && o.Standardize}}
 }
