@@ -19,15 +19,15 @@ import (
 // master copy that Adam updates and that is written back; the others get
 // a copy after every step.
 type trainer struct {
-	o       Options
-	useKD   bool
-	labels  bool
-	kinds   []string // loss per output ("" without KD)
+	o      Options
+	useKD  bool
+	labels bool
+	kinds  []string // loss per output ("" without KD)
 	// temps and std are each KD output's temperature and whether its
 	// scores are z-scored (Temperatures).
-	temps []float64
-	std   []bool
-	classAt int      // the output cross-entropy reads (labels), -1 if none
+	temps   []float64
+	std     []bool
+	classAt int // the output cross-entropy reads (labels), -1 if none
 	batch   int
 	parts   []*part
 	adam    *adam
