@@ -66,6 +66,8 @@ type distillResult struct {
 	// Pixels is the normalization of image data (--pixel-*).
 	Pixels         string  `json:"pixels,omitempty"`
 	TeacherSeconds float64 `json:"teacher_seconds"`
+	// Notes say what distill did to the student beyond training.
+	Notes []string `json:"notes,omitempty"`
 	PeakRSSBytes   int64   `json:"peak_rss_bytes"`
 }
 
@@ -270,6 +272,20 @@ func runDistill(g *globalOptions, o *distillOptions) error {
 			return err
 		}
 	}
+	// A student with dynamic dims (other than the batch) or Shape
+	// arithmetic is trained at the training data's shape: fixed and folded
+	// into constants (as optimize --shape NAME=DIMS -O1 would); the
+	// trained weights go back into the dynamic student when they keep
+	// their names there.
+	dynamic := student
+	if fixed, shapes, err := fixStudentShapes(student, samples); err != nil {
+		return err
+	} else if fixed != nil {
+		student = fixed
+		if g.Verbose {
+			fmt.Fprintf(g.Stderr, "distill: training the student at the data's shape %s\n", shapes)
+		}
+	}
 	var valSamples [][]*runtime.Tensor
 	var valLabels []int
 	if o.Val != "" {
@@ -370,6 +386,13 @@ func runDistill(g *globalOptions, o *distillOptions) error {
 	if err != nil {
 		return err
 	}
+	if student != dynamic {
+		if carryWeights(dynamic, student) {
+			student = dynamic
+		} else {
+			res.Notes = append(res.Notes, "the student is written at the training data's input shape: folding its shape arithmetic renamed weights, so the trained weights do not map back onto the dynamic graph")
+		}
+	}
 	if err := student.Save(o.Out); err != nil {
 		return err
 	}
@@ -384,6 +407,9 @@ func runDistill(g *globalOptions, o *distillOptions) error {
 	teach := "teacher not run (labels only)"
 	if tout != nil {
 		teach = fmt.Sprintf("teacher on %s: %.1fs", backend, res.TeacherSeconds)
+	}
+	for _, n := range res.Notes {
+		fmt.Fprintf(g.Stdout, "note: %s\n", n)
 	}
 	fmt.Fprintf(g.Stdout, "wrote %s (%s; peak RSS %.0f MiB)\n", o.Out, teach, float64(res.PeakRSSBytes)/(1<<20))
 	return nil
@@ -484,4 +510,113 @@ func countTrue(b ...bool) int {
 		}
 	}
 	return n
+}
+
+// fixStudentShapes returns the student with its inputs fixed at the first
+// training sample's shapes and its shape arithmetic folded into
+// constants (passes fold-shapes, fold-constants and the dead-code
+// cleanups), or nil when every input already has fixed dims after the
+// batch. shapes describes the shapes used.
+func fixStudentShapes(m *graph.Model, samples [][]*runtime.Tensor) (*graph.Model, string, error) {
+	inputs := m.Graph.RealInputs()
+	dynamic := false
+	for _, in := range inputs {
+		for i, d := range in.Shape {
+			if i > 0 && d.Size <= 0 {
+				dynamic = true
+			}
+		}
+		if !in.HasShape {
+			dynamic = true
+		}
+	}
+	if !dynamic || len(samples) == 0 {
+		return nil, "", nil
+	}
+	if len(samples[0]) != len(inputs) {
+		return nil, "", fmt.Errorf("distill: a training sample has %d inputs, the student %d", len(samples[0]), len(inputs))
+	}
+	shapes := map[string][]int64{}
+	var desc []string
+	for i, in := range inputs {
+		shapes[in.Name] = append([]int64(nil), samples[0][i].Shape...)
+		desc = append(desc, fmt.Sprintf("%s=%s", in.Name, joinDims(samples[0][i].Shape)))
+	}
+	fixed, _, err := passes.Optimize(m, passes.Options{
+		Passes: []string{"fold-shapes", "fold-constants", "eliminate-dead-nodes", "eliminate-unused-initializers"},
+		Shapes: shapes,
+	})
+	if err != nil {
+		return nil, "", fmt.Errorf("distill: fixing the student's input shapes at the training data's (%s): %w", strings.Join(desc, ", "), err)
+	}
+	return fixed, strings.Join(desc, ", "), nil
+}
+
+func joinDims(d []int64) string {
+	parts := make([]string, len(d))
+	for i, x := range d {
+		parts[i] = fmt.Sprint(x)
+	}
+	return strings.Join(parts, "x")
+}
+
+// carryWeights copies the float32 initializers and Constant values of src
+// (the trained, shape-fixed student) into dst (the same student before
+// its shapes were fixed) by name, and reports whether every one of them
+// had a counterpart of the same dims there; dst is unchanged otherwise.
+func carryWeights(dst, src *graph.Model) bool {
+	inits := map[string]int{}
+	for i, t := range dst.Graph.Initializers {
+		inits[t.Name] = i
+	}
+	consts := map[string]*graph.Node{}
+	for _, n := range dst.Graph.Nodes {
+		if n.Is("Constant") && len(n.Outputs) == 1 && n.AttrTensor("value") != nil {
+			consts[n.Outputs[0]] = n
+		}
+	}
+	type move struct {
+		init int
+		node *graph.Node
+		t    *graph.Tensor
+	}
+	var moves []move
+	for _, t := range src.Graph.Initializers {
+		if t.DType != graph.Float {
+			continue
+		}
+		if i, ok := inits[t.Name]; ok && slices.Equal(dst.Graph.Initializers[i].Dims, t.Dims) {
+			moves = append(moves, move{init: i, t: t})
+			continue
+		}
+		if n, ok := consts[t.Name]; ok && slices.Equal(n.AttrTensor("value").Dims, t.Dims) {
+			moves = append(moves, move{init: -1, node: n, t: t})
+			continue
+		}
+		return false
+	}
+	for _, n := range src.Graph.Nodes {
+		if !n.Is("Constant") || len(n.Outputs) != 1 {
+			continue
+		}
+		v := n.AttrTensor("value")
+		if v == nil || v.DType != graph.Float {
+			continue
+		}
+		d, ok := consts[n.Outputs[0]]
+		if !ok || !slices.Equal(d.AttrTensor("value").Dims, v.Dims) {
+			return false
+		}
+		moves = append(moves, move{init: -1, node: d, t: v})
+	}
+	for _, m := range moves {
+		if m.node != nil {
+			t := m.t.Clone()
+			t.Name = ""
+			m.node.SetAttr(graph.TensorAttr("value", t))
+			continue
+		}
+		dst.Graph.Initializers[m.init] = m.t.Clone()
+	}
+	return true
 }

@@ -315,3 +315,37 @@ func TestDistillStudentWidth(t *testing.T) {
 		t.Errorf("width and prune together: exit %d: %s", code, se.String())
 	}
 }
+
+// TestDistillDynamicStudent: the exported ppocr-cls (dynamic N, H, W and
+// Shape arithmetic in its head) is trained at the training data's shape
+// and the trained weights are written into the dynamic graph, which then
+// runs at other shapes on interp and ORT alike.
+func TestDistillDynamicStudent(t *testing.T) {
+	dir := filepath.Join(testutil.ModelsDir(t), "ppocr-cls")
+	out := filepath.Join(t.TempDir(), "student.onnx")
+	var so, se bytes.Buffer
+	code := Execute([]string{"distill", filepath.Join(dir, "model.onnx"), "-o", out, "--student-width", "0.75", "--train", dir,
+		"--epochs", "1", "--batch", "1", "--workers", "1", "--backend", "interp", "-v"}, &so, &se)
+	if code != 0 || !strings.Contains(se.String(), "training the student at the data's shape x=1x3x48x192") {
+		t.Fatalf("exit %d\nstdout: %s\nstderr: %s", code, so.String(), se.String())
+	}
+	if strings.Contains(so.String(), "note:") {
+		t.Errorf("the student was not written into the dynamic graph: %s", so.String())
+	}
+	m, err := graph.Load(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := m.Graph.RealInputs()[0]
+	if in.Shape[3].Size > 0 {
+		t.Errorf("written student input %v: want the width still dynamic", in.Shape)
+	}
+	so.Reset()
+	se.Reset()
+	if code := Execute([]string{"compare", out, "--backends", "interp,ort", "--shape", "x=2x3x48x320"}, &so, &se); code != 0 {
+		if strings.Contains(se.String(), "onnxruntime") {
+			testutil.Missing(t, "ONNX Runtime: "+se.String())
+		}
+		t.Fatalf("compare at 2x3x48x320: exit %d\n%s\n%s", code, so.String(), se.String())
+	}
+}
