@@ -67,8 +67,8 @@ type distillResult struct {
 	Pixels         string  `json:"pixels,omitempty"`
 	TeacherSeconds float64 `json:"teacher_seconds"`
 	// Notes say what distill did to the student beyond training.
-	Notes []string `json:"notes,omitempty"`
-	PeakRSSBytes   int64   `json:"peak_rss_bytes"`
+	Notes        []string `json:"notes,omitempty"`
+	PeakRSSBytes int64    `json:"peak_rss_bytes"`
 }
 
 func newDistillCmd(g *globalOptions) *cobra.Command {
