@@ -66,6 +66,9 @@ func describeLoss(student *graph.Model, tout [][]*runtime.Tensor, o distill.Opti
 			if l.Standardized {
 				how += ", standardized"
 			}
+			if l.FromProbabilities {
+				how += ", on the Softmax's input"
+			}
 			t = fmt.Sprintf("KD(T=%.4g%s)", l.Temperature, how)
 			if labels {
 				t = fmt.Sprintf("%.6g·%s", o.Alpha, t)

@@ -31,7 +31,11 @@ type Net struct {
 	Outputs []*G.Node // the model's outputs, in model order
 	// OutputNames are the model's output names.
 	OutputNames []string
-	Params      []*Param
+	// Logits holds, per output, the scores a Softmax (last axis) turned
+	// into that output's probabilities, nil when the output is not a
+	// Softmax's: KD and cross-entropy read scores, not probabilities.
+	Logits []*G.Node
+	Params []*Param
 	// opset is the model's default-domain opset (Softmax and Squeeze
 	// semantics depend on it).
 	opset int64
@@ -46,6 +50,8 @@ type value struct {
 	// param is the parameter the value is, if any; used marks it read by
 	// a node (parameters no node reads are not trained).
 	param *Param
+	// logits is the input of the Softmax that computed this value.
+	logits *G.Node
 }
 
 // Build makes a trainable graph of m for the given batch size. m is not
@@ -99,6 +105,7 @@ func Build(m *graph.Model, batch int) (*Net, error) {
 			return nil, fmt.Errorf("%w: output %q is not computed by a supported node", ErrUnsupported, o.Name)
 		}
 		net.Outputs = append(net.Outputs, v.n)
+		net.Logits = append(net.Logits, v.logits)
 		net.OutputNames = append(net.OutputNames, o.Name)
 	}
 	return net, nil

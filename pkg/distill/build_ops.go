@@ -333,6 +333,9 @@ func buildOp(c *nodeCtx) error {
 			return fail("%v", err)
 		}
 		c.set(y, x.act)
+		if rank == 2 {
+			c.vals[nd.Outputs[0]].logits = x.n
+		}
 		return nil
 	case "GlobalAveragePool":
 		x, err := c.floatIn(0)

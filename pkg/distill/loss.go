@@ -70,7 +70,7 @@ func inUnit(vals [][]float32) bool {
 // training recipes give logits of any scale (the ONNX MNIST CNN's are
 // thousands apart), and a fixed T then turns KD into plain cross-entropy
 // on the teacher's argmax.
-func autoTemperature(teacher [][]*runtime.Tensor, j int) float64 {
+func autoTemperature(teacher [][]*runtime.Tensor, j int, probs bool) float64 {
 	var sds []float64
 	for _, sample := range teacher {
 		if j >= len(sample) || sample[j] == nil {
@@ -79,6 +79,10 @@ func autoTemperature(teacher [][]*runtime.Tensor, j int) float64 {
 		v := sample[j].Float32s()
 		if len(v) < 2 {
 			continue
+		}
+		if probs {
+			v = append([]float32(nil), v...)
+			logProbs(v)
 		}
 		var mu, ss float64
 		for _, x := range v {
@@ -106,10 +110,16 @@ type OutputLoss struct {
 	Kind   string `json:"loss"`
 	// Temperature and Standardized apply to KD: the softmax temperature
 	// and whether both sides' scores are z-scored per sample first
-	// (Options.Standardize, for outputs of at least 3 classes: z-scores
-	// of 2 values are always ±1 and would carry no confidence).
+	// (Options.Standardize, for score outputs of at least 3 classes:
+	// z-scores of 2 values are always ±1 and would carry no confidence,
+	// and Softmax probabilities keep their calibration).
 	Temperature  float64 `json:"temperature,omitempty"`
 	Standardized bool    `json:"standardized,omitempty"`
+	// FromProbabilities: the output is a Softmax's probabilities and so
+	// is the teacher's (values in [0, 1]); KD compares the student's
+	// Softmax input with the teacher's log-probabilities, which are its
+	// scores up to a constant that softmax ignores.
+	FromProbabilities bool `json:"from_probabilities,omitempty"`
 }
 
 // minStandardizedClasses is the fewest classes whose scores are z-scored
@@ -131,14 +141,25 @@ func plan(net *Net, teacher [][]*runtime.Tensor, o Options) ([]OutputLoss, error
 			continue
 		}
 		shp := net.Outputs[j].Shape()
-		out[j].Standardized = o.Standardize && shp.TotalSize()/shp[0] >= minStandardizedClasses
+		if net.Logits[j] != nil {
+			var vals [][]float32
+			for _, t := range teacher {
+				if j < len(t) && t[j] != nil {
+					vals = append(vals, t[j].Float32s())
+				}
+			}
+			out[j].FromProbabilities = inUnit(vals)
+		}
+		// Probabilities keep their scale: their calibration is part of
+		// what the model delivers, and log-probabilities share one scale.
+		out[j].Standardized = o.Standardize && !out[j].FromProbabilities && shp.TotalSize()/shp[0] >= minStandardizedClasses
 		switch {
 		case o.Temperature > 0:
 			out[j].Temperature = o.Temperature
 		case out[j].Standardized:
 			out[j].Temperature = 1
 		default:
-			out[j].Temperature = autoTemperature(teacher, j)
+			out[j].Temperature = autoTemperature(teacher, j, out[j].FromProbabilities)
 		}
 	}
 	return out, nil
@@ -228,4 +249,15 @@ func resolveLosses(net *Net, teacher [][]*runtime.Tensor, spec map[string]string
 		kinds[j] = kind
 	}
 	return kinds, nil
+}
+
+// minProb bounds probabilities below before their log (a teacher's
+// exact 0).
+const minProb = 1e-30
+
+// logProbs replaces probabilities by their logs.
+func logProbs(v []float32) {
+	for i, x := range v {
+		v[i] = float32(math.Log(math.Max(float64(x), minProb)))
+	}
 }

@@ -204,3 +204,68 @@ func TestPlanTemperatures(t *testing.T) {
 		}
 	}
 }
+
+// softmaxMLP is mlp() ending in a Softmax: its output "p" is
+// probabilities, as exported classifiers often are.
+func softmaxMLP() *graph.Model {
+	m := mlp()
+	m.Graph.Nodes = append(m.Graph.Nodes, &graph.Node{Name: "softmax", OpType: "Softmax", Inputs: []string{"y"}, Outputs: []string{"p"}, Attrs: []*graph.Attr{graph.IntAttr("axis", -1)}})
+	m.Graph.Outputs[0].Name = "p"
+	return m
+}
+
+func meanKL(p, q [][]float32) float64 {
+	var s float64
+	for i := range p {
+		for j := range p[i] {
+			if p[i][j] > 0 {
+				s += float64(p[i][j]) * math.Log(float64(p[i][j])/math.Max(float64(q[i][j]), 1e-30))
+			}
+		}
+	}
+	return s / float64(len(p))
+}
+
+// TestKDThroughSoftmax: on a Softmax output KD reads the student's scores
+// (the Softmax input) against the teacher's log-probabilities, without
+// standardization, and training brings the student's probabilities to
+// the teacher's.
+func TestKDThroughSoftmax(t *testing.T) {
+	samples, labels := mlpSamples(64)
+	teacher := softmaxMLP()
+	tout := backendTensors(t, teacher, samples)
+	student := softmaxMLP()
+	for i, in := range student.Graph.Initializers {
+		if in.DType == graph.Float && in.Name != "unused" {
+			f, _ := in.Float32s()
+			g := make([]float32, len(f))
+			for k := range f {
+				g[k] = f[k] * (1 + 0.6*float32(math.Sin(float64(k)*2.1)))
+			}
+			student.Graph.Initializers[i] = graph.NewFloat32(in.Name, in.Dims, g)
+		}
+	}
+	o := distill.Options{Epochs: 20, Batch: 16, LR: 1e-2, Seed: 1, Standardize: true}
+	plan, err := distill.Plan(student, tout, o)
+	if err != nil || len(plan) != 1 || !plan[0].FromProbabilities || plan[0].Kind != distill.LossKD || plan[0].Standardized {
+		t.Fatalf("plan %+v (%v): want KD from probabilities, not standardized (probabilities keep their calibration)", plan, err)
+	}
+	ref := interpOutputs(t, teacher, samples)
+	before := meanKL(ref, interpOutputs(t, student, samples))
+	if _, err := distill.Train(context.Background(), student, samples, tout, nil, o); err != nil {
+		t.Fatal(err)
+	}
+	after := meanKL(ref, interpOutputs(t, student, samples))
+	if !(after < before/4) {
+		t.Errorf("KL(teacher || student) %.5f before, %.5f after: want it cut by 4x", before, after)
+	}
+	// Labels only: cross-entropy on the Softmax's input, a finite,
+	// decreasing loss.
+	res, err := distill.Train(context.Background(), softmaxMLP(), samples, nil, labels, distill.Options{Epochs: 5, Batch: 16, LR: 1e-2, Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first, last := res.Epochs[0].Loss, res.Epochs[4].Loss; !(last < first) || math.IsNaN(last) {
+		t.Errorf("labels-only loss %g -> %g: want a finite decrease", first, last)
+	}
+}

@@ -23,10 +23,12 @@ type trainer struct {
 	useKD  bool
 	labels bool
 	kinds  []string // loss per output ("" without KD)
-	// temps and std are each KD output's temperature and whether its
-	// scores are z-scored (Temperatures).
+	// temps, std and probs are each KD output's temperature, whether its
+	// scores are z-scored and whether it is read through its Softmax's
+	// input (OutputLoss).
 	temps   []float64
 	std     []bool
+	probs   []bool
 	classAt int // the output cross-entropy reads (labels), -1 if none
 	batch   int
 	parts   []*part
@@ -77,6 +79,7 @@ func newTrainer(src *graph.Model, o Options, losses []OutputLoss, useKD, labels 
 		t.kinds = append(t.kinds, l.Kind)
 		t.temps = append(t.temps, l.Temperature)
 		t.std = append(t.std, l.Standardized)
+		t.probs = append(t.probs, l.FromProbabilities)
 	}
 	for i, sz := range partSizes(o.Batch, workers) {
 		net, err := Build(src, sz)
@@ -160,8 +163,13 @@ func (t *trainer) newPart(net *Net) (p *part, err error) {
 		switch kind {
 		case LossKD:
 			// KL(p || q) · T², p = softmax(teacher/T) fed in, q = softmax(student/T);
-			// with Standardize both are z-scored per sample first.
-			o2, err := rows(out)
+			// with Standardize both are z-scored per sample first; a
+			// Softmax output is read through the Softmax's input.
+			src := out
+			if t.probs[j] {
+				src = net.Logits[j]
+			}
+			o2, err := rows(src)
 			if err != nil {
 				return nil, err
 			}
@@ -250,7 +258,12 @@ func (t *trainer) newPart(net *Net) (p *part, err error) {
 		terms = append(terms, term)
 	}
 	if t.labels {
-		out, err := rows(net.Outputs[t.classAt])
+		// cross-entropy on scores: a Softmax output's input
+		src := net.Outputs[t.classAt]
+		if net.Logits[t.classAt] != nil {
+			src = net.Logits[t.classAt]
+		}
+		out, err := rows(src)
 		if err != nil {
 			return nil, err
 		}
@@ -358,6 +371,9 @@ func (t *trainer) feed(p *part, idx []int, samples, teacher [][]*runtime.Tensor,
 			copy(dst, teacher[i][j].Float32s())
 			switch t.kinds[j] {
 			case LossKD:
+				if t.probs[j] {
+					logProbs(dst)
+				}
 				if t.std[j] {
 					zscoreInPlace(dst)
 				}
