@@ -267,6 +267,15 @@ func (t *trainer) newPart(net *Net) (p *part, err error) {
 		if err != nil {
 			return nil, err
 		}
+		if t.useKD && t.classAt < len(t.std) && t.std[t.classAt] {
+			// Mixed with standardized KD: the cross-entropy reads the same
+			// z-scored scores, so both terms act on one scale (on raw
+			// logits thousands apart the cross-entropy's gradient would
+			// drown the KD term's, which z-scoring divides by the spread).
+			if out, err = zscore(out); err != nil {
+				return nil, err
+			}
+		}
 		shp := out.Shape()
 		p.ohBuf = make([]float32, shp.TotalSize())
 		p.onehot = G.NewTensor(eg, tensor.Float32, 2, G.WithShape(shp...), G.WithName("labels"))
