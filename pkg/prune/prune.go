@@ -29,7 +29,9 @@ type Options struct {
 	Exclude []string `json:"exclude,omitempty"`
 	// Multiple (structured), when above 1, rounds each layer's kept channel
 	// count to the nearest multiple of it (at least Multiple; layers with
-	// fewer channels than Multiple are not rounded). ONNX Runtime's CPU
+	// no more channels than Multiple are not rounded, since rounding could
+	// only keep them whole: the result would depend on the host's NCHWc
+	// block, 8 or 16). ONNX Runtime's CPU
 	// convolutions at optimization level "all" use a blocked channel layout
 	// (NCHWc, 8 channels a block on AVX2, 16 on AVX-512): a layer whose
 	// channel count is off the block falls back to slower kernels, so

@@ -720,3 +720,23 @@ func TestConformanceModelsNoPanic(t *testing.T) {
 		t.Fatalf("only %d conformance models loaded", n)
 	}
 }
+
+// TestMultipleLeavesSmallLayers: a layer with no more channels than
+// Multiple is pruned unrounded (rounding could only keep it whole), so
+// the result does not depend on the host's NCHWc block (8 or 16): the
+// MNIST CNN's 8-channel conv prunes at Multiple 8 as at 16.
+func TestMultipleLeavesSmallLayers(t *testing.T) {
+	for _, multiple := range []int{8, 16} {
+		m, err := graph.Load(filepath.Join(testutil.ModelsDir(t), "mnist", "model.onnx"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		rep, err := Prune(m, Options{Fraction: 0.25, Mode: Structured, Multiple: multiple})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rep.ChannelsBefore != 8 || rep.ChannelsAfter != 6 {
+			t.Errorf("multiple %d: channels %d -> %d, want 8 -> 6", multiple, rep.ChannelsBefore, rep.ChannelsAfter)
+		}
+	}
+}

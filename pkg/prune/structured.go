@@ -617,7 +617,7 @@ func structured(m *graph.Model, opts Options, rep *Report) error {
 	}
 	if m := opts.Multiple; m > 1 {
 		for _, gr := range cands {
-			if gr.n < m {
+			if gr.n <= m { // rounding could only keep it whole
 				continue
 			}
 			k := gr.n - len(prunedOf[gr])
