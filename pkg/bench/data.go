@@ -118,22 +118,31 @@ func match(ts []tensorio.Named, infos []runtime.IOInfo, where string) (Sample, e
 	return out, nil
 }
 
-func readMaybeGzip(path string) ([]byte, error) {
+// openMaybeGzip opens path for reading, decompressing it when it is gzip;
+// close releases it.
+func openMaybeGzip(path string) (r io.Reader, close func(), err error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("bench: %w", err)
+		return nil, nil, fmt.Errorf("bench: %w", err)
 	}
-	defer f.Close()
 	br := bufio.NewReader(f)
-	var r io.Reader = br
 	if magic, _ := br.Peek(2); len(magic) == 2 && magic[0] == 0x1f && magic[1] == 0x8b {
 		zr, err := gzip.NewReader(br)
 		if err != nil {
-			return nil, fmt.Errorf("bench: %s: %w", path, err)
+			f.Close()
+			return nil, nil, fmt.Errorf("bench: %s: %w", path, err)
 		}
-		defer zr.Close()
-		r = zr
+		return zr, func() { zr.Close(); f.Close() }, nil
 	}
+	return br, func() { f.Close() }, nil
+}
+
+func readMaybeGzip(path string) ([]byte, error) {
+	r, done, err := openMaybeGzip(path)
+	if err != nil {
+		return nil, err
+	}
+	defer done()
 	b, err := io.ReadAll(io.LimitReader(r, maxDataFile+1))
 	if err != nil {
 		return nil, fmt.Errorf("bench: %s: %w", path, err)
@@ -147,21 +156,11 @@ func readMaybeGzip(path string) ([]byte, error) {
 // readMaybeGzipHead reads the first n bytes of a file, decompressed when
 // it is gzip.
 func readMaybeGzipHead(path string, n int) ([]byte, error) {
-	f, err := os.Open(path)
+	r, done, err := openMaybeGzip(path)
 	if err != nil {
-		return nil, fmt.Errorf("bench: %w", err)
+		return nil, err
 	}
-	defer f.Close()
-	br := bufio.NewReader(f)
-	var r io.Reader = br
-	if magic, _ := br.Peek(2); len(magic) == 2 && magic[0] == 0x1f && magic[1] == 0x8b {
-		zr, err := gzip.NewReader(br)
-		if err != nil {
-			return nil, fmt.Errorf("bench: %s: %w", path, err)
-		}
-		defer zr.Close()
-		r = zr
-	}
+	defer done()
 	b := make([]byte, n)
 	k, err := io.ReadFull(r, b)
 	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {

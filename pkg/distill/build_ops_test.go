@@ -237,23 +237,7 @@ func checkGradients(t *testing.T, m *graph.Model, samples, teacher [][]*runtime.
 	}
 	defer tr.close()
 	p := tr.parts[0]
-	eval := func() (float64, [][]float32) {
-		l, err := tr.gradients(idx, samples, teacher, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var gs [][]float32
-		for _, prm := range p.net.Params {
-			g, err := gradOf(prm)
-			if err != nil {
-				t.Fatal(err)
-			}
-			gs = append(gs, append([]float32(nil), g...))
-			clear(g)
-		}
-		p.vm.Reset()
-		return l, gs
-	}
+	eval := func() (float64, [][]float32) { return lossAndGrads(t, tr, idx, samples, teacher, nil) }
 	l0, grads := eval()
 	if !(l0 > 0) {
 		t.Fatalf("loss %g, want > 0", l0)

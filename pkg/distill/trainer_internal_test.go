@@ -176,23 +176,7 @@ func TestLossGradients(t *testing.T) {
 			}
 			defer tr.close()
 			p := tr.parts[0]
-			eval := func() (float64, [][]float32) {
-				loss, err := tr.gradients(idx, samples, teacher, tc.labels)
-				if err != nil {
-					t.Fatal(err)
-				}
-				var gs [][]float32
-				for _, prm := range p.net.Params {
-					g, err := gradOf(prm)
-					if err != nil {
-						t.Fatal(err)
-					}
-					gs = append(gs, append([]float32(nil), g...))
-					clear(g)
-				}
-				p.vm.Reset()
-				return loss, gs
-			}
+			eval := func() (float64, [][]float32) { return lossAndGrads(t, tr, idx, samples, teacher, tc.labels) }
 			_, grads := eval()
 			checked := 0
 			for i, prm := range p.net.Params {
@@ -240,4 +224,27 @@ func lossesOf(kind string, o Options) []OutputLoss {
 		T = 1
 	}
 	return []OutputLoss{{Output: "y", Kind: kind, Temperature: T, Standardized: kind == LossKD && o.Standardize}}
+}
+
+// lossAndGrads runs one forward and backward pass of tr (one part) on the
+// samples idx and returns the loss and a copy of every parameter's
+// gradient, leaving the gradients cleared and the machine reset.
+func lossAndGrads(t *testing.T, tr *trainer, idx []int, samples, teacher [][]*runtime.Tensor, labels []int) (float64, [][]float32) {
+	t.Helper()
+	loss, err := tr.gradients(idx, samples, teacher, labels)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := tr.parts[0]
+	var gs [][]float32
+	for _, prm := range p.net.Params {
+		g, err := gradOf(prm)
+		if err != nil {
+			t.Fatal(err)
+		}
+		gs = append(gs, append([]float32(nil), g...))
+		clear(g)
+	}
+	p.vm.Reset()
+	return loss, gs
 }
