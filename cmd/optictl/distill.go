@@ -105,7 +105,7 @@ machine.
 Supported student ops: Conv (any group, depthwise included; symmetric
 pads), BatchNormalization (folded into the convolutions first by the -O2
 passes), Relu, LeakyRelu, Sigmoid, Tanh, Clip/Relu6, HardSigmoid,
-HardSwish, Add, Sub, Mul, Div (broadcasting), Neg, Sqrt, MaxPool,
+HardSwish, Add, Sub, Mul, Div, Max, Min (broadcasting), Neg, Sqrt, MaxPool,
 AveragePool (stride = kernel), GlobalAveragePool, MatMul, Gemm, Softmax
 (last axis), Concat, Transpose, Reshape, Flatten, Squeeze, Unsqueeze,
 Dropout, Identity, Constant. A student with dynamic dims other than the

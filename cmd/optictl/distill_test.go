@@ -349,3 +349,34 @@ func TestDistillDynamicStudent(t *testing.T) {
 		t.Fatalf("compare at 2x3x48x320: exit %d\n%s\n%s", code, so.String(), se.String())
 	}
 }
+
+// TestDistillEmbedding: openWakeWord's exported embedding model (TF
+// export: Max for its clipped activations, an embedding output) is
+// distilled with the cosine loss, chosen from the output, and the loss
+// falls; the written student runs alike on interp and ORT.
+func TestDistillEmbedding(t *testing.T) {
+	dir := filepath.Join(testutil.ModelsDir(t), "oww-embedding")
+	out := filepath.Join(t.TempDir(), "student.onnx")
+	var so, se bytes.Buffer
+	code := Execute([]string{"distill", filepath.Join(dir, "model.onnx"), "-o", out, "--student-width", "0.75", "--train", dir,
+		"--epochs", "3", "--batch", "1", "--workers", "1", "--backend", "interp", "--json"}, &so, &se)
+	if code != 0 {
+		t.Fatalf("exit %d\nstdout: %s\nstderr: %s", code, so.String(), se.String())
+	}
+	var r struct {
+		Loss   string
+		Losses map[string]string
+		Epochs []struct{ Loss float64 }
+	}
+	if err := json.Unmarshal(so.Bytes(), &r); err != nil {
+		t.Fatal(err)
+	}
+	if r.Loss != "cosine, no labels" || len(r.Epochs) != 3 || !(r.Epochs[2].Loss < r.Epochs[0].Loss) {
+		t.Errorf("report: loss %q, losses %v, epochs %+v: want the cosine loss, falling", r.Loss, r.Losses, r.Epochs)
+	}
+	so.Reset()
+	se.Reset()
+	if code := Execute([]string{"compare", out, "--backends", "interp,ort", "--data", dir}, &so, &se); code != 0 {
+		t.Fatalf("compare: exit %d\n%s\n%s", code, so.String(), se.String())
+	}
+}

@@ -299,23 +299,39 @@ func buildNode(eg *G.ExprGraph, net *Net, nd *graph.Node, vals map[string]*value
 		}
 		set(y, true)
 		return nil
-	case "Add", "Sub", "Mul", "Div":
+	case "Add", "Sub", "Mul", "Div", "Max", "Min":
+		// Max and Min take one or more inputs (folded left to right);
+		// the others exactly two.
+		n := len(nd.Inputs)
+		if nd.OpType != "Max" && nd.OpType != "Min" || n < 1 {
+			n = 2
+		}
 		a, err := in(0)
 		if err != nil {
 			return err
 		}
-		b, err := in(1)
-		if err != nil {
-			return err
-		}
-		if a.n == nil || b.n == nil {
+		if a.n == nil {
 			return fail("integer %s is not supported", nd.OpType)
 		}
-		y, err := broadcastOp(nd.OpType, a.n, b.n)
-		if err != nil {
-			return fail("%v", err)
+		y, act := a.n, a.act
+		for i := 1; i < n; i++ {
+			b, err := in(i)
+			if err != nil {
+				return err
+			}
+			if b.n == nil {
+				return fail("integer %s is not supported", nd.OpType)
+			}
+			if y, err = broadcastOp(nd.OpType, y, b.n); err != nil {
+				return fail("%v", err)
+			}
+			act = act || b.act
 		}
-		set(y, a.act || b.act)
+		if n == 1 {
+			vals[nd.Outputs[0]] = a
+			return nil
+		}
+		set(y, act)
 		return nil
 	case "MatMul":
 		a, err := in(0)
@@ -495,6 +511,31 @@ func broadcastOp(op string, a, b *G.Node) (*G.Node, error) {
 		same = G.HadamardProd
 	case "Div":
 		same = G.HadamardDiv
+	case "Max":
+		// max(a, b) = a + relu(b - a): Rectify has a gradient, an
+		// elementwise max has none in gorgonia.
+		same = func(a, b *G.Node) (*G.Node, error) {
+			d, err := G.Sub(b, a)
+			if err != nil {
+				return nil, err
+			}
+			if d, err = G.Rectify(d); err != nil {
+				return nil, err
+			}
+			return G.Add(a, d)
+		}
+	case "Min":
+		// min(a, b) = a - relu(a - b)
+		same = func(a, b *G.Node) (*G.Node, error) {
+			d, err := G.Sub(a, b)
+			if err != nil {
+				return nil, err
+			}
+			if d, err = G.Rectify(d); err != nil {
+				return nil, err
+			}
+			return G.Sub(a, d)
+		}
 	default:
 		return nil, fmt.Errorf("no elementwise op %s", op)
 	}

@@ -11,7 +11,7 @@ import (
 
 // supportedOps names the ops Build handles, for refusals.
 const supportedOps = "Conv (any group), BatchNormalization, Relu, LeakyRelu, Sigmoid, Tanh, Clip, HardSigmoid, HardSwish, " +
-	"Add, Sub, Mul, Div, Neg, Sqrt, MaxPool, AveragePool, GlobalAveragePool, MatMul, Gemm, Softmax, Concat, Transpose, " +
+	"Add, Sub, Mul, Div, Max, Min, Neg, Sqrt, MaxPool, AveragePool, GlobalAveragePool, MatMul, Gemm, Softmax, Concat, Transpose, " +
 	"Reshape, Flatten, Squeeze, Unsqueeze, Dropout, Identity, Constant"
 
 // nodeCtx is what buildNode hands the op builders of this file.

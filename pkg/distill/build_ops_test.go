@@ -88,6 +88,8 @@ func opCases() []opCase {
 			nd("Mul", s("a", "four"), s("b")), nd("HardSwish", s("b"), s("y")))},
 		{name: "sub mul div broadcast", m: opModel(13, x4, []*graph.Tensor{f32("c", []int64{2, 1, 1}, 1, 1), f32("r", []int64{3}, 2, 0.5), graph.NewFloat32("two", []int64{1}, []float32{2})},
 			nd("Sub", s("c", "a"), s("d")), nd("Mul", s("d", "r"), s("e")), nd("Add", s("r", "two"), s("q")), nd("Div", s("e", "q"), s("f")), nd("Mul", s("a", "a"), s("aa")), nd("Add", s("aa", "two"), s("den")), nd("Div", s("f", "den"), s("y")))},
+		{name: "max min broadcast and variadic", m: opModel(13, x4, []*graph.Tensor{f32("c", []int64{2, 1, 1}, 1, 1), f32("r", []int64{3}, 2, 0.5)},
+			nd("Max", s("a", "c"), s("b")), nd("Min", s("b", "r", "a"), s("d")), nd("Max", s("d"), s("y")))},
 		{name: "dropout", m: opModel(12, x4, nil, nd("Dropout", s("a"), s("y")))},
 		{name: "softmax opset 13", m: opModel(13, []int64{1, 6}, nil, nd("Softmax", s("a"), s("y")))},
 		{name: "softmax opset 11 axis 1", m: opModel(11, []int64{1, 5}, nil, nd("Softmax", s("a"), s("y"), graph.IntAttr("axis", 1)))},

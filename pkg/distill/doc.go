@@ -16,7 +16,8 @@
 //   - Relu, LeakyRelu, Sigmoid, Tanh, Clip (min/max as attributes or
 //     constant inputs; Relu6), HardSigmoid, HardSwish, Neg, Sqrt, all with
 //     gradients (Clip and the hard activations are built from Rectify);
-//   - Add, Sub, Mul, Div with numpy broadcasting;
+//   - Add, Sub, Mul, Div, Max, Min (variadic) with numpy broadcasting
+//     (Max and Min built from Rectify);
 //   - MaxPool (no padding), AveragePool (stride = kernel, no padding),
 //     GlobalAveragePool, Softmax (last axis only);
 //   - Reshape (constant shape), Flatten (axis 1), Concat (any axis but the
