@@ -109,8 +109,11 @@ HardSwish, Add, Sub, Mul, Div, Max, Min (broadcasting), Neg, Sqrt, MaxPool,
 AveragePool (stride = kernel), GlobalAveragePool, MatMul, Gemm, Softmax
 (last axis), Concat, Transpose, Reshape, Flatten, Squeeze, Unsqueeze,
 Dropout, Identity, Constant. A student with dynamic dims other than the
-batch, or with Shape arithmetic, needs its input shape fixed first:
-optictl optimize --shape NAME=1x3xHxW -O1.
+batch, or with Shape arithmetic, is trained at the first training
+sample's shape (fixed and folded into constants, as optimize --shape
+NAME=DIMS -O1 does), and the trained weights are written back into the
+dynamic graph when they keep their names there (else the fixed-shape
+student is written, with a note).
 
 Data (--train, --val; as bench --data): MNIST idx (.gz), .npy/.npz, .pb,
 test_data_set folders, or a folder of images (.png, .jpg/.jpeg, .gif; a
