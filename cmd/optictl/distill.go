@@ -146,7 +146,8 @@ After each epoch a checkpoint (the student ONNX, Adam's state, and
 checkpoint.json with epoch, loss, val top-1, seed and options, written
 last) goes to --checkpoint-dir (default: OUT without its extension +
 ".ckpt"); Ctrl-C leaves the last one usable. --resume continues from it
-with the same options and data (--epochs may grow) and gives the same
+with the same options and data (--epochs may grow with --lr-schedule
+constant) and gives the same
 weights as an uninterrupted run.`,
 		Args: exactArgs(1, "one teacher model"),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -221,7 +222,7 @@ weights as an uninterrupted run.`,
 	f.BoolVar(&o.Standardize, "kd-standardize", true, standardizeUsage)
 	f.StringVar(&o.Schedule, "lr-schedule", distill.ScheduleCosine, "learning-rate schedule: cosine (decay from --lr to 0 over all epochs) or constant")
 	f.StringSliceVar(&o.Loss, "loss", nil, "loss against the teacher: auto, kd, mse or cosine, for every output or as OUTPUT=KIND (repeatable; auto: kd for class scores, mse for probability maps and single values, cosine for embeddings)")
-	f.BoolVar(&o.Resume, "resume", false, "continue from the last checkpoint in --checkpoint-dir (same options and data; --epochs may grow)")
+	f.BoolVar(&o.Resume, "resume", false, "continue from the last checkpoint in --checkpoint-dir (same options and data; --epochs may grow with --lr-schedule constant)")
 	return cmd
 }
 

@@ -110,7 +110,7 @@ func (r *recoverOptions) addFlags(f *pflag.FlagSet) {
 	f.StringVar(&r.Val, "val", "", "--recover distill: validation inputs; the student's top-1 is measured before training and after each epoch (needs --val-labels)")
 	f.StringVar(&r.ValLabels, "val-labels", "", "--recover distill: labels of --val")
 	f.StringVar(&r.CheckpointDir, "checkpoint-dir", "", "--recover distill: checkpoint the student after each epoch into this folder (default: no checkpoints)")
-	f.BoolVar(&r.Resume, "resume", false, "--recover distill: continue from the checkpoint in --checkpoint-dir (same model, pruning, options and data; --epochs may grow)")
+	f.BoolVar(&r.Resume, "resume", false, "--recover distill: continue from the checkpoint in --checkpoint-dir (same model, pruning, options and data; --epochs may grow with --lr-schedule constant)")
 	f.StringVar(&r.TrainBackend, "train-backend", "", "--recover distill: backend that runs the teacher and --val (default: ort when it loads the model, else interp; --backend is the verification's; distill's --backend)")
 }
 
